@@ -1,0 +1,18 @@
+"""tms-bayes: Bayesian and dynamical phase transitions in singular models.
+
+Subpackages (imported on demand, so ``import tms_bayes`` stays cheap):
+
+- :mod:`tms_bayes.theory`    exact TMS potential, k-gon critical points, λ, free energies
+- :mod:`tms_bayes.models`    PyMC model builders and data generators
+- :mod:`tms_bayes.inference` samplers, sweeps and run storage
+- :mod:`tms_bayes.analysis`  phases, occupancy, plots and reports
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tms-bayes")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,107 @@
+"""Figures.  Every function returns a ``matplotlib.figure.Figure`` built without pyplot's global
+state (safe headless and in threads); save it with :func:`tms_bayes.inference.storage.write_figure`
+or let a notebook display it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies"]
+
+
+def _new(ax=None, figsize=(6.4, 4.2)):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def energy_levels(catalogue: xr.Dataset, ax=None) -> Figure:
+    """Energy-level diagram: L(w*) against λ for catalogue points where λ is known; points of
+    unknown λ are drawn as ticks in a separate strip on the right, labelled "λ unknown"."""
+    fig, ax = _new(ax)
+    lam = catalogue["lambda_"].values
+    loss = catalogue["loss"].values
+    names = catalogue.phase.values
+    known = np.isfinite(lam)
+    ax.scatter(lam[known], loss[known], color="C0", zorder=3, label="λ from theory")
+    for x, y, s in zip(lam[known], loss[known], names[known]):
+        ax.annotate(s, (x, y), textcoords="offset points", xytext=(6, 2), fontsize=9)
+    if (~known).any():
+        x0 = (np.nanmax(lam) if known.any() else 0.0) + 2.0
+        ax.scatter(np.full((~known).sum(), x0), loss[~known], marker="_", s=200, color="C3", label="λ unknown (estimate with λ̂)")
+        for y, s in zip(loss[~known], names[~known]):
+            ax.annotate(s, (x0, y), textcoords="offset points", xytext=(10, -3), fontsize=7, color="C3")
+        ax.axvline(x0 - 1.0, color="0.8", lw=0.8)
+        ticks = [t for t in ax.get_xticks() if t <= x0 - 1.0 and t >= ax.get_xlim()[0]]
+        ax.set_xticks([*ticks, x0], [*(f"{t:g}" for t in ticks), "λ unknown"])
+        ax.set_xlim(right=x0 + 1.6)
+    ax.set_xlabel("learning coefficient λ")
+    ax.set_ylabel("L(w*)")
+    ax.set_title(f"TMS critical points, r={catalogue.attrs.get('r')}, c={catalogue.attrs.get('c')}")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def occupancy_curves(occupancy: xr.DataArray, crossovers: list[dict] | None = None, ax=None, *, empirical: xr.DataArray | None = None) -> Figure:
+    """Theoretical occupancy P(W_α | D_n) against n, one curve per phase, with crossovers n_crit
+    marked as dashed lines.  ``empirical`` (dims n, phase; optional ``lower``/``upper`` coords) is
+    drawn as points with intervals on the same axes."""
+    fig, ax = _new(ax)
+    n = occupancy.n.values
+    for i, phase in enumerate(occupancy.phase.values):
+        ax.plot(n, occupancy.sel(phase=phase).values, color=f"C{i}", label=f"{phase} (theory)")
+        if empirical is not None and phase in empirical.phase.values:
+            e = empirical.sel(phase=phase)
+            yerr = None
+            if "lower" in e.coords and "upper" in e.coords:
+                yerr = np.vstack([e.values - e["lower"].values, e["upper"].values - e.values])
+            ax.errorbar(e.n.values, e.values, yerr=yerr, fmt="o", color=f"C{i}", ms=4, capsize=2, label=f"{phase} (samples)")
+    for cr in crossovers or []:
+        if math.isfinite(cr["n_crit"]):
+            ax.axvline(cr["n_crit"], color="0.3", ls="--", lw=1)
+            ax.annotate(f"{cr['from']}→{cr['to']}\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.5), textcoords="offset points", xytext=(4, 0), fontsize=8)
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("posterior occupancy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Occupancy: softmax(−F_n), F_n = nL + λ log n + c")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def one_dim_free_energies(curves: xr.DataArray, n_crit: float | None = None, ax=None) -> Figure:
+    """Local free energies F_n(W_α) against n (log axis) for a one-dimensional example, the
+    global free energy (their minimum) in black, and the first-order transition marked."""
+    fig, ax = _new(ax)
+    n = curves.n.values
+    for i, p in enumerate(curves.phase.values):
+        lam = float(curves["lambda_"].sel(phase=p)) if "lambda_" in curves.coords else float("nan")
+        ax.plot(n, curves.sel(phase=p).values, color=f"C{i}", label=f"F_n({p}), λ={lam:g}")
+    ax.plot(n, curves.min("phase").values, color="k", lw=0.8, ls=":", label="min (global phase)")
+    if n_crit is not None and math.isfinite(n_crit):
+        ax.axvline(n_crit, color="0.3", ls="--", lw=1)
+        ax.annotate(f"first-order transition\nn≈{n_crit:.1f}", (n_crit, ax.get_ylim()[1]), textcoords="offset points", xytext=(4, -24), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("n")
+    ax.set_ylabel("local free energy F_n")
+    ax.set_title(f"One-dimensional example: {curves.attrs.get('example', '')}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def merge_free_energies(curves: xr.DataArray, ax=None) -> Figure:
+    """F_n of the two windows of the merge example against θ (second-order transition at θ = 1)."""
+    fig, ax = _new(ax)
+    th = curves.theta.values
+    for i, p in enumerate(curves.phase.values):
+        ax.plot(th, curves.sel(phase=p).values, color=f"C{i}", label=f"F_n({p})")
+    ax.axvline(1.0, color="0.3", ls="--", lw=1)
+    ax.set_xlabel("θ")
+    ax.set_ylabel(f"local free energy at n={curves.attrs.get('n', '')}")
+    ax.set_title("Merge: minima meet at θ = 1 (K = w⁶, λ = 1/6)")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,29 @@
+"""Data generators with explicit seeds (SPEC 1 and 5).
+
+A sweep over n uses the first n rows of one dataset per seed, so a larger n adds data to a smaller
+one (D_{n₁} ⊂ D_{n₂}), as in the TMS paper.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate
+
+__all__ = ["tms_inputs"]
+
+
+def tms_inputs(n: int, c: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Draw n TMS inputs x = μ e_i, i ~ U{0..c−1}, μ ~ U[0, 1] (high-sparsity limit, SPEC 1).
+
+    Returns a float64 array of shape (n, c) with exactly one non-zero entry per row.
+    ``seed`` is an int (reproducible) or a ``numpy.random.Generator``.
+    """
+    n = _validate.integer("n", n, minimum=1)
+    c = _validate.integer("c", c, minimum=1)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    idx = rng.integers(0, c, size=n)
+    mu = rng.uniform(0.0, 1.0, size=n)
+    X = np.zeros((n, c))
+    X[np.arange(n), idx] = mu
+    return X
