@@ -19,7 +19,7 @@ __all__ = ["TheoryReport", "theory_report", "DEFAULT_PHASES", "DEFAULT_N"]
 DEFAULT_PHASES = ("5", "5+", "6")
 DEFAULT_N = np.arange(100, 2001, 50)
 
-TABLE_COLUMNS = ["k", "sigma", "phi", "loss", "lambda_", "lambda_source", "c_alpha", "hessian_rank", "grad_norm"]
+TABLE_COLUMNS = ["k", "sigma", "phi", "loss", "lambda_", "lambda_source", "c_alpha", "hessian_rank", "hessian_negative", "grad_norm"]
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,11 @@ class TheoryReport:
     def table(self) -> str:
         """The catalogue as a fixed-width text table (λ unknown printed as 'unknown')."""
         df = self.catalogue[TABLE_COLUMNS].to_dataframe()
-        lines = [f"{'phase':<8}{'k':>3}{'σ':>3}{'φ':>3}{'L(w*)':>11}{'λ':>9}{'c_α':>10}{'rank':>6}{'|∇L|':>10}"]
+        lines = [f"{'phase':<8}{'k':>3}{'σ':>3}{'φ':>3}{'L(w*)':>11}{'λ':>9}{'c_α':>10}{'rank':>6}{'neg':>5}{'|∇L|':>10}"]
         for name, row in df.iterrows():
             lam = "unknown" if row.lambda_source == "unknown" else f"{row.lambda_:g}"
             lines.append(
-                f"{name:<8}{row.k:>3}{row.sigma:>3}{row.phi:>3}{row.loss:>11.5f}{lam:>9}{row.c_alpha:>10.5f}{row.hessian_rank:>6}{row.grad_norm:>10.1e}"
+                f"{name:<8}{row.k:>3}{row.sigma:>3}{row.phi:>3}{row.loss:>11.5f}{lam:>9}{row.c_alpha:>10.5f}{row.hessian_rank:>6}{row.hessian_negative:>5}{row.grad_norm:>10.1e}"
             )
         return "\n".join(lines)
 

@@ -15,7 +15,9 @@ Decorations, in the paper's notation k^{σ+,φ−}:
   inferred (SPEC 1.2) and yields the paper's count of 18 points at c = 6.
 
 Learning coefficients: for k ≥ 5 the points are minimally singular and λ = rank(Hessian)/2
-((3k − 1)/2 for a standard k-gon, + 3/2 per σ+ column).  The 4-gon family sits on kinks of L (not C²):
+((3k − 1)/2 for a standard k-gon, + 3/2 per σ+ column) — provided the point is a local minimum.  A σ+
+column beside a dead column is a saddle (the σ+ output's bias couples the two zero columns through
+the bilinear term 2 b_s (W_s · W_d) μ), e.g. 5+ at c ≥ 7; there λ is reported unknown.  The 4-gon family sits on kinks of L (not C²):
 its λ is not known in closed form and is reported as unknown (NaN with ``lambda_source="unknown"``).
 
 c_α = ½‖w*‖², the −log density of the N(0, I) prior up to a constant shared by all phases.  Flat
@@ -240,20 +242,25 @@ def critical_points(c: int = 6, r: int = 2) -> xr.Dataset:
 def _critical_points(c: int, r: int) -> xr.Dataset:
     names = catalogue_phase_names(c)
     d = r * c + c
-    rows = {key: [] for key in ("k", "sigma", "phi", "loss", "grad_norm", "rank", "lam", "src", "c_alpha", "eig", "W", "b")}
+    rows = {key: [] for key in ("k", "sigma", "phi", "loss", "grad_norm", "rank", "neg", "lam", "src", "c_alpha", "eig", "W", "b")}
     for name in names:
         k, s, p = parse_phase(name)
         pt = kgon(k, c, r=r, sigma=s, phi=p)
         gW, gb = potential_grad(pt.W, pt.b)
         eig = np.linalg.eigvalsh(potential_hessian(pt.W, pt.b))
-        rank = int(np.sum(np.abs(eig) > max(RANK_RTOL * np.abs(eig).max(), RANK_ATOL)))
-        theory_known = k >= 5 and r == 2
+        tol = max(RANK_RTOL * np.abs(eig).max(), RANK_ATOL)
+        rank = int(np.sum(np.abs(eig) > tol))
+        n_negative = int(np.sum(eig < -tol))
+        # λ = rank/2 needs a minimally singular local minimum: k ≥ 5, r = 2, and no negative
+        # curvature (a σ+ column beside dead columns couples to them bilinearly: a saddle).
+        theory_known = k >= 5 and r == 2 and n_negative == 0
         rows["k"].append(k)
         rows["sigma"].append(s)
         rows["phi"].append(p)
         rows["loss"].append(pt.loss)
         rows["grad_norm"].append(float(np.sqrt(np.sum(gW**2) + np.sum(gb**2))))
         rows["rank"].append(rank)
+        rows["neg"].append(n_negative)
         rows["lam"].append(rank / 2.0 if theory_known else np.nan)
         rows["src"].append("theory" if theory_known else "unknown")
         rows["c_alpha"].append(pt.c_alpha)
@@ -269,6 +276,7 @@ def _critical_points(c: int, r: int) -> xr.Dataset:
             "loss": ("phase", np.array(rows["loss"]), {"long_name": "L(w*)", "formula": "closed-form TMS potential"}),
             "grad_norm": ("phase", np.array(rows["grad_norm"]), {"long_name": "|grad L(w*)|"}),
             "hessian_rank": ("phase", np.array(rows["rank"]), {"rtol": RANK_RTOL, "atol": RANK_ATOL}),
+            "hessian_negative": ("phase", np.array(rows["neg"]), {"long_name": "number of negative Hessian eigenvalues (saddle if > 0)"}),
             "lambda_": (
                 "phase",
                 np.array(rows["lam"]),

@@ -1,0 +1,71 @@
+"""The ``tms-bayes`` command line: outputs, and one-line errors with exit status 2."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tms_bayes.cli import main, parse_grid
+
+
+def test_theory_writes_table_files_and_plots(tmp_path, capsys):
+    assert main(["theory", "--c", "6", "--phases", "5,5+,6", "--n", "100:1200:100", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "crossover 5 -> 6: n_crit = 601.0" in out
+    assert "unknown" in out and "0.06874" in out
+    for name in ["catalogue.csv", "catalogue.nc", "occupancy.nc", "energy_levels.png", "occupancy.png"]:
+        assert (tmp_path / name).stat().st_size > 0
+    occ = xr.load_dataset(tmp_path / "occupancy.nc", engine="h5netcdf")
+    np.testing.assert_array_equal(occ.n.values, np.arange(100, 1201, 100))
+    assert "5->6" in occ.occupancy.attrs["crossovers"]
+    cat = xr.load_dataset(tmp_path / "catalogue.nc", engine="h5netcdf")
+    assert cat.sizes["phase"] == 18 and cat.attrs["c"] == 6
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+
+
+def test_lambda_estimates_on_the_command_line(tmp_path, capsys):
+    assert main(["theory", "--phases", "4+,5,6", "--lambdas", "4+=6", "--out", str(tmp_path)]) == 0
+    assert "crossover 4+ -> 5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["theory", "--c", "0"], "c must be"),
+        (["theory", "--r", "0"], "r must be"),
+        (["theory", "--phases", "5,9"], "unknown phase '9'"),
+        (["theory", "--phases", "4+,5"], "unknown in theory"),
+        (["theory", "--n", "0:100:10"], "sample sizes n > 0"),
+        (["theory", "--n", "abc"], "--n must be"),
+        (["theory", "--lambdas", "4+"], "--lambdas must be"),
+        (["theory", "--c", "x"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_2(argv, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        code = main([*argv, "--out", str(tmp_path)] if argv[0] == "theory" else argv)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err
+    assert err.count("\n") == 1 and err.startswith("tms-bayes: error:")
+
+
+def test_console_script_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tms_bayes.cli", "theory", "--phases", "5,banana", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_parse_grid_is_inclusive():
+    np.testing.assert_array_equal(parse_grid("100:300:100"), [100, 200, 300])
+    np.testing.assert_array_equal(parse_grid("5,50"), [5, 50])
