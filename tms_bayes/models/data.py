@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _validate
 
-__all__ = ["tms_inputs"]
+__all__ = ["tms_inputs", "relu_inputs"]
 
 
 def tms_inputs(n: int, c: int, seed: int | np.random.Generator = 0) -> np.ndarray:
@@ -27,3 +27,10 @@ def tms_inputs(n: int, c: int, seed: int | np.random.Generator = 0) -> np.ndarra
     X = np.zeros((n, c))
     X[np.arange(n), idx] = mu
     return X
+
+
+def relu_inputs(n: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Draw n inputs x ~ U([−1, 1]²) for the two-layer ReLU experiments (SPEC 5); shape (n, 2)."""
+    n = _validate.integer("n", n, minimum=1)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    return rng.uniform(-1.0, 1.0, size=(n, 2))

@@ -1,0 +1,133 @@
+"""Turn a PyMC model into one JAX log density whose data are arguments.
+
+PyMC's own JAX samplers bake ``pm.Data`` values into the graph as constants, so every new n or
+dataset means a new JAX program and a new compilation.  Here every ``pm.Data`` container of the model
+(data, padding mask, tempering β) is replaced by a symbolic input before the graph is converted with
+PyMC's ``get_jaxified_graph``; the result is a pure function
+
+    logp(w_flat, data) -> float,        loss(w_flat, data) -> L_n
+
+that one ``jax.jit`` compiles once for a whole sweep.  The PyMC model stays the single source of
+truth: this is its own ``model.logp()`` graph (value variables in the unconstrained space, Jacobians
+included), not a re-implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.sampling.jax import get_jaxified_graph
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.replace import clone_replace
+
+from .._jax import jnp
+
+__all__ = ["CompiledModel", "compile_model"]
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A PyMC model's log density and L_n as JAX functions of (flat parameters, data dict)."""
+
+    param_names: tuple[str, ...]  # value-variable names, in flat order
+    param_shapes: tuple[tuple[int, ...], ...]
+    data_names: tuple[str, ...]
+    data: dict[str, np.ndarray]  # the model's current data values (defaults for every argument)
+    _logp: Callable
+    _loss: Callable | None
+    _constrain: Callable  # flat value vars -> list of constrained free RV values
+
+    @property
+    def dim(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.param_shapes))
+
+    def unravel(self, flat):
+        """Split a flat vector (..., dim) into {name: array (..., *shape)} (value-variable space)."""
+        out, i = {}, 0
+        lead = flat.shape[:-1]
+        for name, shape in zip(self.param_names, self.param_shapes):
+            size = int(np.prod(shape))
+            out[name] = flat[..., i : i + size].reshape(*lead, *shape)
+            i += size
+        return out
+
+    def _args(self, flat, data):
+        parts = self.unravel(flat)
+        return [parts[n] for n in self.param_names] + [data[k] for k in self.data_names]
+
+    def logp(self, flat, data):
+        """The model's log density (unconstrained space, Jacobian included) at ``flat``."""
+        return self._logp(*self._args(flat, data))[0]
+
+    def loss(self, flat, data):
+        """The Deterministic ``L_n`` at ``flat``."""
+        if self._loss is None:
+            raise ValueError("this model records no Deterministic 'L_n'")
+        return self._loss(*self._args(flat, data))[0]
+
+    def constrained(self, flat, data):
+        """{free RV name: value} in the model's own (constrained) space."""
+        return dict(zip(self.rv_names, self._constrain(*self._args(flat, data))))
+
+    @property
+    def rv_names(self) -> tuple[str, ...]:
+        return self._rv_names  # set in compile_model
+
+    def with_data(self, **data) -> dict:
+        """A full data dict: the model's own values, overridden by ``data`` (shapes must match)."""
+        out = dict(self.data)
+        for k, v in data.items():
+            if k not in out:
+                raise ValueError(f"unknown data name {k!r}; this model's data are {', '.join(self.data_names)}")
+            v = np.asarray(v, dtype=float)
+            if v.shape != out[k].shape:
+                raise ValueError(f"data {k!r} must have shape {out[k].shape} (the compiled shape), got {v.shape}")
+            out[k] = v
+        return out
+
+
+def compile_model(model: pm.Model) -> CompiledModel:
+    """Convert ``model`` (see module docstring) into a :class:`CompiledModel`."""
+    value_vars = list(model.value_vars)
+    shared = [v for v in model.data_vars if isinstance(v, SharedVariable)] if hasattr(model, "data_vars") else []
+    if not shared:
+        shared = [model[name] for name in model.named_vars if isinstance(model[name], SharedVariable)]
+    symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
+
+    logp = model.logp(jacobian=True)
+    outputs = [logp]
+    has_loss = "L_n" in model.named_vars
+    if has_loss:
+        outputs.append(model.replace_rvs_by_values([model["L_n"]])[0])
+    constrained = model.replace_rvs_by_values(list(model.free_RVs))
+    replaced = clone_replace(outputs + constrained, replace=symbolic)
+    inputs = [*value_vars, *symbolic.values()]
+    logp_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[0]])
+    loss_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[1]]) if has_loss else None
+    constrain_fn = get_jaxified_graph(inputs=inputs, outputs=replaced[len(outputs) :])
+
+    ip = model.initial_point()
+    cm = CompiledModel(
+        param_names=tuple(v.name for v in value_vars),
+        param_shapes=tuple(tuple(np.shape(ip[v.name])) for v in value_vars),
+        data_names=tuple(s.name for s in shared),
+        data={s.name: np.asarray(s.get_value(), dtype=float) for s in shared},
+        _logp=logp_fn,
+        _loss=loss_fn,
+        _constrain=constrain_fn,
+    )
+    object.__setattr__(cm, "_rv_names", tuple(rv.name for rv in model.free_RVs))
+    return cm
+
+
+def ravel_point(cm: CompiledModel, point: dict) -> np.ndarray:
+    """Flatten {value-var name: array} into the compiled flat layout."""
+    return np.concatenate([np.ravel(np.asarray(point[n], dtype=float)) for n in cm.param_names])
+
+
+def as_jax(data: dict) -> dict:
+    return {k: jnp.asarray(v) for k, v in data.items()}

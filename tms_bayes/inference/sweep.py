@@ -1,0 +1,403 @@
+"""Posterior sweeps over n: every (n, seed) job of a sweep through one compiled NUTS program.
+
+A job is one sample size n and one dataset seed, with ``chains`` chains.  For each seed one dataset
+of N = max(n) rows is drawn; D_n is its first n rows (a padding mask selects them), so a larger n adds
+data to a smaller one and every job has the same array shapes: the JAX programs are compiled once
+per sweep.
+
+On disk (``out/``):
+
+- ``manifest.json``: the settings and the finished jobs (rewritten atomically after each job);
+- ``runs/n{n}_seed{s}.nc``: one ArviZ InferenceData per job (posterior, sample_stats,
+  observed_data = D_n, attrs with every setting, the seed and the package version);
+- ``diagnostics.csv``: the invariant-quantity diagnostics of every finished job.
+
+Re-running the same sweep into the same directory skips finished jobs; a sweep with different
+settings is refused.  An interruption loses at most the job in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+
+from .. import __version__, _validate
+from .storage import write_netcdf, write_text
+
+__all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "MODELS", "BACKENDS"]
+
+MODELS = ("tms", "relu-pt1", "relu-pt2")
+BACKENDS = ("jax", "pymc")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Every setting of a sweep; two sweeps with equal settings produce the same results."""
+
+    model: str = "tms"
+    n: tuple[int, ...] = tuple(range(100, 1201, 100))
+    seeds: int = 4
+    chains: int = 4
+    tune: int = 300
+    draws: int = 300
+    backend: str = "jax"
+    chain_method: str = "sequential"
+    max_tree_depth: int = 10
+    target_accept: float = 0.8
+    prior_std: float = 1.0
+    # TMS
+    c: int = 6
+    r: int = 2
+    sigma: float | None = None  # None: √(1/2) for TMS (the paper's convention), 1 for ReLU
+    beta: float | None = None  # None: 1 for TMS, 1/log n for ReLU (SPEC 5)
+    # ReLU
+    theta: float = 1.26
+    vartheta: float = 1.5
+    d: int | None = None  # None: 2 for PT1, 3 for PT2
+    seed_offset: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _validate.choice("model", self.model, MODELS)
+        _validate.choice("backend", self.backend, BACKENDS)
+        n = tuple(int(_validate.integer("n", v, minimum=1)) for v in np.atleast_1d(self.n))
+        if len(n) == 0:
+            raise ValueError("n must list at least one sample size")
+        if len(set(n)) != len(n):
+            raise ValueError(f"n must not repeat a value, got {list(n)}")
+        object.__setattr__(self, "n", tuple(sorted(n)))
+        _validate.integer("seeds", self.seeds, minimum=1)
+        _validate.integer("chains", self.chains, minimum=1)
+        _validate.integer("seed_offset", self.seed_offset, minimum=0)
+        _validate.positive("prior_std", self.prior_std)
+        if self.model == "tms":
+            _validate.integer("c", self.c, minimum=1)
+            _validate.integer("r", self.r, minimum=1)
+        if self.sigma is not None:
+            _validate.positive("sigma", self.sigma)
+        if self.beta is not None:
+            _validate.positive("beta", self.beta)
+        if self.model.startswith("relu") and min(n) < 2 and self.beta is None:
+            raise ValueError("n must be >= 2 for the ReLU models' default β = 1/log n")
+        from .nuts import NutsSettings
+
+        NutsSettings(self.tune, self.draws, 50, self.target_accept, self.max_tree_depth, self.chain_method)
+
+    @property
+    def n_max(self) -> int:
+        return max(self.n)
+
+    def resolved_sigma(self) -> float:
+        from ..models.tms import SIGMA_PAPER
+
+        return self.sigma if self.sigma is not None else (SIGMA_PAPER if self.model == "tms" else 1.0)
+
+    def resolved_d(self) -> int:
+        return self.d if self.d is not None else (2 if self.model == "relu-pt1" else 3)
+
+    def beta_for(self, n: int) -> float:
+        if self.beta is not None:
+            return float(self.beta)
+        return 1.0 if self.model == "tms" else 1.0 / math.log(n)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["n"] = list(self.n)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSettings":
+        d = dict(d)
+        d["n"] = tuple(d["n"])
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and data for a setting
+# ---------------------------------------------------------------------------------------------
+def dataset(settings: SweepSettings, seed: int) -> dict[str, np.ndarray]:
+    """The full dataset (N = max n rows) of one seed; D_n is its first n rows."""
+    from ..models.data import tms_inputs
+    from ..models.relu import pt1_truth, pt2_truth, relu_data
+
+    s = settings.seed_offset + seed
+    if settings.model == "tms":
+        return {"X": tms_inputs(settings.n_max, settings.c, seed=s)}
+    truth = pt1_truth(settings.theta) if settings.model == "relu-pt1" else pt2_truth(settings.vartheta)
+    X, y = relu_data(truth, settings.n_max, seed=s)
+    return {"X": X, "y": y}
+
+
+def build_model(settings: SweepSettings, data: dict, n: int, *, padded: bool = True):
+    """The PyMC model of ``settings`` on D_n: padded to N rows with a mask, or exactly n rows."""
+    from ..models.relu import relu_model
+    from ..models.tms import tms_model
+
+    N = settings.n_max if padded else n
+    mask = (np.arange(N) < n).astype(float)
+    rows = {k: v[:N] for k, v in data.items()}
+    if settings.model == "tms":
+        return tms_model(rows["X"], r=settings.r, prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
+    return relu_model(rows["X"], rows["y"], d=settings.resolved_d(), prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
+
+
+def run_name(n: int, seed: int) -> str:
+    return f"n{n:06d}_seed{seed:03d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep
+# ---------------------------------------------------------------------------------------------
+class Sweep:
+    """A sweep directory: settings, finished jobs, and the work to do.  See module docstring."""
+
+    def __init__(self, settings: SweepSettings, out: str | Path):
+        self.settings = settings
+        self.out = Path(out)
+        self.manifest_path = self.out / "manifest.json"
+        self.completed: dict[str, str] = {}
+        self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
+        self.timings: dict[str, float] = {}
+        if self.manifest_path.exists():
+            self._check_manifest()
+
+    def _check_manifest(self):
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{self.manifest_path} is not a readable tms-bayes manifest ({exc}); choose another --out") from None
+        old = manifest.get("settings", {})
+        new = self.settings.to_dict()
+        diffs = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if diffs:
+            raise ValueError(f"{self.out} holds a sweep with different settings ({'; '.join(diffs)}); use a new --out or the same settings to resume")
+        self.completed = {k: v for k, v in manifest.get("completed", {}).items() if (self.out / v).exists()}
+
+    def jobs(self) -> list[tuple[int, int]]:
+        return [(n, s) for s in range(self.settings.seeds) for n in self.settings.n]
+
+    def pending(self) -> list[tuple[int, int]]:
+        return [(n, s) for n, s in self.jobs() if run_name(n, s) not in self.completed]
+
+    def _write_manifest(self):
+        body = {"tms_bayes_version": __version__, "settings": self.settings.to_dict(), "completed": self.completed}
+        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+
+    def run(self, progress: bool = True, log=print) -> "Sweep":
+        """Run every pending job; each finished job is written before the next starts."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+        todo = self.pending()
+        if not todo:
+            log(f"all {len(self.jobs())} jobs of {self.out} are already finished")
+            return self
+        if len(todo) < len(self.jobs()):
+            log(f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs already finished")
+        runner = _JaxRunner(self) if self.settings.backend == "jax" else _PymcRunner(self)
+        from tqdm.auto import tqdm
+
+        overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
+        datasets: dict[int, dict] = {}
+        try:
+            for n, s in todo:
+                if s not in datasets:
+                    datasets = {s: dataset(self.settings, s)}
+                overall.set_postfix_str(f"n={n} seed={s}")
+                t0 = time.perf_counter()
+                idata = runner.run_job(n, s, datasets[s], progress=progress)
+                idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
+                name = run_name(n, s)
+                write_netcdf(self.out / "runs" / f"{name}.nc", idata)
+                self.completed[name] = f"runs/{name}.nc"
+                self._write_manifest()
+                self._write_diagnostics()
+                overall.update(1)
+        finally:
+            overall.close()
+            self.compilations = runner.compilations
+            self.timings = runner.timings
+        return self
+
+    def _write_diagnostics(self):
+        from ..analysis.diagnostics import sweep_diagnostics
+
+        table = sweep_diagnostics(self)
+        write_text(self.out / "diagnostics.csv", table.to_csv(index=False))
+
+    def load(self, n: int, seed: int) -> az.InferenceData:
+        return load_run(self.out / self.completed[run_name(n, seed)])
+
+
+def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print) -> Sweep:
+    """Run (or resume) the sweep ``settings`` into ``out``; returns the :class:`Sweep`."""
+    return Sweep(settings, out).run(progress=progress, log=log)
+
+
+def load_run(path) -> az.InferenceData:
+    """Read one job's InferenceData fully into memory (the file is not kept open)."""
+    idata = az.from_netcdf(path, engine="h5netcdf")
+    for g in idata.groups():
+        getattr(idata, g).load()
+    return idata
+
+
+def load_sweep(out) -> Sweep:
+    """Open an existing sweep directory (its manifest's settings) without running anything."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not a sweep directory (no manifest.json)")
+    settings = SweepSettings.from_dict(json.loads(path.read_text())["settings"])
+    return Sweep(settings, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends
+# ---------------------------------------------------------------------------------------------
+def _attrs(settings: SweepSettings, n: int, seed: int, **extra) -> dict:
+    attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in settings.to_dict().items()}
+    attrs.update({"n": n, "seed": seed, "data_seed": settings.seed_offset + seed, "beta_used": settings.beta_for(n), "sigma_used": settings.resolved_sigma()})
+    attrs.update({"tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    attrs.update(extra)
+    return attrs
+
+
+def _observed(data: dict, n: int) -> dict:
+    return {k: v[:n] for k, v in data.items()}
+
+
+class _JaxRunner:
+    """Compiles warmup and sampling once (AOT) and runs every job through them."""
+
+    def __init__(self, sweep: Sweep):
+        from .._jax import jax
+        from .compile import compile_model
+        from .nuts import NutsSettings, make_sampler
+
+        self.jax = jax
+        self.sweep = sweep
+        st = sweep.settings
+        self.nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method)
+        t0 = time.perf_counter()
+        model = build_model(st, dataset(st, 0), st.n_max)
+        self.model = model
+        self.cm = compile_model(model)
+        self.dims = {k: v for k, v in model.named_vars_to_dims.items()}
+        self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
+        self.warmup, self.sample = make_sampler(self.cm, self.nuts)
+        self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
+        self.compiled = None
+        self.compilations = 0
+        self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
+
+    def _job_data(self, n, data):
+        from .nuts import stack_data
+
+        st = self.sweep.settings
+        job = self.cm.with_data(**{k: v for k, v in data.items()}, mask=(np.arange(st.n_max) < n).astype(float), beta=st.beta_for(n))
+        return job, stack_data(job, st.chains)
+
+    def _compile(self, keys, init, data):
+        t0 = time.perf_counter()
+        warm = self.warmup.lower(keys, init, data).compile()
+        state, params = self.jax.eval_shape(self.warmup, keys, init, data)
+        samp = self.sample.lower(keys, state, params, data).compile()
+        self.compiled = (warm, samp)
+        self.compilations += 2
+        self.timings["compile_s"] += time.perf_counter() - t0
+
+    def run_job(self, n, seed, data, progress=True):
+        from tqdm.auto import tqdm
+
+        jax, jnp = self.jax, self.jax.numpy
+        st = self.sweep.settings
+        job_data, stacked = self._job_data(n, data)
+        rng = np.random.default_rng([st.seed_offset + seed, n, 7])
+        init = jnp.asarray(st.prior_std * rng.normal(size=(st.chains, self.cm.dim)))  # prior N(0, prior_std²) on every coordinate
+        key = jax.random.key(int(rng.integers(2**31)))
+        keys = jax.random.split(key, st.chains * (2 + math.ceil(st.draws / self.nuts.chunk))).reshape(-1, st.chains)
+        if self.compiled is None:
+            self._compile(keys[0], init, stacked)
+        warm, samp = self.compiled
+        bar = tqdm(total=st.tune + st.draws, desc=f"  n={n} seed={seed}", unit="step", leave=False, disable=not progress, position=1)
+        t0 = time.perf_counter()
+        state, params = warm(keys[0], init, stacked)
+        bar.update(st.tune)
+        chunks = []
+        for i in range(math.ceil(st.draws / self.nuts.chunk)):
+            state, draws = samp(keys[2 + i], state, params, stacked)
+            chunks.append(jax.device_get(draws))
+            bar.update(min(self.nuts.chunk, st.draws - i * self.nuts.chunk))
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        draws = {f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in chunks[0]._fields}
+        pos = draws.pop("position")
+        flat = pos.reshape(-1, self.cm.dim)
+        L = np.asarray(self.loss(jnp.asarray(flat), {k: jnp.asarray(v) for k, v in job_data.items()})).reshape(st.chains, st.draws)
+        posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
+        posterior["L_n"] = L
+        step = np.broadcast_to(np.asarray(params["step_size"])[:, None], (st.chains, st.draws))
+        stats = {
+            "lp": draws["logdensity"],
+            "energy": draws["energy"],
+            "n_steps": draws["n_steps"],
+            "tree_depth": draws["tree_depth"],
+            "diverging": draws["diverging"].astype(bool),
+            "acceptance_rate": draws["acceptance_rate"],
+            "step_size": step,
+            "reached_max_treedepth": draws["tree_depth"] >= st.max_tree_depth,
+        }
+        return _to_idata(
+            posterior, stats, _observed(data, n), self.dims, self.coords,
+            _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth),
+        )
+
+
+class _PymcRunner:
+    """PyMC's own ``pm.sample`` on each job (for comparison, and for users without JAX)."""
+
+    def __init__(self, sweep: Sweep):
+        self.sweep = sweep
+        self.compilations = 0
+        self.timings = {}
+
+    def run_job(self, n, seed, data, progress=True):
+        import pymc as pm
+
+        st = self.sweep.settings
+        model = build_model(st, data, n, padded=False)
+        t0 = time.perf_counter()
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = pm.sample(
+                draws=st.draws, tune=st.tune, chains=st.chains, cores=1, random_seed=[st.seed_offset + seed, n],
+                target_accept=st.target_accept, progressbar=progress, compute_convergence_checks=False,
+                nuts={"max_treedepth": st.max_tree_depth}, idata_kwargs={"log_likelihood": False},
+            )
+        elapsed = time.perf_counter() - t0
+        post = {k: idata.posterior[k].values for k in idata.posterior.data_vars}
+        ss = idata.sample_stats
+        stats = {k: ss[k].values for k in ("lp", "energy", "n_steps", "tree_depth", "diverging", "acceptance_rate", "step_size") if k in ss}
+        stats["reached_max_treedepth"] = ss["reached_max_treedepth"].values if "reached_max_treedepth" in ss else stats["tree_depth"] >= st.max_tree_depth
+        dims = dict(model.named_vars_to_dims)
+        coords = {k: np.asarray(v) for k, v in model.coords.items()}
+        return _to_idata(post, stats, _observed(data, n), dims, coords, _attrs(st, n, seed, backend="pymc", sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth))
+
+
+def _to_idata(posterior, stats, observed, dims, coords, attrs) -> az.InferenceData:
+    obs_dims = {"X": ["obs", "xfeature"], "y": ["obs"]}
+    n = len(next(iter(observed.values())))
+    coords = {**coords, "obs": np.arange(n), "xfeature": np.arange(observed["X"].shape[1])}
+    var_dims = {k: list(v) for k, v in dims.items() if k in posterior and v}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed, coords=coords, dims={**var_dims, **obs_dims})
+    for g in idata.groups():
+        getattr(idata, g).attrs.update(attrs)
+    return idata
