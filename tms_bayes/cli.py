@@ -71,6 +71,30 @@ def _cmd_theory(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    import time
+
+    import pandas as pd
+
+    from .analysis.diagnostics import format_table
+    from .inference.sweep import SweepSettings, run_sweep
+
+    settings = SweepSettings(
+        model=args.model, n=tuple(int(v) for v in parse_grid(args.n)), seeds=args.seeds, chains=args.chains, tune=args.tune,
+        draws=args.draws, backend=args.backend, chain_method=args.chain_method, max_tree_depth=args.max_tree_depth,
+        target_accept=args.target_accept, prior_std=args.prior_std, c=args.c, r=args.r, sigma=args.sigma, beta=args.beta,
+        theta=args.theta, vartheta=args.q_scale, d=args.d, seed_offset=args.seed_offset,
+    )
+    out = args.out or f"runs/{args.model}" + (f"-c{args.c}" if args.model == "tms" else "")
+    t0 = time.perf_counter()
+    sweep = run_sweep(settings, out, progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    table = pd.read_csv(sweep.out / "diagnostics.csv")
+    print(format_table(table))
+    print(f"{len(sweep.completed)} jobs in {sweep.out} ({wall:.1f} s this run; compile {sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -86,10 +110,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambdas", default=None, help="λ estimates for phases whose λ theory does not give, e.g. 4+=7.9,4=6.5")
     t.add_argument("--out", default="results/theory", help="output directory (default results/theory)")
     t.set_defaults(func=_cmd_theory)
+
+    s = sub.add_parser("sweep", help="fit posteriors over a range of n (NUTS, compiled once per sweep); resumable")
+    s.add_argument("--model", default="tms", choices=["tms", "relu-pt1", "relu-pt2"], help="model (default tms)")
+    s.add_argument("--c", type=int, default=6, help="TMS: features c (default 6)")
+    s.add_argument("--r", type=int, default=2, help="TMS: hidden dimension r (default 2)")
+    s.add_argument("--theta", type=float, default=1.26, help="relu-pt1: truth angle θ (default 1.26)")
+    s.add_argument("--q-scale", type=float, default=1.5, help="relu-pt2: output weight ϑ of the (-1,0) node (default 1.5)")
+    s.add_argument("--d", type=int, default=None, help="ReLU: model nodes (default 2 for pt1, 3 for pt2)")
+    s.add_argument("--n", default="100:1200:100", help="sample sizes, start:stop:step inclusive or a comma list (default 100:1200:100)")
+    s.add_argument("--seeds", type=int, default=4, help="datasets, one per seed (default 4)")
+    s.add_argument("--chains", type=int, default=4, help="chains per (n, seed) (default 4)")
+    s.add_argument("--tune", type=int, default=300, help="warm-up transitions per chain (default 300)")
+    s.add_argument("--draws", type=int, default=300, help="kept transitions per chain (default 300)")
+    s.add_argument("--backend", default="jax", choices=["jax", "pymc"], help="jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample (default jax)")
+    s.add_argument("--chain-method", default="sequential", choices=["sequential", "vectorized"], help="map chains with lax.map or vmap (default sequential)")
+    s.add_argument("--max-tree-depth", type=int, default=10)
+    s.add_argument("--target-accept", type=float, default=0.8)
+    s.add_argument("--prior-std", type=float, default=1.0)
+    s.add_argument("--sigma", type=float, default=None, help="likelihood σ (default √½ for TMS, 1 for ReLU)")
+    s.add_argument("--beta", type=float, default=None, help="likelihood tempering β (default 1 for TMS, 1/log n for ReLU)")
+    s.add_argument("--seed-offset", type=int, default=0, help="first dataset seed (default 0)")
+    s.add_argument("--out", default=None, help="sweep directory (default runs/<model>[-c<c>])")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_sweep)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*BLAS.*")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies"]
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -104,4 +104,33 @@ def merge_free_energies(curves: xr.DataArray, ax=None) -> Figure:
     ax.set_ylabel(f"local free energy at n={curves.attrs.get('n', '')}")
     ax.set_title("Merge: minima meet at θ = 1 (K = w⁶, λ = 1/6)")
     ax.legend(fontsize=8)
+    return fig
+
+
+def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0) -> Figure:
+    """Draw the columns W_j ∈ R² of a TMS sample as arrows from the origin and the convex hull of
+    their tips; columns with positive bias are drawn in red, negative in blue (r = 2 only)."""
+    W = np.asarray(W, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if W.ndim != 2 or W.shape[0] != 2 or b.shape != (W.shape[1],):
+        raise ValueError(f"polygon needs W of shape (2, c) and b of shape (c,), got {W.shape} and {b.shape}")
+    fig, ax = _new(ax, figsize=(3.2, 3.2))
+    for j in range(W.shape[1]):
+        color = "C3" if b[j] > bias_tol else "C0"
+        ax.annotate("", xy=W[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+        ax.text(*(W[:, j] * 1.08), str(j), fontsize=7, ha="center", va="center")
+    norms = np.linalg.norm(W, axis=0)
+    big = W[:, norms > 0.1 * max(norms.max(), 1e-12)]
+    if big.shape[1] >= 3:
+        order = np.argsort(np.arctan2(big[1], big[0]))
+        ring = big[:, np.r_[order, order[:1]]]
+        ax.plot(ring[0], ring[1], color="0.6", lw=0.8)
+    lim = max(1.0, 1.2 * float(norms.max()))
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig

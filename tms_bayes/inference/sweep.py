@@ -140,6 +140,9 @@ def build_model(settings: SweepSettings, data: dict, n: int, *, padded: bool = T
     from ..models.relu import relu_model
     from ..models.tms import tms_model
 
+    rows_available = len(next(iter(data.values())))
+    if n > rows_available:
+        raise ValueError(f"n = {n} exceeds the dataset's {rows_available} rows; choose n <= {rows_available}")
     N = settings.n_max if padded else n
     mask = (np.arange(N) < n).astype(float)
     rows = {k: v[:N] for k, v in data.items()}

@@ -1,0 +1,172 @@
+"""The compile-once NUTS engine and resumable sweeps."""
+
+import json
+import math
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+
+from tms_bayes._jax import jax, jnp
+from tms_bayes.analysis.diagnostics import invariant_quantities, summarize_run
+from tms_bayes.inference.compile import compile_model
+from tms_bayes.inference.nuts import NutsSettings, make_sampler, stack_data
+from tms_bayes.inference.sweep import Sweep, SweepSettings, build_model, dataset, load_sweep, run_sweep
+
+TINY = dict(model="tms", n=(60, 120), seeds=1, chains=2, tune=40, draws=30)
+
+
+def conjugate_model(y, mask, beta, prior_std=1.0, sigma=1.0):
+    """μ ~ N(0, s²); β-tempered y_k ~ N(μ, σ²) on masked rows — written like the TMS model."""
+    with pm.Model() as m:
+        yd = pm.Data("y", y)
+        md = pm.Data("mask", mask)
+        bd = pm.Data("beta", np.asarray(beta))
+        mu = pm.Normal("mu", 0.0, prior_std)
+        pm.Potential("loglik", bd * pt.sum(md * (-0.5 * (yd - mu) ** 2 / sigma**2)))
+    return m
+
+
+@pytest.mark.parametrize("chain_method", ["sequential", "vectorized"])
+def test_nuts_recovers_conjugate_gaussian_posterior_for_several_n(chain_method):
+    """Posterior N(m, v): precision 1/s² + βn/σ², mean v·β Σ y/σ².  Checked for two n and two β
+    through one compiled program; tolerances are 5 Monte Carlo standard errors (ESS-based)."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.5, 1.0, size=200)
+    cm = compile_model(conjugate_model(y, np.ones(200), 1.0))
+    settings = NutsSettings(tune=300, draws=400, chunk=400, chain_method=chain_method)
+    warmup, sample = make_sampler(cm, settings)
+    chains = 4
+    for n, beta in [(20, 1.0), (200, 0.3)]:
+        data = cm.with_data(mask=(np.arange(200) < n).astype(float), beta=beta)
+        stacked = stack_data(data, chains)
+        keys = jax.random.split(jax.random.key(n), 2 * chains).reshape(2, chains)
+        state, params = warmup(keys[0], jnp.zeros((chains, 1)), stacked)
+        _, draws = sample(keys[1], state, params, stacked)
+        x = np.asarray(draws.position)[..., 0]
+        v = 1.0 / (1.0 + beta * n)
+        m = v * beta * y[:n].sum()
+        ess = chains * settings.draws / 3  # conservative: NUTS on a Gaussian gives ESS ≳ draws/3
+        assert x.mean() == pytest.approx(m, abs=5 * math.sqrt(v / ess))
+        assert x.var() == pytest.approx(v, rel=5 * math.sqrt(2 / ess))
+    assert warmup._cache_size() == 1 and sample._cache_size() == 1  # one compilation for every n and β
+
+
+def test_sweep_compiles_once_and_writes_inferencedata(tmp_path):
+    settings = SweepSettings(**{**TINY, "n": (40, 80, 120)})
+    sweep = run_sweep(settings, tmp_path / "sw", progress=False, log=lambda *_: None)
+    assert sweep.compilations == 2  # warmup + sampling, for all three n
+    assert len(sweep.completed) == 3
+    idata = sweep.load(80, 0)
+    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert idata.posterior["W"].shape == (2, 30, 2, 6)
+    assert idata.observed_data["X"].shape == (80, 6)
+    for stat in ("diverging", "tree_depth", "energy", "step_size", "lp"):
+        assert stat in idata.sample_stats
+    attrs = idata.posterior.attrs
+    assert attrs["n"] == 80 and attrs["setting_chains"] == 2 and attrs["tms_bayes_version"]
+    # L_n recorded in the posterior equals the loss of the recorded W, b on D_n
+    from tms_bayes.theory import empirical_loss
+
+    W, b = idata.posterior["W"].values[0, -1], idata.posterior["b"].values[0, -1]
+    assert float(idata.posterior["L_n"].values[0, -1]) == pytest.approx(empirical_loss(W, b, idata.observed_data["X"].values), rel=1e-10)
+    manifest = json.loads((tmp_path / "sw" / "manifest.json").read_text())
+    assert manifest["settings"]["n"] == [40, 80, 120] and len(manifest["completed"]) == 3
+    assert (tmp_path / "sw" / "diagnostics.csv").exists()
+    assert not list((tmp_path / "sw").rglob("*.tmp"))
+
+
+def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch):
+    settings = SweepSettings(**TINY)
+    out = tmp_path / "sw"
+    import tms_bayes.inference.sweep as sw
+
+    calls = {"n": 0}
+    original = sw._JaxRunner.run_job
+
+    def interrupted(self, n, seed, data, progress=True):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, n, seed, data, progress)
+
+    monkeypatch.setattr(sw._JaxRunner, "run_job", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(settings, out, progress=False, log=lambda *_: None)
+    monkeypatch.setattr(sw._JaxRunner, "run_job", original)
+    first = load_sweep(out)
+    assert list(first.completed) == ["n000060_seed000"]
+    assert first.pending() == [(120, 0)]
+    mtime = (out / "runs" / "n000060_seed000.nc").stat().st_mtime
+    again = run_sweep(settings, out, progress=False, log=lambda *_: None)
+    assert len(again.completed) == 2
+    assert (out / "runs" / "n000060_seed000.nc").stat().st_mtime == mtime  # finished work untouched
+    done = run_sweep(settings, out, progress=False, log=lambda *_: None)
+    assert done.compilations == 0
+
+
+def test_different_settings_into_same_directory_are_refused(tmp_path):
+    run_sweep(SweepSettings(**TINY), tmp_path, progress=False, log=lambda *_: None)
+    with pytest.raises(ValueError, match="different settings.*chains: 2 there, 3 now"):
+        Sweep(SweepSettings(**{**TINY, "chains": 3}), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(n=(0, 100)), "n must be an integer >= 1"),
+        (dict(n=()), "at least one sample size"),
+        (dict(chains=0), "chains must be an integer >= 1"),
+        (dict(seeds=0), "seeds must be an integer >= 1"),
+        (dict(model="mlp"), "model must be one of tms, relu-pt1, relu-pt2"),
+        (dict(backend="stan"), "backend must be one of jax, pymc"),
+        (dict(chain_method="parallel"), "chain_method must be one of"),
+        (dict(target_accept=1.5), "target_accept must be in"),
+        (dict(model="relu-pt1", n=(1, 10)), "n must be >= 2"),
+    ],
+)
+def test_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SweepSettings(**{**TINY, **kwargs})
+
+
+def test_n_above_the_dataset_is_rejected():
+    settings = SweepSettings(**TINY)
+    with pytest.raises(ValueError, match="n = 500 exceeds the dataset's 120 rows"):
+        build_model(settings, dataset(settings, 0), 500)
+
+
+def test_relu_sweep_and_invariant_diagnostics(tmp_path):
+    settings = SweepSettings(model="relu-pt1", theta=1.3, n=(200,), seeds=1, chains=2, tune=40, draws=30)
+    sweep = run_sweep(settings, tmp_path, progress=False, log=lambda *_: None)
+    idata = sweep.load(200, 0)
+    assert idata.posterior.attrs["beta_used"] == pytest.approx(1 / math.log(200))
+    assert idata.observed_data["y"].shape == (200,)
+    table = summarize_run(idata)
+    assert {"L_n", "col_norm[0]", "bias[1]"} <= set(table.quantity)
+    assert {"r_hat", "ess_bulk", "ess_tail", "mcse_mean", "divergences", "min_ebfmi"} <= set(table.columns)
+
+
+def test_invariants_do_not_see_rotations_and_permutations(tmp_path):
+    sweep = run_sweep(SweepSettings(**{**TINY, "n": (60,)}), tmp_path, progress=False, log=lambda *_: None)
+    idata = sweep.load(60, 0)
+    base = invariant_quantities(idata)
+    theta = 0.9
+    R = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]]) @ np.diag([1.0, -1.0])
+    perm = np.random.default_rng(0).permutation(6)
+    moved = idata.copy()
+    moved.posterior["W"].values[:] = np.einsum("rs,cdsj->cdrj", R, idata.posterior["W"].values)[..., perm]
+    moved.posterior["b"].values[:] = idata.posterior["b"].values[..., perm]
+    other = invariant_quantities(moved)
+    for var in base.data_vars:
+        np.testing.assert_allclose(other[var].values, base[var].values, rtol=1e-12, atol=1e-14)
+
+
+def test_pymc_backend_produces_the_same_layout(tmp_path):
+    settings = SweepSettings(**{**TINY, "n": (60,), "backend": "pymc", "chains": 1, "tune": 20, "draws": 20})
+    idata = run_sweep(settings, tmp_path, progress=False, log=lambda *_: None).load(60, 0)
+    assert idata.posterior["W"].shape == (1, 20, 2, 6)
+    assert idata.posterior.attrs["backend"] == "pymc"
+    for stat in ("diverging", "tree_depth", "energy", "step_size"):
+        assert stat in idata.sample_stats
