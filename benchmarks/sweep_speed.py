@@ -54,7 +54,7 @@ def pymc_loop(settings, sampler):
         data = dataset(settings, s)
         for n in settings.n:
             model = build_model(settings, data, n, padded=False)
-            kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, random_seed=[s, n], progressbar=False, compute_convergence_checks=False)
+            kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, random_seed=1000 * s + n, progressbar=False, compute_convergence_checks=False)
             t0 = time.perf_counter()
             with model:
                 if sampler == "numpyro":
@@ -102,19 +102,23 @@ def main():
     args = ap.parse_args()
     settings = SweepSettings(n=tuple(int(v) for v in parse_grid(args.n)), seeds=args.seeds, chains=args.chains, tune=args.tune, draws=args.draws)
     print(f"TMS c={settings.c} r={settings.r}; n={list(settings.n)}; seeds={settings.seeds}, chains={settings.chains}, tune={settings.tune}, draws={settings.draws}; JAX backend {jax.default_backend()}")
-    rows = [ours(settings, "sequential"), ours(settings, "vectorized")]
-    if not args.skip_numpyro:
-        rows.append(pymc_loop(settings, "numpyro"))
-    if not args.skip_pymc_default:
-        rows.append(pymc_loop(settings, "pymc"))
-    best = rows[0]
+    header = f"{'method':<42}{'wall s':>9}{'compile s':>10}{'ESS(L_n)':>10}{'ESS/s':>9}{'leapfrog/draw':>14}{'our wall ×':>11}{'our ESS/s ×':>12}"
     print()
-    print(f"{'method':<42}{'wall s':>9}{'compile s':>10}{'ESS(L_n)':>10}{'ESS/s':>9}{'leapfrog/draw':>14}{'our wall ×':>11}{'our ESS/s ×':>12}")
-    for row in rows:
+    print(header, flush=True)
+    runs = [lambda: ours(settings, "sequential"), lambda: ours(settings, "vectorized")]
+    if not args.skip_numpyro:
+        runs.append(lambda: pymc_loop(settings, "numpyro"))
+    if not args.skip_pymc_default:
+        runs.append(lambda: pymc_loop(settings, "pymc"))
+    best = None
+    for run in runs:
+        row = run()
+        best = best or row
         ess_s = row["ess"] / row["wall"]
         print(
             f"{row['method']:<42}{row['wall']:>9.1f}{row['compile']:>10.1f}{row['ess']:>10.0f}{ess_s:>9.2f}{row['steps']:>14.1f}"
-            f"{row['wall'] / best['wall']:>11.2f}{(best['ess'] / best['wall']) / ess_s:>12.2f}"
+            f"{row['wall'] / best['wall']:>11.2f}{(best['ess'] / best['wall']) / ess_s:>12.2f}",
+            flush=True,
         )
     g1, g64, flops = gradient_cost(settings)
     print()

@@ -71,21 +71,56 @@ def _cmd_theory(args) -> int:
     return 0
 
 
+def _sweep_settings(args):
+    from .inference.sweep import SweepSettings
+
+    return SweepSettings(
+        model=args.model, n=tuple(int(v) for v in parse_grid(args.n)), seeds=args.seeds, chains=args.chains, tune=args.tune,
+        draws=args.draws, backend=args.backend, chain_method=args.chain_method, max_tree_depth=args.max_tree_depth,
+        target_accept=args.target_accept, prior_std=args.prior_std, c=args.c, r=args.r, sigma=args.sigma, beta=args.beta,
+        theta=args.theta, vartheta=args.q_scale, d=args.d, seed_offset=args.seed_offset,
+    )
+
+
+def _default_out(args) -> str:
+    return args.out or f"runs/{args.model}" + (f"-c{args.c}" if args.model == "tms" else "")
+
+
+def _cmd_run(args) -> int:
+    if args.model != "tms":
+        raise ValueError(f"tms-bayes run analyses TMS sweeps (k-gon phases); for {args.model} use tms-bayes sweep")
+    _cmd_sweep(args)
+    args.run_dir = _default_out(args)
+    args.out = None
+    return _cmd_occupancy(args)
+
+
+def _cmd_occupancy(args) -> int:
+    from .analysis.phases import Thresholds
+    from .analysis.report import occupancy_report
+
+    thresholds = Thresholds(args.vertex_norm, args.zero_norm, args.bias_tol, args.off_factor)
+    report = occupancy_report(
+        args.run_dir, args.out, theory_phases=[p.strip() for p in args.theory_phases.split(",") if p.strip()],
+        thresholds=thresholds, max_tsne_samples=args.tsne_samples, progress=not getattr(args, "no_progress", False),
+    )
+    print()
+    print(report.text())
+    for path in report.files.values():
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     import time
 
     import pandas as pd
 
     from .analysis.diagnostics import format_table
-    from .inference.sweep import SweepSettings, run_sweep
+    from .inference.sweep import run_sweep
 
-    settings = SweepSettings(
-        model=args.model, n=tuple(int(v) for v in parse_grid(args.n)), seeds=args.seeds, chains=args.chains, tune=args.tune,
-        draws=args.draws, backend=args.backend, chain_method=args.chain_method, max_tree_depth=args.max_tree_depth,
-        target_accept=args.target_accept, prior_std=args.prior_std, c=args.c, r=args.r, sigma=args.sigma, beta=args.beta,
-        theta=args.theta, vartheta=args.q_scale, d=args.d, seed_offset=args.seed_offset,
-    )
-    out = args.out or f"runs/{args.model}" + (f"-c{args.c}" if args.model == "tms" else "")
+    settings = _sweep_settings(args)
+    out = _default_out(args)
     t0 = time.perf_counter()
     sweep = run_sweep(settings, out, progress=not args.no_progress)
     wall = time.perf_counter() - t0
@@ -112,29 +147,53 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_theory)
 
     s = sub.add_parser("sweep", help="fit posteriors over a range of n (NUTS, compiled once per sweep); resumable")
-    s.add_argument("--model", default="tms", choices=["tms", "relu-pt1", "relu-pt2"], help="model (default tms)")
-    s.add_argument("--c", type=int, default=6, help="TMS: features c (default 6)")
-    s.add_argument("--r", type=int, default=2, help="TMS: hidden dimension r (default 2)")
-    s.add_argument("--theta", type=float, default=1.26, help="relu-pt1: truth angle θ (default 1.26)")
-    s.add_argument("--q-scale", type=float, default=1.5, help="relu-pt2: output weight ϑ of the (-1,0) node (default 1.5)")
-    s.add_argument("--d", type=int, default=None, help="ReLU: model nodes (default 2 for pt1, 3 for pt2)")
-    s.add_argument("--n", default="100:1200:100", help="sample sizes, start:stop:step inclusive or a comma list (default 100:1200:100)")
-    s.add_argument("--seeds", type=int, default=4, help="datasets, one per seed (default 4)")
-    s.add_argument("--chains", type=int, default=4, help="chains per (n, seed) (default 4)")
-    s.add_argument("--tune", type=int, default=300, help="warm-up transitions per chain (default 300)")
-    s.add_argument("--draws", type=int, default=300, help="kept transitions per chain (default 300)")
-    s.add_argument("--backend", default="jax", choices=["jax", "pymc"], help="jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample (default jax)")
-    s.add_argument("--chain-method", default="sequential", choices=["sequential", "vectorized"], help="map chains with lax.map or vmap (default sequential)")
-    s.add_argument("--max-tree-depth", type=int, default=10)
-    s.add_argument("--target-accept", type=float, default=0.8)
-    s.add_argument("--prior-std", type=float, default=1.0)
-    s.add_argument("--sigma", type=float, default=None, help="likelihood σ (default √½ for TMS, 1 for ReLU)")
-    s.add_argument("--beta", type=float, default=None, help="likelihood tempering β (default 1 for TMS, 1/log n for ReLU)")
-    s.add_argument("--seed-offset", type=int, default=0, help="first dataset seed (default 0)")
-    s.add_argument("--out", default=None, help="sweep directory (default runs/<model>[-c<c>])")
-    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_sweep_args(s)
     s.set_defaults(func=_cmd_sweep)
+
+    run = sub.add_parser("run", help="the main job: sweep + occupancy + report for TMS at c = 6 with built-in defaults")
+    _add_sweep_args(run)
+    _add_occupancy_args(run)
+    run.set_defaults(func=_cmd_run)
+
+    o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
+    o.add_argument("run_dir", help="a sweep directory (with manifest.json)")
+    o.add_argument("--out", default=None, help="report directory (default: the sweep directory)")
+    _add_occupancy_args(o)
+    o.set_defaults(func=_cmd_occupancy)
     return p
+
+
+def _add_sweep_args(p) -> None:
+    p.add_argument("--model", default="tms", choices=["tms", "relu-pt1", "relu-pt2"], help="model (default tms)")
+    p.add_argument("--c", type=int, default=6, help="TMS: features c (default 6)")
+    p.add_argument("--r", type=int, default=2, help="TMS: hidden dimension r (default 2)")
+    p.add_argument("--theta", type=float, default=1.26, help="relu-pt1: truth angle θ (default 1.26)")
+    p.add_argument("--q-scale", type=float, default=1.5, help="relu-pt2: output weight ϑ of the (-1,0) node (default 1.5)")
+    p.add_argument("--d", type=int, default=None, help="ReLU: model nodes (default 2 for pt1, 3 for pt2)")
+    p.add_argument("--n", default="100:1200:100", help="sample sizes, start:stop:step inclusive or a comma list (default 100:1200:100)")
+    p.add_argument("--seeds", type=int, default=4, help="datasets, one per seed (default 4)")
+    p.add_argument("--chains", type=int, default=4, help="chains per (n, seed) (default 4)")
+    p.add_argument("--tune", type=int, default=300, help="warm-up transitions per chain (default 300)")
+    p.add_argument("--draws", type=int, default=300, help="kept transitions per chain (default 300)")
+    p.add_argument("--backend", default="jax", choices=["jax", "pymc"], help="jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample (default jax)")
+    p.add_argument("--chain-method", default="sequential", choices=["sequential", "vectorized"], help="map chains with lax.map or vmap (default sequential)")
+    p.add_argument("--max-tree-depth", type=int, default=10)
+    p.add_argument("--target-accept", type=float, default=0.8)
+    p.add_argument("--prior-std", type=float, default=1.0)
+    p.add_argument("--sigma", type=float, default=None, help="likelihood σ (default √½ for TMS, 1 for ReLU)")
+    p.add_argument("--beta", type=float, default=None, help="likelihood tempering β (default 1 for TMS, 1/log n for ReLU)")
+    p.add_argument("--seed-offset", type=int, default=0, help="first dataset seed (default 0)")
+    p.add_argument("--out", default=None, help="sweep directory (default runs/<model>[-c<c>])")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_occupancy_args(p) -> None:
+    p.add_argument("--theory-phases", default="5,5+,6", help="phases for the theoretical curves (default 5,5+,6)")
+    p.add_argument("--vertex-norm", type=float, default=0.5, help="classifier: min column norm of a polygon vertex (default 0.5)")
+    p.add_argument("--zero-norm", type=float, default=0.25, help="classifier: max column norm of a zero column (default 0.25)")
+    p.add_argument("--bias-tol", type=float, default=0.0, help="classifier: a zero column with bias above this is σ+ (default 0)")
+    p.add_argument("--off-factor", type=float, default=1.0, help="classifier: a vertex with b < -off_factor·|W_j|² is switched off (default 1)")
+    p.add_argument("--tsne-samples", type=int, default=3000, help="draws embedded by t-SNE (default 3000)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon"]
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -107,9 +107,10 @@ def merge_free_energies(curves: xr.DataArray, ax=None) -> Figure:
     return fig
 
 
-def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0) -> Figure:
-    """Draw the columns W_j ∈ R² of a TMS sample as arrows from the origin and the convex hull of
-    their tips; columns with positive bias are drawn in red, negative in blue (r = 2 only)."""
+def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0, vertex_norm: float = 0.5) -> Figure:
+    """Draw the columns W_j ∈ R² of a TMS sample as arrows from the origin and the polygon through
+    the tips of columns with ‖W_j‖ ≥ ``vertex_norm`` (the classifier's threshold); columns with
+    positive bias are red, others blue (r = 2 only)."""
     W = np.asarray(W, dtype=float)
     b = np.asarray(b, dtype=float)
     if W.ndim != 2 or W.shape[0] != 2 or b.shape != (W.shape[1],):
@@ -120,7 +121,7 @@ def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0) -
         ax.annotate("", xy=W[:, j], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
         ax.text(*(W[:, j] * 1.08), str(j), fontsize=7, ha="center", va="center")
     norms = np.linalg.norm(W, axis=0)
-    big = W[:, norms > 0.1 * max(norms.max(), 1e-12)]
+    big = W[:, norms >= vertex_norm]
     if big.shape[1] >= 3:
         order = np.argsort(np.arctan2(big[1], big[0]))
         ring = big[:, np.r_[order, order[:1]]]
@@ -133,4 +134,88 @@ def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0) -
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
+    return fig
+
+
+def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, crossovers: list[dict] | None = None, *, min_share: float = 0.02, ax=None) -> Figure:
+    """Empirical shares (points with bootstrap intervals, per-seed shares as faint dots) for every
+    phase that reaches ``min_share`` somewhere, theoretical curves (lines) for the phases with known
+    λ, and crossovers (theory: dashed; empirical: dotted, with the interval shaded)."""
+    fig, ax = _new(ax, figsize=(7.5, 4.6))
+    phases = [p for p in occ.phase.values if float(occ.share.sel(phase=p).max()) >= min_share]
+    theory_phases = list(theory.phase.values) if theory is not None else []
+    colors = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(theory_phases + phases))}
+    n = occ.n.values
+    for p in phases:
+        s = occ.share.sel(phase=p).values
+        yerr = np.vstack([s - occ.lower.sel(phase=p).values, occ.upper.sel(phase=p).values - s])
+        ax.errorbar(n, s, yerr=yerr, fmt="o", ms=4, capsize=2, color=colors[p], label=f"{p} (chains)")
+        for seed in occ.seed.values:
+            ax.plot(n, occ.share_seed.sel(phase=p, seed=seed).values, ".", color=colors[p], alpha=0.25, ms=3)
+    if theory is not None:
+        for p in theory_phases:
+            ax.plot(theory.n.values, theory.sel(phase=p).values, "-", color=colors[p], lw=1.5, label=f"{p} (theory)")
+    for cr in crossovers or []:
+        if not math.isfinite(cr.get("n_crit", math.nan)):
+            continue
+        style = "--" if cr.get("kind") == "theory" else ":"
+        ax.axvline(cr["n_crit"], color="0.3", ls=style, lw=1)
+        if math.isfinite(cr.get("lower", math.nan)):
+            ax.axvspan(cr["lower"], cr["upper"], color="0.5", alpha=0.12)
+        ax.annotate(f"{cr['from']}→{cr['to']} ({cr.get('kind', '')})\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.92), textcoords="offset points", xytext=(4, 0), fontsize=7)
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("occupancy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Phase occupancy: chain shares (points) vs softmax(−F_n) (lines)")
+    ax.legend(fontsize=7, ncol=2, loc="center right")
+    return fig
+
+
+def embedding(emb: np.ndarray, labels, clusters, *, ari: float | None = None) -> Figure:
+    """t-SNE embedding coloured by exact label (left) and by HDBSCAN cluster (right)."""
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, lab, title in [(axes[0], np.asarray(labels).astype(str), "exact k-gon label"), (axes[1], np.asarray(clusters).astype(str), "HDBSCAN cluster (−1 = noise)")]:
+        for i, u in enumerate(sorted(set(lab), key=lambda s: (s in ("unclassified", "-1"), s))):
+            m = lab == u
+            color = "0.75" if u in ("unclassified", "-1") else f"C{i % 10}"
+            ax.scatter(emb[m, 0], emb[m, 1], s=4, color=color, label=f"{u} ({m.sum()})")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, markerscale=3, loc="best")
+    if ari is not None:
+        fig.suptitle(f"t-SNE of symmetry-normalised samples; adjusted Rand index = {ari:.3f}")
+    return fig
+
+
+def gallery(samples: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
+    """One representative polygon per phase: ``{phase: (W, b)}``."""
+    k = max(len(samples), 1)
+    cols = min(k, 5)
+    rows = math.ceil(k / cols)
+    fig = Figure(figsize=(2.6 * cols, 2.7 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, (phase, (W, b)) in zip(axes, samples.items()):
+        polygon(W, b, ax=ax, title=phase)
+    for ax in axes[len(samples) :]:
+        ax.set_axis_off()
+    return fig
+
+
+def share_vs_loss(occ: xr.Dataset, catalogue: xr.Dataset | None = None, *, min_share: float = 0.02, ax=None) -> Figure:
+    """Mean L_n of each phase's draws against its share, one point per n (size grows with n), with
+    the catalogue's L(w*) as horizontal ticks."""
+    fig, ax = _new(ax)
+    n = occ.n.values
+    for i, p in enumerate(occ.phase.values):
+        if p == "unclassified" or float(occ.share.sel(phase=p).max()) < min_share:
+            continue
+        ax.scatter(occ.share.sel(phase=p).values, occ.mean_L_n.sel(phase=p).values, s=10 + 40 * (n - n.min()) / max(np.ptp(n), 1), color=f"C{i % 10}", label=p)
+        if catalogue is not None and p in catalogue.phase.values:
+            ax.axhline(float(catalogue.loss.sel(phase=p)), color=f"C{i % 10}", lw=0.8, ls="--")
+    ax.set_xlabel("share of draws")
+    ax.set_ylabel("mean L_n of the phase's draws")
+    ax.set_title("Phase share against loss (marker size grows with n; dashed: L(w*))")
+    ax.legend(fontsize=8)
     return fig

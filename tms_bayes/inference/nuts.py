@@ -12,6 +12,8 @@ axis, so every n and every seed of a sweep reuses the same two compiled programs
 Chains are mapped either with ``jax.vmap`` ("vectorized": fast batched gradients, but chains advance
 in lockstep, so a transition costs the deepest tree of the batch) or ``jax.lax.map``
 ("sequential": each chain builds only its own tree).  ``benchmarks/sweep_speed.py`` measures both.
+Chains are also sharded across devices (``shard_map``; on CPU one device per core, see
+``tms_bayes._jax``): with D devices and C chains, min(D, largest divisor of C) shards run in parallel.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ CHAIN_METHODS = ("sequential", "vectorized")
 
 @dataclass(frozen=True)
 class NutsSettings:
+    """NUTS settings.  ``devices``: how many devices to shard chains over (None: as many as divide
+    the number of chains, up to ``jax.device_count()``)."""
+
     tune: int = 300
     draws: int = 300
     chunk: int = 50  # transitions per compiled sampling call (progress granularity)
     target_accept: float = 0.8
     max_tree_depth: int = 10
     chain_method: str = "sequential"
+    devices: int | None = None
 
     def __post_init__(self):
         _validate.integer("tune", self.tune, minimum=1)
@@ -48,6 +54,8 @@ class NutsSettings:
         if not 0.0 < float(self.target_accept) < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept!r}")
         _validate.choice("chain_method", self.chain_method, CHAIN_METHODS)
+        if self.devices is not None:
+            _validate.integer("devices", self.devices, minimum=1)
 
 
 class Draws(NamedTuple):
@@ -60,8 +68,9 @@ class Draws(NamedTuple):
     acceptance_rate: jax.Array
 
 
-def make_sampler(cm: CompiledModel, settings: NutsSettings) -> tuple[Callable, Callable]:
-    """Return jitted (warmup, sample) functions for ``cm`` (module docstring)."""
+def make_sampler(cm: CompiledModel, settings: NutsSettings, chains: int | None = None) -> tuple[Callable, Callable]:
+    """Return jitted (warmup, sample) functions for ``cm`` (module docstring); with ``chains`` given,
+    the chains are sharded across devices."""
 
     def logdensity_for(data):
         return lambda w: cm.logp(w, data)
@@ -100,7 +109,21 @@ def make_sampler(cm: CompiledModel, settings: NutsSettings) -> tuple[Callable, C
     else:
         warmup = lambda keys, init, data: jax.lax.map(lambda a: warmup_one(*a), (keys, init, data))  # noqa: E731
         sample = lambda keys, state, params, data: jax.lax.map(lambda a: sample_one(*a), (keys, state, params, data))  # noqa: E731
+    if chains is not None:
+        shards = shard_count(chains, settings.devices)
+        if shards > 1:
+            mesh = jax.make_mesh((shards,), ("chain",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:shards])
+            spec = jax.sharding.PartitionSpec("chain")
+            warmup = jax.shard_map(warmup, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+            sample = jax.shard_map(sample, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
     return jax.jit(warmup), jax.jit(sample)
+
+
+def shard_count(chains: int, devices: int | None = None) -> int:
+    """The number of device shards for ``chains`` chains: the largest divisor of ``chains`` that is
+    at most ``devices`` (default: every visible device)."""
+    limit = min(devices or jax.device_count(), jax.device_count(), chains)
+    return max(d for d in range(1, limit + 1) if chains % d == 0)
 
 
 def stack_data(data: dict, chains: int) -> dict:

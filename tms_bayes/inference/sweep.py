@@ -293,7 +293,7 @@ class _JaxRunner:
         self.cm = compile_model(model)
         self.dims = {k: v for k, v in model.named_vars_to_dims.items()}
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
-        self.warmup, self.sample = make_sampler(self.cm, self.nuts)
+        self.warmup, self.sample = make_sampler(self.cm, self.nuts, chains=st.chains)
         self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
         self.compiled = None
         self.compilations = 0
@@ -317,6 +317,8 @@ class _JaxRunner:
 
     def run_job(self, n, seed, data, progress=True):
         from tqdm.auto import tqdm
+
+        from .nuts import shard_count
 
         jax, jnp = self.jax, self.jax.numpy
         st = self.sweep.settings
@@ -358,7 +360,8 @@ class _JaxRunner:
         }
         return _to_idata(
             posterior, stats, _observed(data, n), self.dims, self.coords,
-            _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth),
+            _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth,
+                   device_shards=shard_count(st.chains), jax_backend=jax.default_backend()),
         )
 
 

@@ -1,0 +1,155 @@
+"""Empirical phase occupancy from a sweep, beside the free-energy prediction (SPEC 2).
+
+**What the estimator measures.**  Every posterior draw of every chain is labelled by the exact
+classifier, and the share of a phase at n is the fraction of all draws (pooled over seeds and
+chains) carrying its label.  NUTS chains almost never cross between k-gon basins, so this is in
+effect the share of *chains* that settled in each basin from prior initialisations: it measures
+basins of attraction under the sampler, not posterior mass.  It can agree with the theoretical
+softmax(−F_n) for the wrong reasons, and it is reported as what it is.  (Posterior mass per phase
+needs SMC or per-phase evidence; see the project's SMC issue.)
+
+**Uncertainty.**  The independent units are chains.  Intervals are percentile bootstrap intervals
+(default 95 %, 1000 replicates, fixed seed) from resampling chains with replacement, independently at
+each n; the per-seed shares are kept so that the spread between datasets is visible.
+
+**Crossover α → β.**  The n at which share(β) − share(α) changes sign from negative to positive for
+the last time on the grid, by linear interpolation; its interval is the bootstrap percentile
+interval over replicates in which the curves cross (the fraction that cross is reported).
+The theoretical crossover is :func:`tms_bayes.theory.crossover`; its interval is the range of n in
+which |F_α − F_β| ≤ 1, i.e. where the O(1) terms that the expansion drops could move it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__, _validate
+from ..theory import crossover as theory_crossover
+from ..theory import phase_free_energies
+from .phases import UNCLASSIFIED, Thresholds, classify_tms
+
+__all__ = ["sweep_labels", "empirical_occupancy", "empirical_crossover", "theory_crossover_interval"]
+
+
+def sweep_labels(sweep, thresholds: Thresholds | None = None, *, progress: bool = False) -> xr.Dataset:
+    """Exact phase labels and L_n of every draw of a TMS sweep: dims (n, seed, chain, draw)."""
+    st = sweep.settings
+    if st.model != "tms":
+        raise ValueError(f"k-gon occupancy needs a TMS sweep; {sweep.out} is a {st.model!r} sweep")
+    if st.r != 2:
+        raise ValueError(f"the exact k-gon classifier is defined for r = 2; this sweep has r = {st.r}")
+    jobs = [(n, s) for n, s in sweep.jobs() if f"n{n:06d}_seed{s:03d}" in sweep.completed]
+    if not jobs:
+        raise ValueError(f"{sweep.out} has no finished runs to analyse")
+    ns = sorted({n for n, _ in jobs})
+    seeds = sorted({s for _, s in jobs})
+    missing = [(n, s) for n in ns for s in seeds if (n, s) not in set(jobs)]
+    if missing:
+        raise ValueError(f"{sweep.out} is incomplete ({len(missing)} runs missing, e.g. n={missing[0][0]} seed={missing[0][1]}); finish it with the same sweep command")
+    labels = np.empty((len(ns), len(seeds), st.chains, st.draws), dtype=object)
+    loss = np.empty(labels.shape)
+    from tqdm.auto import tqdm
+
+    for n, s in tqdm(jobs, desc="classify", unit="run", disable=not progress, leave=False):
+        post = sweep.load(n, s).posterior
+        i, j = ns.index(n), seeds.index(s)
+        labels[i, j] = classify_tms(post["W"].values, post["b"].values, thresholds)
+        loss[i, j] = post["L_n"].values
+    t = thresholds or Thresholds()
+    return xr.Dataset(
+        {"label": (("n", "seed", "chain", "draw"), labels.astype(str)), "L_n": (("n", "seed", "chain", "draw"), loss)},
+        coords={"n": ns, "seed": seeds, "chain": np.arange(st.chains), "draw": np.arange(st.draws)},
+        attrs={"sweep": str(sweep.out), "vertex_norm": t.vertex_norm, "zero_norm": t.zero_norm, "bias_tol": t.bias_tol, "off_factor": t.off_factor},
+    )
+
+
+def _phase_order(labels: np.ndarray) -> list[str]:
+    from ..theory import parse_phase
+
+    names = sorted({str(x) for x in np.unique(labels)} - {UNCLASSIFIED}, key=lambda p: (-parse_phase(p)[0], parse_phase(p)[1:]))
+    return names + [UNCLASSIFIED]
+
+
+def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
+    """Shares per (n, phase) with bootstrap intervals over chains, per-seed shares, chain-majority
+    shares, and mean L_n per phase (module docstring)."""
+    n_boot = _validate.integer("n_boot", n_boot, minimum=10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    lab = labels["label"].values  # (n, seed, chain, draw)
+    phases = _phase_order(lab)
+    onehot = np.stack([(lab == p) for p in phases], axis=-1).astype(float)  # (n, seed, chain, draw, P)
+    per_chain = onehot.mean(axis=3)  # (n, seed, chain, P)
+    N, S, C, P = per_chain.shape
+    units = per_chain.reshape(N, S * C, P)
+    share = units.mean(axis=1)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, S * C, size=(n_boot, N, S * C))
+    boot = np.take_along_axis(units[None], idx[..., None], axis=2).mean(axis=2)  # (B, n, P)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    majority = per_chain.argmax(axis=-1)  # (n, seed, chain)
+    chain_share = np.stack([(majority == k).mean(axis=(1, 2)) for k in range(P)], axis=-1)
+    Ln = labels["L_n"].values
+    mean_loss = np.array([[Ln[i][lab[i] == p].mean() if np.any(lab[i] == p) else np.nan for p in phases] for i in range(N)])
+    return xr.Dataset(
+        {
+            "share": (("n", "phase"), share, {"long_name": "share of draws (pooled over seeds and chains)"}),
+            "lower": (("n", "phase"), lo),
+            "upper": (("n", "phase"), hi),
+            "share_seed": (("n", "seed", "phase"), per_chain.mean(axis=2)),
+            "chain_share": (("n", "phase"), chain_share, {"long_name": "share of chains by majority label"}),
+            "mean_L_n": (("n", "phase"), mean_loss),
+            "bootstrap": (("replicate", "n", "phase"), boot),
+        },
+        coords={"n": labels.n.values, "phase": phases, "seed": labels.seed.values, "replicate": np.arange(n_boot)},
+        attrs={
+            **labels.attrs,
+            "estimator": "chain share: basins of attraction under NUTS from prior initialisations, not posterior mass",
+            "interval": f"{level:.0%} percentile bootstrap over chains, {n_boot} replicates, seed {seed}",
+            "tms_bayes_version": __version__,
+        },
+    )
+
+
+def _last_upcrossing(n: np.ndarray, diff: np.ndarray) -> float:
+    """Last grid interval where diff goes from < 0 to >= 0, linearly interpolated; nan if none."""
+    for i in range(len(n) - 2, -1, -1):
+        if diff[i] < 0 <= diff[i + 1]:
+            return float(n[i] + (n[i + 1] - n[i]) * (-diff[i]) / (diff[i + 1] - diff[i]))
+    return math.nan
+
+
+def empirical_crossover(occ: xr.Dataset, alpha: str, beta: str, *, level: float = 0.95) -> dict:
+    """Empirical α → β crossover with a bootstrap interval (module docstring)."""
+    for p in (alpha, beta):
+        if p not in occ.phase.values:
+            raise ValueError(f"phase {p!r} was not observed in this sweep; observed: {', '.join(map(str, occ.phase.values))}")
+    n = occ.n.values.astype(float)
+    point = _last_upcrossing(n, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values)
+    reps = (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values
+    xs = np.array([_last_upcrossing(n, r) for r in reps])
+    ok = np.isfinite(xs)
+    lo, hi = (np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan))
+    return {"from": alpha, "to": beta, "n_crit": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
+
+
+def theory_crossover_interval(catalogue, alpha: str, beta: str, *, lambdas=None, band: float = 1.0) -> dict:
+    """Theoretical α → β crossover and the n-range where |F_α − F_β| ≤ ``band`` (module docstring)."""
+    n_crit = theory_crossover(catalogue, alpha, beta, lambdas=lambdas)
+    grid = np.unique(np.round(np.geomspace(10, 1e6, 20000)))
+    F = phase_free_energies(catalogue, [alpha, beta], grid, lambdas=lambdas)
+    close = np.abs((F.sel(phase=alpha) - F.sel(phase=beta)).values) <= band
+    near = grid[close]
+    if math.isfinite(n_crit) and near.size:
+        # the contiguous stretch of grid points around n_crit
+        k = np.searchsorted(grid, n_crit)
+        lo_i = hi_i = min(k, len(grid) - 1)
+        while lo_i > 0 and close[lo_i - 1]:
+            lo_i -= 1
+        while hi_i < len(grid) - 1 and close[hi_i + 1]:
+            hi_i += 1
+        return {"from": alpha, "to": beta, "n_crit": n_crit, "lower": float(grid[lo_i]), "upper": float(grid[hi_i])}
+    return {"from": alpha, "to": beta, "n_crit": n_crit, "lower": math.nan, "upper": math.nan}
