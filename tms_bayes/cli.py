@@ -130,6 +130,45 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_llc(args) -> int:
+    import math
+
+    from .inference.llc import estimate_llc
+    from .inference.storage import write_netcdf, write_text
+    from .models.data import tms_inputs
+    from .models.tms import tms_model
+    from .theory import critical_points, kgon, parse_phase
+
+    cat = critical_points(args.c)
+    phases = list(cat.phase.values) if args.phase == "all" else [p.strip() for p in args.phase.split(",") if p.strip()]
+    for p in phases:
+        if p.replace("−", "-") not in cat.phase.values:
+            raise ValueError(f"unknown phase {p!r} at c={args.c}; allowed: {', '.join(cat.phase.values)} or 'all'")
+    model = tms_model(tms_inputs(args.n, args.c, seed=args.seed))
+    rows = ["phase,llc_hat,se,lambda_theory,loss_star,sampler,n,nbeta,gamma,share_below_w_star,acceptance"]
+    print(f"{'phase':<9}{'λ̂':>9}{'± se':>8}{'λ theory':>10}   notes")
+    for p in phases:
+        k, s_, f = parse_phase(p)
+        pt = kgon(k, args.c, sigma=s_, phi=f)
+        res = estimate_llc(
+            model, {"W": pt.W, "b": pt.b}, sampler=args.sampler, gamma=args.gamma, nbeta=args.nbeta, chains=args.chains,
+            draws=args.draws, tune=args.tune, step_size=args.step_size, batch_size=args.batch_size, seed=args.seed,
+        )
+        lam = float(cat.lambda_.sel(phase=p))
+        theory = f"{lam:g}" if math.isfinite(lam) else "unknown"
+        note = "estimate (theory unknown)" if not math.isfinite(lam) else ""
+        note += ("; " if note and res.warnings else "") + "; ".join(w.split(":")[0] for w in res.warnings)
+        print(f"{p:<9}{res.llc_mean:>9.3f}{res.llc_se:>8.3f}{theory:>10}   {note}")
+        d = res.diagnostics
+        rows.append(f"{p},{res.llc_mean},{res.llc_se},{lam},{res.loss_star},{args.sampler},{args.n},{res.idata.posterior.attrs['nbeta']},{args.gamma},{d['share_below_w_star']},{d['acceptance']}")
+        if args.out:
+            write_netcdf(f"{args.out}/llc_{p}.nc", res.idata)
+    if args.out:
+        path = write_text(f"{args.out}/llc.csv", "\n".join(rows) + "\n")
+        print(f"wrote {path} and one InferenceData per phase")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -154,6 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_args(run)
     _add_occupancy_args(run)
     run.set_defaults(func=_cmd_run)
+
+    lc = sub.add_parser("llc", help="local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)")
+    lc.add_argument("--c", type=int, default=6)
+    lc.add_argument("--phase", default="5", help="phase name(s), comma-separated, or 'all' for the whole catalogue (default 5)")
+    lc.add_argument("--n", type=int, default=1000, help="dataset size (default 1000)")
+    lc.add_argument("--sampler", default="nuts", choices=["nuts", "sgld"])
+    lc.add_argument("--chains", type=int, default=4)
+    lc.add_argument("--draws", type=int, default=500)
+    lc.add_argument("--tune", type=int, default=300, help="NUTS adaptation steps (default 300)")
+    lc.add_argument("--gamma", type=float, default=1.0, help="localisation strength γ (default 1)")
+    lc.add_argument("--nbeta", type=float, default=None, help="nβ (default n/log n)")
+    lc.add_argument("--step-size", type=float, default=1e-3, help="SGLD step ε (default 1e-3)")
+    lc.add_argument("--batch-size", type=int, default=None, help="SGLD minibatch size (default: full batch)")
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--out", default=None, help="directory for llc.csv and the InferenceData of each estimate")
+    lc.set_defaults(func=_cmd_llc)
 
     o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
     o.add_argument("run_dir", help="a sweep directory (with manifest.json)")

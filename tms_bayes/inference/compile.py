@@ -90,12 +90,35 @@ class CompiledModel:
         return out
 
 
-def compile_model(model: pm.Model) -> CompiledModel:
-    """Convert ``model`` (see module docstring) into a :class:`CompiledModel`."""
-    value_vars = list(model.value_vars)
+def _shared_data(model: pm.Model) -> list:
     shared = [v for v in model.data_vars if isinstance(v, SharedVariable)] if hasattr(model, "data_vars") else []
     if not shared:
         shared = [model[name] for name in model.named_vars if isinstance(model[name], SharedVariable)]
+    return shared
+
+
+def compile_expression(model: pm.Model, expr) -> Callable:
+    """Jaxify a scalar expression of ``model``'s value variables and data containers into
+    ``f(w_flat, data) -> value`` with the same conventions as :class:`CompiledModel`.
+
+    ``expr`` may refer to random variables (they are replaced by their value variables)."""
+    value_vars = list(model.value_vars)
+    shared = _shared_data(model)
+    symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
+    expr = model.replace_rvs_by_values([expr])[0]
+    fn = get_jaxified_graph(inputs=[*value_vars, *symbolic.values()], outputs=[clone_replace(expr, replace=symbolic)])
+    cm = compile_model(model)
+
+    def f(w_flat, data):
+        return fn(*cm._args(w_flat, data))[0]
+
+    return f
+
+
+def compile_model(model: pm.Model) -> CompiledModel:
+    """Convert ``model`` (see module docstring) into a :class:`CompiledModel`."""
+    value_vars = list(model.value_vars)
+    shared = _shared_data(model)
     symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
 
     logp = model.logp(jacobian=True)

@@ -1,0 +1,111 @@
+"""Models whose learning coefficient λ is known, for validating λ̂ (SPEC 3).
+
+Each builder follows the TMS model's conventions: data, padding mask and tempering β are
+``pm.Data``; the likelihood is a ``pm.Potential``; N(0, prior_std²) priors; Gaussian noise σ = 1.
+
+- :func:`regression_model`: y = ⟨w, x⟩ + ε, w ∈ R^d, true w ≠ 0 — regular, λ = d/2.
+- :func:`normal_crossing_model`: y = x·∏ w_i^{k_i} + ε with truth w = 0 (y is noise) — λ = 1/(2 max k_i).
+- :func:`reduced_rank_model`: Y = B A x + ε, A ∈ R^{H×N}, B ∈ R^{M×H}, true rank r —
+  λ from Aoyagi & Watanabe (2005), :func:`rrr_learning_coefficient`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .. import _validate
+from .tms import _mask, tempered_gaussian_loglik
+
+__all__ = ["regression_model", "normal_crossing_model", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
+
+
+def rrr_learning_coefficient(N: int, M: int, H: int, r: int) -> float:
+    """λ of reduced-rank regression with input dim N, output dim M, hidden H, true rank r ≤ H
+    (Aoyagi & Watanabe 2005, Theorem 1)."""
+    N, M, H = (_validate.integer(k, v, minimum=1) for k, v in (("N", N), ("M", M), ("H", H)))
+    r = _validate.integer("r", r, minimum=0, maximum=min(N, M, H))
+    if N + r <= M + H and M + r <= N + H and H + r <= N + M:
+        s = 2 * (H + r) * (N + M) - (N - M) ** 2 - (H + r) ** 2
+        return (s + (1 if (N + M + H + r) % 2 else 0)) / 8.0
+    if M + H < N + r:
+        return (H * M - H * r + N * r) / 2.0
+    if N + H < M + r:
+        return (H * N - H * r + M * r) / 2.0
+    return N * M / 2.0  # N + M < H + r
+
+
+def _data(name, value, shape_tail=None):
+    arr = _validate.finite_array(name, value)
+    return arr
+
+
+def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
+    """Linear regression y = ⟨w, x⟩ + N(0, 1): a regular model, λ = d/2."""
+    X = _data("X", X)
+    y = _data("y", y)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+    with pm.Model() as m:
+        Xd, yd = pm.Data("X", X), pm.Data("y", y)
+        md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=X.shape[1])
+        pm.Potential("loglik", tempered_gaussian_loglik(yd, pt.dot(Xd, w), md, bd, 1.0))
+    return m
+
+
+def normal_crossing_model(x, y, k, *, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
+    """y = x·∏ w_i^{k_i} + N(0, 1); at the truth w = 0 (y pure noise) λ = 1/(2 max k_i)."""
+    x, y = _data("x", x), _data("y", y)
+    k = [int(_validate.integer("k", v, minimum=1)) for v in k]
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    with pm.Model() as m:
+        xd, yd = pm.Data("x", x), pm.Data("y", y)
+        md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=len(k))
+        prod = pt.prod(pt.stack([w[i] ** k[i] for i in range(len(k))]))
+        pm.Potential("loglik", tempered_gaussian_loglik(yd, xd * prod, md, bd, 1.0))
+    return m
+
+
+def reduced_rank_model(X, Y, *, H: int, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
+    """Y = B A x + N(0, I): A (H, N), B (M, H)."""
+    X, Y = _data("X", X), _data("Y", Y)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X must be (n, N) and Y (n, M), got {X.shape} and {Y.shape}")
+    H = _validate.integer("H", H, minimum=1)
+    with pm.Model() as m:
+        Xd, Yd = pm.Data("X", X), pm.Data("Y", Y)
+        md, bd = pm.Data("mask", _mask(mask, len(Y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        A = pm.Normal("A", 0.0, prior_std, shape=(H, X.shape[1]))
+        B = pm.Normal("B", 0.0, prior_std, shape=(Y.shape[1], H))
+        pm.Potential("loglik", tempered_gaussian_loglik(Yd, pt.dot(pt.dot(Xd, A.T), B.T), md, bd, 1.0))
+    return m
+
+
+def known_data(kind: str, n: int, seed: int = 0, **kw):
+    """Data and the true parameter for the known-λ models.
+
+    kind="regression" (d), "normal_crossing" (no parameters: y is noise), "rrr" (N, M, H, r).
+    Returns (data dict for the builder, true parameter dict)."""
+    rng = np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    n = _validate.integer("n", n, minimum=1)
+    if kind == "regression":
+        d = kw.get("d", 3)
+        w0 = rng.normal(size=d)
+        X = rng.normal(size=(n, d))
+        return {"X": X, "y": X @ w0 + rng.normal(size=n)}, {"w": w0}
+    if kind == "normal_crossing":
+        x = rng.normal(size=n)
+        return {"x": x, "y": rng.normal(size=n)}, {"w": np.zeros(len(kw.get("k", (1, 1))))}
+    if kind == "rrr":
+        N, M, H, r = kw["N"], kw["M"], kw["H"], kw["r"]
+        A0 = np.zeros((H, N))
+        B0 = np.zeros((M, H))
+        A0[:r] = rng.normal(size=(r, N))
+        B0[:, :r] = rng.normal(size=(M, r))
+        X = rng.normal(size=(n, N))
+        return {"X": X, "Y": X @ A0.T @ B0.T + rng.normal(size=(n, M))}, {"A": A0, "B": B0}
+    raise ValueError(f"kind must be one of regression, normal_crossing, rrr; got {kind!r}")
