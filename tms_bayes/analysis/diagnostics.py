@@ -73,11 +73,9 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
 
 def sweep_diagnostics(sweep) -> pd.DataFrame:
     """:func:`summarize_run` for every finished job of a :class:`~tms_bayes.inference.sweep.Sweep`."""
-    rows = []
-    for name in sorted(sweep.completed):
-        from ..inference.sweep import load_run
+    from ..inference.sweep import load_run
 
-        rows.append(summarize_run(load_run(sweep.out / sweep.completed[name])))
+    rows = [summarize_run(load_run(sweep.out / sweep.completed[name])) for name in sorted(sweep.completed)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 

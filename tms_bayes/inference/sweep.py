@@ -168,6 +168,7 @@ class Sweep:
         self.completed: dict[str, str] = {}
         self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
         self.timings: dict[str, float] = {}
+        self._loaded: dict[str, az.InferenceData] = {}  # runs read from disk (analyses read each run several times)
         if self.manifest_path.exists():
             self._check_manifest()
 
@@ -220,7 +221,7 @@ class Sweep:
                 write_netcdf(self.out / "runs" / f"{name}.nc", idata)
                 self.completed[name] = f"runs/{name}.nc"
                 self._write_manifest()
-                self._write_diagnostics()
+                self._append_diagnostics(idata)
                 overall.update(1)
         finally:
             overall.close()
@@ -228,14 +229,28 @@ class Sweep:
             self.timings = runner.timings
         return self
 
-    def _write_diagnostics(self):
-        from ..analysis.diagnostics import sweep_diagnostics
+    def _append_diagnostics(self, idata):
+        """Add one finished run's invariant diagnostics to ``diagnostics.csv`` (rewritten atomically)."""
+        import pandas as pd
 
-        table = sweep_diagnostics(self)
-        write_text(self.out / "diagnostics.csv", table.to_csv(index=False))
+        from ..analysis.diagnostics import summarize_run
+
+        path = self.out / "diagnostics.csv"
+        new = summarize_run(idata)
+        if path.exists():
+            old = pd.read_csv(path)
+            old = old[~((old["n"] == new["n"].iloc[0]) & (old["seed"] == new["seed"].iloc[0]))]
+            new = pd.concat([old, new], ignore_index=True)
+        write_text(path, new.sort_values(["n", "seed"], kind="stable").to_csv(index=False))
 
     def load(self, n: int, seed: int) -> az.InferenceData:
-        return load_run(self.out / self.completed[run_name(n, seed)])
+        """The finished run (n, seed), read once and kept in memory."""
+        name = run_name(n, seed)
+        if name not in self.completed:
+            raise ValueError(f"no finished run for n={n}, seed={seed} in {self.out}")
+        if name not in self._loaded:
+            self._loaded[name] = load_run(self.out / self.completed[name])
+        return self._loaded[name]
 
 
 def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print) -> Sweep:
@@ -291,7 +306,7 @@ class _JaxRunner:
         model = build_model(st, dataset(st, 0), st.n_max)
         self.model = model
         self.cm = compile_model(model)
-        self.dims = {k: v for k, v in model.named_vars_to_dims.items()}
+        self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
         self.warmup, self.sample = make_sampler(self.cm, self.nuts, chains=st.chains)
         self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
