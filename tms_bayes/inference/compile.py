@@ -97,17 +97,18 @@ def _shared_data(model: pm.Model) -> list:
     return shared
 
 
-def compile_expression(model: pm.Model, expr) -> Callable:
+def compile_expression(model: pm.Model, expr, cm: CompiledModel | None = None) -> Callable:
     """Jaxify a scalar expression of ``model``'s value variables and data containers into
     ``f(w_flat, data) -> value`` with the same conventions as :class:`CompiledModel`.
 
-    ``expr`` may refer to random variables (they are replaced by their value variables)."""
+    ``expr`` may refer to random variables (they are replaced by their value variables).  Pass the
+    model's :class:`CompiledModel` as ``cm`` when it exists already (it fixes the flat layout)."""
     value_vars = list(model.value_vars)
     shared = _shared_data(model)
     symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
     expr = model.replace_rvs_by_values([expr])[0]
     fn = get_jaxified_graph(inputs=[*value_vars, *symbolic.values()], outputs=[clone_replace(expr, replace=symbolic)])
-    cm = compile_model(model)
+    cm = cm if cm is not None else compile_model(model)
 
     def f(w_flat, data):
         return fn(*cm._args(w_flat, data))[0]

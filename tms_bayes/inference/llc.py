@@ -135,7 +135,7 @@ def estimate_llc(
     local, nbeta = localized_model(model, w_star, gamma=gamma, nbeta=nbeta)
     n, beta, gamma = local.llc_settings["n"], local.llc_settings["beta"], local.llc_settings["gamma"]
     cm = compile_model(local)
-    nll_fn = compile_expression(local, -local.llc_loglik)  # n·L_n (+ const): the model's NLL at weight 1
+    nll_fn = compile_expression(local, -local.llc_loglik, cm)  # n·L_n (+ const): the model's NLL at weight 1
     data = {k: jnp.asarray(v) for k, v in cm.data.items()}
     w0 = jnp.asarray(ravel_point(cm, {cm.param_names[i]: w_star[name] for i, name in enumerate(cm.rv_names)}))
     moved = 0.0
@@ -150,7 +150,7 @@ def estimate_llc(
         w0 = jnp.asarray(res.x)
         local, nbeta = localized_model(model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta)
         cm = compile_model(local)
-        nll_fn = compile_expression(local, -local.llc_loglik)
+        nll_fn = compile_expression(local, -local.llc_loglik, cm)
     nll_star = float(nll_fn(w0, data))
     key = jax.random.key(seed)
 

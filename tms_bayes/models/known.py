@@ -36,15 +36,10 @@ def rrr_learning_coefficient(N: int, M: int, H: int, r: int) -> float:
     return N * M / 2.0  # N + M < H + r
 
 
-def _data(name, value, shape_tail=None):
-    arr = _validate.finite_array(name, value)
-    return arr
-
-
 def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
     """Linear regression y = ⟨w, x⟩ + N(0, 1): a regular model, λ = d/2."""
-    X = _data("X", X)
-    y = _data("y", y)
+    X = _validate.finite_array("X", X)
+    y = _validate.finite_array("y", y)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
     with pm.Model() as m:
@@ -57,7 +52,7 @@ def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=No
 
 def normal_crossing_model(x, y, k, *, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
     """y = x·∏ w_i^{k_i} + N(0, 1); at the truth w = 0 (y pure noise) λ = 1/(2 max k_i)."""
-    x, y = _data("x", x), _data("y", y)
+    x, y = _validate.finite_array("x", x), _validate.finite_array("y", y)
     k = [int(_validate.integer("k", v, minimum=1)) for v in k]
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
@@ -72,7 +67,7 @@ def normal_crossing_model(x, y, k, *, prior_std: float = 1.0, beta: float = 1.0,
 
 def reduced_rank_model(X, Y, *, H: int, prior_std: float = 1.0, beta: float = 1.0, mask=None) -> pm.Model:
     """Y = B A x + N(0, I): A (H, N), B (M, H)."""
-    X, Y = _data("X", X), _data("Y", Y)
+    X, Y = _validate.finite_array("X", X), _validate.finite_array("Y", Y)
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise ValueError(f"X must be (n, N) and Y (n, M), got {X.shape} and {Y.shape}")
     H = _validate.integer("H", H, minimum=1)
