@@ -1,7 +1,5 @@
 """Empirical occupancy, crossovers and the report (issue: phases and occupancy curves)."""
 
-import math
-
 import numpy as np
 import pytest
 import xarray as xr

@@ -34,12 +34,12 @@ class CompiledModel:
     """A PyMC model's log density and L_n as JAX functions of (flat parameters, data dict)."""
 
     param_names: tuple[str, ...]  # value-variable names, in flat order
+    rv_names: tuple[str, ...]  # the free random variables behind them, same order
     param_shapes: tuple[tuple[int, ...], ...]
     data_names: tuple[str, ...]
     data: dict[str, np.ndarray]  # the model's current data values (defaults for every argument)
     _logp: Callable
     _loss: Callable | None
-    _constrain: Callable  # flat value vars -> list of constrained free RV values
 
     @property
     def dim(self) -> int:
@@ -68,14 +68,6 @@ class CompiledModel:
         if self._loss is None:
             raise ValueError("this model records no Deterministic 'L_n'")
         return self._loss(*self._args(flat, data))[0]
-
-    def constrained(self, flat, data):
-        """{free RV name: value} in the model's own (constrained) space."""
-        return dict(zip(self.rv_names, self._constrain(*self._args(flat, data))))
-
-    @property
-    def rv_names(self) -> tuple[str, ...]:
-        return self._rv_names  # set in compile_model
 
     def with_data(self, **data) -> dict:
         """A full data dict: the model's own values, overridden by ``data`` (shapes must match)."""
@@ -127,25 +119,21 @@ def compile_model(model: pm.Model) -> CompiledModel:
     has_loss = "L_n" in model.named_vars
     if has_loss:
         outputs.append(model.replace_rvs_by_values([model["L_n"]])[0])
-    constrained = model.replace_rvs_by_values(list(model.free_RVs))
-    replaced = clone_replace(outputs + constrained, replace=symbolic)
+    replaced = clone_replace(outputs, replace=symbolic)
     inputs = [*value_vars, *symbolic.values()]
     logp_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[0]])
     loss_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[1]]) if has_loss else None
-    constrain_fn = get_jaxified_graph(inputs=inputs, outputs=replaced[len(outputs) :])
 
     ip = model.initial_point()
-    cm = CompiledModel(
+    return CompiledModel(
         param_names=tuple(v.name for v in value_vars),
+        rv_names=tuple(model.values_to_rvs[v].name for v in value_vars),
         param_shapes=tuple(tuple(np.shape(ip[v.name])) for v in value_vars),
         data_names=tuple(s.name for s in shared),
         data={s.name: np.asarray(s.get_value(), dtype=float) for s in shared},
         _logp=logp_fn,
         _loss=loss_fn,
-        _constrain=constrain_fn,
     )
-    object.__setattr__(cm, "_rv_names", tuple(rv.name for rv in model.free_RVs))
-    return cm
 
 
 def ravel_point(cm: CompiledModel, point: dict) -> np.ndarray:

@@ -22,7 +22,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import arviz as az
@@ -62,7 +62,6 @@ class SweepSettings:
     vartheta: float = 1.5
     d: int | None = None  # None: 2 for PT1, 3 for PT2
     seed_offset: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _validate.choice("model", self.model, MODELS)
