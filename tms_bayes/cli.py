@@ -136,31 +136,45 @@ def _cmd_llc(args) -> int:
     from .inference.llc import estimate_llc
     from .inference.storage import write_netcdf, write_text
     from .models.data import tms_inputs
-    from .models.tms import tms_model
+    from .models.tms import tms_model, tms_population_model
     from .theory import critical_points, kgon, parse_phase
 
     cat = critical_points(args.c)
-    phases = list(cat.phase.values) if args.phase == "all" else [p.strip() for p in args.phase.split(",") if p.strip()]
+    phases = list(cat.phase.values) if args.phase == "all" else [p.strip().replace("−", "-") for p in args.phase.split(",") if p.strip()]
     for p in phases:
-        if p.replace("−", "-") not in cat.phase.values:
+        if p not in cat.phase.values:
             raise ValueError(f"unknown phase {p!r} at c={args.c}; allowed: {', '.join(cat.phase.values)} or 'all'")
-    model = tms_model(tms_inputs(args.n, args.c, seed=args.seed))
-    rows = ["phase,llc_hat,se,lambda_theory,loss_star,sampler,n,nbeta,gamma,share_below_w_star,acceptance"]
+    if args.data == "population":
+        if args.sampler == "sgld" and args.batch_size:
+            raise ValueError("--batch-size needs --data empirical (the population model has no rows to batch)")
+        model = tms_population_model(args.c, n=args.n)
+    else:
+        model = tms_model(tms_inputs(args.n, args.c, seed=args.seed))
+    rows = ["phase,llc_hat,se,lambda_theory,lambda_source,hessian_negative,loss_star,data,sampler,n,nbeta,gamma,share_below_w_star,acceptance,warnings"]
+    print(f"λ̂ at c={args.c}, {args.data} loss, n={args.n}, γ={args.gamma:g}, {args.sampler}, {args.chains} chains")
     print(f"{'phase':<9}{'λ̂':>9}{'± se':>8}{'λ theory':>10}   notes")
     for p in phases:
         k, s_, f = parse_phase(p)
         pt = kgon(k, args.c, sigma=s_, phi=f)
         res = estimate_llc(
             model, {"W": pt.W, "b": pt.b}, sampler=args.sampler, gamma=args.gamma, nbeta=args.nbeta, chains=args.chains,
-            draws=args.draws, tune=args.tune, step_size=args.step_size, batch_size=args.batch_size, seed=args.seed,
+            draws=args.draws, tune=args.tune, step_size=args.step_size, batch_size=args.batch_size, refine=args.refine, seed=args.seed,
         )
-        lam = float(cat.lambda_.sel(phase=p))
+        row = cat.sel(phase=p)
+        lam, neg = float(row.lambda_), int(row.hessian_negative)
         theory = f"{lam:g}" if math.isfinite(lam) else "unknown"
-        note = "estimate (theory unknown)" if not math.isfinite(lam) else ""
-        note += ("; " if note and res.warnings else "") + "; ".join(w.split(":")[0] for w in res.warnings)
-        print(f"{p:<9}{res.llc_mean:>9.3f}{res.llc_se:>8.3f}{theory:>10}   {note}")
+        notes = []
+        if neg:
+            notes.append(f"saddle of L ({neg} negative-curvature directions): λ̂ is not a learning coefficient")
+        elif not math.isfinite(lam):
+            notes.append("ESTIMATE (theory unknown)")
+        notes += [w.split(":")[0] for w in res.warnings]
+        print(f"{p:<9}{res.llc_mean:>9.3f}{res.llc_se:>8.3f}{theory:>10}   {'; '.join(notes)}")
         d = res.diagnostics
-        rows.append(f"{p},{res.llc_mean},{res.llc_se},{lam},{res.loss_star},{args.sampler},{args.n},{res.idata.posterior.attrs['nbeta']},{args.gamma},{d['share_below_w_star']},{d['acceptance']}")
+        rows.append(
+            f"{p},{res.llc_mean},{res.llc_se},{lam},{row.lambda_source.item()},{neg},{res.loss_star},{args.data},{args.sampler},{args.n},"
+            f"{res.idata.posterior.attrs['nbeta']},{args.gamma},{d['share_below_w_star']},{d['acceptance']},\"{' | '.join(res.warnings)}\""
+        )
         if args.out:
             write_netcdf(f"{args.out}/llc_{p}.nc", res.idata)
     if args.out:
@@ -197,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     lc = sub.add_parser("llc", help="local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)")
     lc.add_argument("--c", type=int, default=6)
     lc.add_argument("--phase", default="5", help="phase name(s), comma-separated, or 'all' for the whole catalogue (default 5)")
-    lc.add_argument("--n", type=int, default=1000, help="dataset size (default 1000)")
+    lc.add_argument("--data", default="population", choices=["population", "empirical"], help="population: closed-form L at sample size n (no dataset noise); empirical: L_n on a dataset of n rows (default population)")
+    lc.add_argument("--n", type=int, default=100000, help="sample size n (default 100000; nβ = n/log n)")
+    lc.add_argument("--refine", action="store_true", help="empirical: first move w* to the nearest local minimum of L_n")
     lc.add_argument("--sampler", default="nuts", choices=["nuts", "sgld"])
     lc.add_argument("--chains", type=int, default=4)
     lc.add_argument("--draws", type=int, default=500)

@@ -43,6 +43,8 @@ __all__ = ["localized_model", "estimate_llc", "LLCResult"]
 
 
 def _n_observations(model: pm.Model) -> int:
+    if "n" in model.named_vars:  # population models carry n as data
+        return int(round(float(model["n"].get_value())))
     if "mask" in model.named_vars:
         return int(round(float(np.sum(model["mask"].get_value()))))
     if model.observed_RVs:
@@ -115,6 +117,7 @@ def estimate_llc(
     step_size: float = 1e-3,
     batch_size: int | None = None,
     refine: bool = False,
+    target_accept: float = 0.8,
     seed: int = 0,
 ) -> LLCResult:
     """Estimate λ(w*) for ``model`` (built with likelihood weight 1) — module docstring.
@@ -157,7 +160,7 @@ def estimate_llc(
     if sampler == "nuts":
         from .nuts import NutsSettings, make_sampler, stack_data
 
-        settings = NutsSettings(tune=_validate.integer("tune", tune, minimum=1), draws=draws, chunk=draws)
+        settings = NutsSettings(tune=_validate.integer("tune", tune, minimum=1), draws=draws, chunk=draws, target_accept=target_accept)
         warmup, sample = make_sampler(cm, settings, chains=chains)
         stacked = stack_data(cm.data, chains)
         k1, k2 = jax.random.split(key)
@@ -168,6 +171,7 @@ def estimate_llc(
         stats = {"diverging": np.asarray(out.diverging), "tree_depth": np.asarray(out.tree_depth), "acceptance_rate": np.asarray(out.acceptance_rate), "energy": np.asarray(out.energy)}
         burn = 0
         accept = float(np.mean(stats["acceptance_rate"]))
+        divergent = float(np.mean(stats["diverging"]))
     else:
         eps = _validate.positive("step_size", step_size)
         burn = draws // 5 if burn_in is None else _validate.integer("burn_in", burn_in, minimum=0, maximum=draws - 2)
@@ -208,6 +212,7 @@ def estimate_llc(
         nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
         stats = {"mala_acceptance": np.asarray(acc)}
         accept = float(np.mean(np.asarray(acc)[:, burn:]))
+        divergent = 0.0
 
     nll = np.asarray(nll)[:, burn:]
     trace = nll / n  # L_n per draw
@@ -222,7 +227,7 @@ def estimate_llc(
     first, last = trace[:, :third].mean(), trace[:, -third:].mean()
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
     below = float(np.mean(nll < nll_star))
-    diag = {"sampler": sampler, "refined_distance": moved, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn}
+    diag = {"sampler": sampler, "refined_distance": moved, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent}
     issues = []
     llc_mean = float(np.mean(llc_chain))
     if llc_mean < 0:
@@ -233,11 +238,13 @@ def estimate_llc(
         issues.append(f"the loss trace is not stationary (first vs last third z = {z:.1f}): more burn-in or a smaller step")
     if sampler == "sgld" and accept < 0.5:
         issues.append(f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} is too large for this posterior")
+    if divergent > 0.01:
+        issues.append(f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions NUTS cannot resolve (raise target_accept)")
     for msg in issues:
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
     attrs = {
-        "sampler": sampler, "gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "chains": chains, "draws": draws, "tune": tune if sampler == "nuts" else 0,
+        "sampler": sampler, "gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "chains": chains, "draws": draws, "tune": tune if sampler == "nuts" else 0, "target_accept": target_accept if sampler == "nuts" else float("nan"),
         "step_size": step_size if sampler == "sgld" else float("nan"), "batch_size": batch_size or 0 if sampler == "sgld" else 0, "burn_in": burn,
         "llc_mean": llc_mean, "llc_se": se, "loss_star": loss_star, "seed": seed, "refine": int(refine), "refined_distance": moved, "tms_bayes_version": __version__,
         "formula": "llc = n*beta*(E[L_n] - L_n(w*)), localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)",

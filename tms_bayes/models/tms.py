@@ -18,8 +18,9 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .. import _validate
+from ..theory.potential import _potential
 
-__all__ = ["tms_model", "SIGMA_PAPER"]
+__all__ = ["tms_model", "tms_population_model", "SIGMA_PAPER"]
 
 #: σ = √(1/2): the Gaussian likelihood whose log is −n L_n + const (SPEC 2).
 SIGMA_PAPER = math.sqrt(0.5)
@@ -71,4 +72,33 @@ def tms_model(X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAP
         pm.Deterministic("L_n", pt.sum(md * pt.sum((Xd - f) ** 2, axis=1)) / n)
         pm.Potential("loglik", tempered_gaussian_loglik(Xd, f, md, bd, sigma))
     model.tms_settings = {"model": "tms", "r": r, "c": c, "prior_std": prior_std, "sigma": sigma}
+    return model
+
+
+def tms_population_model(c: int, *, n: int, r: int = 2, prior_std: float = 1.0, beta: float = 1.0) -> pm.Model:
+    """The TMS posterior in the infinite-data limit: L_n replaced by the closed-form potential L
+    (SPEC 1.1), log density −nβ L(W, b) − ½‖w‖²/prior_std² + const.
+
+    This is E_D[log-likelihood] at sample size ``n`` (σ² = 1/2): the "population" posterior whose
+    critical points are exactly the catalogue's, with none of a finite dataset's fluctuation
+    (L_n − L = O_p(n^{-1/2})).  Use it to study λ and λ̂ of the potential itself — a critical point of
+    L is a critical point here, whereas a finite dataset moves it.  Each log-density evaluation costs
+    O(c²), independent of n.  ``n`` is a ``pm.Data`` container ("n") like the data of :func:`tms_model`,
+    and L is recorded as the Deterministic ``L_n`` so every downstream tool works unchanged.
+    """
+    c = _validate.integer("c", c, minimum=2)
+    r = _validate.integer("r", r, minimum=1)
+    n = _validate.integer("n", n, minimum=2)
+    prior_std = _validate.positive("prior_std", prior_std)
+    beta = _validate.positive("beta", beta)
+    coords = {"row": np.arange(r), "col": np.arange(c)}
+    with pm.Model(coords=coords) as model:
+        nd = pm.Data("n", np.asarray(float(n)))
+        bd = pm.Data("beta", np.asarray(beta, dtype=float))
+        W = pm.Normal("W", 0.0, prior_std, dims=("row", "col"))
+        b = pm.Normal("b", 0.0, prior_std, dims="col")
+        L = _potential(pt, W, b)
+        pm.Deterministic("L_n", L)
+        pm.Potential("loglik", -bd * nd * L)
+    model.tms_settings = {"model": "tms-population", "r": r, "c": c, "prior_std": prior_std, "sigma": SIGMA_PAPER}
     return model
