@@ -178,3 +178,17 @@ def test_bad_input(regression):
         estimate_llc(model, {"w": np.zeros(5)})
     with pytest.raises(ValueError, match="batch_size must be an integer in"):
         estimate_llc(model, truth, sampler="sgld", batch_size=10**6)
+
+
+def test_calibration_grid_and_plot(regression):
+    """The γ × ε grid: λ̂ shrinks under strong localisation, a too-large ε diverges and is flagged."""
+    from tms_bayes.analysis.plots import llc_calibration
+    from tms_bayes.inference.llc import calibrate_llc
+
+    model, truth = regression
+    cal = calibrate_llc(model, truth, gammas=[1.0, 1e4], step_sizes=[1e-4, 1e-2], draws=1000, reference=1.5, progress=False)
+    assert cal.llc_mean.dims == ("gamma", "step_size") and cal.attrs["sampler"] == "sgld" and cal.attrs["reference_lambda"] == 1.5
+    ok = cal.sel(step_size=1e-4)
+    assert ok.llc_mean.sel(gamma=1e4) < 0.2 < 1.0 < ok.llc_mean.sel(gamma=1.0)  # measured 0.10 and 1.33
+    assert np.isnan(cal.llc_mean.sel(step_size=1e-2)).all() and (cal.n_warnings.sel(step_size=1e-2) > 0).all()
+    assert len(llc_calibration(cal).axes) == 2

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss"]
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -218,4 +218,42 @@ def share_vs_loss(occ: xr.Dataset, catalogue: xr.Dataset | None = None, *, min_s
     ax.set_ylabel("mean L_n of the phase's draws")
     ax.set_title("Phase share against loss (marker size grows with n; dashed: L(w*))")
     ax.legend(fontsize=8)
+    return fig
+
+
+def llc_calibration(cal: xr.Dataset) -> Figure:
+    """λ̂ ± 2 SE against γ (one line per step size ε) and, for SGLD, against ε (one line per γ), with
+    the known λ as a dashed line where given; estimates that raised a warning are drawn hollow.
+    ``cal`` from :func:`tms_bayes.inference.llc.calibrate_llc`."""
+    steps = cal.step_size.values
+    two = np.isfinite(steps).any() and len(steps) > 1
+    fig = Figure(figsize=(11.0 if two else 6.0, 4.0), layout="constrained")
+    axes = fig.subplots(1, 2 if two else 1, squeeze=False)[0]
+    ref = cal.attrs.get("reference_lambda", float("nan"))
+
+    def draw(ax, xdim, line_dim):
+        for i, v in enumerate(cal[line_dim].values):
+            sub = cal.isel({line_dim: i})
+            x, y, e = sub[xdim].values, sub.llc_mean.values, 2 * sub.llc_se.values
+            warn = sub.n_warnings.values > 0
+            label = f"{line_dim} = {v:g}" if np.isfinite(v) else None
+            line = ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label, mfc="none" if warn.all() else None)
+            if warn.any() and not warn.all():
+                ax.scatter(x[warn], y[warn], s=80, facecolors="white", edgecolors=line[0].get_color(), zorder=4)
+        bad = ~np.isfinite(cal.llc_mean.transpose(line_dim, xdim).values)
+        if bad.any():  # diverged runs: mark them on the x axis rather than dropping them silently
+            xs = np.broadcast_to(cal[xdim].values, bad.shape)[bad]
+            ax.scatter(xs, np.full(xs.shape, np.nanmin(cal.llc_mean.values) if np.isfinite(cal.llc_mean.values).any() else 0.0), marker="x", color="C3", s=60, zorder=5, label="diverged")
+        if math.isfinite(ref):
+            ax.axhline(ref, color="k", ls="--", lw=1, label=f"known λ = {ref:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("γ (localisation)" if xdim == "gamma" else "ε (SGLD step size)")
+        ax.set_ylabel("λ̂")
+        ax.legend(fontsize=8)
+
+    draw(axes[0], "gamma", "step_size")
+    axes[0].set_title(f"λ̂ against γ ({cal.attrs.get('sampler', '')}, nβ = {cal.attrs.get('nbeta', float('nan')):.4g}); hollow: warned")
+    if two:
+        draw(axes[1], "step_size", "gamma")
+        axes[1].set_title("λ̂ against ε")
     return fig

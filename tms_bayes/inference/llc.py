@@ -16,7 +16,9 @@ Samplers:
 - ``"nuts"``: the compile-once blackjax NUTS engine of the sweeps, chains sharded across cores;
 - ``"sgld"``: Δw = −(ε/2)[nβ ∇L_B(w) + γ(w − w*)] + √ε ξ (Welling & Teh; devinterp's update),
   chains vmapped; full batch, or minibatches of ``batch_size`` drawn without replacement each step
-  (through the model's padding mask, so the same compiled log-likelihood serves both).
+  (through the model's padding mask, so the same compiled log-likelihood serves both).  Full batch
+  costs one gradient per step: the full-batch value and gradient at the new point serve the loss
+  trace, the MALA diagnostic and the next step's drift.
 
 Diagnostics: λ̂ per chain, mean and standard error (ESS-based, from ArviZ on the loss traces),
 burn-in removed, a stationarity z-score (first vs last third of each trace), the MALA acceptance
@@ -39,7 +41,7 @@ from .. import __version__, _validate
 from .._jax import jax, jnp
 from .compile import compile_expression, compile_model, ravel_point
 
-__all__ = ["localized_model", "estimate_llc", "LLCResult"]
+__all__ = ["localized_model", "estimate_llc", "calibrate_llc", "LLCResult"]
 
 
 def _n_observations(model: pm.Model) -> int:
@@ -168,10 +170,12 @@ def estimate_llc(
         _, out = sample(jax.random.split(k2, chains), state, params, stacked)
         positions = out.position  # (chain, draw, dim)
         nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(positions)
-        stats = {"diverging": np.asarray(out.diverging), "tree_depth": np.asarray(out.tree_depth), "acceptance_rate": np.asarray(out.acceptance_rate), "energy": np.asarray(out.energy)}
+        stats = {"diverging": np.asarray(out.diverging), "tree_depth": np.asarray(out.tree_depth), "acceptance_rate": np.asarray(out.acceptance_rate), "energy": np.asarray(out.energy), "n_steps": np.asarray(out.n_steps)}
         burn = 0
         accept = float(np.mean(stats["acceptance_rate"]))
         divergent = float(np.mean(stats["diverging"]))
+        # leapfrog steps: counted while sampling, and estimated at the same rate for the adaptation
+        grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
     else:
         eps = _validate.positive("step_size", step_size)
         burn = draws // 5 if burn_in is None else _validate.integer("burn_in", burn_in, minimum=0, maximum=draws - 2)
@@ -180,39 +184,40 @@ def estimate_llc(
             batch_size = _validate.integer("batch_size", batch_size, minimum=1, maximum=n)
             if mask_full is None:
                 raise ValueError("minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)")
-        nll_full, grad_full = nll_fn, jax.grad(nll_fn)
+        nll_and_grad = jax.value_and_grad(nll_fn)
 
-        def neg_logpost(w):  # full-batch target for the MALA diagnostic
-            return beta * nll_full(w, data) + 0.5 * gamma * jnp.sum((w - w0) ** 2)
+        def full_batch(w):
+            """n·L_n, and the negative log target β·nL_n + γ/2‖w − w*‖² with its gradient."""
+            v, g = nll_and_grad(w, data)
+            return v, beta * v + 0.5 * gamma * jnp.sum((w - w0) ** 2), beta * g + gamma * (w - w0)
 
-        grad_post = jax.grad(neg_logpost)
+        def minibatch_drift(w, k):
+            rows = jnp.nonzero(mask_full, size=n)[0]
+            pick = jax.random.permutation(k, rows)[:batch_size]
+            m = jnp.zeros_like(mask_full).at[pick].set(1.0)
+            return beta * nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size) + gamma * (w - w0)
 
-        def drift(w, k):
-            if batch_size is None:
-                g = grad_full(w, data)
-            else:
-                rows = jnp.nonzero(mask_full, size=n)[0]
-                pick = jax.random.permutation(k, rows)[:batch_size]
-                m = jnp.zeros_like(mask_full).at[pick].set(1.0)
-                g = grad_full(w, {**data, "mask": m}) * (n / batch_size)
-            return beta * g + gamma * (w - w0)
-
-        def step(w, k):
+        def step(state, k):
+            w, u, g = state  # position, −log target and its gradient (full batch), carried between steps
             kb, kn = jax.random.split(k)
-            w_new = w - 0.5 * eps * drift(w, kb) + jnp.sqrt(eps) * jax.random.normal(kn, w.shape)
-            # MALA acceptance of this proposal under the full-batch target
-            fwd = -jnp.sum((w_new - (w - 0.5 * eps * grad_post(w))) ** 2) / (2 * eps)
-            bwd = -jnp.sum((w - (w_new - 0.5 * eps * grad_post(w_new))) ** 2) / (2 * eps)
-            log_a = neg_logpost(w) - neg_logpost(w_new) + bwd - fwd
-            return w_new, (nll_full(w_new, data), jnp.minimum(1.0, jnp.exp(log_a)))
+            d = g if batch_size is None else minibatch_drift(w, kb)
+            w_new = w - 0.5 * eps * d + jnp.sqrt(eps) * jax.random.normal(kn, w.shape)
+            nll_new, u_new, g_new = full_batch(w_new)
+            # MALA acceptance of this move under the full-batch target (a diagnostic; nothing is rejected)
+            fwd = -jnp.sum((w_new - (w - 0.5 * eps * g)) ** 2) / (2 * eps)
+            bwd = -jnp.sum((w - (w_new - 0.5 * eps * g_new)) ** 2) / (2 * eps)
+            log_a = u - u_new + bwd - fwd
+            return (w_new, u_new, g_new), (nll_new, jnp.minimum(1.0, jnp.exp(log_a)))
 
         def run_chain(k):
-            return jax.lax.scan(step, w0, jax.random.split(k, draws))[1]
+            _, u0, g0 = full_batch(w0)
+            return jax.lax.scan(step, (w0, u0, g0), jax.random.split(k, draws))[1]
 
         nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
         stats = {"mala_acceptance": np.asarray(acc)}
         accept = float(np.mean(np.asarray(acc)[:, burn:]))
         divergent = 0.0
+        grad_evals = chains * draws * (1 if batch_size is None else 2)  # + a full-batch gradient per step for the trace and MALA
 
     nll = np.asarray(nll)[:, burn:]
     trace = nll / n  # L_n per draw
@@ -227,9 +232,11 @@ def estimate_llc(
     first, last = trace[:, :third].mean(), trace[:, -third:].mean()
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
     below = float(np.mean(nll < nll_star))
-    diag = {"sampler": sampler, "refined_distance": moved, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent}
+    diag = {"sampler": sampler, "refined_distance": moved, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent, "grad_evals": grad_evals}
     issues = []
     llc_mean = float(np.mean(llc_chain))
+    if not np.all(np.isfinite(nll)):
+        issues.append(f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of {chains} chains): the step size is too large for nβ = {nbeta:.4g}")
     if llc_mean < 0:
         issues.append(f"λ̂ = {llc_mean:.3f} < 0: w* is not a local minimum of L_n, or the sampler left its neighbourhood")
     if below > 0.5:
@@ -254,3 +261,54 @@ def estimate_llc(
         idata = az.from_dict(posterior={"L_n": trace, "llc_draw": beta * (nll - nll_star)}, sample_stats={k: v[:, burn:] for k, v in stats.items()}, attrs=attrs)
     idata.posterior.attrs.update(attrs)
     return LLCResult(llc_mean, se, llc_chain, loss_star, idata, diag, issues)
+
+
+def calibrate_llc(
+    model: pm.Model,
+    w_star: dict,
+    *,
+    gammas=(1.0, 10.0, 100.0),
+    step_sizes=(1e-4, 1e-3),
+    sampler: str = "sgld",
+    reference: float | None = None,
+    progress: bool = True,
+    **kwargs,
+) -> "xr.Dataset":
+    """λ̂ over a grid of localisation strengths γ and (SGLD) step sizes ε, to choose them.
+
+    Every other argument is passed to :func:`estimate_llc`.  For NUTS the step size is adapted, so
+    only γ is swept (``step_size`` has length 1, NaN).  Returns a Dataset over (gamma, step_size)
+    with λ̂, its standard error, the acceptance (MALA for SGLD), the stationarity z-score, the share
+    of draws below L_n(w*) and the number of warnings; ``reference`` (a known λ) is stored in attrs
+    and drawn by :func:`tms_bayes.analysis.plots.llc_calibration`.
+
+    What to look for (Lau et al. 2023): a plateau of λ̂ in ε below the step where acceptance drops,
+    and in γ between "too weak" (chains leave w*'s basin: negative λ̂, draws below L_n(w*)) and
+    "too strong" (the localisation, not the loss, confines the draws: λ̂ shrinks towards 0).
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    _validate.choice("sampler", sampler, ("nuts", "sgld"))
+    gammas = [_validate.positive("gamma", g) for g in np.atleast_1d(gammas)]
+    steps = [float("nan")] if sampler == "nuts" else [_validate.positive("step_size", e) for e in np.atleast_1d(step_sizes)]
+    names = ("llc_mean", "llc_se", "acceptance", "stationarity_z", "share_below_w_star", "n_warnings")
+    out = {k: np.full((len(gammas), len(steps)), np.nan) for k in names}
+    bar = tqdm(total=len(gammas) * len(steps), desc="λ̂ calibration", unit="fit", disable=not progress)
+    settings = {}
+    for i, g in enumerate(gammas):
+        for j, e in enumerate(steps):
+            extra = {} if sampler == "nuts" else {"step_size": e}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = estimate_llc(model, w_star, sampler=sampler, gamma=g, **extra, **kwargs)
+            d = res.diagnostics
+            for k, v in (("llc_mean", res.llc_mean), ("llc_se", res.llc_se), ("acceptance", d["acceptance"]), ("stationarity_z", d["stationarity_z"]), ("share_below_w_star", d["share_below_w_star"]), ("n_warnings", len(res.warnings))):
+                out[k][i, j] = v
+            settings = {k: v for k, v in res.idata.posterior.attrs.items() if k not in ("gamma", "step_size", "llc_mean", "llc_se")}
+            bar.update()
+    bar.close()
+    ds = xr.Dataset({k: (("gamma", "step_size"), v) for k, v in out.items()}, coords={"gamma": gammas, "step_size": steps})
+    ds.attrs.update(settings)
+    ds.attrs["reference_lambda"] = float("nan") if reference is None else float(reference)
+    return ds
