@@ -41,7 +41,36 @@ from .. import __version__, _validate
 from .._jax import jax, jnp
 from .compile import compile_expression, compile_model, ravel_point
 
-__all__ = ["localized_model", "estimate_llc", "calibrate_llc", "LLCResult"]
+__all__ = ["localized_model", "estimate_llc", "calibrate_llc", "sgld_trace", "LLCResult"]
+
+
+def sgld_trace(key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad=None):
+    """One SGLD chain of ``steps`` steps targeting exp(−β·nll(w) − γ/2‖w − w*‖²) (module docstring).
+
+    Pure and traceable (vmap it over chains, runs or checkpoints).  ``nll_and_grad(w)`` returns the
+    full-batch n·L_n(w) and its gradient; ``batch_grad(w, key)``, if given, an unbiased minibatch
+    estimate of that gradient used for the drift.  Full batch costs one gradient per step: the
+    full-batch value and gradient at the new point serve the loss trace, the MALA diagnostic and the
+    next drift.  Returns (nll per step, MALA acceptance probability per step) of the moves made.
+    """
+
+    def full(w):
+        v, g = nll_and_grad(w)
+        return v, beta * v + 0.5 * gamma * jnp.sum((w - w_star) ** 2), beta * g + gamma * (w - w_star)
+
+    def step(state, k):
+        w, u, g = state  # position, −log target and its gradient (full batch)
+        kb, kn = jax.random.split(k)
+        d = g if batch_grad is None else beta * batch_grad(w, kb) + gamma * (w - w_star)
+        w_new = w - 0.5 * eps * d + jnp.sqrt(eps) * jax.random.normal(kn, w.shape)
+        nll_new, u_new, g_new = full(w_new)
+        # MALA acceptance of this move under the full-batch target (a diagnostic; nothing is rejected)
+        fwd = -jnp.sum((w_new - (w - 0.5 * eps * g)) ** 2) / (2 * eps)
+        bwd = -jnp.sum((w - (w_new - 0.5 * eps * g_new)) ** 2) / (2 * eps)
+        return (w_new, u_new, g_new), (nll_new, jnp.minimum(1.0, jnp.exp(u - u_new + bwd - fwd)))
+
+    _, u0, g0 = full(w_star)
+    return jax.lax.scan(step, (w_star, u0, g0), jax.random.split(key, steps))[1]
 
 
 def _n_observations(model: pm.Model) -> int:
@@ -185,33 +214,17 @@ def estimate_llc(
             if mask_full is None:
                 raise ValueError("minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)")
         nll_and_grad = jax.value_and_grad(nll_fn)
+        batch_grad = None
+        if batch_size is not None:
 
-        def full_batch(w):
-            """n·L_n, and the negative log target β·nL_n + γ/2‖w − w*‖² with its gradient."""
-            v, g = nll_and_grad(w, data)
-            return v, beta * v + 0.5 * gamma * jnp.sum((w - w0) ** 2), beta * g + gamma * (w - w0)
-
-        def minibatch_drift(w, k):
-            rows = jnp.nonzero(mask_full, size=n)[0]
-            pick = jax.random.permutation(k, rows)[:batch_size]
-            m = jnp.zeros_like(mask_full).at[pick].set(1.0)
-            return beta * nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size) + gamma * (w - w0)
-
-        def step(state, k):
-            w, u, g = state  # position, −log target and its gradient (full batch), carried between steps
-            kb, kn = jax.random.split(k)
-            d = g if batch_size is None else minibatch_drift(w, kb)
-            w_new = w - 0.5 * eps * d + jnp.sqrt(eps) * jax.random.normal(kn, w.shape)
-            nll_new, u_new, g_new = full_batch(w_new)
-            # MALA acceptance of this move under the full-batch target (a diagnostic; nothing is rejected)
-            fwd = -jnp.sum((w_new - (w - 0.5 * eps * g)) ** 2) / (2 * eps)
-            bwd = -jnp.sum((w - (w_new - 0.5 * eps * g_new)) ** 2) / (2 * eps)
-            log_a = u - u_new + bwd - fwd
-            return (w_new, u_new, g_new), (nll_new, jnp.minimum(1.0, jnp.exp(log_a)))
+            def batch_grad(w, k):
+                rows = jnp.nonzero(mask_full, size=n)[0]
+                pick = jax.random.permutation(k, rows)[:batch_size]
+                m = jnp.zeros_like(mask_full).at[pick].set(1.0)
+                return nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size)
 
         def run_chain(k):
-            _, u0, g0 = full_batch(w0)
-            return jax.lax.scan(step, (w0, u0, g0), jax.random.split(k, draws))[1]
+            return sgld_trace(k, w0, lambda w: nll_and_grad(w, data), eps=eps, gamma=gamma, beta=beta, steps=draws, batch_grad=batch_grad)
 
         nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
         stats = {"mala_acceptance": np.asarray(acc)}
