@@ -183,6 +183,29 @@ def _cmd_llc(args) -> int:
     return 0
 
 
+def _cmd_dynamics(args) -> int:
+    from .analysis.dynamics_report import dynamics_report
+    from .analysis.phases import Thresholds
+    from .inference.dynamics import DynamicsSettings, run_dynamics
+
+    settings = DynamicsSettings(
+        runs=args.runs, c=args.c, n=args.n, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, optimizer=args.optimizer,
+        init_k=args.init_k, init_norm=args.init_norm, init_noise=args.init_noise, init_bias_std=args.init_bias_std, checkpoints=args.checkpoints,
+        llc=not args.no_llc, llc_eps=args.llc_eps, llc_gamma=args.llc_gamma, llc_steps=args.llc_steps, llc_chains=args.llc_chains,
+        llc_burn_in=args.llc_burn_in if args.llc_burn_in is not None else min(100, args.llc_steps // 5), nbeta=args.nbeta, seed=args.seed, run_batch=args.run_batch,
+    )  # fmt: skip
+    out = args.out or f"runs/dynamics-c{args.c}"
+    ds = run_dynamics(settings, out, progress=not args.no_progress)
+    th = Thresholds(vertex_norm=args.vertex_norm, zero_norm=args.zero_norm, bias_tol=args.bias_tol, off_factor=args.off_factor)
+    rep = dynamics_report(ds, out, thresholds=th, slope_tol=args.slope_tol, min_span=args.min_span, loss_tol=args.loss_tol)
+    print(rep.sequences.final.value_counts().to_string() if len(rep.sequences) else "no plateaus found")
+    print(rep.transitions.to_string(index=False) if len(rep.transitions) else "no transitions observed")
+    s = rep.summary
+    print(f"BAH: {s['transitions']} transitions, {s['pass']} pass, {s['fail']} fail, {s['inconclusive']} inconclusive; ΔL/Δλ increased in {s['ratio_increases']}/{s['consecutive_pairs']} consecutive pairs")
+    print(f"report: {rep.files['report']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -226,6 +249,36 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--out", default=None, help="directory for llc.csv and the InferenceData of each estimate")
     lc.set_defaults(func=_cmd_llc)
 
+    d = sub.add_parser("dynamics", help="SGD training runs through critical points: plateaus, transitions, λ̂ along trajectories, BAH check")
+    d.add_argument("--runs", type=int, default=64, help="training runs, vectorised (default 64)")
+    d.add_argument("--c", type=int, default=6)
+    d.add_argument("--n", type=int, default=1000, help="training samples per run (default 1000)")
+    d.add_argument("--batch-size", type=int, default=20)
+    d.add_argument("--lr", type=float, default=0.005)
+    d.add_argument("--epochs", type=int, default=4500)
+    d.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    d.add_argument("--init-k", type=int, default=4, help="start at a k-gon (default 4)")
+    d.add_argument("--init-norm", type=float, default=0.9)
+    d.add_argument("--init-noise", type=float, default=0.01)
+    d.add_argument("--init-bias-std", type=float, default=0.01)
+    d.add_argument("--checkpoints", type=int, default=40, help="log-spaced checkpoints (default 40)")
+    d.add_argument("--no-llc", action="store_true", help="skip λ̂ at the checkpoints")
+    d.add_argument("--llc-eps", type=float, default=1e-3)
+    d.add_argument("--llc-gamma", type=float, default=1.0)
+    d.add_argument("--llc-steps", type=int, default=500)
+    d.add_argument("--llc-chains", type=int, default=2)
+    d.add_argument("--llc-burn-in", type=int, default=None, help="SGLD steps dropped before averaging (default min(100, steps/5))")
+    d.add_argument("--nbeta", type=float, default=None, help="nβ for λ̂ (default n/log n)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--run-batch", type=int, default=16, help="runs per saved batch (resume granularity, default 16)")
+    d.add_argument("--slope-tol", type=float, default=0.02, help="plateau rule: max |dlog L/dlog t| (default 0.02)")
+    d.add_argument("--min-span", type=float, default=2.0, help="plateau rule: min factor in steps (default 2)")
+    d.add_argument("--loss-tol", type=float, default=0.005, help="matching: max |L − L_catalogue| (default 0.005)")
+    d.add_argument("--out", default=None, help="output directory (default runs/dynamics-c<c>)")
+    d.add_argument("--no-progress", action="store_true")
+    _add_classifier_args(d)
+    d.set_defaults(func=_cmd_dynamics)
+
     o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
     o.add_argument("run_dir", help="a sweep directory (with manifest.json)")
     o.add_argument("--out", default=None, help="report directory (default: the sweep directory)")
@@ -260,11 +313,15 @@ def _add_sweep_args(p) -> None:
 
 def _add_occupancy_args(p) -> None:
     p.add_argument("--theory-phases", default="5,5+,6", help="phases for the theoretical curves (default 5,5+,6)")
+    _add_classifier_args(p)
+    p.add_argument("--tsne-samples", type=int, default=3000, help="draws embedded by t-SNE (default 3000)")
+
+
+def _add_classifier_args(p) -> None:
     p.add_argument("--vertex-norm", type=float, default=0.5, help="classifier: min column norm of a polygon vertex (default 0.5)")
     p.add_argument("--zero-norm", type=float, default=0.25, help="classifier: max column norm of a zero column (default 0.25)")
     p.add_argument("--bias-tol", type=float, default=0.0, help="classifier: a zero column with bias above this is σ+ (default 0)")
     p.add_argument("--off-factor", type=float, default=1.0, help="classifier: a vertex with b < -off_factor·|W_j|² is switched off (default 1)")
-    p.add_argument("--tsne-samples", type=int, default=3000, help="draws embedded by t-SNE (default 3000)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration"]
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration", "dynamics_trajectory", "loss_complexity"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -256,4 +256,69 @@ def llc_calibration(cal: xr.Dataset) -> Figure:
     if two:
         draw(axes[1], "step_size", "gamma")
         axes[1].set_title("λ̂ against ε")
+    return fig
+
+
+def dynamics_trajectory(ds: xr.Dataset, run: int, plateaus=None, *, max_snapshots: int = 4) -> Figure:
+    """One SGD run: L (closed form) and L_n against step, and λ̂ ± SE against step, on log axes, with
+    plateaus shaded and the polygon (W columns, bias-coloured) drawn at the end of each plateau.
+    ``plateaus``: :func:`tms_bayes.analysis.dynamics.match_plateaus` rows (any runs)."""
+    sel = ds.sel(run=run)
+    t = np.maximum(sel.step.values.astype(float), 1.0)
+    rows = [] if plateaus is None else [r for _, r in plateaus[plateaus.run == run].iterrows()]
+    snaps = [r for r in rows if r.get("matched", True)][-max_snapshots:]
+    fig = Figure(figsize=(10.0, 6.2), layout="constrained")
+    grid = fig.add_gridspec(2, max(len(snaps), 1), height_ratios=[2.2, 1.0])
+    ax = fig.add_subplot(grid[0, :])
+    ax.plot(t, sel.loss.values, color="C0", label="L (closed form)")
+    ax.plot(t, sel.loss_n.values, color="C0", alpha=0.35, label="L_n (training set)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("loss", color="C0")
+    ax2 = ax.twinx()
+    lam, se = sel.llc.values, sel.llc_se.values
+    ax2.errorbar(t, lam, yerr=2 * se, color="C3", marker=".", lw=1, capsize=2, label="λ̂ (SGLD) ± 2 SE")
+    ax2.set_ylabel("λ̂", color="C3")
+    for r in rows:
+        ax.axvspan(max(r.step_first, 1), r.step_last, color="0.85" if r.get("matched", True) else "0.95", zorder=0)
+        ax.annotate(r.phase if r.get("matched", True) else "?", (math.sqrt(max(r.step_first, 1) * r.step_last), r.loss), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=9)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower left")
+    ax.set_title(f"run {run}: loss falls and λ̂ rises through plateaus (shaded)")
+    for i, r in enumerate(snaps):
+        a = fig.add_subplot(grid[1, i])
+        polygon(sel.W.values[int(r["last"])], sel.b.values[int(r["last"])], ax=a, title=f"{r.phase} at step {int(r.step_last)}")
+    return fig
+
+
+def loss_complexity(catalogue: xr.Dataset, transitions=None, plateaus=None, ax=None) -> Figure:
+    """The loss–complexity diagram: L against λ for catalogue points (theory λ filled; λ̂ from the
+    trajectories' plateaus, hollow with its error bar, where theory is silent), observed transitions
+    as arrows with width by frequency.  ``transitions``: :func:`~tms_bayes.analysis.dynamics.transition_table`."""
+    fig, ax = _new(ax, figsize=(7.0, 5.0))
+    lam = {p: float(v) for p, v in zip(catalogue.phase.values, catalogue.lambda_.values)}
+    loss = {p: float(v) for p, v in zip(catalogue.phase.values, catalogue.loss.values)}
+    err: dict[str, float] = {}  # phases whose λ is a trajectory estimate: its standard error
+    if plateaus is not None and len(plateaus):
+        for p, g in plateaus[plateaus.matched].groupby("phase"):
+            if not math.isfinite(lam.get(p, float("nan"))) and g.llc.notna().any():
+                lam[p] = float(g.llc.mean())
+                err[p] = float(g.llc.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else float(g.llc_se.iloc[0])
+    shown = [p for p in lam if math.isfinite(lam[p])]
+    for p in shown:
+        est = p in err
+        ax.errorbar(lam[p], loss[p], xerr=err.get(p), fmt="o", mfc="white" if est else "C0", color="C0", capsize=3)
+        ax.annotate(p, (lam[p], loss[p]), textcoords="offset points", xytext=(6, 2), fontsize=9)
+    if transitions is not None and len(transitions):
+        top = transitions["count"].max()
+        for _, t in transitions.iterrows():
+            a, b = t["from"], t["to"]
+            if a in shown and b in shown:
+                ax.annotate("", xy=(lam[b], loss[b]), xytext=(lam[a], loss[a]), arrowprops={"arrowstyle": "->", "color": "C3", "lw": 0.8 + 3.2 * t["count"] / top})
+                ax.annotate(str(t["count"]), ((lam[a] + lam[b]) / 2, (loss[a] + loss[b]) / 2), color="C3", fontsize=8)
+    ax.set_xlabel("λ (filled: theory; hollow: λ̂ from the trajectories ± SE)")
+    ax.set_ylabel("L at the critical point")
+    ax.set_title("loss–complexity diagram: observed SGD transitions (arrows, width ∝ count)")
     return fig

@@ -36,6 +36,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from .. import __version__, _validate
 from .._jax import jax, jnp
@@ -286,7 +287,7 @@ def calibrate_llc(
     reference: float | None = None,
     progress: bool = True,
     **kwargs,
-) -> "xr.Dataset":
+) -> xr.Dataset:
     """λ̂ over a grid of localisation strengths γ and (SGLD) step sizes ε, to choose them.
 
     Every other argument is passed to :func:`estimate_llc`.  For NUTS the step size is adapted, so
@@ -299,7 +300,6 @@ def calibrate_llc(
     and in γ between "too weak" (chains leave w*'s basin: negative λ̂, draws below L_n(w*)) and
     "too strong" (the localisation, not the loss, confines the draws: λ̂ shrinks towards 0).
     """
-    import xarray as xr
     from tqdm.auto import tqdm
 
     _validate.choice("sampler", sampler, ("nuts", "sgld"))

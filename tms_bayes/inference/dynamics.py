@@ -1,0 +1,311 @@
+"""SGD training dynamics of the TMS, many runs vectorised, with λ̂ along the trajectories (SPEC 4).
+
+Protocol (the TMS paper's dynamical experiment; all settings configurable, :class:`DynamicsSettings`):
+n = 1000 samples, minibatch SGD (batch 20, learning rate 0.005, or Adam), 4500 epochs; each run starts
+at a 4-gon of column norm 0.9 with N(0, 0.01²) noise on every weight and N(0, bias_std²) biases, and
+has its own dataset.  Each epoch visits a fresh permutation of the data in n // batch minibatches.
+The training loss is the unhalved L_n of SPEC 1.
+
+Runs are ``vmap``ped; epochs run inside one compiled program (``lax.scan`` over checkpoint intervals,
+``fori_loop`` over the epochs of an interval, ``scan`` over minibatches).  Checkpoints are log-spaced in
+epochs.  At each checkpoint: the parameters, L_n on the run's training set, the closed-form L (SPEC 1.1)
+and λ̂ by SGLD (SPEC 3: ε = 1e-3, γ = 1, nβ = n/log n, 500 full-batch steps), the chains of every
+(run, checkpoint) vmapped together, through :func:`tms_bayes.inference.llc.sgld_trace`.
+
+Results are an ``xarray.Dataset`` over (run, checkpoint) with every setting in ``attrs``.  Runs are
+processed in batches, each written atomically to ``parts/`` under the output directory; a re-run with the
+same settings resumes, a different one is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__, _validate
+from .._jax import jax, jnp
+from ..models.data import tms_inputs
+from ..theory.potential import empirical_loss_jax, potential_jax
+from .llc import sgld_trace
+from .storage import write_netcdf, write_text
+
+__all__ = ["DynamicsSettings", "checkpoint_epochs", "initial_params", "train", "trajectory_llc", "run_dynamics", "load_dynamics"]
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class DynamicsSettings:
+    """Settings of a dynamics experiment (module docstring); the defaults are the published protocol."""
+
+    runs: int = 64
+    c: int = 6
+    r: int = 2
+    n: int = 1000
+    batch_size: int = 20
+    lr: float = 0.005
+    epochs: int = 4500
+    optimizer: str = "sgd"
+    init_k: int = 4
+    init_norm: float = 0.9
+    init_noise: float = 0.01
+    init_bias_std: float = 0.01
+    checkpoints: int = 40
+    llc: bool = True
+    llc_eps: float = 1e-3
+    llc_gamma: float = 1.0
+    llc_steps: int = 500
+    llc_chains: int = 2
+    llc_burn_in: int = 100
+    nbeta: float | None = None
+    seed: int = 0
+    run_batch: int = 16
+
+    def __post_init__(self):
+        _validate.integer("runs", self.runs, minimum=1)
+        _validate.integer("c", self.c, minimum=2)
+        _validate.integer("r", self.r, minimum=1)
+        _validate.integer("n", self.n, minimum=2)
+        _validate.integer("batch_size", self.batch_size, minimum=1, maximum=self.n)
+        _validate.positive("lr", self.lr)
+        _validate.integer("epochs", self.epochs, minimum=1)
+        _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
+        _validate.integer("init_k", self.init_k, minimum=3 if self.r == 2 else 1, maximum=self.c)
+        _validate.positive("init_norm", self.init_norm)
+        for name in ("init_noise", "init_bias_std"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        _validate.integer("checkpoints", self.checkpoints, minimum=2)
+        _validate.positive("llc_eps", self.llc_eps)
+        _validate.positive("llc_gamma", self.llc_gamma)
+        _validate.integer("llc_steps", self.llc_steps, minimum=10)
+        _validate.integer("llc_chains", self.llc_chains, minimum=1)
+        _validate.integer("llc_burn_in", self.llc_burn_in, minimum=0, maximum=self.llc_steps - 5)
+        if self.nbeta is not None:
+            _validate.positive("nbeta", self.nbeta)
+        _validate.integer("seed", self.seed, minimum=0)
+        _validate.integer("run_batch", self.run_batch, minimum=1)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    @property
+    def nbeta_value(self) -> float:
+        return self.nbeta if self.nbeta is not None else self.n / math.log(self.n)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DynamicsSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def checkpoint_epochs(epochs: int, count: int) -> np.ndarray:
+    """0 and ``count − 1`` epochs log-spaced in [1, epochs] (rounded, unique, ``epochs`` included)."""
+    epochs = _validate.integer("epochs", epochs, minimum=1)
+    count = _validate.integer("count", count, minimum=2)
+    e = np.unique(np.round(np.geomspace(1, epochs, count - 1)).astype(int))
+    return np.concatenate([[0], e])
+
+
+def initial_params(key, s: DynamicsSettings):
+    """A k-gon (k = ``init_k``) of column norm ``init_norm`` at a random rotation in the first k columns,
+    zero columns elsewhere, N(0, init_noise²) on every weight and N(0, init_bias_std²) biases.
+    Returns W (r, c), b (c)."""
+    k_rot, k_noise, k_bias = jax.random.split(key, 3)
+    phase = jax.random.uniform(k_rot, (), maxval=2 * jnp.pi)
+    ang = phase + 2 * jnp.pi * jnp.arange(s.init_k) / s.init_k
+    W = jnp.zeros((s.r, s.c))
+    W = W.at[0, : s.init_k].set(s.init_norm * jnp.cos(ang)).at[1, : s.init_k].set(s.init_norm * jnp.sin(ang)) if s.r >= 2 else W.at[0, : s.init_k].set(s.init_norm)
+    W = W + s.init_noise * jax.random.normal(k_noise, W.shape)
+    b = s.init_bias_std * jax.random.normal(k_bias, (s.c,))
+    return W, b
+
+
+def _optimizer(s: DynamicsSettings):
+    """(init, update) of plain SGD or Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) on a parameter pytree."""
+    if s.optimizer == "sgd":
+        return (lambda p: ()), (lambda p, g, st: (jax.tree.map(lambda a, b: a - s.lr * b, p, g), st))
+
+    def init(p):
+        z = jax.tree.map(jnp.zeros_like, p)
+        return (z, z, jnp.zeros((), dtype=jnp.int32))
+
+    def update(p, g, st):
+        m, v, t = st
+        t = t + 1
+        m = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
+        v = jax.tree.map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
+        corr = jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        p = jax.tree.map(lambda a, mm, vv: a - s.lr * corr * mm / (jnp.sqrt(vv) + 1e-8), p, m, v)
+        return p, (m, v, t)
+
+    return init, update
+
+
+def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
+    """Train one run per key on its dataset X (runs, n, c); returns W (runs, K, r, c), b (runs, K, c)
+    at the checkpoint epochs ``epochs_at`` (K of them, starting at 0).  ``init`` = (W0, b0) replaces
+    the protocol's random k-gon start by a given point (the same for every run)."""
+    opt_init, opt_update = _optimizer(s)
+    nb, bs = s.steps_per_epoch, s.batch_size
+    grad = jax.grad(lambda p, Xb: empirical_loss_jax(p[0], p[1], Xb))
+    starts = jnp.asarray(epochs_at[:-1])
+    stops = jnp.asarray(epochs_at[1:])
+
+    def one(key, Xr):
+        k_init, k_data = jax.random.split(key)
+        p0 = initial_params(k_init, s) if init is None else (jnp.asarray(init[0], dtype=float), jnp.asarray(init[1], dtype=float))
+
+        def epoch(e, carry):
+            p, st = carry
+            perm = jax.random.permutation(jax.random.fold_in(k_data, e), s.n)[: nb * bs].reshape(nb, bs)
+
+            def minibatch(c, idx):
+                p, st = c
+                return opt_update(p, grad(p, Xr[idx]), st), None
+
+            return jax.lax.scan(minibatch, (p, st), perm)[0]
+
+        def interval(carry, se):
+            carry = jax.lax.fori_loop(se[0], se[1], epoch, carry)
+            return carry, carry[0]
+
+        _, ps = jax.lax.scan(interval, (p0, opt_init(p0)), (starts, stops))
+        W = jnp.concatenate([p0[0][None], ps[0]])
+        b = jnp.concatenate([p0[1][None], ps[1]])
+        return W, b
+
+    return jax.jit(jax.vmap(one))(keys, X)
+
+
+def trajectory_llc(key, W, b, X, s: DynamicsSettings):
+    """λ̂ by SGLD at every checkpoint of every run: W (runs, K, r, c), b (runs, K, c), X (runs, n, c).
+
+    Returns (λ̂ mean over chains, its standard error from the chains' batch means, MALA acceptance),
+    each (runs, K).  λ̂ per chain = nβ (mean L_n over the kept steps − L_n(w*)) (SPEC 3)."""
+    runs, K = W.shape[:2]
+    nbeta, n = s.nbeta_value, s.n
+    beta = nbeta / n
+    flat = jnp.concatenate([W.reshape(runs, K, -1), b], axis=-1)  # (runs, K, d)
+
+    def nll(w, Xr):
+        return n * empirical_loss_jax(w[: s.r * s.c].reshape(s.r, s.c), w[s.r * s.c :], Xr)
+
+    def chain(k, w_star, Xr):
+        nll_and_grad = jax.value_and_grad(lambda w: nll(w, Xr))
+        trace, acc = sgld_trace(k, w_star, nll_and_grad, eps=s.llc_eps, gamma=s.llc_gamma, beta=beta, steps=s.llc_steps)
+        kept = trace[s.llc_burn_in :]
+        return beta * (kept.mean() - nll(w_star, Xr)), acc[s.llc_burn_in :].mean(), _batch_means_se(beta * kept)
+
+    def point(k, w_star, Xr):
+        lam, acc, se = jax.vmap(chain, in_axes=(0, None, None))(jax.random.split(k, s.llc_chains), w_star, Xr)
+        # chains and, within a chain, 5 batch means give the error
+        return lam.mean(), jnp.sqrt(jnp.mean(se**2) / s.llc_chains), acc.mean()
+
+    keys = jax.random.split(key, runs * K).reshape(runs, K)
+    fn = jax.jit(jax.vmap(jax.vmap(point, in_axes=(0, 0, None)), in_axes=(0, 0, 0)))
+    lam, se, acc = fn(keys, flat, X)
+    return np.asarray(lam), np.asarray(se), np.asarray(acc)
+
+
+def _batch_means_se(x, batches: int = 5):
+    """Standard error of the mean of a correlated trace by non-overlapping batch means."""
+    m = x.shape[0] // batches
+    means = x[: m * batches].reshape(batches, m).mean(axis=1)
+    return jnp.std(means, ddof=1) / jnp.sqrt(batches)
+
+
+def _run_batch(s: DynamicsSettings, run_ids: np.ndarray, epochs_at: np.ndarray, init=None) -> xr.Dataset:
+    root = jax.random.key(s.seed)
+    keys = jnp.stack([jax.random.fold_in(root, int(i)) for i in run_ids])
+    X = jnp.stack([jnp.asarray(tms_inputs(s.n, s.c, seed=s.seed * 100_003 + int(i))) for i in run_ids])
+    W, b = train(keys, X, s, epochs_at, init)
+    loss_n = jax.vmap(jax.vmap(empirical_loss_jax, in_axes=(0, 0, None)))(W, b, X)
+    loss = jax.vmap(jax.vmap(potential_jax))(W, b)
+    K = len(epochs_at)
+    out = {
+        "W": (("run", "checkpoint", "row", "col"), np.asarray(W)),
+        "b": (("run", "checkpoint", "col"), np.asarray(b)),
+        "loss_n": (("run", "checkpoint"), np.asarray(loss_n)),
+        "loss": (("run", "checkpoint"), np.asarray(loss)),
+    }
+    if s.llc:
+        lam, se, acc = trajectory_llc(jax.random.fold_in(root, 10**9 + int(run_ids[0])), W, b, X, s)
+        out.update({"llc": (("run", "checkpoint"), lam), "llc_se": (("run", "checkpoint"), se), "llc_acceptance": (("run", "checkpoint"), acc)})
+    else:
+        nan = np.full((len(run_ids), K), np.nan)
+        out.update({"llc": (("run", "checkpoint"), nan), "llc_se": (("run", "checkpoint"), nan), "llc_acceptance": (("run", "checkpoint"), nan)})
+    coords = {"run": run_ids, "checkpoint": np.arange(K), "epoch": ("checkpoint", epochs_at), "step": ("checkpoint", epochs_at * s.steps_per_epoch)}
+    return xr.Dataset(out, coords=coords)
+
+
+def _attrs(s: DynamicsSettings) -> dict:
+    d = {k: ("none" if v is None else (int(v) if isinstance(v, bool) else v)) for k, v in s.to_dict().items()}
+    d.update(
+        tms_bayes_version=__version__, nbeta_used=s.nbeta_value,
+        loss="L_n = (1/n) sum_k |x_k - ReLU(W^T W x_k + b)|^2 (unhalved); loss = closed-form L",
+        llc_formula="llc = n*beta*(mean L_n over SGLD steps after burn-in - L_n(w*)), SGLD on exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
+    )
+    return d
+
+
+def run_dynamics(settings: DynamicsSettings, out, *, progress: bool = True, log=print, init=None) -> xr.Dataset:
+    """Run (or resume) the experiment into directory ``out``; returns the combined Dataset, also
+    written to ``out/dynamics.nc``.  Each batch of ``run_batch`` runs is written when it finishes.
+    ``init`` = (W0, b0): start every run there instead of the protocol's random k-gon."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    manifest = out / "manifest.json"
+    body = {"kind": "tms-bayes dynamics", "settings": settings.to_dict(), "init": None if init is None else [np.asarray(a).tolist() for a in init]}
+    if manifest.exists():
+        old = json.loads(manifest.read_text())
+        if old.get("settings") != body["settings"] or old.get("init") != body["init"]:
+            diff = sorted(k for k in body["settings"] if old.get("settings", {}).get(k) != body["settings"][k]) + (["init"] if old.get("init") != body["init"] else [])
+            raise ValueError(f"{out} holds a dynamics run with different settings ({', '.join(diff)}); use another --out or the same settings to resume")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(manifest, json.dumps(body, indent=2, sort_keys=True))
+    epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
+    batches = [np.arange(i, min(i + settings.run_batch, settings.runs)) for i in range(0, settings.runs, settings.run_batch)]
+    parts = []
+    bar = tqdm(total=settings.runs, desc="dynamics", unit="run", disable=not progress)
+    for ids in batches:
+        path = out / "parts" / f"runs_{ids[0]:05d}_{ids[-1]:05d}.nc"
+        if path.exists():
+            with xr.open_dataset(path) as f:
+                part = f.load()
+        else:
+            part = _run_batch(settings, ids, epochs_at, init)
+            part.attrs.update(_attrs(settings))
+            write_netcdf(path, part)
+        parts.append(part)
+        bar.update(len(ids))
+    bar.close()
+    ds = xr.concat(parts, dim="run")
+    ds.attrs.update(_attrs(settings))
+    write_netcdf(out / "dynamics.nc", ds)
+    if log:
+        log(f"wrote {out / 'dynamics.nc'} ({settings.runs} runs x {len(epochs_at)} checkpoints)")
+    return ds
+
+
+def load_dynamics(path) -> xr.Dataset:
+    """Open ``dynamics.nc`` (or a directory holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "dynamics.nc"
+    if not p.exists():
+        raise ValueError(f"no dynamics results at {path} (expected dynamics.nc)")
+    with xr.open_dataset(p) as f:
+        return f.load()
