@@ -151,9 +151,7 @@ def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
         lb, sb, src_b = _lam(b)
         dL = b.loss - a.loss
         dlam, se = lb - la, math.hypot(sa, sb)
-        if not math.isfinite(dlam):
-            lam_v = "inconclusive"
-        elif abs(dlam) < z * se:
+        if not math.isfinite(dlam) or abs(dlam) < z * se:
             lam_v = "inconclusive"
         else:
             lam_v = "pass" if dlam > 0 else "fail"

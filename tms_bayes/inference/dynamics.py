@@ -32,7 +32,7 @@ from .._jax import jax, jnp
 from ..models.data import tms_inputs
 from ..theory.potential import empirical_loss_jax, potential_jax
 from .llc import sgld_trace
-from .storage import write_netcdf, write_text
+from .storage import check_manifest, write_netcdf, write_text
 
 __all__ = ["DynamicsSettings", "checkpoint_epochs", "initial_params", "train", "trajectory_llc", "run_dynamics", "load_dynamics"]
 
@@ -267,15 +267,12 @@ def run_dynamics(settings: DynamicsSettings, out, *, progress: bool = True, log=
 
     out = Path(out)
     manifest = out / "manifest.json"
-    body = {"kind": "tms-bayes dynamics", "settings": settings.to_dict(), "init": None if init is None else [np.asarray(a).tolist() for a in init]}
+    compared = {**settings.to_dict(), "init": None if init is None else [np.asarray(a).tolist() for a in init]}
     if manifest.exists():
-        old = json.loads(manifest.read_text())
-        if old.get("settings") != body["settings"] or old.get("init") != body["init"]:
-            diff = sorted(k for k in body["settings"] if old.get("settings", {}).get(k) != body["settings"][k]) + (["init"] if old.get("init") != body["init"] else [])
-            raise ValueError(f"{out} holds a dynamics run with different settings ({', '.join(diff)}); use another --out or the same settings to resume")
+        check_manifest(manifest, compared, "a dynamics run")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        write_text(manifest, json.dumps(body, indent=2, sort_keys=True))
+        write_text(manifest, json.dumps({"kind": "tms-bayes dynamics", "settings": compared}, indent=2, sort_keys=True))
     epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
     batches = [np.arange(i, min(i + settings.run_batch, settings.runs)) for i in range(0, settings.runs, settings.run_batch)]
     parts = []

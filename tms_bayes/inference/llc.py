@@ -217,9 +217,9 @@ def estimate_llc(
         nll_and_grad = jax.value_and_grad(nll_fn)
         batch_grad = None
         if batch_size is not None:
+            rows = jnp.nonzero(mask_full, size=n)[0]  # the n selected rows, found once
 
             def batch_grad(w, k):
-                rows = jnp.nonzero(mask_full, size=n)[0]
                 pick = jax.random.permutation(k, rows)[:batch_size]
                 m = jnp.zeros_like(mask_full).at[pick].set(1.0)
                 return nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size)

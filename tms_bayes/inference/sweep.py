@@ -29,7 +29,7 @@ import arviz as az
 import numpy as np
 
 from .. import __version__, _validate
-from .storage import write_netcdf, write_text
+from .storage import check_manifest, write_netcdf, write_text
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "MODELS", "BACKENDS"]
 
@@ -172,15 +172,7 @@ class Sweep:
             self._check_manifest()
 
     def _check_manifest(self):
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{self.manifest_path} is not a readable tms-bayes manifest ({exc}); choose another --out") from None
-        old = manifest.get("settings", {})
-        new = self.settings.to_dict()
-        diffs = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        if diffs:
-            raise ValueError(f"{self.out} holds a sweep with different settings ({'; '.join(diffs)}); use a new --out or the same settings to resume")
+        manifest = check_manifest(self.manifest_path, self.settings.to_dict(), "a sweep")
         self.completed = {k: v for k, v in manifest.get("completed", {}).items() if (self.out / v).exists()}
 
     def jobs(self) -> list[tuple[int, int]]:
