@@ -206,6 +206,83 @@ def _cmd_dynamics(args) -> int:
     return 0
 
 
+def _number(text: str) -> float:
+    """A float, or a multiple of π such as ``pi/2``, ``2pi/3``, ``0.5*pi``."""
+    import math
+    import re
+
+    t = text.strip().lower().replace("π", "pi").replace(" ", "")
+    m = re.fullmatch(r"([0-9.]*)\*?pi(?:/([0-9.]+))?", t)
+    if m:
+        return (float(m.group(1)) if m.group(1) else 1.0) * math.pi / (float(m.group(2)) if m.group(2) else 1.0)
+    return float(t)
+
+
+def parse_values(text: str | None, name: str) -> tuple[float, ...] | None:
+    """Parse ``start:stop:step`` (inclusive) or a comma list of truth values (``pi/2`` allowed)."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            start, stop, step = (_number(x) for x in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            return tuple(float(v) for v in np.round(np.arange(start, stop + step / 2, step), 10))
+        values = tuple(_number(x) for x in text.split(",") if x.strip())
+        if not values:
+            raise ValueError
+        return values
+    except ValueError:
+        raise ValueError(f"{name} must be start:stop:step or a comma list of numbers (pi allowed, e.g. 1.1,1.26,pi/2), got {text!r}") from None
+
+
+_LLC_DEFAULTS = {"pt1": "1.1,1.26,pi/2", "pt2": "1.0,2.0"}
+
+
+def _cmd_relu(args) -> int:
+    import math
+    import time
+
+    from .analysis.relu_report import relu_report
+    from .inference.storage import write_netcdf
+    from .inference.truth_sweep import TruthSweepSettings, phase_llc, run_truth_sweep
+
+    values = parse_values(args.values, "--values")
+    llc_values = () if str(args.llc_values).strip().lower() == "none" else parse_values(args.llc_values or _LLC_DEFAULTS[args.experiment], "--llc-values")
+    settings = TruthSweepSettings(
+        experiment=args.experiment, values=values, trials=args.trials, n=args.n, tune=args.tune, draws=args.draws, target_accept=args.target_accept,
+        max_tree_depth=args.max_tree_depth, prior_std=args.prior_std, init_scale=args.init_scale, beta=args.beta, d=args.d, seed_offset=args.seed_offset,
+    )  # fmt: skip
+    out = args.out or f"runs/relu-{args.experiment}"
+    if llc_values:
+        missing = [v for v in llc_values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
+        if missing:
+            raise ValueError(f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}")
+    t0 = time.perf_counter()
+    sweep = run_truth_sweep(settings, out, progress=not args.no_progress)
+    print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
+    llc = None
+    if llc_values:
+        from .analysis.relu_phases import truth_sweep_labels
+
+        labels = truth_sweep_labels(sweep, epsilon=args.epsilon, z_max=args.z_max)
+        llc = phase_llc(sweep, labels, llc_values, sampler=args.llc_sampler, progress=not args.no_progress, **({"step_size": args.llc_step_size, "draws": args.llc_draws} if args.llc_sampler == "sgld" else {"draws": args.llc_draws}))
+        write_netcdf(f"{out}/report/llc.nc", llc)
+    rep = relu_report(sweep, f"{out}/report", epsilon=args.epsilon, z_max=args.z_max, llc=llc, coarse_grain=not args.no_coarse_grain)
+    print(rep.table().to_string(index=False))
+    t = rep.transition
+    sym = "θ" if args.experiment == "pt1" else "ϑ"
+    if "critical" in t:
+        print(f"{sym}_c = {t['critical']:.4f}  95% interval [{t['lower']:.4f}, {t['upper']:.4f}]" if math.isfinite(t["critical"]) else "no overtaking of the non-degenerate phase on this grid")
+    else:
+        print(f"annihilation phase last present at {sym} = {t['last_present']:.3g}, absent from {sym} = {t['first_absent']:.3g}")
+    print(f"dropped trials: {int((~rep.trials.kept).sum())} of {len(rep.trials)}")
+    if llc is not None:
+        print(llc[["llc", "llc_se"]].to_dataframe().to_string())
+    print(f"report: {out}/report/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -278,6 +355,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     _add_classifier_args(d)
     d.set_defaults(func=_cmd_dynamics)
+
+    rl = sub.add_parser("relu", help="ReLU phase transitions: sweep the truth (pt1: θ, pt2: ϑ), phase fractions, critical value, λ̂ per phase")
+    rl.add_argument("experiment", choices=["pt1", "pt2"], help="pt1: deforming to degeneracy (θ); pt2: weight annihilation (ϑ)")
+    rl.add_argument("--values", default=None, help="truth values, start:stop:step or a comma list, pi allowed (default: SPEC 5's grid)")
+    rl.add_argument("--trials", type=int, default=6, help="trials per value: one chain on its own dataset each (default 6)")
+    rl.add_argument("--n", type=int, default=10000, help="samples per dataset (default 10000)")
+    rl.add_argument("--tune", type=int, default=300)
+    rl.add_argument("--draws", type=int, default=500)
+    rl.add_argument("--target-accept", type=float, default=0.8)
+    rl.add_argument("--max-tree-depth", type=int, default=10)
+    rl.add_argument("--prior-std", type=float, default=1.0)
+    rl.add_argument("--init-scale", type=float, default=2.0, help="initial points uniform(-s, s) (default 2)")
+    rl.add_argument("--beta", type=float, default=None, help="tempering β (default 1/log n)")
+    rl.add_argument("--d", type=int, default=None, help="model nodes (default 2 for pt1, 3 for pt2)")
+    rl.add_argument("--seed-offset", type=int, default=0)
+    rl.add_argument("--epsilon", type=float, default=None, help="phase radius ε (default 0.3 for pt1, 0.25 for pt2)")
+    rl.add_argument("--z-max", type=float, default=1.5, help="drop trials whose mean L_n has |z| >= this (default 1.5)")
+    rl.add_argument("--llc-values", default=None, help="values at which to estimate λ̂ per phase, or 'none' (default pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0)")
+    rl.add_argument("--llc-sampler", default="sgld", choices=["sgld", "nuts"])
+    rl.add_argument("--llc-step-size", type=float, default=1e-4, help="SGLD step ε for λ̂ (default 1e-4)")
+    rl.add_argument("--llc-draws", type=int, default=2000, help="λ̂ steps (SGLD) or draws (NUTS) per chain (default 2000)")
+    rl.add_argument("--no-coarse-grain", action="store_true", help="skip the t-SNE + HDBSCAN comparison")
+    rl.add_argument("--out", default=None, help="sweep directory (default runs/relu-<experiment>); the report goes to <out>/report")
+    rl.add_argument("--no-progress", action="store_true")
+    rl.set_defaults(func=_cmd_relu)
 
     o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
     o.add_argument("run_dir", help="a sweep directory (with manifest.json)")

@@ -31,7 +31,7 @@ from ..theory import crossover as theory_crossover
 from ..theory import phase_free_energies
 from .phases import UNCLASSIFIED, Thresholds, classify_tms
 
-__all__ = ["sweep_labels", "empirical_occupancy", "empirical_crossover", "theory_crossover_interval"]
+__all__ = ["sweep_labels", "bootstrap_shares", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "theory_crossover_interval"]
 
 
 def sweep_labels(sweep, thresholds: Thresholds | None = None, *, progress: bool = False) -> xr.Dataset:
@@ -73,6 +73,29 @@ def _phase_order(labels: np.ndarray) -> list[str]:
     return names + [UNCLASSIFIED]
 
 
+def bootstrap_shares(units, valid=None, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """Shares and percentile-bootstrap intervals from independent units.
+
+    ``units`` (x, unit, phase): each unit's phase shares at each grid point x; ``valid`` (x, unit)
+    marks the units that count (default all).  At each x the units are resampled with replacement
+    among the valid ones.  Returns (share (x, P), lower, upper, bootstrap replicates (B, x, P));
+    an x without valid units gives NaN."""
+    units = np.asarray(units, dtype=float)
+    X, U, P = units.shape
+    valid = np.ones((X, U), dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    rng = np.random.default_rng(seed)
+    share = np.full((X, P), np.nan)
+    boot = np.full((n_boot, X, P), np.nan)
+    for i in range(X):
+        ok = units[i, valid[i]]
+        if len(ok) == 0:
+            continue
+        share[i] = ok.mean(axis=0)
+        boot[:, i] = ok[rng.integers(0, len(ok), size=(n_boot, len(ok)))].mean(axis=1)
+    lo, hi = np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0) if np.isfinite(boot).any() else (share * np.nan, share * np.nan)
+    return share, lo, hi, boot
+
+
 def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
     """Shares per (n, phase) with bootstrap intervals over chains, per-seed shares, chain-majority
     shares, and mean L_n per phase (module docstring)."""
@@ -84,12 +107,7 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     onehot = np.stack([(lab == p) for p in phases], axis=-1).astype(float)  # (n, seed, chain, draw, P)
     per_chain = onehot.mean(axis=3)  # (n, seed, chain, P)
     N, S, C, P = per_chain.shape
-    units = per_chain.reshape(N, S * C, P)
-    share = units.mean(axis=1)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, S * C, size=(n_boot, N, S * C))
-    boot = np.take_along_axis(units[None], idx[..., None], axis=2).mean(axis=2)  # (B, n, P)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    share, lo, hi, boot = bootstrap_shares(per_chain.reshape(N, S * C, P), n_boot=n_boot, level=level, seed=seed)
     majority = per_chain.argmax(axis=-1)  # (n, seed, chain)
     chain_share = np.stack([(majority == k).mean(axis=(1, 2)) for k in range(P)], axis=-1)
     Ln = labels["L_n"].values
@@ -114,7 +132,7 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     )
 
 
-def _last_upcrossing(n: np.ndarray, diff: np.ndarray) -> float:
+def last_upcrossing(n: np.ndarray, diff: np.ndarray) -> float:
     """Last grid interval where diff goes from < 0 to >= 0, linearly interpolated; nan if none."""
     for i in range(len(n) - 2, -1, -1):
         if diff[i] < 0 <= diff[i + 1]:
@@ -128,9 +146,9 @@ def empirical_crossover(occ: xr.Dataset, alpha: str, beta: str, *, level: float 
         if p not in occ.phase.values:
             raise ValueError(f"phase {p!r} was not observed in this sweep; observed: {', '.join(map(str, occ.phase.values))}")
     n = occ.n.values.astype(float)
-    point = _last_upcrossing(n, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values)
+    point = last_upcrossing(n, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values)
     reps = (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values
-    xs = np.array([_last_upcrossing(n, r) for r in reps])
+    xs = np.array([last_upcrossing(n, r) for r in reps])
     ok = np.isfinite(xs)
     lo, hi = (np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan))
     return {"from": alpha, "to": beta, "n_crit": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}

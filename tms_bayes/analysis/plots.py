@@ -10,7 +10,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration", "dynamics_trajectory", "loss_complexity"]
+__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration", "dynamics_trajectory", "loss_complexity",
+           "phase_fractions", "phase_min_loss", "effective_weights_grid", "raw_vs_effective"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -171,14 +172,14 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     return fig
 
 
-def embedding(emb: np.ndarray, labels, clusters, *, ari: float | None = None) -> Figure:
+def embedding(emb: np.ndarray, labels, clusters, *, ari: float | None = None, label_title: str = "exact k-gon label") -> Figure:
     """t-SNE embedding coloured by exact label (left) and by HDBSCAN cluster (right)."""
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, lab, title in [(axes[0], np.asarray(labels).astype(str), "exact k-gon label"), (axes[1], np.asarray(clusters).astype(str), "HDBSCAN cluster (−1 = noise)")]:
-        for i, u in enumerate(sorted(set(lab), key=lambda s: (s in ("unclassified", "-1"), s))):
+    for ax, lab, title in [(axes[0], np.asarray(labels).astype(str), label_title), (axes[1], np.asarray(clusters).astype(str), "HDBSCAN cluster (−1 = noise)")]:
+        for i, u in enumerate(sorted(set(lab), key=lambda s: (s in ("unclassified", "neither", "-1"), s))):
             m = lab == u
-            color = "0.75" if u in ("unclassified", "-1") else f"C{i % 10}"
+            color = "0.75" if u in ("unclassified", "neither", "-1") else f"C{i % 10}"
             ax.scatter(emb[m, 0], emb[m, 1], s=4, color=color, label=f"{u} ({m.sum()})")
         ax.set_title(title)
         ax.set_xticks([])
@@ -321,4 +322,108 @@ def loss_complexity(catalogue: xr.Dataset, transitions=None, plateaus=None, ax=N
     ax.set_xlabel("λ (filled: theory; hollow: λ̂ from the trajectories ± SE)")
     ax.set_ylabel("L at the critical point")
     ax.set_title("loss–complexity diagram: observed SGD transitions (arrows, width ∝ count)")
+    return fig
+
+
+_PARAM_SYMBOL = {"theta": "θ", "vartheta": "ϑ"}
+
+
+def phase_fractions(frac: xr.Dataset, critical: dict | None = None, ax=None) -> Figure:
+    """Phase fractions against the truth parameter: pooled shares with bootstrap intervals over trials,
+    per-trial shares as faint dots, and the critical value with its interval shaded."""
+    fig, ax = _new(ax, figsize=(7.2, 4.4))
+    x = frac.value.values
+    sym = _PARAM_SYMBOL.get(frac.attrs.get("parameter"), "value")
+    for i, p in enumerate(frac.phase.values):
+        color = "0.5" if p == "neither" else f"C{i}"
+        s = frac.share.sel(phase=p).values
+        yerr = np.vstack([s - frac.lower.sel(phase=p).values, frac.upper.sel(phase=p).values - s])
+        ax.errorbar(x, s, yerr=np.nan_to_num(yerr), fmt="o-", ms=4, lw=1, capsize=2, color=color, label=str(p))
+        for t in frac.trial.values:
+            ax.plot(x, frac.share_trial.sel(phase=p, trial=t).values, ".", color=color, alpha=0.2, ms=3)
+    if critical is not None and math.isfinite(critical.get("critical", math.nan)):
+        ax.axvline(critical["critical"], color="k", ls="--", lw=1)
+        if math.isfinite(critical.get("lower", math.nan)):
+            ax.axvspan(critical["lower"], critical["upper"], color="0.5", alpha=0.15)
+        ax.annotate(f"{sym}_c ≈ {critical['critical']:.3f}", (critical["critical"], 0.95), textcoords="offset points", xytext=(4, 0), fontsize=8)
+    ax.set_xlabel(sym)
+    ax.set_ylabel("fraction of samples")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{frac.attrs.get('experiment', '').upper()}: phase fractions (ε = {frac.attrs.get('epsilon', float('nan')):g}, n = {frac.attrs.get('n', '?')})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def phase_min_loss(frac: xr.Dataset, ax=None) -> Figure:
+    """Minimum (and mean) L_n within each phase against the truth parameter: the accuracy side of
+    the accuracy–complexity trade-off."""
+    fig, ax = _new(ax)
+    x = frac.value.values
+    for i, p in enumerate(frac.phase.values):
+        color = "0.5" if p == "neither" else f"C{i}"
+        ax.plot(x, frac.min_L_n.sel(phase=p).values, "o-", ms=4, color=color, label=f"{p}: min L_n")
+        ax.plot(x, frac.mean_L_n.sel(phase=p).values, ":", color=color, label=f"{p}: mean L_n")
+    ax.set_xlabel(_PARAM_SYMBOL.get(frac.attrs.get("parameter"), "value"))
+    ax.set_ylabel("L_n = mean (y − f)²")
+    ax.set_title("Accuracy within each phase")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def effective_weights_grid(labels: xr.Dataset, values=None, *, max_points: int = 4000, ncols: int = 4, seed: int = 0) -> Figure:
+    """Pooled effective weights ŵ_a (all nodes, kept trials) per truth value: a scatter coloured by
+    phase over a 2-D histogram density, one panel per value, with the true effective weights as
+    crosses when the labels carry them."""
+    vals = labels.value.values if values is None else np.asarray(values, dtype=float)
+    rows = math.ceil(len(vals) / ncols)
+    fig = Figure(figsize=(3.0 * min(ncols, len(vals)), 3.0 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, min(ncols, len(vals)), squeeze=False)).ravel()
+    rng = np.random.default_rng(seed)
+    phases = list(dict.fromkeys(np.unique(labels.label.values)))
+    colors = {p: ("0.6" if p == "neither" else f"C{i}") for i, p in enumerate(sorted(phases))}
+    for ax, v in zip(axes, vals):
+        sel = labels.sel(value=v, method="nearest")
+        kept = sel.kept.values
+        eff = sel.effective_w.values[kept]  # (trial, draw, node, 2)
+        lab = np.broadcast_to(sel.label.values[kept][..., None], eff.shape[:-1])
+        pts, pl = eff.reshape(-1, 2), lab.reshape(-1)
+        ax.hist2d(pts[:, 0], pts[:, 1], bins=60, range=[[-2.5, 2.5], [-2.5, 2.5]], cmap="Greys", cmin=1)
+        take = rng.choice(len(pts), size=min(max_points, len(pts)), replace=False)
+        for p in sorted(set(pl[take])):
+            m = pl[take] == p
+            ax.scatter(pts[take][m, 0], pts[take][m, 1], s=1, alpha=0.3, color=colors[p], label=p)
+        ax.set_title(f"{_PARAM_SYMBOL.get(labels.attrs.get('parameter'), 'value')} = {v:.3g} ({kept.sum()} trials)", fontsize=9)
+        ax.set_xlim(-2.5, 2.5)
+        ax.set_ylim(-2.5, 2.5)
+        ax.set_aspect("equal")
+    for ax in axes[len(vals):]:
+        ax.axis("off")
+    handles = [axes[0].scatter([], [], s=12, color=colors[p], label=p) for p in sorted(phases)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(phases), fontsize=8)
+    fig.suptitle("Effective weights ŵ = |q| w, all nodes pooled")
+    return fig
+
+
+def raw_vs_effective(w, q, labels=None, *, title: str = "", max_points: int = 4000, seed: int = 0) -> Figure:
+    """Raw first-layer weights w_a (left) beside effective weights ŵ_a = |q_a| w_a (right) of the same
+    samples, w (..., d, 2), q (..., d): the scaling symmetry smears raw weights along rays."""
+    w = np.asarray(w, dtype=float).reshape(-1, np.shape(w)[-2], 2)
+    q = np.asarray(q, dtype=float).reshape(len(w), -1)
+    eff = np.abs(q)[..., None] * w
+    lab = np.broadcast_to(np.asarray(labels).reshape(-1)[:, None], q.shape).reshape(-1) if labels is not None else np.full(q.size, "")
+    rng = np.random.default_rng(seed)
+    take = rng.choice(q.size, size=min(max_points, q.size), replace=False)
+    fig = Figure(figsize=(9, 4.4), layout="constrained")
+    for ax, pts, name in zip(fig.subplots(1, 2), (w.reshape(-1, 2), eff.reshape(-1, 2)), ("raw weights w_a", "effective weights ŵ_a = |q_a| w_a")):
+        for i, p in enumerate(sorted(set(lab[take]))):
+            m = lab[take] == p
+            ax.scatter(pts[take][m, 0], pts[take][m, 1], s=2, alpha=0.4, color="0.6" if p == "neither" else f"C{i}", label=p or None)
+        ax.set_title(name)
+        ax.set_aspect("equal")
+        lim = float(np.quantile(np.abs(pts[take]), 0.995)) * 1.1 + 0.1
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        if labels is not None:
+            ax.legend(fontsize=7, markerscale=4)
+    fig.suptitle(title)
     return fig

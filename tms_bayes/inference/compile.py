@@ -51,7 +51,7 @@ class CompiledModel:
         lead = flat.shape[:-1]
         for name, shape in zip(self.param_names, self.param_shapes):
             size = int(np.prod(shape))
-            out[name] = flat[..., i : i + size].reshape(*lead, *shape)
+            out[name] = flat[..., i : i + size].reshape(tuple(lead) + tuple(shape))
             i += size
         return out
 

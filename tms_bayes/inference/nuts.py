@@ -21,14 +21,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
+import math
+import time
+
 import blackjax
+import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 
 from .. import _validate
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
-__all__ = ["NutsSettings", "Draws", "make_sampler"]
+__all__ = ["NutsSettings", "Draws", "make_sampler", "ChainSampler"]
 
 CHAIN_METHODS = ("sequential", "vectorized")
 
@@ -129,3 +133,66 @@ def shard_count(chains: int, devices: int | None = None) -> int:
 def stack_data(data: dict, chains: int) -> dict:
     """Give every data array a leading chain axis (the samplers map over chains)."""
     return {k: jnp.broadcast_to(jnp.asarray(v), (chains, *jnp.shape(v))) for k, v in data.items()}
+
+
+class ChainSampler:
+    """Warmup and sampling of ``chains`` chains of ``cm``, compiled (ahead of time) on the first
+    :meth:`run` and reused by every later one: a sweep compiles exactly two programs.
+
+    ``compilations`` counts the programs compiled; ``compile_s`` the seconds spent compiling."""
+
+    def __init__(self, cm: CompiledModel, settings: NutsSettings, chains: int):
+        self.cm = cm
+        self.settings = settings
+        self.chains = _validate.integer("chains", chains, minimum=1)
+        self.warmup, self.sample = make_sampler(cm, settings, chains=self.chains)
+        self._compiled = None
+        self.compilations = 0
+        self.compile_s = 0.0
+
+    def _compile(self, keys, init, data):
+        t0 = time.perf_counter()
+        warm = self.warmup.lower(keys, init, data).compile()
+        state, params = jax.eval_shape(self.warmup, keys, init, data)
+        samp = self.sample.lower(keys, state, params, data).compile()
+        self._compiled = (warm, samp)
+        self.compilations += 2
+        self.compile_s += time.perf_counter() - t0
+
+    def run(self, key, init, data, bar=None) -> tuple[dict, np.ndarray, float]:
+        """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
+        chain axis, see :func:`stack_data`).  Returns (draws: {Draws field: (chain, draw, ...)},
+        adapted step sizes (chain,), sampling seconds); ``bar`` (tqdm) advances per chunk."""
+        st = self.settings
+        n_chunks = math.ceil(st.draws / st.chunk)
+        keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
+        if self._compiled is None:
+            self._compile(keys[0], init, data)
+        warm, samp = self._compiled
+        t0 = time.perf_counter()
+        state, params = warm(keys[0], init, data)
+        if bar is not None:
+            bar.update(st.tune)
+        chunks = []
+        for i in range(n_chunks):
+            state, draws = samp(keys[2 + i], state, params, data)
+            chunks.append(jax.device_get(draws))
+            if bar is not None:
+                bar.update(min(st.chunk, st.draws - i * st.chunk))
+        elapsed = time.perf_counter() - t0
+        draws = {f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in Draws._fields}
+        return draws, np.asarray(params["step_size"]), elapsed
+
+    def stats(self, draws: dict, step_size: np.ndarray) -> dict:
+        """ArviZ ``sample_stats`` from :meth:`run`'s draws (position excluded)."""
+        shape = draws["logdensity"].shape
+        return {
+            "lp": draws["logdensity"],
+            "energy": draws["energy"],
+            "n_steps": draws["n_steps"],
+            "tree_depth": draws["tree_depth"],
+            "diverging": draws["diverging"].astype(bool),
+            "acceptance_rate": draws["acceptance_rate"],
+            "step_size": np.broadcast_to(step_size[:, None], shape),
+            "reached_max_treedepth": draws["tree_depth"] >= self.settings.max_tree_depth,
+        }

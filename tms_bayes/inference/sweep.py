@@ -282,28 +282,31 @@ def _observed(data: dict, n: int) -> dict:
 
 
 class _JaxRunner:
-    """Compiles warmup and sampling once (AOT) and runs every job through them."""
+    """Compiles warmup and sampling once (AOT, :class:`~tms_bayes.inference.nuts.ChainSampler`) and
+    runs every job through them."""
 
     def __init__(self, sweep: Sweep):
         from .._jax import jax
         from .compile import compile_model
-        from .nuts import NutsSettings, make_sampler
+        from .nuts import ChainSampler, NutsSettings
 
         self.jax = jax
         self.sweep = sweep
         st = sweep.settings
-        self.nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method)
+        nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method)
         t0 = time.perf_counter()
         model = build_model(st, dataset(st, 0), st.n_max)
         self.model = model
         self.cm = compile_model(model)
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
-        self.warmup, self.sample = make_sampler(self.cm, self.nuts, chains=st.chains)
+        self.sampler = ChainSampler(self.cm, nuts, st.chains)
         self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
-        self.compiled = None
-        self.compilations = 0
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
+
+    @property
+    def compilations(self) -> int:
+        return self.sampler.compilations
 
     def _job_data(self, n, data):
         from .nuts import stack_data
@@ -311,15 +314,6 @@ class _JaxRunner:
         st = self.sweep.settings
         job = self.cm.with_data(**{k: v for k, v in data.items()}, mask=(np.arange(st.n_max) < n).astype(float), beta=st.beta_for(n))
         return job, stack_data(job, st.chains)
-
-    def _compile(self, keys, init, data):
-        t0 = time.perf_counter()
-        warm = self.warmup.lower(keys, init, data).compile()
-        state, params = self.jax.eval_shape(self.warmup, keys, init, data)
-        samp = self.sample.lower(keys, state, params, data).compile()
-        self.compiled = (warm, samp)
-        self.compilations += 2
-        self.timings["compile_s"] += time.perf_counter() - t0
 
     def run_job(self, n, seed, data, progress=True):
         from tqdm.auto import tqdm
@@ -332,40 +326,17 @@ class _JaxRunner:
         rng = np.random.default_rng([st.seed_offset + seed, n, 7])
         init = jnp.asarray(st.prior_std * rng.normal(size=(st.chains, self.cm.dim)))  # prior N(0, prior_std²) on every coordinate
         key = jax.random.key(int(rng.integers(2**31)))
-        keys = jax.random.split(key, st.chains * (2 + math.ceil(st.draws / self.nuts.chunk))).reshape(-1, st.chains)
-        if self.compiled is None:
-            self._compile(keys[0], init, stacked)
-        warm, samp = self.compiled
         bar = tqdm(total=st.tune + st.draws, desc=f"  n={n} seed={seed}", unit="step", leave=False, disable=not progress, position=1)
-        t0 = time.perf_counter()
-        state, params = warm(keys[0], init, stacked)
-        bar.update(st.tune)
-        chunks = []
-        for i in range(math.ceil(st.draws / self.nuts.chunk)):
-            state, draws = samp(keys[2 + i], state, params, stacked)
-            chunks.append(jax.device_get(draws))
-            bar.update(min(self.nuts.chunk, st.draws - i * self.nuts.chunk))
+        draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
         bar.close()
-        elapsed = time.perf_counter() - t0
-        draws = {f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in chunks[0]._fields}
-        pos = draws.pop("position")
+        self.timings["compile_s"] = self.sampler.compile_s
+        pos = draws["position"]
         flat = pos.reshape(-1, self.cm.dim)
         L = np.asarray(self.loss(jnp.asarray(flat), {k: jnp.asarray(v) for k, v in job_data.items()})).reshape(st.chains, st.draws)
         posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
         posterior["L_n"] = L
-        step = np.broadcast_to(np.asarray(params["step_size"])[:, None], (st.chains, st.draws))
-        stats = {
-            "lp": draws["logdensity"],
-            "energy": draws["energy"],
-            "n_steps": draws["n_steps"],
-            "tree_depth": draws["tree_depth"],
-            "diverging": draws["diverging"].astype(bool),
-            "acceptance_rate": draws["acceptance_rate"],
-            "step_size": step,
-            "reached_max_treedepth": draws["tree_depth"] >= st.max_tree_depth,
-        }
         return _to_idata(
-            posterior, stats, _observed(data, n), self.dims, self.coords,
+            posterior, self.sampler.stats(draws, step_size), _observed(data, n), self.dims, self.coords,
             _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth,
                    device_shards=shard_count(st.chains), jax_backend=jax.default_backend()),
         )

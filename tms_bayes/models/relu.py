@@ -19,7 +19,14 @@ from .. import _validate
 from .data import relu_inputs
 from .tms import _mask, tempered_gaussian_loglik
 
-__all__ = ["ReluTruth", "pt1_truth", "pt2_truth", "symmetric_truth", "relu_data", "relu_forward", "relu_model", "default_beta"]
+__all__ = [
+    "ReluTruth", "pt1_truth", "pt2_truth", "symmetric_truth", "relu_data", "relu_forward", "relu_model", "default_beta",
+    "PT1_THETAS", "PT2_VARTHETAS", "EXPERIMENTS", "experiment_truth",
+]
+
+#: SPEC 5 grids: θ ∈ [1.0, 1.36] step 0.02 plus 1.43, 1.50, π/2; ϑ ∈ [1, 2] step 0.1 plus 2.25, 2.5, 2.75, 3.
+PT1_THETAS = tuple(float(v) for v in np.round(np.arange(1.0, 1.3601, 0.02), 2)) + (1.43, 1.50, math.pi / 2)
+PT2_VARTHETAS = tuple(float(v) for v in np.round(np.arange(1.0, 2.001, 0.1), 1)) + (2.25, 2.5, 2.75, 3.0)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,16 @@ def pt2_truth(vartheta: float) -> ReluTruth:
     q = np.ones(3)
     q[np.argmin(np.abs(w[:, 0] + 1.0) + np.abs(w[:, 1]))] = vartheta
     return ReluTruth(f"pt2(vartheta={vartheta:g})", w, np.full(3, -0.3), q, 0.0)
+
+
+#: experiment name -> (truth builder, default grid, model nodes d, name of the varied parameter)
+EXPERIMENTS = {"pt1": (pt1_truth, PT1_THETAS, 2, "theta"), "pt2": (pt2_truth, PT2_VARTHETAS, 3, "vartheta")}
+
+
+def experiment_truth(experiment: str, value: float) -> ReluTruth:
+    """The truth of ``experiment`` ("pt1": θ, "pt2": ϑ) at ``value``."""
+    _validate.choice("experiment", experiment, EXPERIMENTS)
+    return EXPERIMENTS[experiment][0](value)
 
 
 def symmetric_truth(m: int, *, bias: float = -0.3, q: float = 1.0) -> ReluTruth:

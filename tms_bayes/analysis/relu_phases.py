@@ -1,0 +1,224 @@
+"""Phases of the two-layer ReLU experiments (SPEC 5): effective weights, hand-drawn phases, the trial
+filter, phase fractions against the truth parameter and the critical value.
+
+**Effective weights.**  ReLU is positively homogeneous, so (w_a, b_a, q_a) → (α w_a, α b_a, q_a/α),
+α > 0, leaves f unchanged; ŵ_a = |q_a| w_a is invariant.  Node permutations act on ŵ by permuting
+rows; the phases below are unions over permutations, hence permutation-invariant.
+
+**Phase Transition 1** (d = 2, annuli of half-width ε, default 0.3):
+
+- ``degenerate``: one ‖ŵ_a‖ < ε and the other node within ε of 2 (|‖ŵ‖ − 2| < ε);
+- ``non-degenerate``: both |‖ŵ_a‖ − 1| < ε;
+- ``neither`` otherwise.
+
+**Phase Transition 2** (d = 3, balls of radius ε, default 0.25) around the true effective weights
+ŵ⁰_a = |q⁰_a| w⁰_a (so the ϑ-node's centre is scaled by ϑ):
+
+- ``non-annihilation``: some permutation π has ‖ŵ_{π(a)} − ŵ⁰_a‖ ≤ ε for every a;
+- ``annihilation``: some π has ‖ŵ_{π(a)} + ŵ⁰_a‖ ≤ ε for every a (the orientation-reversed network,
+  exactly true at ϑ = 1 because Σ_a w⁰_a = 0);
+- ``neither`` otherwise.
+
+**Trial filter** (SPEC 5, Carroll): at each value, a trial's mean L_n is turned into a z-score
+across the trials of that value (population standard deviation) and trials with |z| ≥ ``z_max``
+(default 1.5) are dropped as unconverged.  With T trials |z| ≤ √(T − 1), so T ≥ 4 trials are needed for
+the 1.5 threshold to be able to drop anything; on well-behaved (Gaussian) trials it still drops about
+P(|Z| ≥ 1.5) ≈ 13 % of them, so a dropped trial is not proof of non-convergence.  Dropped trials are returned and reported, never
+silently removed.
+
+**Phase fractions** at each value pool the draws of the kept trials; intervals are percentile
+bootstrap intervals over kept trials (the independent units; chains rarely cross between phases).
+
+**Critical value.**  PT1: the value at which share(degenerate) − share(non-degenerate) changes sign
+from negative to non-negative for the last time, interpolated linearly, with a bootstrap interval
+(:func:`tms_bayes.analysis.occupancy.last_upcrossing`).  PT2: the annihilation phase "vanishes" at the
+first value from which its share stays below ``tolerance`` (default 0.01) for the rest of the grid;
+the report gives the bracket (last value with share ≥ tolerance, first value after it) and the same
+bracket over bootstrap replicates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__, _validate
+from .occupancy import bootstrap_shares, last_upcrossing
+
+__all__ = [
+    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "truth_sweep_labels",
+    "phase_fractions", "critical_value", "vanishing_value", "PHASES",
+]
+
+NEITHER = "neither"
+PHASES = {"pt1": ("degenerate", "non-degenerate", NEITHER), "pt2": ("non-annihilation", "annihilation", NEITHER)}
+DEFAULT_EPSILON = {"pt1": 0.3, "pt2": 0.25}
+
+
+def effective_weights(w, q) -> np.ndarray:
+    """ŵ_a = |q_a| w_a: w (..., d, 2), q (..., d) -> (..., d, 2) (module docstring)."""
+    w = _validate.finite_array("w", w, ndim_min=2)
+    q = _validate.finite_array("q", q)
+    if w.shape[:-1] != q.shape:
+        raise ValueError(f"q must have shape w.shape[:-1] = {w.shape[:-1]}, got {q.shape}")
+    return np.abs(q)[..., None] * w
+
+
+def pt1_phase(w, q, *, epsilon: float = 0.3) -> np.ndarray:
+    """Phase Transition 1 labels (module docstring) of samples w (..., 2, 2), q (..., 2)."""
+    epsilon = _validate.positive("epsilon", epsilon)
+    eff = effective_weights(w, q)
+    if eff.shape[-2] != 2:
+        raise ValueError(f"Phase Transition 1 has d = 2 nodes; got {eff.shape[-2]}")
+    r = np.linalg.norm(eff, axis=-1)  # (..., 2)
+    small, big = np.min(r, axis=-1), np.max(r, axis=-1)
+    degenerate = (small < epsilon) & (np.abs(big - 2.0) < epsilon)
+    nondegenerate = np.all(np.abs(r - 1.0) < epsilon, axis=-1)
+    return np.where(degenerate, PHASES["pt1"][0], np.where(nondegenerate, PHASES["pt1"][1], NEITHER))
+
+
+def pt2_phase(w, q, truth_w, truth_q, *, epsilon: float = 0.25) -> np.ndarray:
+    """Phase Transition 2 labels (module docstring) of samples w (..., d, 2), q (..., d) against the
+    truth's weights (d, 2) and output weights (d,)."""
+    epsilon = _validate.positive("epsilon", epsilon)
+    eff = effective_weights(w, q)
+    centre = effective_weights(truth_w, truth_q)
+    d = centre.shape[0]
+    if eff.shape[-2:] != centre.shape:
+        raise ValueError(f"samples have {eff.shape[-2]} nodes, the truth has {d}")
+    perms = np.array(list(itertools.permutations(range(d))))  # (d!, d)
+    moved = eff[..., perms, :]  # (..., d!, d, 2)
+
+    def inside(target):
+        dist = np.linalg.norm(moved - target, axis=-1)  # (..., d!, d)
+        return np.any(np.all(dist <= epsilon, axis=-1), axis=-1)
+
+    names = PHASES["pt2"]
+    return np.where(inside(centre), names[0], np.where(inside(-centre), names[1], NEITHER))
+
+
+def classify_relu(experiment: str, w, q, *, truth=None, epsilon: float | None = None) -> np.ndarray:
+    """Labels for ``experiment`` ("pt1" or "pt2"; pt2 needs ``truth`` = (w⁰, q⁰))."""
+    _validate.choice("experiment", experiment, PHASES)
+    eps = DEFAULT_EPSILON[experiment] if epsilon is None else epsilon
+    if experiment == "pt1":
+        return pt1_phase(w, q, epsilon=eps)
+    if truth is None:
+        raise ValueError("Phase Transition 2 phases are balls around the truth: pass truth=(w0, q0)")
+    return pt2_phase(w, q, truth[0], truth[1], epsilon=eps)
+
+
+def trial_filter(mean_loss, *, z_max: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, z) for trials' mean L_n (..., trial): z-scores across the last axis with the population
+    standard deviation; keep = |z| < ``z_max`` (all kept when the trials agree exactly)."""
+    z_max = _validate.positive("z_max", z_max)
+    m = _validate.finite_array("mean_loss", mean_loss)
+    sd = m.std(axis=-1, keepdims=True)
+    z = np.divide(m - m.mean(axis=-1, keepdims=True), sd, out=np.zeros_like(m), where=sd > 0)
+    return np.abs(z) < z_max, z
+
+
+def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.5) -> xr.Dataset:
+    """Phase label and L_n of every draw of a finished truth sweep, dims (value, trial, draw), with the
+    trial filter's z-scores and verdicts (value, trial) and the effective weights (value, trial, draw,
+    node, input)."""
+    st = sweep.settings
+    idx = sweep.finished()
+    if not idx:
+        raise ValueError(f"{sweep.out} has no finished values to analyse")
+    eps = DEFAULT_EPSILON[st.experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
+    labels, loss, eff = [], [], []
+    for i in idx:
+        post = sweep.load(i).posterior
+        w, q = post["w"].values, post["q"].values
+        truth = (np.array(json.loads(post.attrs["truth_w"])), np.array(json.loads(post.attrs["truth_q"])))
+        labels.append(classify_relu(st.experiment, w, q, truth=truth, epsilon=eps))
+        loss.append(post["L_n"].values)
+        eff.append(effective_weights(w, q))
+    loss = np.stack(loss)
+    keep, z = trial_filter(loss.mean(axis=-1), z_max=z_max)
+    values = np.array(st.values)[idx]
+    return xr.Dataset(
+        {
+            "label": (("value", "trial", "draw"), np.stack(labels).astype(str)),
+            "L_n": (("value", "trial", "draw"), loss),
+            "effective_w": (("value", "trial", "draw", "node", "input"), np.stack(eff)),
+            "mean_L_n": (("value", "trial"), loss.mean(axis=-1)),
+            "z": (("value", "trial"), z),
+            "kept": (("value", "trial"), keep),
+        },
+        coords={"value": values, "trial": np.arange(st.trials), "draw": np.arange(st.draws), "node": np.arange(st.resolved_d()), "input": [0, 1]},
+        attrs={"experiment": st.experiment, "parameter": st.parameter, "epsilon": eps, "z_max": z_max, "n": st.n, "sweep": str(sweep.out)},
+    )
+
+
+def phase_fractions(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
+    """Share of each phase at each value over kept trials, with bootstrap intervals over trials, the
+    per-trial shares, and the minimum and mean L_n within each phase (module docstring)."""
+    n_boot = _validate.integer("n_boot", n_boot, minimum=10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    phases = list(PHASES[labels.attrs["experiment"]])
+    lab, Ln, keep = labels["label"].values, labels["L_n"].values, labels["kept"].values
+    per_trial = np.stack([(lab == p).mean(axis=-1) for p in phases], axis=-1)  # (value, trial, P)
+    share, lo, hi, boot = bootstrap_shares(per_trial, keep, n_boot=n_boot, level=level, seed=seed)
+    inside = [(lab == p) & keep[..., None] for p in phases]
+    min_loss = np.stack([np.where(m, Ln, np.inf).min(axis=(1, 2)) for m in inside], axis=-1)
+    min_loss[~np.isfinite(min_loss)] = np.nan
+    with np.errstate(invalid="ignore"):
+        mean_loss = np.stack([np.where(m, Ln, 0).sum(axis=(1, 2)) / m.sum(axis=(1, 2)) for m in inside], axis=-1)
+    return xr.Dataset(
+        {
+            "share": (("value", "phase"), share, {"long_name": "share of draws of the kept trials"}),
+            "lower": (("value", "phase"), lo),
+            "upper": (("value", "phase"), hi),
+            "share_trial": (("value", "trial", "phase"), per_trial),
+            "min_L_n": (("value", "phase"), min_loss, {"long_name": "minimum L_n over the phase's draws (kept trials)"}),
+            "mean_L_n": (("value", "phase"), mean_loss),
+            "kept_trials": (("value",), keep.sum(axis=1)),
+            "bootstrap": (("replicate", "value", "phase"), boot),
+        },
+        coords={"value": labels.value.values, "phase": phases, "trial": labels.trial.values, "replicate": np.arange(n_boot)},
+        attrs={**labels.attrs, "interval": f"{level:.0%} percentile bootstrap over kept trials, {n_boot} replicates, seed {seed}", "tms_bayes_version": __version__},
+    )
+
+
+def critical_value(frac: xr.Dataset, alpha: str, beta: str, *, level: float = 0.95) -> dict:
+    """The value where share(β) overtakes share(α) for the last time, with a bootstrap interval."""
+    for p in (alpha, beta):
+        if p not in frac.phase.values:
+            raise ValueError(f"unknown phase {p!r}; phases: {', '.join(map(str, frac.phase.values))}")
+    x = frac.value.values.astype(float)
+    point = last_upcrossing(x, (frac.share.sel(phase=beta) - frac.share.sel(phase=alpha)).values)
+    reps = (frac.bootstrap.sel(phase=beta) - frac.bootstrap.sel(phase=alpha)).values
+    xs = np.array([last_upcrossing(x, r) for r in reps])
+    ok = np.isfinite(xs)
+    lo, hi = np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan)
+    return {"from": alpha, "to": beta, "critical": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
+
+
+def _vanish_bracket(x: np.ndarray, share: np.ndarray, tolerance: float) -> tuple[float, float]:
+    present = np.flatnonzero(np.nan_to_num(share, nan=0.0) >= tolerance)
+    if present.size == 0:
+        return (math.nan, float(x[0]))  # never present on this grid
+    last = present[-1]
+    return (float(x[last]), float(x[last + 1]) if last + 1 < len(x) else math.nan)
+
+
+def vanishing_value(frac: xr.Dataset, phase: str, *, tolerance: float = 0.01, level: float = 0.95) -> dict:
+    """Where ``phase`` disappears: (last value with share ≥ ``tolerance``, next grid value), and the
+    bootstrap range of both ends (module docstring).  NaN upper end: still present at the last value."""
+    tolerance = _validate.positive("tolerance", tolerance)
+    if phase not in frac.phase.values:
+        raise ValueError(f"unknown phase {phase!r}; phases: {', '.join(map(str, frac.phase.values))}")
+    x = frac.value.values.astype(float)
+    last, first_gone = _vanish_bracket(x, frac.share.sel(phase=phase).values, tolerance)
+    reps = np.array([_vanish_bracket(x, r, tolerance) for r in frac.bootstrap.sel(phase=phase).values])
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo_last = np.nanquantile(reps[:, 0], q) if np.isfinite(reps[:, 0]).any() else (math.nan, math.nan)
+    return {"phase": phase, "last_present": last, "first_absent": first_gone, "tolerance": tolerance,
+            "last_present_interval": (float(lo_last[0]), float(lo_last[1]))}

@@ -1,0 +1,325 @@
+"""Truth sweeps: posteriors of the two-layer ReLU model while the *truth* varies (SPEC 5).
+
+The ReLU phase-transition experiments (Carroll's thesis; DSLT 4) hold n fixed (10 000 by default)
+and move the true network along a parameter: θ for Phase Transition 1 ("pt1", two nodes rotating
+towards degeneracy), ϑ for Phase Transition 2 ("pt2", one output weight of a three-node truth).
+
+Protocol (SPEC 5): at each value, ``trials`` independent trials; a trial is one NUTS chain on its own
+fresh dataset (x ~ U([−1, 1]²), y = f(x; w⁰) + N(0, 1)), started from uniform(−2, 2) on every
+coordinate, on the tempered posterior with β = 1/log n.  The trials of one value run as the chains
+of one job — each chain with its own dataset, which the compile-once engine allows because data are
+per-chain arguments — so the whole sweep uses the two programs compiled for the first value.
+
+On disk (``out/``): ``manifest.json`` (settings, finished values; rewritten atomically after each),
+``runs/v{index}.nc`` (one InferenceData per value, ``chain`` = trial, attrs with the truth, the
+value, every setting and each trial's data seed).  Datasets are not stored: :func:`trial_data`
+regenerates any of them exactly from its seed.  Re-running the same command resumes; different
+settings are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+
+from .. import __version__, _validate
+from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
+from .storage import check_manifest, write_netcdf, write_text
+
+__all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model", "phase_llc"]
+
+
+@dataclass(frozen=True)
+class TruthSweepSettings:
+    """Every setting of a truth sweep (module docstring).  ``values`` None: SPEC 5's grid."""
+
+    experiment: str = "pt1"
+    values: tuple[float, ...] | None = None
+    trials: int = 6
+    n: int = 10_000
+    tune: int = 300
+    draws: int = 500
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    chain_method: str = "sequential"
+    prior_std: float = 1.0
+    init_scale: float = 2.0  # initial points uniform(−init_scale, init_scale)
+    sigma: float = 1.0
+    beta: float | None = None  # None: 1/log n (SPEC 5)
+    d: int | None = None  # None: 2 for pt1, 3 for pt2
+    seed_offset: int = 0
+
+    def __post_init__(self):
+        from .nuts import NutsSettings
+
+        _validate.choice("experiment", self.experiment, EXPERIMENTS)
+        values = EXPERIMENTS[self.experiment][1] if self.values is None else tuple(float(v) for v in np.atleast_1d(self.values))
+        if len(values) == 0:
+            raise ValueError(f"values must list at least one {self.parameter}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"values must not repeat, got {list(values)}")
+        for v in values:
+            experiment_truth(self.experiment, v)  # raises for a value outside the experiment's range
+        object.__setattr__(self, "values", tuple(sorted(values)))
+        _validate.integer("trials", self.trials, minimum=1)
+        _validate.integer("n", self.n, minimum=2)
+        _validate.integer("seed_offset", self.seed_offset, minimum=0)
+        for name in ("prior_std", "init_scale", "sigma"):
+            _validate.positive(name, getattr(self, name))
+        if self.beta is not None:
+            _validate.positive("beta", self.beta)
+        if self.d is not None:
+            _validate.integer("d", self.d, minimum=1)
+        NutsSettings(self.tune, self.draws, 50, self.target_accept, self.max_tree_depth, self.chain_method)
+
+    @property
+    def parameter(self) -> str:
+        """"theta" (pt1) or "vartheta" (pt2)."""
+        return EXPERIMENTS[self.experiment][3]
+
+    def resolved_d(self) -> int:
+        return self.d if self.d is not None else EXPERIMENTS[self.experiment][2]
+
+    def resolved_beta(self) -> float:
+        return float(self.beta) if self.beta is not None else 1.0 / math.log(self.n)
+
+    def data_seed(self, index: int, trial: int) -> int:
+        """The dataset seed of trial ``trial`` at the ``index``-th value (distinct for every pair)."""
+        code = list(EXPERIMENTS).index(self.experiment)
+        return int(np.random.SeedSequence([self.seed_offset, code, index, trial]).generate_state(1)[0])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["values"] = list(self.values)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TruthSweepSettings":
+        d = dict(d)
+        d["values"] = tuple(d["values"])
+        return cls(**d)
+
+
+def trial_data(settings: TruthSweepSettings, index: int, trial: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of one trial: n rows from the truth at ``settings.values[index]`` and the trial's seed."""
+    index = _validate.integer("index", index, minimum=0, maximum=len(settings.values) - 1)
+    trial = _validate.integer("trial", trial, minimum=0, maximum=settings.trials - 1)
+    return relu_data(experiment_truth(settings.experiment, settings.values[index]), settings.n, seed=settings.data_seed(index, trial))
+
+
+def build_trial_model(settings: TruthSweepSettings, index: int, trial: int, *, beta: float | None = None):
+    """The PyMC model of one trial (tempered with ``settings``' β unless ``beta`` is given)."""
+    X, y = trial_data(settings, index, trial)
+    return relu_model(X, y, d=settings.resolved_d(), prior_std=settings.prior_std, sigma=settings.sigma,
+                      beta=settings.resolved_beta() if beta is None else beta)
+
+
+def run_name(index: int) -> str:
+    return f"v{index:03d}"
+
+
+class TruthSweep:
+    """A truth-sweep directory: settings, finished values, and the work to do (module docstring)."""
+
+    def __init__(self, settings: TruthSweepSettings, out: str | Path):
+        self.settings = settings
+        self.out = Path(out)
+        self.manifest_path = self.out / "manifest.json"
+        self.completed: dict[str, str] = {}
+        self.compilations = 0
+        self.timings: dict[str, float] = {}
+        self._loaded: dict[str, az.InferenceData] = {}
+        if self.manifest_path.exists():
+            manifest = check_manifest(self.manifest_path, settings.to_dict(), "a truth sweep")
+            self.completed = {k: v for k, v in manifest.get("completed", {}).items() if (self.out / v).exists()}
+
+    def pending(self) -> list[int]:
+        return [i for i in range(len(self.settings.values)) if run_name(i) not in self.completed]
+
+    def finished(self) -> list[int]:
+        return [i for i in range(len(self.settings.values)) if run_name(i) in self.completed]
+
+    def _write_manifest(self):
+        body = {"kind": "truth-sweep", "tms_bayes_version": __version__, "settings": self.settings.to_dict(), "completed": self.completed}
+        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+
+    def run(self, progress: bool = True, log=print) -> "TruthSweep":
+        """Run every pending value; each finished value is written before the next starts."""
+        from tqdm.auto import tqdm
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+        todo = self.pending()
+        total = len(self.settings.values)
+        if not todo:
+            log(f"all {total} values of {self.out} are already finished")
+            return self
+        if len(todo) < total:
+            log(f"resuming {self.out}: {total - len(todo)} of {total} values already finished")
+        runner = _TrialRunner(self.settings)
+        bar = tqdm(total=len(todo), desc=f"relu {self.settings.experiment}", unit="value", disable=not progress, position=0)
+        try:
+            for i in todo:
+                bar.set_postfix_str(f"{self.settings.parameter}={self.settings.values[i]:.4g}")
+                idata = runner.run_value(i, progress=progress)
+                write_netcdf(self.out / "runs" / f"{run_name(i)}.nc", idata)
+                self.completed[run_name(i)] = f"runs/{run_name(i)}.nc"
+                self._write_manifest()
+                bar.update(1)
+        finally:
+            bar.close()
+            self.compilations = runner.sampler.compilations
+            self.timings = {"compile_s": runner.sampler.compile_s, "graph_s": runner.graph_s}
+        return self
+
+    def load(self, index: int) -> az.InferenceData:
+        """The finished run of the ``index``-th value, read once and kept in memory."""
+        name = run_name(index)
+        if name not in self.completed:
+            raise ValueError(f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} in {self.out}")
+        if name not in self._loaded:
+            from .sweep import load_run
+
+            self._loaded[name] = load_run(self.out / self.completed[name])
+        return self._loaded[name]
+
+
+def run_truth_sweep(settings: TruthSweepSettings, out, *, progress: bool = True, log=print) -> TruthSweep:
+    """Run (or resume) the truth sweep ``settings`` into ``out``."""
+    return TruthSweep(settings, out).run(progress=progress, log=log)
+
+
+def load_truth_sweep(out) -> TruthSweep:
+    """Open an existing truth-sweep directory without running anything."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not a truth-sweep directory (no manifest.json)")
+    body = json.loads(path.read_text())
+    if body.get("kind") != "truth-sweep":
+        raise ValueError(f"{out} holds a {body.get('kind', 'posterior sweep over n')}, not a ReLU truth sweep (tms-bayes relu)")
+    return TruthSweep(TruthSweepSettings.from_dict(body["settings"]), out)
+
+
+class _TrialRunner:
+    """One compiled NUTS program for the whole truth sweep; each job = the trials of one value."""
+
+    def __init__(self, settings: TruthSweepSettings):
+        from .._jax import jax
+        from .compile import compile_model
+        from .nuts import ChainSampler, NutsSettings
+
+        self.jax = jax
+        self.settings = settings
+        t0 = time.perf_counter()
+        model = build_trial_model(settings, 0, 0)
+        self.cm = compile_model(model)
+        self.dims = dict(model.named_vars_to_dims)
+        self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k in ("node", "input")}
+        nuts = NutsSettings(tune=settings.tune, draws=settings.draws, chunk=min(50, settings.draws), target_accept=settings.target_accept,
+                            max_tree_depth=settings.max_tree_depth, chain_method=settings.chain_method)
+        self.sampler = ChainSampler(self.cm, nuts, settings.trials)
+        # L_n of every draw of every chain, each chain on its own data
+        self.loss = jax.jit(jax.vmap(jax.vmap(self.cm.loss, in_axes=(0, None)), in_axes=(0, 0)))
+        self.graph_s = time.perf_counter() - t0
+
+    def run_value(self, index: int, progress: bool = True) -> az.InferenceData:
+        from tqdm.auto import tqdm
+
+        jax, jnp = self.jax, self.jax.numpy
+        st = self.settings
+        per_trial = [self.cm.with_data(**dict(zip(("X", "y"), trial_data(st, index, t))), beta=st.resolved_beta()) for t in range(st.trials)]
+        stacked = {k: jnp.asarray(np.stack([d[k] for d in per_trial])) for k in per_trial[0]}
+        rng = np.random.default_rng([st.seed_offset, index, 11])
+        init = jnp.asarray(rng.uniform(-st.init_scale, st.init_scale, size=(st.trials, self.cm.dim)))
+        key = jax.random.key(int(rng.integers(2**31)))
+        value = st.values[index]
+        bar = tqdm(total=st.tune + st.draws, desc=f"  {st.parameter}={value:.4g}", unit="step", leave=False, disable=not progress, position=1)
+        draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
+        bar.close()
+        pos = draws["position"]
+        posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
+        posterior["L_n"] = np.asarray(self.loss(jnp.asarray(pos), stacked))
+        truth = experiment_truth(st.experiment, value)
+        attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in st.to_dict().items()}
+        attrs.update({
+            "experiment": st.experiment, "parameter": st.parameter, "value": value, "index": index, "n": st.n,
+            "beta_used": st.resolved_beta(), "truth": truth.name,
+            "truth_w": json.dumps(truth.w.tolist()), "truth_b": json.dumps(truth.b.tolist()), "truth_q": json.dumps(truth.q.tolist()), "truth_c": truth.c,
+            "data_seeds": json.dumps([st.data_seed(index, t) for t in range(st.trials)]),
+            "backend": "jax-blackjax", "jax_backend": jax.default_backend(), "sampling_time_s": elapsed,
+            "tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        dims = {k: list(v) for k, v in self.dims.items() if k in posterior and v}
+        idata = az.from_dict(posterior=posterior, sample_stats=self.sampler.stats(draws, step_size), coords=self.coords, dims=dims)
+        for g in idata.groups():
+            getattr(idata, g).attrs.update(attrs)
+        return idata
+
+
+def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = "sgld", progress: bool = True, **llc_kwargs):
+    """λ̂ of each phase at a few truth values: an xarray Dataset (value, phase).
+
+    For every requested value and phase, w* is the draw of that phase with the lowest L_n among the
+    kept trials of ``labels`` (:func:`tms_bayes.analysis.relu_phases.truth_sweep_labels`); λ̂ is
+    estimated on that trial's dataset with :func:`tms_bayes.inference.llc.estimate_llc`
+    (nβ = n/log n, the experiments' tempering) after refining w* to the nearest local minimum of L_n.
+    Phases without draws, and the catch-all "neither", give NaN.  ``llc_kwargs`` go to estimate_llc."""
+    import warnings as _warnings
+
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from .llc import estimate_llc
+
+    st = sweep.settings
+    all_values = np.array(labels.value.values, dtype=float)
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    picks = []
+    for v in values:
+        j = int(np.argmin(np.abs(all_values - v)))
+        if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
+            raise ValueError(f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}")
+        picks.append(j)
+    phases = [p for p in labels.attrs.get("phases", np.unique(labels.label.values)) if p != "neither"] if phases is None else list(phases)
+    fields = ("llc", "llc_se", "loss_star", "trial", "draw", "refined_distance", "acceptance", "share_below_w_star")
+    out = {f: np.full((len(values), len(phases)), np.nan) for f in fields}
+    notes = np.full((len(values), len(phases)), "", dtype=object)
+    bar = tqdm(total=len(values) * len(phases), desc="λ̂ per phase", unit="fit", disable=not progress)
+    for a, j in enumerate(picks):
+        sel = labels.isel(value=j)
+        index = st.values.index(float(sel.value))
+        for b, p in enumerate(phases):
+            inside = (sel.label.values == p) & sel.kept.values[:, None]
+            bar.update(1)
+            if not inside.any():
+                notes[a, b] = "no draws in this phase"
+                continue
+            t, d = np.unravel_index(np.argmin(np.where(inside, sel.L_n.values, np.inf)), inside.shape)
+            post = sweep.load(index).posterior
+            w_star = {k: post[k].values[t, d] for k in ("w", "b", "q", "c")}
+            model = build_trial_model(st, index, int(t), beta=1.0)
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                try:
+                    res = estimate_llc(model, w_star, sampler=sampler, refine=True, **llc_kwargs)
+                except ValueError as exc:
+                    notes[a, b] = str(exc)
+                    continue
+            vals = (res.llc_mean, res.llc_se, res.loss_star, t, d, res.diagnostics["refined_distance"], res.diagnostics["acceptance"], res.diagnostics["share_below_w_star"])
+            for f, v in zip(fields, vals):
+                out[f][a, b] = v
+            notes[a, b] = "; ".join(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
+    bar.close()
+    return xr.Dataset(
+        {**{f: (("value", "phase"), out[f]) for f in fields}, "notes": (("value", "phase"), notes.astype(str))},
+        coords={"value": values, "phase": phases},
+        attrs={"experiment": st.experiment, "parameter": st.parameter, "sampler": sampler, "n": st.n, "nbeta": st.n / math.log(st.n),
+               "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
+               **{f"llc_{k}": v for k, v in llc_kwargs.items()}, "tms_bayes_version": __version__},
+    )
