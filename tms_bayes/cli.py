@@ -89,10 +89,72 @@ def _default_out(args) -> str:
 def _cmd_run(args) -> int:
     if args.model != "tms":
         raise ValueError(f"tms-bayes run analyses TMS sweeps (k-gon phases); for {args.model} use tms-bayes sweep")
-    _cmd_sweep(args)
-    args.run_dir = _default_out(args)
-    args.out = None
-    return _cmd_occupancy(args)
+    _smc_settings(args)  # validate the SMC options before any work
+    if args.estimator in ("chains", "both"):
+        _cmd_sweep(args)
+        args.run_dir = _default_out(args)
+        sweep_out = args.out
+        args.out = None
+        _cmd_occupancy(args)
+        args.out = sweep_out
+    if args.estimator in ("smc", "both"):
+        args.chains_run = _default_out(args) if args.estimator == "both" else None
+        args.smc_out = f"{_default_out(args)}/smc"
+        return _cmd_smc(args)
+    return 0
+
+
+def _smc_settings(args):
+    from .inference.smc import SMCSettings
+
+    return SMCSettings(particles=args.particles, cess_target=args.cess_target, mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps)
+
+
+def _cmd_smc(args) -> int:
+    import math
+    from pathlib import Path
+
+    import xarray as xr
+
+    from .analysis.free_energy import smc_labels
+    from .analysis.phases import Thresholds
+    from .analysis.smc_report import smc_report
+    from .inference.smc_sweep import phase_minima, pymc_smc_reference, run_smc_sweep
+
+    settings = _sweep_settings(args)
+    if settings.model != "tms":
+        raise ValueError("tms-bayes smc analyses TMS k-gon phases; --model must be tms")
+    smc_settings = _smc_settings(args)
+    out = getattr(args, "smc_out", None) or args.out or f"runs/smc-c{args.c}"
+    chains = None
+    if getattr(args, "chains_run", None):
+        path = Path(args.chains_run) / "occupancy.nc"
+        if not path.exists():
+            raise ValueError(f"--chains-run {args.chains_run} has no occupancy.nc; run tms-bayes run (or occupancy) there first")
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            chains = ds.load()
+        if list(chains.n.values) != list(settings.n):
+            raise ValueError(f"--chains-run {args.chains_run} covers n = {list(chains.n.values)}, not this grid {list(settings.n)}")
+    smc = run_smc_sweep(settings, smc_settings, out, progress=not args.no_progress)
+    th = Thresholds(args.vertex_norm, args.zero_norm, args.bias_tol, args.off_factor)
+    labels = smc_labels(smc, th)
+    phases = [p.strip() for p in args.theory_phases.split(",") if p.strip()]
+    loss_min = phase_minima(smc, labels, phases, progress=not args.no_progress)
+    rep = smc_report(smc, f"{out}/report", loss_min=loss_min, chains=chains, phases=phases, thresholds=th)
+    print(rep.occupancy_table(phases).to_string(index=False))
+    for c in rep.crossovers:
+        print(f"crossover 5 -> 6 ({c['kind']}): n = {c['n_crit']:.1f}  [{c['lower']:.1f}, {c['upper']:.1f}]")
+    if rep.growth is not None:
+        for p in rep.growth.phase.values:
+            g = rep.growth.sel(phase=p)
+            print(f"λ from free energy, phase {p}: {float(g['lambda']):.2f} ± {float(g.se):.2f} (theory {float(g.lambda_theory):g})")
+    if args.reference_n:
+        ref = pymc_smc_reference(settings, 0, args.reference_n, draws=smc_settings.particles)
+        ours = smc.evidence().query("seed == 0 and n == @args.reference_n")
+        mine = float(ours.log_evidence.iloc[0]) if len(ours) else math.nan
+        print(f"log Z at n = {args.reference_n}, seed 0: tms-bayes SMC {mine:.2f}; pm.sample_smc {ref['mean']:.2f} (chains {', '.join(f'{v:.2f}' for v in ref['log_evidence'])}; {ref['wall_time_s']:.0f} s)")
+    print(f"report: {out}/report/report.md")
+    return 0
 
 
 def _cmd_occupancy(args) -> int:
@@ -248,7 +310,8 @@ def _cmd_relu(args) -> int:
     from .inference.truth_sweep import TruthSweepSettings, phase_llc, run_truth_sweep
 
     values = parse_values(args.values, "--values")
-    llc_values = () if str(args.llc_values).strip().lower() == "none" else parse_values(args.llc_values or _LLC_DEFAULTS[args.experiment], "--llc-values")
+    llc_text = _LLC_DEFAULTS[args.experiment] if args.llc_values is None else args.llc_values
+    llc_values = () if llc_text.strip().lower() == "none" else parse_values(llc_text, "--llc-values")
     settings = TruthSweepSettings(
         experiment=args.experiment, values=values, trials=args.trials, n=args.n, tune=args.tune, draws=args.draws, target_accept=args.target_accept,
         max_tree_depth=args.max_tree_depth, prior_std=args.prior_std, init_scale=args.init_scale, beta=args.beta, d=args.d, seed_offset=args.seed_offset,
@@ -306,7 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job: sweep + occupancy + report for TMS at c = 6 with built-in defaults")
     _add_sweep_args(run)
     _add_occupancy_args(run)
+    run.add_argument("--estimator", default="chains", choices=["chains", "smc", "both"],
+                     help="chains: NUTS chain shares (default); smc: posterior mass by data-tempered SMC; both: both, on one figure")
+    _add_smc_args(run)
     run.set_defaults(func=_cmd_run)
+
+    sm = sub.add_parser("smc", help="data-tempered SMC across n: posterior mass per phase, free energies, λ from F_n's growth")
+    _add_sweep_args(sm)
+    sm.set_defaults(seeds=4)
+    _add_occupancy_args(sm)
+    _add_smc_args(sm)
+    sm.add_argument("--chains-run", default=None, help="a NUTS sweep directory on the same grid (with occupancy.nc) to compare chain shares")
+    sm.add_argument("--reference-n", type=int, default=None, help="also run pm.sample_smc at this n (seed 0) and compare log Z")
+    sm.set_defaults(func=_cmd_smc)
 
     lc = sub.add_parser("llc", help="local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)")
     lc.add_argument("--c", type=int, default=6)
@@ -411,6 +486,13 @@ def _add_sweep_args(p) -> None:
     p.add_argument("--seed-offset", type=int, default=0, help="first dataset seed (default 0)")
     p.add_argument("--out", default=None, help="sweep directory (default runs/<model>[-c<c>])")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_smc_args(p) -> None:
+    p.add_argument("--particles", type=int, default=1024, help="SMC particles per seed (default 1024)")
+    p.add_argument("--cess-target", type=float, default=0.5, help="SMC step size: conditional ESS target as a share of particles (default 0.5)")
+    p.add_argument("--mcmc-steps", type=int, default=3, help="HMC moves per SMC stage (default 3)")
+    p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per HMC move (default 10)")
 
 
 def _add_occupancy_args(p) -> None:

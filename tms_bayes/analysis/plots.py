@@ -11,7 +11,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 __all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration", "dynamics_trajectory", "loss_complexity",
-           "phase_fractions", "phase_min_loss", "effective_weights_grid", "raw_vs_effective"]
+           "phase_fractions", "phase_min_loss", "effective_weights_grid", "raw_vs_effective", "occupancy_estimators", "phase_free_energy"]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -426,4 +426,72 @@ def raw_vs_effective(w, q, labels=None, *, title: str = "", max_points: int = 40
         if labels is not None:
             ax.legend(fontsize=7, markerscale=4)
     fig.suptitle(title)
+    return fig
+
+
+def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = None, theory: xr.DataArray | None = None, crossovers: list[dict] | None = None,
+                         *, phases=("5", "5+", "6"), ax=None) -> Figure:
+    """Three estimators of phase occupancy on one figure: posterior mass from SMC (filled markers,
+    bootstrap interval over seeds), chain shares from NUTS (hollow markers) and softmax(−F_n) from
+    theory (lines); crossovers as vertical lines with their intervals."""
+    fig, ax = _new(ax, figsize=(7.8, 4.8))
+    for i, p in enumerate(phases):
+        color = f"C{i}"
+        if p in smc_occ.phase.values:
+            s = smc_occ.share.sel(phase=p).values
+            yerr = np.nan_to_num(np.vstack([s - smc_occ.lower.sel(phase=p).values, smc_occ.upper.sel(phase=p).values - s]))
+            ax.errorbar(smc_occ.n.values, s, yerr=yerr, fmt="o", ms=5, capsize=2, color=color, label=f"{p}: SMC posterior mass")
+        if chains_occ is not None and p in chains_occ.phase.values:
+            ax.plot(chains_occ.n.values, chains_occ.share.sel(phase=p).values, "s", ms=5, mfc="none", color=color, label=f"{p}: NUTS chain share")
+        if theory is not None and p in theory.phase.values:
+            ax.plot(theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1.2, label=f"{p}: theory")
+    styles = {"theory": "--", "smc": "-", "chains": ":"}
+    for k, cr in enumerate(crossovers or []):
+        if not math.isfinite(cr.get("n_crit", math.nan)):
+            continue
+        ax.axvline(cr["n_crit"], color="0.25", ls=styles.get(cr.get("kind"), "-."), lw=1)
+        if math.isfinite(cr.get("lower", math.nan)) and math.isfinite(cr.get("upper", math.nan)):
+            ax.axvspan(cr["lower"], cr["upper"], color="0.5", alpha=0.08)
+        ax.annotate(f"{cr['from']}→{cr['to']} {cr.get('kind', '')}: {cr['n_crit']:.0f}", (cr["n_crit"], 0.97 - 0.07 * k), textcoords="offset points", xytext=(3, 0), fontsize=7)
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("P(phase | D_n)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Occupancy: posterior mass (SMC) vs chain shares (NUTS) vs theory")
+    ax.legend(fontsize=6.5, ncol=3, loc="center right")
+    return fig
+
+
+def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None, growth: xr.Dataset | None = None, *, phases=("5", "5+", "6")) -> Figure:
+    """Left: measured F_n(W_α) (mean over seeds, seeds as dots) against the theory layer's
+    n L_α + λ_α log n.  Right: G_n = F_n(W_α) − n L_n(ŵ_α) against log n with the fitted slope λ̂_α
+    and the theory slope λ_α."""
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    n = F_phase.n.values
+    for i, p in enumerate(phases):
+        if p not in F_phase.phase.values:
+            continue
+        color = f"C{i}"
+        F = F_phase.sel(phase=p).values
+        ax1.plot(n, np.nanmean(F, axis=1), "o", color=color, label=f"{p}: SMC")
+        ax1.plot(np.repeat(n, F.shape[1]), F.ravel(), ".", color=color, alpha=0.3, ms=3)
+        if theory is not None and p in theory.phase.values:
+            ax1.plot(theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1, label=f"{p}: n L + λ log n")
+        if growth is not None and p in growth.phase.values:
+            G = growth.G.sel(phase=p).values
+            ax2.plot(np.log(n), np.nanmean(G, axis=1), "o", color=color)
+            ax2.plot(np.repeat(np.log(n), G.shape[1]), G.ravel(), ".", color=color, alpha=0.3, ms=3)
+            lam = float(growth["lambda"].sel(phase=p))
+            if math.isfinite(lam):
+                x = np.log(n)
+                c0 = np.nanmean(np.nanmean(G, axis=1) - lam * x)
+                ax2.plot(x, c0 + lam * x, "-", color=color, lw=1, label=f"{p}: λ̂ = {lam:.2f} ± {float(growth.se.sel(phase=p)):.2f}")
+    ax1.set_xlabel("n")
+    ax1.set_ylabel("F_n(W_α)")
+    ax1.set_title("Free energy per phase")
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel("log n")
+    ax2.set_ylabel("F_n(W_α) − n L_n(ŵ_α)")
+    ax2.set_title("Complexity part: slope = λ_α")
+    ax2.legend(fontsize=7)
     return fig

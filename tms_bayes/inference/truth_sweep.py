@@ -268,7 +268,9 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
     For every requested value and phase, w* is the draw of that phase with the lowest L_n among the
     kept trials of ``labels`` (:func:`tms_bayes.analysis.relu_phases.truth_sweep_labels`); λ̂ is
     estimated on that trial's dataset with :func:`tms_bayes.inference.llc.estimate_llc`
-    (nβ = n/log n, the experiments' tempering) after refining w* to the nearest local minimum of L_n.
+    (nβ = n/log n, the experiments' tempering) after refining w* to the nearest local minimum of L_n;
+    when refining would move w* by more than 0.5 (no local minimum near it: the phase does not hold a
+    critical point at this value) λ̂ is estimated at the draw itself and the note says so.
     Phases without draws, and the catch-all "neither", give NaN.  ``llc_kwargs`` go to estimate_llc."""
     import warnings as _warnings
 
@@ -308,9 +310,9 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
                 _warnings.simplefilter("always")
                 try:
                     res = estimate_llc(model, w_star, sampler=sampler, refine=True, **llc_kwargs)
-                except ValueError as exc:
-                    notes[a, b] = str(exc)
-                    continue
+                except ValueError as exc:  # no local minimum near the best draw: estimate at the draw itself, and say so
+                    res = estimate_llc(model, w_star, sampler=sampler, refine=False, **llc_kwargs)
+                    caught.append(_warnings.WarningMessage(f"not refined ({exc})", RuntimeWarning, __file__, 0))
             vals = (res.llc_mean, res.llc_se, res.loss_star, t, d, res.diagnostics["refined_distance"], res.diagnostics["acceptance"], res.diagnostics["share_below_w_star"])
             for f, v in zip(fields, vals):
                 out[f][a, b] = v

@@ -25,7 +25,7 @@ import pytensor.tensor as pt
 from .. import _validate
 from .tms import _mask, tempered_gaussian_loglik
 
-__all__ = ["regression_model", "normal_crossing_model", "normal_crossing_llc", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
+__all__ = ["regression_model", "regression_log_evidence", "one_dim_model", "normal_crossing_model", "normal_crossing_llc", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
 
 
 def rrr_learning_coefficient(N: int, M: int, H: int, r: int) -> float:
@@ -54,6 +54,33 @@ def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=No
         md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
         w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=X.shape[1])
         pm.Potential("loglik", tempered_gaussian_loglik(yd, pt.dot(Xd, w), md, bd, 1.0))
+    return m
+
+
+def regression_log_evidence(X, y, n: int | None = None, *, prior_std: float = 1.0) -> float:
+    """Exact log Z_n of :func:`regression_model` (β = 1) on the first n rows: the marginal
+    y_{1:n} ~ N(0, prior_std² X Xᵀ + I) (conjugate Gaussian)."""
+    from scipy.stats import multivariate_normal
+
+    X = _validate.finite_array("X", X)
+    y = _validate.finite_array("y", y)
+    n = len(y) if n is None else _validate.integer("n", n, minimum=1, maximum=len(y))
+    s2 = _validate.positive("prior_std", prior_std) ** 2
+    cov = s2 * X[:n] @ X[:n].T + np.eye(n)
+    return float(multivariate_normal(mean=np.zeros(n), cov=cov).logpdf(y[:n]))
+
+
+def one_dim_model(K, *, n: float = 1.0, prior=(-2.0, 2.0)) -> pm.Model:
+    """The one-dimensional example posterior φ(w) e^{−n K(w)} with φ uniform on ``prior`` (SPEC 5),
+    n a data container (so SMC can temper it).  ``K`` must be written with arithmetic operators
+    (it is applied to a pytensor variable), e.g. the examples of :mod:`tms_bayes.theory.one_dim`."""
+    lo, hi = (float(v) for v in prior)
+    if not lo < hi:
+        raise ValueError(f"prior must be an interval (lo, hi) with lo < hi, got {prior}")
+    with pm.Model() as m:
+        nd = pm.Data("n", np.asarray(_validate.positive("n", n, strict=False)))
+        w = pm.Uniform("w", lo, hi)
+        pm.Potential("loglik", -nd * K(w))
     return m
 
 

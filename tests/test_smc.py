@@ -1,0 +1,198 @@
+"""Data-tempered SMC (issue: posterior mass per phase): weights and resampling, exact evidences,
+quadrature free energies, phase shares that separated NUTS chains cannot recover, the SMC sweep,
+PyMC's reference path and the reports."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tms_bayes.inference.compile import compile_model
+from tms_bayes.inference.smc import (
+    SMCSettings,
+    conditional_ess,
+    ess,
+    mask_path,
+    number_path,
+    prior_particles,
+    run_smc,
+    systematic_resample,
+)
+from tms_bayes.models.known import one_dim_model, regression_log_evidence, regression_model
+from tms_bayes.theory.one_dim import local_free_energy, two_singularities
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights, ESS and resampling
+# ---------------------------------------------------------------------------------------------
+def test_ess_and_conditional_ess():
+    assert ess(np.zeros(100)) == pytest.approx(100)
+    assert ess(np.array([0.0] + [-np.inf] * 9)) == pytest.approx(1)
+    assert ess(np.array([0.0, 0.0, -np.inf, -np.inf])) == pytest.approx(2)
+    lw = np.log(np.full(10, 0.1))
+    assert conditional_ess(lw, np.full(10, 3.7)) == pytest.approx(10)  # a constant increment changes nothing
+    u = np.array([0.0] * 5 + [-np.inf] * 5)
+    assert conditional_ess(lw, u) == pytest.approx(5)  # half the particles lose all weight
+    assert conditional_ess(lw, np.full(10, -np.inf)) == 0.0
+
+
+def test_systematic_resampling_counts_are_floor_or_ceil():
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet(np.ones(50))
+    for _ in range(20):
+        idx = systematic_resample(rng, np.log(w))
+        counts = np.bincount(idx, minlength=50)
+        assert counts.sum() == 50
+        assert np.all(counts >= np.floor(50 * w) - 1e-9) and np.all(counts <= np.ceil(50 * w) + 1e-9)
+
+
+def test_settings_validation():
+    with pytest.raises(ValueError, match="cess_target"):
+        SMCSettings(cess_target=1.5)
+    with pytest.raises(ValueError, match="particles"):
+        SMCSettings(particles=2)
+
+
+def test_prior_particles_follow_the_prior_in_the_unconstrained_space():
+    m = one_dim_model(two_singularities().K)
+    cm = compile_model(m)
+    x = prior_particles(m, cm, 20000, seed=1)
+    w = -2 + 4 / (1 + np.exp(-x[:, 0]))  # interval transform back to [−2, 2]
+    assert abs(w.mean()) < 0.05 and w.std() == pytest.approx(4 / math.sqrt(12), rel=0.03)  # uniform: SD = 4/√12
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact references
+# ---------------------------------------------------------------------------------------------
+def test_conjugate_gaussian_log_evidence_is_exact_within_its_own_error():
+    """log Z_n of Bayesian linear regression (exact marginal) at n = 5, 20, 60; 8 independent runs."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ np.array([1.0, -0.5, 0.3]) + rng.normal(size=60)
+    m = regression_model(X, y)
+    cm = compile_model(m)
+    grid = [5, 20, 60]
+    exact = np.array([regression_log_evidence(X, y, n) for n in grid])
+    runs = np.array([run_smc(cm, mask_path(cm.data), grid, prior_particles(m, cm, 256, seed=s), settings=SMCSettings(particles=256), seed=s, progress=False).log_evidence for s in range(8)])
+    se = runs.std(axis=0, ddof=1) / math.sqrt(len(runs))
+    # 4 SE of the mean over runs, plus 0.02 for the log-of-unbiased-estimator bias (−Var/2 per run ≲ 0.02 here)
+    np.testing.assert_array_less(np.abs(runs.mean(axis=0) - exact), 4 * se + 0.02)
+
+
+def test_one_dimensional_free_energy_matches_quadrature_and_mass_goes_where_chains_cannot():
+    """K(w) = (w + 1)²(w − 1)⁴ (SPEC 5), uniform prior on [−2, 2]: F_n by quadrature at n = 10, 100,
+    1000, and the posterior mass of the two phases (windows split at the barrier w = −1/3)."""
+    ex = two_singularities()
+    m = one_dim_model(ex.K)
+    cm = compile_model(m)
+    grid = [10, 100, 1000]
+    split = -1.0 / 3.0
+    F_exact = np.array([local_free_energy(ex.K, (-2, 2), n) for n in grid])
+    F_reg = np.array([local_free_energy(ex.K, (-2, split), n) for n in grid])
+    F_deg = np.array([local_free_energy(ex.K, (split, 2), n) for n in grid])
+    p_deg = 1 / (1 + np.exp(F_deg - F_reg))
+    F_runs, share = [], []
+    for s in range(6):
+        res = run_smc(cm, number_path(cm.data), grid, prior_particles(m, cm, 1024, seed=s), settings=SMCSettings(particles=1024), seed=s, progress=False)
+        F_runs.append(res.free_energy)
+        w = -2 + 4 / (1 + np.exp(-res.particles[..., 0]))
+        share.append((np.exp(res.log_weights) * (w > split)).sum(axis=1))
+    F_runs, share = np.array(F_runs), np.array(share)
+    se = F_runs.std(axis=0, ddof=1) / math.sqrt(len(F_runs))
+    np.testing.assert_array_less(np.abs(F_runs.mean(axis=0) - F_exact), 4 * se + 0.02)
+    se_share = share.std(axis=0, ddof=1) / math.sqrt(len(share))
+    np.testing.assert_array_less(np.abs(share.mean(axis=0) - p_deg), 4 * se_share + 0.02)
+    assert p_deg[-1] > 0.75  # the degenerate (λ = 1/4) phase holds most of the mass at n = 1000
+
+    # NUTS chains from the prior settle in the basin they start in: share ≈ P(w₀ > −1/3) = 7/12
+    from tms_bayes.inference.nuts import ChainSampler, NutsSettings, stack_data
+    from tms_bayes._jax import jax, jnp
+
+    chains = 64
+    sampler = ChainSampler(cm, NutsSettings(tune=200, draws=100, chunk=100), chains)
+    data = stack_data({"n": jnp.asarray(1000.0)}, chains)
+    init = jnp.asarray(prior_particles(m, cm, chains, seed=99))
+    draws, _, _ = sampler.run(jax.random.key(0), init, data)
+    w = -2 + 4 / (1 + np.exp(-draws["position"][..., 0]))
+    per_chain = (w > split).mean(axis=1)
+    assert np.all((per_chain == 0) | (per_chain == 1))  # no chain crosses the barrier
+    chain_share = per_chain.mean()
+    p_init = float(((-2 + 4 / (1 + np.exp(-np.asarray(init[:, 0])))) > split).mean())
+    assert chain_share == pytest.approx(p_init, abs=0.05)  # the chains report their starting basins
+    assert abs(chain_share - p_deg[-1]) > 0.1  # ... not the posterior mass, which SMC recovers
+
+
+# ---------------------------------------------------------------------------------------------
+# The SMC sweep on TMS, the PyMC reference and the report
+# ---------------------------------------------------------------------------------------------
+def test_pymc_reference_agrees_with_exact_and_ours():
+    from tms_bayes.inference.smc_sweep import pymc_log_evidence
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    y = X @ np.array([0.7, -0.4]) + rng.normal(size=40)
+    exact = regression_log_evidence(X, y)
+    ref = pymc_log_evidence(regression_model(X, y), draws=400, chains=2, random_seed=1)
+    assert ref["mean"] == pytest.approx(exact, abs=0.3)
+    m = regression_model(X, y)
+    cm = compile_model(m)
+    ours = run_smc(cm, mask_path(cm.data), [40], prior_particles(m, cm, 400, seed=2), settings=SMCSettings(particles=400), seed=2, progress=False)
+    assert ours.log_evidence[0] == pytest.approx(exact, abs=0.3)
+
+
+@pytest.fixture(scope="module")
+def tiny_smc(tmp_path_factory):
+    from tms_bayes.inference.smc_sweep import run_smc_sweep
+    from tms_bayes.inference.sweep import SweepSettings
+
+    out = tmp_path_factory.mktemp("smc")
+    return run_smc_sweep(SweepSettings(n=(30, 60, 90), seeds=2), SMCSettings(particles=64, mcmc_steps=2, leapfrog_steps=5), out, progress=False, log=lambda *_: None)
+
+
+def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
+    from tms_bayes.inference.smc_sweep import load_smc_sweep, run_smc_sweep
+
+    ev = tiny_smc.evidence()
+    assert len(ev) == 6 and np.all(np.diff(ev.query("seed == 0").F_n) > 0)  # F_n grows with n
+    # the loss convention differs from the model's F_n by n·β·(c/2)·log(2πσ²)
+    np.testing.assert_allclose(ev.F_n - ev.F_n_loss, ev.n * 3 * math.log(math.pi), rtol=1e-12)
+    idata = tiny_smc.load(60, 1)
+    assert idata.posterior.W.shape == (1, 64, 2, 6) and idata.sample_stats.log_weight.shape == (1, 64)
+    assert np.exp(idata.sample_stats.log_weight.values).sum() == pytest.approx(1.0)
+    again = run_smc_sweep(tiny_smc.sweep_settings, tiny_smc.settings, tiny_smc.out, progress=False, log=lambda *_: None)
+    assert sorted(again.completed) == [0, 1]
+    assert load_smc_sweep(tiny_smc.out).settings == tiny_smc.settings
+    with pytest.raises(ValueError, match="particles"):
+        run_smc_sweep(tiny_smc.sweep_settings, SMCSettings(particles=128), tiny_smc.out, progress=False)
+
+
+def test_free_energy_report(tiny_smc, tmp_path):
+    from tms_bayes.analysis.free_energy import phase_free_energy, smc_labels, smc_occupancy
+    from tms_bayes.analysis.smc_report import smc_report
+    from tms_bayes.inference.smc_sweep import phase_minima
+
+    labels = smc_labels(tiny_smc)
+    occ = smc_occupancy(labels, n_boot=50)
+    np.testing.assert_allclose(occ.share_seed.sum("phase").values, 1.0)
+    F = phase_free_energy(labels, occ)
+    # F_n(W_α) ≥ F_n: a phase holds at most all of the mass
+    assert np.all((F.values >= labels.F_n.values[..., None] - 1e-9) | np.isnan(F.values))
+    lm = phase_minima(tiny_smc, labels, ["5", "6"], progress=False)
+    assert lm.shape == (3, 2, 2)
+    rep = smc_report(tiny_smc, tmp_path / "rep", loss_min=lm, phases=("5", "5+", "6"))
+    for name in ("report.md", "occupancy_estimators.png", "free_energy.png", "free_energy.csv", "occupancy_estimators.csv", "lambda_growth.csv"):
+        assert (tmp_path / "rep" / name).exists(), name
+    assert any(c["kind"] == "theory" and c["n_crit"] == pytest.approx(601, abs=2) for c in rep.crossovers)
+
+
+def test_smc_cli_bad_input(tmp_path, capsys):
+    from tms_bayes.cli import main
+
+    assert main(["smc", "--model", "relu-pt1", "--out", str(tmp_path / "a")]) == 2
+    assert "tms" in capsys.readouterr().err
+    assert main(["smc", "--cess-target", "2", "--out", str(tmp_path / "b")]) == 2
+    assert "cess_target" in capsys.readouterr().err
+    assert main(["smc", "--chains-run", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
+    assert "occupancy.nc" in capsys.readouterr().err
+    assert main(["run", "--estimator", "smc", "--particles", "3", "--out", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d").exists()

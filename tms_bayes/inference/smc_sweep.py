@@ -1,0 +1,232 @@
+"""SMC across n for a sweep's model and datasets: the posterior-mass estimator beside the chains.
+
+For every dataset seed of a :class:`~tms_bayes.inference.sweep.SweepSettings` (the same datasets the
+NUTS sweep uses: N = max n rows per seed, D_n = the first n), one data-tempered SMC run
+(:mod:`tms_bayes.inference.smc`) adds the rows in order and records at each grid n the weighted
+particles and log Z_n.  The log density is the sweep's padded PyMC model compiled once.
+
+On disk (``out/``): ``manifest.json`` (sweep and SMC settings, finished seeds), ``smc/n{n}_seed{s}.nc``
+(InferenceData: posterior = the particles as one chain, sample_stats = ``log_weight``, attrs with
+log Z_n, F_n and every setting), ``smc/stages_seed{s}.csv`` (the adaptive path: s, ESS, resampling,
+HMC acceptance, step size) and ``evidence.csv`` (n, seed, log Z_n, F_n, the loss-convention F_n,
+ESS, wall time).  Re-running resumes by seed; different settings are refused.
+
+**Two conventions for F_n.**  ``F_n = −log Z_n`` of the model as written (Gaussian likelihood with its
+normalising constants), and ``F_n_loss = −log ∫ φ(w) exp(−nβ L_n(w)/(2σ²)) dw``, the SPEC's
+F_n = −log ∫ φ e^{−n L_n} when σ² = 1/2, β = 1.  They differ by the constant nβ·(c/2)·log(2πσ²).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from .. import __version__, _validate
+from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
+from .storage import check_manifest, write_netcdf, write_text
+from .sweep import SweepSettings, build_model, dataset
+
+__all__ = ["SMCSweep", "run_smc_sweep", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
+
+
+def _name(n: int, seed: int) -> str:
+    return f"n{n:06d}_seed{seed:03d}"
+
+
+class SMCSweep:
+    """An SMC-across-n directory (module docstring)."""
+
+    def __init__(self, sweep_settings: SweepSettings, smc_settings: SMCSettings, out):
+        self.sweep_settings = sweep_settings
+        self.settings = smc_settings
+        self.out = Path(out)
+        self.manifest_path = self.out / "manifest.json"
+        self.completed: list[int] = []
+        self._loaded: dict[str, az.InferenceData] = {}
+        if self.manifest_path.exists():
+            m = check_manifest(self.manifest_path, self._settings_dict(), "an SMC run")
+            self.completed = [s for s in m.get("completed", []) if all((self.out / "smc" / f"{_name(n, s)}.nc").exists() for n in sweep_settings.n)]
+
+    def _settings_dict(self) -> dict:
+        return {"sweep": self.sweep_settings.to_dict(), "smc": self.settings.to_dict()}
+
+    def _write_manifest(self):
+        body = {"kind": "smc", "tms_bayes_version": __version__, "settings": self._settings_dict(), "completed": sorted(self.completed)}
+        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.sweep_settings.seeds))
+
+    def run(self, progress: bool = True, log=print) -> "SMCSweep":
+        from .compile import compile_model
+
+        st = self.sweep_settings
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+        todo = [s for s in self.seeds if s not in self.completed]
+        if not todo:
+            log(f"all {len(self.seeds)} SMC seeds of {self.out} are already finished")
+            return self
+        if len(todo) < len(self.seeds):
+            log(f"resuming {self.out}: {len(self.seeds) - len(todo)} of {len(self.seeds)} seeds already finished")
+        model = build_model(st, dataset(st, todo[0]), st.n_max)
+        cm = compile_model(model)
+        dims = dict(model.named_vars_to_dims)
+        coords = {k: np.asarray(v) for k, v in model.coords.items() if k not in ("obs", "xdim", "obs_dim")}
+        from .._jax import jax, jnp
+
+        loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
+        logp_const = _likelihood_constant(st)
+        rows = []
+        evidence_path = self.out / "evidence.csv"
+        if evidence_path.exists():
+            rows = pd.read_csv(evidence_path).to_dict("records")
+        for s in todo:
+            data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
+            x0 = prior_particles(model, cm, self.settings.particles, seed=st.seed_offset + s)
+            res = run_smc(cm, mask_path(data), st.n, x0, settings=self.settings, seed=st.seed_offset + s, progress=progress, desc=f"smc seed {s}")
+            for i, n in enumerate(st.n):
+                dn = {k: jnp.asarray(v) for k, v in data.items()}
+                dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
+                part = res.particles[i]
+                post = {k: np.asarray(v)[None] for k, v in cm.unravel(part).items()}
+                post["L_n"] = np.asarray(loss(jnp.asarray(part), dn))[None]
+                F = -float(res.log_evidence[i])
+                F_loss = F + n * logp_const  # F_n − n·β·const  (module docstring)
+                attrs = {
+                    "n": n, "seed": s, "data_seed": st.seed_offset + s, "log_evidence": float(res.log_evidence[i]), "free_energy": F, "free_energy_loss": F_loss,
+                    "ess": float(np.exp(-np.log(np.sum(np.exp(2 * res.log_weights[i]))))), "wall_time_s": res.wall_time_s,
+                    **{f"setting_{k}": (json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v) for k, v in st.to_dict().items()},
+                    **smc_attrs(self.settings), "jax_backend": jax.default_backend(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    idata = az.from_dict(posterior=post, sample_stats={"log_weight": res.log_weights[i][None]}, coords=coords,
+                                         dims={k: list(v) for k, v in dims.items() if k in post and v})
+                for g in idata.groups():
+                    getattr(idata, g).attrs.update(attrs)
+                write_netcdf(self.out / "smc" / f"{_name(n, s)}.nc", idata)
+                rows = [r for r in rows if not (r["n"] == n and r["seed"] == s)]
+                rows.append({"n": n, "seed": s, "log_evidence": attrs["log_evidence"], "F_n": F, "F_n_loss": F_loss, "ess": attrs["ess"], "wall_time_s": res.wall_time_s})
+            write_text(self.out / "smc" / f"stages_seed{s:03d}.csv", pd.DataFrame(res.stages).to_csv(index=False))
+            write_text(evidence_path, pd.DataFrame(rows).sort_values(["seed", "n"]).to_csv(index=False))
+            self.completed.append(s)
+            self._write_manifest()
+            log(f"seed {s}: {len(res.stages['s'])} SMC stages in {res.wall_time_s:.1f} s")
+        return self
+
+    def load(self, n: int, seed: int) -> az.InferenceData:
+        name = _name(n, seed)
+        if seed not in self.completed:
+            raise ValueError(f"SMC seed {seed} is not finished in {self.out}")
+        if name not in self._loaded:
+            from .sweep import load_run
+
+            self._loaded[name] = load_run(self.out / "smc" / f"{name}.nc")
+        return self._loaded[name]
+
+    def evidence(self) -> pd.DataFrame:
+        return pd.read_csv(self.out / "evidence.csv")
+
+
+def _likelihood_constant(st: SweepSettings) -> float:
+    """β·(c/2)·log(2πσ²): per-row normalising constant of the TMS Gaussian likelihood (with sign such
+    that F_loss = F + n·constant)."""
+    if st.model != "tms":
+        return -st.beta_for(st.n_max) * 0.5 * math.log(2 * math.pi * st.resolved_sigma() ** 2)
+    return -st.beta_for(st.n_max) * 0.5 * st.c * math.log(2 * math.pi * st.resolved_sigma() ** 2)
+
+
+def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, progress: bool = True, log=print) -> SMCSweep:
+    """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds."""
+    if sweep_settings.model != "tms" and sweep_settings.beta is None:
+        raise ValueError("SMC across n needs a β that does not change with n; the ReLU models' default β = 1/log n does — set beta")
+    return SMCSweep(sweep_settings, smc_settings, out).run(progress=progress, log=log)
+
+
+def load_smc_sweep(out) -> SMCSweep:
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not an SMC directory (no manifest.json)")
+    body = json.loads(path.read_text())
+    if body.get("kind") != "smc":
+        raise ValueError(f"{out} is not an SMC directory (tms-bayes smc)")
+    s = body["settings"]
+    return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)
+
+
+def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
+    """L_n at the local minimum of each phase on each D_n: an xarray DataArray (n, seed, phase).
+
+    From the phase's lowest-L_n particle, BFGS (exact JAX gradients of the sweep's padded model,
+    compiled once; the mask selects D_n) descends to the nearest local minimum ŵ_α of L_n.  NaN where
+    the phase has no particle."""
+    import xarray as xr
+    from scipy import optimize
+    from tqdm.auto import tqdm
+
+    from .._jax import jax, jnp
+    from .compile import compile_model, ravel_point
+
+    st = smc.sweep_settings
+    cm = compile_model(build_model(st, dataset(st, int(labels.seed.values[0])), st.n_max))
+    f = jax.jit(jax.value_and_grad(cm.loss))
+    out = np.full((labels.sizes["n"], labels.sizes["seed"], len(phases)), np.nan)
+    bar = tqdm(total=out.size, desc="phase minima", unit="fit", disable=not progress, leave=False)
+    for j, s in enumerate(labels.seed.values):
+        base = cm.with_data(**dataset(st, int(s)), beta=st.beta_for(st.n_max))
+        for i, n in enumerate(labels.n.values):
+            data = {k: jnp.asarray(v) for k, v in base.items()}
+            data["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
+            post = smc.load(int(n), int(s)).posterior
+            for a, p in enumerate(phases):
+                bar.update(1)
+                inside = labels.label.values[i, j] == p
+                if not inside.any():
+                    continue
+                k = int(np.argmin(np.where(inside, labels.L_n.values[i, j], np.inf)))
+                w0 = ravel_point(cm, {name: post[name].values[0, k] for name in cm.param_names})
+                res = optimize.minimize(lambda w: tuple(np.asarray(v, dtype=float) for v in f(jnp.asarray(w), data)), w0, jac=True, method="BFGS", options={"gtol": 1e-9, "maxiter": 3000})
+                out[i, j, a] = min(float(res.fun), float(labels.L_n.values[i, j, k]))
+    bar.close()
+    return xr.DataArray(out, dims=("n", "seed", "phase"), coords={"n": labels.n.values, "seed": labels.seed.values, "phase": list(phases)}, name="L_n_min",
+                        attrs={"method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n"})
+
+
+def pymc_log_evidence(model, *, draws: int = 2000, chains: int = 2, random_seed: int = 0, progress: bool = False) -> dict:
+    """PyMC's own likelihood-tempered ``pm.sample_smc`` on ``model``: log marginal likelihood per
+    chain, their mean, the wall time and the InferenceData."""
+    import pymc as pm
+
+    draws = _validate.integer("draws", draws, minimum=10)
+    chains = _validate.integer("chains", chains, minimum=1)
+    t0 = time.perf_counter()
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = pm.sample_smc(draws=draws, chains=chains, cores=1, random_seed=random_seed, progressbar=progress, compute_convergence_checks=False)
+    # PyMC stores, per chain, the running log ML over stages (NaN until the last); the layout of the
+    # array (chain, draw) of lists or of floats differs between versions: take each chain's last finite value
+    per_chain = []
+    for item in np.asarray(idata.sample_stats["log_marginal_likelihood"].values, dtype=object).ravel():
+        vals = np.asarray(item, dtype=float).ravel()
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            per_chain.append(float(vals[-1]))
+    per_chain = np.array(per_chain)
+    return {"log_evidence": per_chain, "mean": float(per_chain.mean()), "wall_time_s": time.perf_counter() - t0, "idata": idata}
+
+
+def pymc_smc_reference(sweep_settings: SweepSettings, seed: int, n: int, **kwargs) -> dict:
+    """:func:`pymc_log_evidence` on the sweep's D_n for ``seed`` (the reference for
+    :func:`run_smc_sweep` on the same data)."""
+    n = _validate.integer("n", n, minimum=1)
+    model = build_model(sweep_settings, dataset(sweep_settings, seed), n, padded=False)
+    return {"n": n, "seed": seed, **pymc_log_evidence(model, **kwargs)}
