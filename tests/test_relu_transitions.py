@@ -211,7 +211,7 @@ def test_truth_sweep_resumes_and_refuses_other_settings(small_sweep, tmp_path):
     assert reopened.settings == small_sweep.settings
     with pytest.raises(ValueError, match="trials"):
         run_truth_sweep(TruthSweepSettings(experiment="pt1", **{**SMALL, "trials": 4}), small_sweep.out, progress=False)
-    with pytest.raises(ValueError, match="not a truth-sweep"):
+    with pytest.raises(ValueError, match="truth-sweep directory"):
         load_truth_sweep(tmp_path)
     with pytest.raises(ValueError, match="theta"):
         TruthSweepSettings(experiment="pt1", values=(1.0, 3.0))

@@ -31,7 +31,7 @@ from ..theory import crossover as theory_crossover
 from ..theory import phase_free_energies
 from .phases import UNCLASSIFIED, Thresholds, classify_tms
 
-__all__ = ["sweep_labels", "bootstrap_shares", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "theory_crossover_interval"]
+__all__ = ["sweep_labels", "bootstrap_shares", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
 
 
 def sweep_labels(sweep, thresholds: Thresholds | None = None, *, progress: bool = False) -> xr.Dataset:
@@ -140,18 +140,26 @@ def last_upcrossing(n: np.ndarray, diff: np.ndarray) -> float:
     return math.nan
 
 
+def crossing_with_interval(x, diff, replicates, *, level: float = 0.95) -> dict:
+    """Last up-crossing of ``diff`` (share(β) − share(α) on the grid ``x``) and its percentile
+    interval over bootstrap ``replicates`` (B, x) of the same difference (replicates that never
+    cross are left out; their complement is ``fraction_crossing``)."""
+    x = np.asarray(x, dtype=float)
+    point = last_upcrossing(x, np.asarray(diff, dtype=float))
+    xs = np.array([last_upcrossing(x, r) for r in np.asarray(replicates, dtype=float)])
+    ok = np.isfinite(xs)
+    lo, hi = (np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan))
+    return {"point": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
+
+
 def empirical_crossover(occ: xr.Dataset, alpha: str, beta: str, *, level: float = 0.95) -> dict:
     """Empirical α → β crossover with a bootstrap interval (module docstring)."""
     for p in (alpha, beta):
         if p not in occ.phase.values:
             raise ValueError(f"phase {p!r} was not observed in this sweep; observed: {', '.join(map(str, occ.phase.values))}")
-    n = occ.n.values.astype(float)
-    point = last_upcrossing(n, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values)
-    reps = (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values
-    xs = np.array([last_upcrossing(n, r) for r in reps])
-    ok = np.isfinite(xs)
-    lo, hi = (np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan))
-    return {"from": alpha, "to": beta, "n_crit": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
+    c = crossing_with_interval(occ.n.values, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values,
+                               (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values, level=level)
+    return {"from": alpha, "to": beta, "n_crit": c["point"], "lower": c["lower"], "upper": c["upper"], "fraction_crossing": c["fraction_crossing"]}
 
 
 def theory_crossover_interval(catalogue, alpha: str, beta: str, *, lambdas=None, band: float = 1.0) -> dict:

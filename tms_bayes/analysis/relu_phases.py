@@ -47,7 +47,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__, _validate
-from .occupancy import bootstrap_shares, last_upcrossing
+from .occupancy import bootstrap_shares, crossing_with_interval
 
 __all__ = [
     "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "truth_sweep_labels",
@@ -192,13 +192,9 @@ def critical_value(frac: xr.Dataset, alpha: str, beta: str, *, level: float = 0.
     for p in (alpha, beta):
         if p not in frac.phase.values:
             raise ValueError(f"unknown phase {p!r}; phases: {', '.join(map(str, frac.phase.values))}")
-    x = frac.value.values.astype(float)
-    point = last_upcrossing(x, (frac.share.sel(phase=beta) - frac.share.sel(phase=alpha)).values)
-    reps = (frac.bootstrap.sel(phase=beta) - frac.bootstrap.sel(phase=alpha)).values
-    xs = np.array([last_upcrossing(x, r) for r in reps])
-    ok = np.isfinite(xs)
-    lo, hi = np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan)
-    return {"from": alpha, "to": beta, "critical": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
+    c = crossing_with_interval(frac.value.values, (frac.share.sel(phase=beta) - frac.share.sel(phase=alpha)).values,
+                               (frac.bootstrap.sel(phase=beta) - frac.bootstrap.sel(phase=alpha)).values, level=level)
+    return {"from": alpha, "to": beta, "critical": c["point"], "lower": c["lower"], "upper": c["upper"], "fraction_crossing": c["fraction_crossing"]}
 
 
 def _vanish_bracket(x: np.ndarray, share: np.ndarray, tolerance: float) -> tuple[float, float]:

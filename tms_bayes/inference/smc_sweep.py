@@ -30,7 +30,7 @@ import pandas as pd
 
 from .. import __version__, _validate
 from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
-from .storage import check_manifest, write_netcdf, write_text
+from .storage import check_manifest, read_manifest, write_netcdf, write_text
 from .sweep import SweepSettings, build_model, dataset
 
 __all__ = ["SMCSweep", "run_smc_sweep", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
@@ -153,12 +153,8 @@ def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out,
 
 
 def load_smc_sweep(out) -> SMCSweep:
-    path = Path(out) / "manifest.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not an SMC directory (no manifest.json)")
-    body = json.loads(path.read_text())
-    if body.get("kind") != "smc":
-        raise ValueError(f"{out} is not an SMC directory (tms-bayes smc)")
+    """Open an existing SMC directory without running anything."""
+    body = read_manifest(out, "smc", "an SMC directory (tms-bayes smc)")
     s = body["settings"]
     return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)
 

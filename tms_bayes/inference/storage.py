@@ -75,3 +75,19 @@ def check_manifest(path, settings: dict, what: str) -> dict:
     if diffs:
         raise ValueError(f"{path.parent} holds {what} with different settings ({'; '.join(diffs)}); use a new --out or the same settings to resume")
     return manifest
+
+
+def read_manifest(out, kind: str | None, what: str) -> dict:
+    """The manifest of the run directory ``out``, refused unless its ``kind`` is ``kind``
+    (None: a posterior sweep over n, whose manifests carry no kind).  ``what`` names the expected
+    directory in the error, e.g. "an SMC directory (tms-bayes smc)"."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not {what}: it has no manifest.json")
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc})") from None
+    if body.get("kind") != kind:
+        raise ValueError(f"{out} is not {what}: it holds {body.get('kind') or 'a posterior sweep over n'}")
+    return body

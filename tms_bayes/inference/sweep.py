@@ -29,7 +29,7 @@ import arviz as az
 import numpy as np
 
 from .. import __version__, _validate
-from .storage import check_manifest, write_netcdf, write_text
+from .storage import check_manifest, read_manifest, write_netcdf, write_text
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "MODELS", "BACKENDS"]
 
@@ -259,10 +259,8 @@ def load_run(path) -> az.InferenceData:
 
 def load_sweep(out) -> Sweep:
     """Open an existing sweep directory (its manifest's settings) without running anything."""
-    path = Path(out) / "manifest.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not a sweep directory (no manifest.json)")
-    settings = SweepSettings.from_dict(json.loads(path.read_text())["settings"])
+    body = read_manifest(out, None, "a sweep directory (tms-bayes sweep or run)")
+    settings = SweepSettings.from_dict(body["settings"])
     return Sweep(settings, out)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import __version__, _validate
 from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
-from .storage import check_manifest, write_netcdf, write_text
+from .storage import check_manifest, read_manifest, write_netcdf, write_text
 
 __all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model", "phase_llc"]
 
@@ -197,12 +197,7 @@ def run_truth_sweep(settings: TruthSweepSettings, out, *, progress: bool = True,
 
 def load_truth_sweep(out) -> TruthSweep:
     """Open an existing truth-sweep directory without running anything."""
-    path = Path(out) / "manifest.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not a truth-sweep directory (no manifest.json)")
-    body = json.loads(path.read_text())
-    if body.get("kind") != "truth-sweep":
-        raise ValueError(f"{out} holds a {body.get('kind', 'posterior sweep over n')}, not a ReLU truth sweep (tms-bayes relu)")
+    body = read_manifest(out, "truth-sweep", "a ReLU truth-sweep directory (tms-bayes relu)")
     return TruthSweep(TruthSweepSettings.from_dict(body["settings"]), out)
 
 
