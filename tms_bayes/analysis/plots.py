@@ -461,6 +461,12 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
     return fig
 
 
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN; NaN (without a warning) where a row is all NaN."""
+    ok = np.isfinite(a)
+    return np.where(ok.any(axis=-1), np.where(ok, a, 0.0).sum(axis=-1) / np.maximum(ok.sum(axis=-1), 1), np.nan)
+
+
 def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None, growth: xr.Dataset | None = None, *, phases=("5", "5+", "6")) -> Figure:
     """Left: measured F_n(W_α) (mean over seeds, seeds as dots) against the theory layer's
     n L_α + λ_α log n.  Right: G_n = F_n(W_α) − n L_n(ŵ_α) against log n with the fitted slope λ̂_α
@@ -473,25 +479,26 @@ def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None,
             continue
         color = f"C{i}"
         F = F_phase.sel(phase=p).values
-        ax1.plot(n, np.nanmean(F, axis=1), "o", color=color, label=f"{p}: SMC")
+        ax1.plot(n, _nanmean_rows(F), "o", color=color, label=f"{p}: SMC")
         ax1.plot(np.repeat(n, F.shape[1]), F.ravel(), ".", color=color, alpha=0.3, ms=3)
         if theory is not None and p in theory.phase.values:
             ax1.plot(theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1, label=f"{p}: n L + λ log n")
         if growth is not None and p in growth.phase.values:
             G = growth.G.sel(phase=p).values
-            ax2.plot(np.log(n), np.nanmean(G, axis=1), "o", color=color)
+            ax2.plot(np.log(n), _nanmean_rows(G), "o", color=color)
             ax2.plot(np.repeat(np.log(n), G.shape[1]), G.ravel(), ".", color=color, alpha=0.3, ms=3)
             lam = float(growth["lambda"].sel(phase=p))
             if math.isfinite(lam):
                 x = np.log(n)
-                c0 = np.nanmean(np.nanmean(G, axis=1) - lam * x)
+                c0 = float(_nanmean_rows(_nanmean_rows(G) - lam * x))
                 ax2.plot(x, c0 + lam * x, "-", color=color, lw=1, label=f"{p}: λ̂ = {lam:.2f} ± {float(growth.se.sel(phase=p)):.2f}")
     ax1.set_xlabel("n")
     ax1.set_ylabel("F_n(W_α)")
     ax1.set_title("Free energy per phase")
-    ax1.legend(fontsize=7)
     ax2.set_xlabel("log n")
     ax2.set_ylabel("F_n(W_α) − n L_n(ŵ_α)")
     ax2.set_title("Complexity part: slope = λ_α")
-    ax2.legend(fontsize=7)
+    for ax in (ax1, ax2):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return fig
