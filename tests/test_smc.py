@@ -196,3 +196,17 @@ def test_smc_cli_bad_input(tmp_path, capsys):
     assert "occupancy.nc" in capsys.readouterr().err
     assert main(["run", "--estimator", "smc", "--particles", "3", "--out", str(tmp_path / "d")]) == 2
     assert not (tmp_path / "d").exists()
+
+
+def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
+    from tms_bayes.cli import main
+
+    out = tmp_path / "run"
+    args = ["run", "--estimator", "both", "--n", "40,80", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "30",
+            "--particles", "32", "--mcmc-steps", "1", "--leapfrog-steps", "4", "--tsne-samples", "100", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "crossover 5 -> 6 (theory)" in text
+    assert (out / "report.md").exists() and (out / "smc" / "report" / "report.md").exists()
+    table = (out / "smc" / "report" / "occupancy_estimators.csv").read_text()
+    assert "chains" in table and "SMC" in table  # both estimators, one table

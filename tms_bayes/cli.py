@@ -148,7 +148,7 @@ def _cmd_smc(args) -> int:
         for p in rep.growth.phase.values:
             g = rep.growth.sel(phase=p)
             print(f"λ from free energy, phase {p}: {float(g['lambda']):.2f} ± {float(g.se):.2f} (theory {float(g.lambda_theory):g})")
-    if args.reference_n:
+    if getattr(args, "reference_n", None):
         ref = pymc_smc_reference(settings, 0, args.reference_n, draws=smc_settings.particles)
         ours = smc.evidence().query("seed == 0 and n == @args.reference_n")
         mine = float(ours.log_evidence.iloc[0]) if len(ours) else math.nan
