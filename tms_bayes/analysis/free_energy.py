@@ -10,7 +10,7 @@ posterior mass: mass moves between phases through the weights as data arrive.
 F_n = −log ∫ φ e^{−n L_n} (see :mod:`tms_bayes.inference.smc_sweep`).  Watanabe's expansion
 F_n(W_α) ≈ n L_n(w*_α) + λ_α log n + c_α is checked two ways:
 
-- against the theory layer's n L_α + λ_α log n (population loss L_α of the catalogue, c_α = 0);
+- against the theory layer's n L_α + λ_α log n + c_α (population loss L_α and c_α = ½‖w*_α‖² of the catalogue);
 - λ_α from the growth of G_n = F_n(W_α) − n L_n(ŵ_α) in log n, where ŵ_α is the local minimum of L_n
   inside the phase on D_n (found from the phase's best particle; it differs from the population
   critical point by O(n^{-1/2}), which changes G_n by O(1)).  Per seed, an ordinary least-squares

@@ -131,7 +131,7 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
     for c in rep.crossovers:
         lines.append(f"| {c['kind']} | {_fmt(c['n_crit'])} | [{_fmt(c.get('lower'))}, {_fmt(c.get('upper'))}] |")
     lines += ["", "![occupancy](occupancy_estimators.png)", "", "## Free energy per phase", "",
-              "F_n(W_α) = F_n − log P̂(α | D_n) (loss convention −log ∫ φ e^{−n L_n}); theory n L_α + λ_α log n (c_α = 0).", ""]
+              "F_n(W_α) = F_n − log P̂(α | D_n) (loss convention −log ∫ φ e^{−n L_n}); theory n L_α + λ_α log n + c_α (catalogue c_α = ½‖w*‖²).", ""]
     F = rep.F_phase.mean("seed").to_pandas()
     lines.append(md(F.reset_index().round(2)))
     if rep.growth is not None:
