@@ -78,14 +78,15 @@ def coarse_grain_truth_sweep(sweep, labels: xr.Dataset, *, max_samples: int = 30
     if len(rows) < 10:
         return {}
     take = [rows[k] for k in np.sort(rng.choice(len(rows), size=min(max_samples, len(rows)), replace=False))]
-    feats, hand = [], []
+    w, b, q = [], [], []
     for i, t, d in take:
-        index = sweep.settings.values.index(float(labels.value.values[i]))
-        post = sweep.load(index).posterior
-        feats.append(relu_features(post["w"].values[t, d], post["b"].values[t, d], post["q"].values[t, d]))
-        hand.append(str(labels.label.values[i, t, d]))
-    cg = CoarseGrainer(max_samples=max_samples, random_state=seed).fit(np.array(feats))
-    hand = np.array(hand)[cg.sample_index_]
+        post = sweep.load(sweep.settings.values.index(float(labels.value.values[i]))).posterior
+        w.append(post["w"].values[t, d])
+        b.append(post["b"].values[t, d])
+        q.append(post["q"].values[t, d])
+    hand = np.array([str(labels.label.values[i, t, d]) for i, t, d in take])
+    cg = CoarseGrainer(max_samples=max_samples, random_state=seed).fit(relu_features(np.array(w), np.array(b), np.array(q)))
+    hand = hand[cg.sample_index_]
     named = hand != "neither"
     return {
         "embedding": cg.embedding_, "clusters": cg.labels_, "hand": hand, "n_clusters": cg.n_clusters_,

@@ -93,6 +93,7 @@ class SMCSweep:
             data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
             x0 = prior_particles(model, cm, self.settings.particles, seed=st.seed_offset + s)
             res = run_smc(cm, mask_path(data), st.n, x0, settings=self.settings, seed=st.seed_offset + s, progress=progress, desc=f"smc seed {s}")
+            ess_all = res.ess()
             for i, n in enumerate(st.n):
                 dn = {k: jnp.asarray(v) for k, v in data.items()}
                 dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
@@ -103,7 +104,7 @@ class SMCSweep:
                 F_loss = F + n * logp_const  # F_n − n·β·const  (module docstring)
                 attrs = {
                     "n": n, "seed": s, "data_seed": st.seed_offset + s, "log_evidence": float(res.log_evidence[i]), "free_energy": F, "free_energy_loss": F_loss,
-                    "ess": float(np.exp(-np.log(np.sum(np.exp(2 * res.log_weights[i]))))), "wall_time_s": res.wall_time_s,
+                    "ess": float(ess_all[i]), "wall_time_s": res.wall_time_s,
                     **{f"setting_{k}": (json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v) for k, v in st.to_dict().items()},
                     **smc_attrs(self.settings), "jax_backend": jax.default_backend(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 }
@@ -138,11 +139,10 @@ class SMCSweep:
 
 
 def _likelihood_constant(st: SweepSettings) -> float:
-    """β·(c/2)·log(2πσ²): per-row normalising constant of the TMS Gaussian likelihood (with sign such
-    that F_loss = F + n·constant)."""
-    if st.model != "tms":
-        return -st.beta_for(st.n_max) * 0.5 * math.log(2 * math.pi * st.resolved_sigma() ** 2)
-    return -st.beta_for(st.n_max) * 0.5 * st.c * math.log(2 * math.pi * st.resolved_sigma() ** 2)
+    """−β·(m/2)·log(2πσ²), the per-row normalising constant of the Gaussian likelihood with m outputs
+    per row (c for TMS, 1 for ReLU); F_loss = F + n·constant."""
+    outputs = st.c if st.model == "tms" else 1
+    return -st.beta_for(st.n_max) * 0.5 * outputs * math.log(2 * math.pi * st.resolved_sigma() ** 2)
 
 
 def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, progress: bool = True, log=print) -> SMCSweep:

@@ -283,7 +283,7 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
         if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
             raise ValueError(f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}")
         picks.append(j)
-    phases = [p for p in labels.attrs.get("phases", np.unique(labels.label.values)) if p != "neither"] if phases is None else list(phases)
+    phases = [p for p in np.unique(labels.label.values) if p != "neither"] if phases is None else list(phases)
     fields = ("llc", "llc_se", "loss_star", "trial", "draw", "refined_distance", "acceptance", "share_below_w_star")
     out = {f: np.full((len(values), len(phases)), np.nan) for f in fields}
     notes = np.full((len(values), len(phases)), "", dtype=object)
