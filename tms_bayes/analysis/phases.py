@@ -11,18 +11,41 @@ For the two-layer ReLU models the symmetries are node permutation and the positi
 (w_a, b_a, q_a) → (α w_a, α b_a, q_a/α).  The effective weight ŵ_a = |q_a| w_a, the effective bias
 |q_a| b_a and sign(q_a) are scaling-invariant; :func:`relu_features` sums smooth bumps over nodes.
 
-**The exact classifier** (r = 2) labels a sample k^{σ+,φ−} (SPEC 1.2):
+**The exact classifier** (r = 2) labels a sample k^{σ+,φ−} (SPEC 1.2).  Two rules are offered.
 
-- columns with ‖W_j‖ ≥ ``vertex_norm`` are polygon vertices; k = the number of vertices of the
-  convex hull of their tips (all of them, for a polygon);
-- columns with ‖W_j‖ ≤ ``zero_norm`` are zero columns; σ counts those with bias > ``bias_tol``;
-- φ counts hull vertices switched off: b_j < −``off_factor``·‖W_j‖² (feature j is never output);
-- a sample is ``"unclassified"`` rather than forced into a phase when a column has a norm between
-  the two thresholds, when a large column is not a hull vertex (not a polygon), or when k < 3.
+*By function* (:class:`FunctionalRule`, the default) — what each column *does* to the outputs, with
+a_ij = W_i·W_j.  Output j on input e_i is ReLU(μ a_ij + b_j), μ ∈ [0, 1], so it is ever on iff
+b_j + max(0, a_ij) > 0.  In order of precedence:
 
-Defaults: vertex_norm = 0.5, zero_norm = 0.25, bias_tol = 0, off_factor = 1.  The catalogue's
-polygons have ‖W_j‖ ≥ 1 and zero columns 0; at n ≳ 400 posterior noise is ~0.1 (SPEC 2 warns that
-below n ≈ 400 classification becomes unreliable — the unclassified share reports it).
+1. **σ+**: b_j > 0 and ‖W_j‖² ≤ b_j — the output is on for every input and its own feature moves it
+   by less than its constant (the σ+ decoration: W_j = 0, b_j = 1/(2c)).
+2. **functionally dead**: b_j ≤ 0, its own output never turns on,
+   ``off_j = b_j + max(0, ‖W_j‖², max_{i≠j} a_ij) ≤ dead_tol``, and its input turns on no other
+   output that is not a σ+ column, ``max_{i≠j, i not σ+} (a_ij + b_i) ≤ dead_tol`` (σ+ outputs are
+   on anyway; W_j reaches them through a_ij with W_i ≈ 0).  With ``dead_tol = 0`` this is exactly
+   the flat region of the critical set, where L does not depend on (W_j, b_j) at all (SPEC 2); the
+   default ``dead_tol`` admits the cubic shell around it, where the column's effect on the loss is
+   O(e³) in the excess e and posterior draws at n ≈ 300–1200 still sit (issue 13's measurements).
+3. **φ−** (a switched-off vertex): functionally dead with ‖W_j‖ ≥ ``vertex_norm`` — it sits where a
+   polygon vertex would be (the 4-gon's missing vertex), so it counts towards k.  A dead 5-gon
+   column cannot reach this norm and stay dead (W_i·W_j ≤ −b_i ≈ 0.28 bounds it by ≈ 0.3).
+4. **vertex**: every other column.  k = the number of vertices (φ− included); the sample is a
+   polygon only if k ≥ 3 and every vertex tip is a corner of their convex hull (strict convexity of
+   the tips ordered by angle about their centroid); otherwise ``"unclassified"``.
+
+The label is phase_name(k, #σ+, #φ−).  Every catalogue point is labelled as itself
+(tests/test_phases.py), and draws from the 5-gon's flat dead-column region are labelled 5 however
+far the dead column wanders inside it.
+
+*By thresholds* (:class:`Thresholds`, the previous rule, kept for comparison): columns with
+‖W_j‖ ≥ ``vertex_norm`` are vertices, ‖W_j‖ ≤ ``zero_norm`` zero columns (σ+ if b_j > ``bias_tol``),
+a vertex with b_j < −``off_factor``·‖W_j‖² is φ−, and any column between the two norms makes the
+sample unclassified.  It sends most draws of the 5-gon's flat region to "unclassified" (their dead
+column reaches ‖W_j‖ ≈ 0.3 > zero_norm at no cost), which biases every share towards the 6-gon.
+
+The functional rule is defined once, in :mod:`tms_bayes.theory.regions`, against an array
+namespace: the same definition is the JAX indicator of a phase's region used by the restricted-phase
+free-energy estimator (:mod:`tms_bayes.inference.phase_smc`).
 """
 
 from __future__ import annotations
@@ -34,9 +57,10 @@ from scipy.spatial import ConvexHull, QhullError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .. import _validate
+from ..theory import regions
 from ..theory.critical_points import phase_name
 
-__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds"]
+__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "rule_from_options"]
 
 UNCLASSIFIED = "unclassified"
 
@@ -82,7 +106,47 @@ def relu_features(w, b, q, *, grid: int = 9, extent: float = 2.5, bandwidth: flo
 
 
 @dataclass(frozen=True)
+class FunctionalRule:
+    """The classifier by function (module docstring; :mod:`tms_bayes.theory.regions`), the default.
+
+    ``dead_tol``: a column is functionally dead while its own output and its reach into the other
+    outputs stay ≤ ``dead_tol`` (0 = exactly the flat region); ``vertex_norm``: a dead column at least
+    this long is a switched-off vertex (φ−)."""
+
+    dead_tol: float = regions.DEFAULT_DEAD_TOL
+    vertex_norm: float = regions.DEFAULT_VERTEX_NORM
+
+    def __post_init__(self):
+        _validate.positive("dead_tol", self.dead_tol, strict=False)
+        _validate.positive("vertex_norm", self.vertex_norm)
+
+    def attrs(self) -> dict:
+        return {"classifier": "function", "dead_tol": self.dead_tol, "vertex_norm": self.vertex_norm}
+
+    def describe(self) -> str:
+        return (f"the functional rule (a column is dead when its outputs stay off up to dead_tol = {self.dead_tol:g}; "
+                f"φ− when such a column is at least vertex_norm = {self.vertex_norm:g} long; k by the convex hull)")
+
+    def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        lead = W.shape[:-2]
+        W, b = W.reshape(-1, *W.shape[-2:]), b.reshape(-1, b.shape[-1])
+        splus, _, off, vertex = regions.column_roles(np, W, b, tol=self.dead_tol, vertex_norm=self.vertex_norm)
+        k = vertex.sum(-1)
+        ok = np.zeros(k.shape, dtype=bool)
+        for kk in np.unique(k[k >= 3]):
+            sel = k == kk
+            ok[sel] = regions.polygon_is_convex(np, W[sel], vertex[sel], int(kk))
+        names = np.full(k.shape, UNCLASSIFIED, dtype=object)
+        code = np.stack([k, splus.sum(-1), off.sum(-1)], axis=-1)
+        for kk, s, p in np.unique(code[ok], axis=0):
+            names[ok & np.all(code == (kk, s, p), axis=-1)] = phase_name(int(kk), int(s), int(p))
+        return names.reshape(lead)
+
+
+@dataclass(frozen=True)
 class Thresholds:
+    """The previous classifier by column-norm thresholds (module docstring), kept for comparison."""
+
     vertex_norm: float = 0.5
     zero_norm: float = 0.25
     bias_tol: float = 0.0
@@ -94,6 +158,32 @@ class Thresholds:
         _validate.positive("off_factor", self.off_factor)
         if self.zero_norm > self.vertex_norm:
             raise ValueError(f"zero_norm must be <= vertex_norm, got {self.zero_norm} > {self.vertex_norm}")
+
+    def attrs(self) -> dict:
+        return {"classifier": "threshold", "vertex_norm": self.vertex_norm, "zero_norm": self.zero_norm,
+                "bias_tol": self.bias_tol, "off_factor": self.off_factor}
+
+    def describe(self) -> str:
+        return (f"the threshold rule (vertex_norm = {self.vertex_norm:g}, zero_norm = {self.zero_norm:g}, "
+                f"bias_tol = {self.bias_tol:g}, off_factor = {self.off_factor:g})")
+
+    def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        flatW = W.reshape(-1, *W.shape[-2:])
+        flatb = b.reshape(-1, b.shape[-1])
+        labels = np.array([_classify_one(Wi, bi, self) for Wi, bi in zip(flatW, flatb)], dtype=object)
+        return labels.reshape(W.shape[:-2])
+
+
+Rule = FunctionalRule | Thresholds
+
+
+def rule_from_options(classifier: str = "function", *, dead_tol: float = regions.DEFAULT_DEAD_TOL, vertex_norm: float = 0.5,
+                      zero_norm: float = 0.25, bias_tol: float = 0.0, off_factor: float = 1.0) -> Rule:
+    """The rule named by ``classifier`` ("function" or "threshold") with its options (CLI helper)."""
+    classifier = _validate.choice("classifier", classifier, ("function", "threshold"))
+    if classifier == "function":
+        return FunctionalRule(dead_tol=dead_tol, vertex_norm=vertex_norm)
+    return Thresholds(vertex_norm, zero_norm, bias_tol, off_factor)
 
 
 def _classify_one(W: np.ndarray, b: np.ndarray, t: Thresholds) -> str:
@@ -117,31 +207,39 @@ def _classify_one(W: np.ndarray, b: np.ndarray, t: Thresholds) -> str:
     return phase_name(k, sigma, phi)
 
 
-def classify_tms(W, b, thresholds: Thresholds | None = None) -> np.ndarray:
-    """k^{σ+,φ−} labels (or ``"unclassified"``) for TMS samples W (..., 2, c), b (..., c) (module docstring)."""
-    t = thresholds or Thresholds()
+def classify_tms(W, b, rule: Rule | None = None) -> np.ndarray:
+    """k^{σ+,φ−} labels (or ``"unclassified"``) for TMS samples W (..., 2, c), b (..., c) by ``rule``
+    (default: :class:`FunctionalRule`; module docstring)."""
+    rule = FunctionalRule() if rule is None else rule
+    if not isinstance(rule, (FunctionalRule, Thresholds)):
+        raise ValueError(f"rule must be a FunctionalRule or Thresholds, got {type(rule).__name__}")
     W = _validate.finite_array("W", W, ndim_min=2)
     b = _validate.finite_array("b", b)
     if W.shape[-2] != 2:
         raise ValueError(f"the exact k-gon classifier is defined for r = 2; W has r = {W.shape[-2]}")
-    lead = W.shape[:-2]
-    flatW = W.reshape(-1, *W.shape[-2:])
-    flatb = b.reshape(-1, b.shape[-1])
-    labels = np.array([_classify_one(Wi, bi, t) for Wi, bi in zip(flatW, flatb)], dtype=object)
-    return labels.reshape(lead)
+    if b.shape != W.shape[:-2] + W.shape[-1:]:
+        raise ValueError(f"b must have shape (..., c) matching W (..., 2, c) = {W.shape}, got {b.shape}")
+    return rule.classify(W, b)
 
 
 class TMSPhaseClassifier(ClassifierMixin, BaseEstimator):
     """scikit-learn estimator wrapper of :func:`classify_tms` on packed samples (rows: W row-major,
     then b — the layout of :func:`tms_bayes.theory.pack`).  ``fit`` only validates: the classifier is
-    exact, not learned."""
+    exact, not learned.  ``classifier`` = "function" (default) or "threshold" (module docstring)."""
 
-    def __init__(self, c: int = 6, vertex_norm: float = 0.5, zero_norm: float = 0.25, bias_tol: float = 0.0, off_factor: float = 1.0):
+    def __init__(self, c: int = 6, classifier: str = "function", dead_tol: float = regions.DEFAULT_DEAD_TOL, vertex_norm: float = 0.5,
+                 zero_norm: float = 0.25, bias_tol: float = 0.0, off_factor: float = 1.0):
         self.c = c
+        self.classifier = classifier
+        self.dead_tol = dead_tol
         self.vertex_norm = vertex_norm
         self.zero_norm = zero_norm
         self.bias_tol = bias_tol
         self.off_factor = off_factor
+
+    def _rule(self) -> Rule:
+        return rule_from_options(self.classifier, dead_tol=self.dead_tol, vertex_norm=self.vertex_norm, zero_norm=self.zero_norm,
+                                 bias_tol=self.bias_tol, off_factor=self.off_factor)
 
     def _split(self, X):
         X = _validate.finite_array("X", X, ndim_min=2)
@@ -151,10 +249,10 @@ class TMSPhaseClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         self._split(X)
-        self.thresholds_ = Thresholds(self.vertex_norm, self.zero_norm, self.bias_tol, self.off_factor)
+        self.rule_ = self._rule()
         self.classes_ = None
         return self
 
     def predict(self, X):
         W, b = self._split(X)
-        return classify_tms(W, b, Thresholds(self.vertex_norm, self.zero_norm, self.bias_tol, self.off_factor))
+        return classify_tms(W, b, self._rule())

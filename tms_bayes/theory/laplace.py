@@ -1,0 +1,185 @@
+"""Finite-n free energy of a phase by the Laplace / Morse–Bott expansion, every O(1) term kept (SPEC 2).
+
+Energy n_eff L with n_eff = nβ/(2σ²) (= n at the TMS defaults β = 1, σ² = 1/2), prior φ = N(0, s² I)
+on the d = 3c parameters.  Around a minimally singular critical set M_α (a smooth manifold of
+critical points on which the Hessian H of L has constant rank r_α in the normal directions),
+
+    F_α(n) = −log ∫_{U_α} φ(w) e^{−n_eff L(w)} dw
+           = n_eff L_α + (r_α/2) log n_eff − (r_α/2) log 2π + ½ log det′H_α − log ∫_{M_α} φ dvol + o(1),
+
+because the normal integral is ∫_{R^r} e^{−n_eff xᵀHx/2} dx = (2π/n_eff)^{r/2} (det′H)^{−1/2}, det′
+the product of the non-zero eigenvalues.  For a k^{σ+} point (k ≥ 5 at r = 2) the critical set is
+
+    M_α = (labelled copies) × (SO(2) orbit of the live columns) × (flat region of the dead columns),
+
+and φ factorises into the live part (constant on an orbit) and the dead part, so
+
+    ∫_{M_α} φ dvol = copies · 2π‖W_live‖_F · φ_live(w*) · P_s(flat region),
+
+- **copies** = C(c, k) · (k − 1)! · C(c − k, σ): the live columns, their cyclic order about the
+  polygon up to a rotation of positions ((k − 1)! counts both orientations, so reflections, the
+  other component of O(2), are among them), and which zero columns carry σ+;
+- **orbit** — rotating W by θ moves it at speed ‖J W‖_F = ‖W‖_F, so an orbit is a circle of length
+  2π‖W_live‖_F;
+- **−log φ_live(w*)** = ‖w*_live‖²/(2s²) + (d_live/2) log(2π s²) over the d_live = 3(k + σ) live
+  coordinates.  The paper's c_α = ½‖w*‖² is the first part at s = 1; its normaliser (d_live/2) log 2π
+  differs between phases;
+- **P_s(flat region)** — the prior mass of the dead columns' flat region (:mod:`.regions` with tol = 0:
+  own output never on, input reaching no live output), integrated jointly over all dead columns by
+  Monte Carlo under N(0, s²) with the live columns at w*; its standard error is reported.  The 5-gon's
+  single dead column has P ≈ 0.014 at s = 1.
+
+The expansion misses the cubic shell outside the flat region's faces, where L rises like the cube of
+the distance: its mass relative to the flat region decays like n^{−1/3}, so the expansion is trusted
+only from a few hundred on (measured against the restricted-phase estimator in
+:mod:`tms_bayes.inference.phase_smc`).  The paper's convention, F = n_eff L + λ log n_eff + c_α, is
+kept beside it (``convention="paper"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import xarray as xr
+
+from .. import _validate
+from .critical_points import RANK_ATOL, RANK_RTOL, kgon, parse_phase
+from .regions import in_phase_xp
+
+__all__ = ["laplace_terms", "neighbourhood_draws", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
+
+CONVENTIONS = ("paper", "laplace")
+
+
+def n_effective(n, *, beta: float = 1.0, sigma: float = math.sqrt(0.5)):
+    """n_eff = nβ/(2σ²): the energy is n_eff L for a Gaussian likelihood of variance σ² tempered by β."""
+    return np.asarray(n, dtype=float) * beta / (2.0 * sigma**2)
+
+
+def label_copies(c: int, k: int, sigma: int) -> int:
+    """C(c, k)·(k − 1)!·C(c − k, σ): labelled copies of a k^{σ+} critical set modulo SO(2)."""
+    return math.comb(c, k) * math.factorial(k - 1) * math.comb(c - k, sigma)
+
+
+def flat_region_mass(c: int, k: int, sigma: int, *, prior_std: float = 1.0, samples: int = 1_000_000,
+                     seed: int = 0, batch: int = 250_000) -> tuple[float, float]:
+    """(P, standard error of log P): prior mass of the dead columns' flat region at the standard
+    k^{σ+} point, by Monte Carlo over the c − k − σ dead columns drawn jointly from N(0, s²)."""
+    return _flat_region_mass(c, k, sigma, float(prior_std), int(samples), int(seed), int(batch))
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_region_mass(c, k, sigma, prior_std, samples, seed, batch):
+    pt = kgon(k, c, sigma=sigma)
+    dead = np.arange(k + sigma, c)
+    if dead.size == 0:
+        return 1.0, 0.0
+    rng = np.random.default_rng(seed)
+    hits, done = 0, 0
+    while done < samples:
+        m = min(batch, samples - done)
+        W = np.broadcast_to(pt.W, (m, *pt.W.shape)).copy()
+        b = np.broadcast_to(pt.b, (m, c)).copy()
+        W[:, :, dead] = rng.normal(0.0, prior_std, size=(m, pt.W.shape[0], dead.size))
+        b[:, dead] = rng.normal(0.0, prior_std, size=(m, dead.size))
+        hits += int(np.sum(in_phase_xp(np, W, b, k, sigma, 0, tol=0.0)))
+        done += m
+    if hits == 0:
+        raise ValueError(f"no prior draw of {samples} fell in the flat region of {k}{'+' * sigma} at c = {c}; raise samples")
+    p = hits / samples
+    return p, math.sqrt((1.0 - p) / hits)
+
+
+def laplace_terms(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0, samples: int = 1_000_000, seed: int = 0) -> xr.Dataset:
+    """Every term of the Laplace free energy per phase (module docstring), as a Dataset (phase):
+    hessian_rank, half_log_det (½ log det′H), log_orbit (log 2π‖W_live‖_F), copies, neg_log_prior
+    (−log φ_live(w*)), flat_mass and its log-SE, and ``constant`` — the O(1) term
+    −(r/2) log 2π + ½ log det′H − log ∫_M φ dvol.  Only minimally singular local minima qualify."""
+    prior_std = _validate.positive("prior_std", prior_std)
+    names = [p.strip() for p in (phases.split(",") if isinstance(phases, str) else phases)]
+    c = int(catalogue.attrs["c"])
+    rows = {key: [] for key in ("hessian_rank", "half_log_det", "log_orbit", "copies", "neg_log_prior", "flat_mass", "flat_log_se", "constant", "loss")}
+    for name in names:
+        if name not in catalogue.phase.values:
+            raise ValueError(f"unknown phase {name!r} at c = {c}; allowed: {', '.join(map(str, catalogue.phase.values))}")
+        k, sigma, phi = parse_phase(name)
+        row = catalogue.sel(phase=name)
+        if str(row.lambda_source.values) != "theory" or phi:
+            raise ValueError(
+                f"the Laplace free energy needs a minimally singular local minimum; {name!r} is not one at c = {c} "
+                "(the 4-gon family sits on kinks of L, and saddles have negative curvature); use convention='paper' with an estimated λ"
+            )
+        eig = np.asarray(row.hessian_eigenvalues.values, dtype=float)
+        tol = max(RANK_RTOL * np.abs(eig).max(), RANK_ATOL)
+        nz = eig[np.abs(eig) > tol]
+        W, b = np.asarray(row.W.values), np.asarray(row.b.values)
+        live = np.arange(k + sigma)
+        w_live = np.concatenate([W[:, live].ravel(), b[live]])
+        neg_log_prior = 0.5 * float(w_live @ w_live) / prior_std**2 + 0.5 * w_live.size * math.log(2 * math.pi * prior_std**2)
+        log_orbit = math.log(2 * math.pi * float(np.linalg.norm(W[:, live])))
+        copies = label_copies(c, k, sigma)
+        mass, mass_se = flat_region_mass(c, k, sigma, prior_std=prior_std, samples=samples, seed=seed)
+        half_log_det = 0.5 * float(np.sum(np.log(nz)))
+        r = int(nz.size)
+        const = -0.5 * r * math.log(2 * math.pi) + half_log_det - (math.log(copies) + log_orbit - neg_log_prior + math.log(mass))
+        for key, v in (("hessian_rank", r), ("half_log_det", half_log_det), ("log_orbit", log_orbit), ("copies", copies),
+                       ("neg_log_prior", neg_log_prior), ("flat_mass", mass), ("flat_log_se", mass_se), ("constant", const),
+                       ("loss", float(row.loss))):
+            rows[key].append(v)
+    attrs = {"prior_std": prior_std, "flat_samples": samples, "flat_seed": seed,
+             "formula": "F = n_eff L + (r/2) log n_eff - (r/2) log 2pi + 0.5 log det'H - log(copies * orbit * phi_live(w*) * P_flat)"}
+    return xr.Dataset({k_: ("phase", np.asarray(v)) for k_, v in rows.items()}, coords={"phase": names}, attrs=attrs)
+
+
+def neighbourhood_draws(catalogue: xr.Dataset, phase: str, n: float, size: int, *, seed: int = 0, prior_std: float = 1.0,
+                        dead_norm_max: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior-like draws (W (size, 2, c), b (size, c)) around the critical set of ``phase`` at energy n L.
+
+    - live coordinates: the Laplace Gaussian N(w*, (n H)⁺) on the non-flat coordinates (H the Hessian of
+      L at w*, ⁺ its pseudo-inverse, so the orbit direction gets no spread);
+    - each dead column: drawn from the prior N(0, s²) restricted to the neighbourhood b_j ≤ 0,
+      ‖W_j‖ ≤ ``dead_norm_max`` and kept with probability min(1, e^{−n ΔL}), ΔL = L − L(column removed):
+      the whole flat region (ΔL = 0) and its cubic shell (ΔL > 0 rising like the cube of the excess);
+    - then a uniformly random rotation, reflection and column permutation (the symmetries of L).
+    Used to test the classifier on what a posterior at n looks like near each phase (issue 13)."""
+    from .potential import potential
+
+    k, sigma, _ = parse_phase(phase)
+    row = catalogue.sel(phase=phase)
+    W0, b0 = np.asarray(row.W.values), np.asarray(row.b.values)
+    r, c = W0.shape
+    rng = np.random.default_rng(seed)
+    H = np.asarray(row.hessian_eigenvalues.values)  # eigenvalues only: rebuild the Hessian for its vectors
+    from .potential import pack, potential_hessian, unpack
+
+    hess = potential_hessian(W0, b0)
+    evals, evecs = np.linalg.eigh(hess)
+    tol = max(RANK_RTOL * np.abs(H).max(), RANK_ATOL)
+    keep = evals > tol
+    z = rng.normal(size=(size, int(keep.sum()))) / np.sqrt(n * evals[keep])
+    w = pack(W0, b0)[None, :] + z @ evecs[:, keep].T
+    W = np.stack([unpack(wi, r, c)[0] for wi in w])
+    b = np.stack([unpack(wi, r, c)[1] for wi in w])
+    for j in range(k + sigma, c):  # dead columns, by rejection against the exact potential
+        todo = np.arange(size)
+        while todo.size:
+            m = todo.size
+            Wd = rng.normal(0.0, prior_std, size=(m, r))
+            bd = -np.abs(rng.normal(0.0, prior_std, size=m))
+            ok = np.linalg.norm(Wd, axis=1) <= dead_norm_max
+            Wt, bt = W[todo].copy(), b[todo].copy()
+            Wt[:, :, j], bt[:, j] = Wd, bd
+            Wk, bk = Wt.copy(), bt.copy()
+            Wk[:, :, j], bk[:, j] = 0.0, -1.0
+            dL = potential(Wt, bt) - potential(Wk, bk)
+            ok &= rng.random(m) < np.exp(-n * np.maximum(dL, 0.0))
+            W[todo[ok]], b[todo[ok]] = Wt[ok], bt[ok]
+            todo = todo[~ok]
+    theta = rng.uniform(0, 2 * np.pi, size)
+    R = np.stack([np.stack([np.cos(theta), -np.sin(theta)], -1), np.stack([np.sin(theta), np.cos(theta)], -1)], -2)
+    R[rng.random(size) < 0.5, 1] *= -1  # reflections
+    W = np.einsum("sij,sjc->sic", R, W)
+    perm = np.argsort(rng.random((size, c)), axis=1)
+    return np.take_along_axis(W, perm[:, None, :], axis=2), np.take_along_axis(b, perm, axis=1)
