@@ -6,6 +6,7 @@ Any bad input ends with one line on stderr (``tms-bayes: error: …``) and exit 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -58,14 +59,20 @@ def parse_lambdas(text: str | None) -> dict[str, float]:
 def _cmd_theory(args) -> int:
     from .analysis.theory_report import theory_report
 
-    report = theory_report(c=args.c, r=args.r, phases=args.phases, n=parse_grid(args.n), out=args.out, lambdas=parse_lambdas(args.lambdas))
+    report = theory_report(c=args.c, r=args.r, phases=args.phases, n=parse_grid(args.n), out=args.out, lambdas=parse_lambdas(args.lambdas),
+                           sigma=args.sigma if args.sigma is not None else math.sqrt(0.5), beta=args.beta, prior_std=args.prior_std)
     print(report.table())
+    print()
+    print(report.laplace_table())
+    print()
+    print("Every pairwise crossover (n where F_a = F_b; trusted = inside the range where the expansion holds):")
+    print(report.pairwise_table())
     print()
     if report.crossovers:
         for x in report.crossovers:
-            print(f"crossover {x['from']} -> {x['to']}: n_crit = {x['n_crit']:.1f}")
+            print(f"change of the most probable phase (paper convention): {x['from']} -> {x['to']} at n = {x['n_crit']:.1f}")
     else:
-        print(f"no change of the most probable phase for n in {args.n}")
+        print(f"no change of the most probable phase (paper convention) for n in {args.n}")
     for name, path in report.files.items():
         print(f"wrote {path}")
     return 0
@@ -117,7 +124,6 @@ def _cmd_smc(args) -> int:
     import xarray as xr
 
     from .analysis.free_energy import smc_labels
-    from .analysis.phases import Thresholds
     from .analysis.smc_report import smc_report
     from .inference.smc_sweep import phase_minima, pymc_smc_reference, run_smc_sweep
 
@@ -136,7 +142,7 @@ def _cmd_smc(args) -> int:
         if list(chains.n.values) != list(settings.n):
             raise ValueError(f"--chains-run {args.chains_run} covers n = {list(chains.n.values)}, not this grid {list(settings.n)}")
     smc = run_smc_sweep(settings, smc_settings, out, progress=not args.no_progress)
-    th = Thresholds(args.vertex_norm, args.zero_norm, args.bias_tol, args.off_factor)
+    th = _rule(args)
     labels = smc_labels(smc, th)
     phases = [p.strip() for p in args.theory_phases.split(",") if p.strip()]
     loss_min = phase_minima(smc, labels, phases, progress=not args.no_progress)
@@ -158,10 +164,9 @@ def _cmd_smc(args) -> int:
 
 
 def _cmd_occupancy(args) -> int:
-    from .analysis.phases import Thresholds
     from .analysis.report import occupancy_report
 
-    thresholds = Thresholds(args.vertex_norm, args.zero_norm, args.bias_tol, args.off_factor)
+    thresholds = _rule(args)
     report = occupancy_report(
         args.run_dir, args.out, theory_phases=[p.strip() for p in args.theory_phases.split(",") if p.strip()],
         thresholds=thresholds, max_tsne_samples=args.tsne_samples, progress=not getattr(args, "no_progress", False),
@@ -247,7 +252,6 @@ def _cmd_llc(args) -> int:
 
 def _cmd_dynamics(args) -> int:
     from .analysis.dynamics_report import dynamics_report
-    from .analysis.phases import Thresholds
     from .inference.dynamics import DynamicsSettings, run_dynamics
 
     settings = DynamicsSettings(
@@ -258,7 +262,7 @@ def _cmd_dynamics(args) -> int:
     )  # fmt: skip
     out = args.out or f"runs/dynamics-c{args.c}"
     ds = run_dynamics(settings, out, progress=not args.no_progress)
-    th = Thresholds(vertex_norm=args.vertex_norm, zero_norm=args.zero_norm, bias_tol=args.bias_tol, off_factor=args.off_factor)
+    th = _rule(args)
     rep = dynamics_report(ds, out, thresholds=th, slope_tol=args.slope_tol, min_span=args.min_span, loss_tol=args.loss_tol)
     print(rep.sequences.final.value_counts().to_string() if len(rep.sequences) else "no plateaus found")
     print(rep.transitions.to_string(index=False) if len(rep.transitions) else "no transitions observed")
@@ -359,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--phases", default="5,5+,6", help="comma list of phases for the occupancy curves (default 5,5+,6)")
     t.add_argument("--n", default="100:2000:50", help="sample sizes, start:stop:step inclusive or a comma list (default 100:2000:50)")
     t.add_argument("--lambdas", default=None, help="λ estimates for phases whose λ theory does not give, e.g. 4+=7.9,4=6.5")
+    t.add_argument("--sigma", type=float, default=None, help="likelihood std σ: energy n_eff L with n_eff = nβ/(2σ²) (default √(1/2))")
+    t.add_argument("--beta", type=float, default=1.0, help="likelihood temperature β (default 1)")
+    t.add_argument("--prior-std", type=float, default=1.0, help="prior std of every parameter (default 1; the paper's c_α needs 1)")
     t.add_argument("--out", default="results/theory", help="output directory (default results/theory)")
     t.set_defaults(func=_cmd_theory)
 
@@ -502,10 +509,21 @@ def _add_occupancy_args(p) -> None:
 
 
 def _add_classifier_args(p) -> None:
-    p.add_argument("--vertex-norm", type=float, default=0.5, help="classifier: min column norm of a polygon vertex (default 0.5)")
-    p.add_argument("--zero-norm", type=float, default=0.25, help="classifier: max column norm of a zero column (default 0.25)")
-    p.add_argument("--bias-tol", type=float, default=0.0, help="classifier: a zero column with bias above this is σ+ (default 0)")
-    p.add_argument("--off-factor", type=float, default=1.0, help="classifier: a vertex with b < -off_factor·|W_j|² is switched off (default 1)")
+    p.add_argument("--classifier", choices=("function", "threshold"), default="function",
+                   help="phase rule: by what the columns do (default) or the old column-norm thresholds")
+    p.add_argument("--dead-tol", type=float, default=0.4, help="function rule: a column whose outputs stay off up to this is dead (default 0.4)")
+    p.add_argument("--vertex-norm", type=float, default=0.5, help="classifier: min column norm of a polygon vertex / of a φ− column (default 0.5)")
+    p.add_argument("--zero-norm", type=float, default=0.25, help="threshold rule: max column norm of a zero column (default 0.25)")
+    p.add_argument("--bias-tol", type=float, default=0.0, help="threshold rule: a zero column with bias above this is σ+ (default 0)")
+    p.add_argument("--off-factor", type=float, default=1.0, help="threshold rule: a vertex with b < -off_factor·|W_j|² is switched off (default 1)")
+
+
+def _rule(args):
+    """The phase classifier chosen by the classifier options."""
+    from .analysis.phases import rule_from_options
+
+    return rule_from_options(args.classifier, dead_tol=args.dead_tol, vertex_norm=args.vertex_norm, zero_norm=args.zero_norm,
+                             bias_tol=args.bias_tol, off_factor=args.off_factor)
 
 
 def main(argv: list[str] | None = None) -> int:

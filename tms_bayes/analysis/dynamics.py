@@ -36,7 +36,7 @@ import xarray as xr
 
 from .. import _validate
 from ..theory import critical_points
-from .phases import UNCLASSIFIED, Thresholds, classify_tms
+from .phases import UNCLASSIFIED, Rule, classify_tms
 
 __all__ = ["detect_plateaus", "label_checkpoints", "match_plateaus", "trajectory_table", "transition_table", "bah_check", "bah_summary"]
 
@@ -69,7 +69,7 @@ def detect_plateaus(loss, steps, *, slope_tol: float = 0.02, min_span: float = 2
     return out
 
 
-def label_checkpoints(ds: xr.Dataset, thresholds: Thresholds | None = None) -> xr.DataArray:
+def label_checkpoints(ds: xr.Dataset, thresholds: Rule | None = None) -> xr.DataArray:
     """Exact k-gon label of every (run, checkpoint)."""
     return xr.DataArray(classify_tms(ds.W.values, ds.b.values, thresholds), dims=("run", "checkpoint"), coords={"run": ds.run, "checkpoint": ds.checkpoint}, name="label")
 

@@ -15,7 +15,7 @@ from ..inference.storage import write_figure, write_text
 from ..theory import critical_points
 from . import plots
 from .dynamics import bah_check, bah_summary, label_checkpoints, match_plateaus, trajectory_table, transition_table
-from .phases import Thresholds
+from .phases import Rule
 from .report import _has_tabulate
 
 __all__ = ["DynamicsReport", "dynamics_report"]
@@ -31,7 +31,7 @@ class DynamicsReport:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def dynamics_report(ds: xr.Dataset, out, *, thresholds: Thresholds | None = None, slope_tol: float = 0.02, min_span: float = 2.0, loss_tol: float = 0.005, example_runs: int = 3) -> DynamicsReport:
+def dynamics_report(ds: xr.Dataset, out, *, thresholds: Rule | None = None, slope_tol: float = 0.02, min_span: float = 2.0, loss_tol: float = 0.005, example_runs: int = 3) -> DynamicsReport:
     """Analyse ``ds`` (from :func:`tms_bayes.inference.dynamics.run_dynamics`) and write the report to ``out``."""
     out = Path(out)
     cat = critical_points(int(ds.attrs.get("c", ds.sizes["col"])))

@@ -27,12 +27,12 @@ import xarray as xr
 
 from .. import __version__, _validate
 from .occupancy import bootstrap_shares, _phase_order
-from .phases import Thresholds, classify_tms
+from .phases import Rule, classify_tms
 
 __all__ = ["smc_labels", "smc_occupancy", "phase_free_energy", "lambda_from_growth"]
 
 
-def smc_labels(smc, thresholds: Thresholds | None = None) -> xr.Dataset:
+def smc_labels(smc, thresholds: Rule | None = None) -> xr.Dataset:
     """Labels, normalised log weights and L_n of every particle: dims (n, seed, particle); with
     F_n (loss convention) per (n, seed)."""
     st = smc.sweep_settings

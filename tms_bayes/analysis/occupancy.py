@@ -2,11 +2,11 @@
 
 **What the estimator measures.**  Every posterior draw of every chain is labelled by the exact
 classifier, and the share of a phase at n is the fraction of all draws (pooled over seeds and
-chains) carrying its label.  NUTS chains almost never cross between k-gon basins, so this is in
-effect the share of *chains* that settled in each basin from prior initialisations: it measures
-basins of attraction under the sampler, not posterior mass.  It can agree with the theoretical
-softmax(−F_n) for the wrong reasons, and it is reported as what it is.  (Posterior mass per phase
-needs SMC or per-phase evidence; see the project's SMC issue.)
+chains) carrying its label.  NUTS chains do cross between the 5, 5+ and 6 phases, but slowly
+(hundreds of draws at n ≈ 600; four chains started at the 5-gon: three ended in the 6-gon, one went
+6 → 5+ → 5), so this is an MCMC estimate of posterior mass that may not have converged: its value
+depends on run length and starting points.  Posterior mass by data-tempered SMC
+(:mod:`tms_bayes.inference.smc`) is the reference estimator.
 
 **Uncertainty.**  The independent units are chains.  Intervals are percentile bootstrap intervals
 (default 95 %, 1000 replicates, fixed seed) from resampling chains with replacement, independently at
@@ -29,12 +29,12 @@ import xarray as xr
 from .. import __version__, _validate
 from ..theory import crossover as theory_crossover
 from ..theory import phase_free_energies
-from .phases import UNCLASSIFIED, Thresholds, classify_tms
+from .phases import UNCLASSIFIED, FunctionalRule, Rule, classify_tms
 
-__all__ = ["sweep_labels", "bootstrap_shares", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
+__all__ = ["sweep_labels", "bootstrap_shares", "on_phases", "OTHER", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
 
 
-def sweep_labels(sweep, thresholds: Thresholds | None = None, *, progress: bool = False) -> xr.Dataset:
+def sweep_labels(sweep, thresholds: Rule | None = None, *, progress: bool = False) -> xr.Dataset:
     """Exact phase labels and L_n of every draw of a TMS sweep: dims (n, seed, chain, draw)."""
     st = sweep.settings
     if st.model != "tms":
@@ -58,11 +58,11 @@ def sweep_labels(sweep, thresholds: Thresholds | None = None, *, progress: bool 
         i, j = ns.index(n), seeds.index(s)
         labels[i, j] = classify_tms(post["W"].values, post["b"].values, thresholds)
         loss[i, j] = post["L_n"].values
-    t = thresholds or Thresholds()
+    t = thresholds or FunctionalRule()
     return xr.Dataset(
         {"label": (("n", "seed", "chain", "draw"), labels.astype(str)), "L_n": (("n", "seed", "chain", "draw"), loss)},
         coords={"n": ns, "seed": seeds, "chain": np.arange(st.chains), "draw": np.arange(st.draws)},
-        attrs={"sweep": str(sweep.out), "vertex_norm": t.vertex_norm, "zero_norm": t.zero_norm, "bias_tol": t.bias_tol, "off_factor": t.off_factor},
+        attrs={"sweep": str(sweep.out), **t.attrs(), "classifier_rule": t.describe()},
     )
 
 
@@ -96,6 +96,44 @@ def bootstrap_shares(units, valid=None, *, n_boot: int = 1000, level: float = 0.
     return share, lo, hi, boot
 
 
+#: The name of the mass outside the phases a comparison shows.
+OTHER = "other"
+
+
+def on_phases(occ: xr.Dataset, phases) -> xr.Dataset:
+    """Shares on the normalisation of a theory curve over ``phases`` (SPEC 2: compare only on the same
+    set of phases): share_α / Σ_{β ∈ phases} share_β for each α in ``phases`` (absent phases count 0),
+    with intervals from the bootstrap replicates renormalised the same way, per-seed shares likewise,
+    and the phase ``"other"`` = 1 − Σ_{β ∈ phases} share_β before renormalising (the mass outside them,
+    unclassified included), kept so that nothing is hidden.  Works on chain shares
+    (:func:`empirical_occupancy`) and SMC posterior mass (``analysis.free_energy.smc_occupancy``)."""
+    phases = [str(p) for p in phases]
+    if not phases:
+        raise ValueError("phases must name at least one phase")
+
+    def pick(da):
+        parts = [da.sel(phase=p) if p in occ.phase.values else xr.zeros_like(da.isel(phase=0)) for p in phases]
+        return xr.concat(parts, dim="phase").assign_coords(phase=phases)
+
+    def renorm(da):
+        sub = pick(da)
+        tot = sub.sum("phase")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            normed = sub / tot.where(tot > 0)
+        other = (1.0 - tot).expand_dims(phase=[OTHER])
+        return xr.concat([normed, other], dim="phase")
+
+    share, boot = renorm(occ.share), renorm(occ.bootstrap)
+    level = float(occ.attrs.get("interval", "95%").split("%")[0]) / 100 if "%" in occ.attrs.get("interval", "") else 0.95
+    lo = boot.quantile((1 - level) / 2, dim="replicate").drop_vars("quantile")
+    hi = boot.quantile((1 + level) / 2, dim="replicate").drop_vars("quantile")
+    share = share.transpose("n", "phase")
+    out = xr.Dataset({"share": share, "lower": lo.transpose(*share.dims), "upper": hi.transpose(*share.dims),
+                      "share_seed": renorm(occ.share_seed).transpose("n", "seed", "phase"), "bootstrap": boot.transpose("replicate", "n", "phase")})
+    out.attrs = {**occ.attrs, "normalisation": f"renormalised over {','.join(phases)}; 'other' = mass outside them"}
+    return out
+
+
 def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
     """Shares per (n, phase) with bootstrap intervals over chains, per-seed shares, chain-majority
     shares, and mean L_n per phase (module docstring)."""
@@ -125,7 +163,7 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
         coords={"n": labels.n.values, "phase": phases, "seed": labels.seed.values, "replicate": np.arange(n_boot)},
         attrs={
             **labels.attrs,
-            "estimator": "chain share: basins of attraction under NUTS from prior initialisations, not posterior mass",
+            "estimator": "chain share: an MCMC estimate of posterior mass (NUTS from prior initialisations; chains cross slowly and may not have converged)",
             "interval": f"{level:.0%} percentile bootstrap over chains, {n_boot} replicates, seed {seed}",
             "tms_bayes_version": __version__,
         },

@@ -60,7 +60,7 @@ from .. import _validate
 from ..theory import regions
 from ..theory.critical_points import phase_name
 
-__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "rule_from_options"]
+__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "Rule", "rule_from_options"]
 
 UNCLASSIFIED = "unclassified"
 
@@ -128,19 +128,7 @@ class FunctionalRule:
                 f"φ− when such a column is at least vertex_norm = {self.vertex_norm:g} long; k by the convex hull)")
 
     def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-        lead = W.shape[:-2]
-        W, b = W.reshape(-1, *W.shape[-2:]), b.reshape(-1, b.shape[-1])
-        splus, _, off, vertex = regions.column_roles(np, W, b, tol=self.dead_tol, vertex_norm=self.vertex_norm)
-        k = vertex.sum(-1)
-        ok = np.zeros(k.shape, dtype=bool)
-        for kk in np.unique(k[k >= 3]):
-            sel = k == kk
-            ok[sel] = regions.polygon_is_convex(np, W[sel], vertex[sel], int(kk))
-        names = np.full(k.shape, UNCLASSIFIED, dtype=object)
-        code = np.stack([k, splus.sum(-1), off.sum(-1)], axis=-1)
-        for kk, s, p in np.unique(code[ok], axis=0):
-            names[ok & np.all(code == (kk, s, p), axis=-1)] = phase_name(int(kk), int(s), int(p))
-        return names.reshape(lead)
+        return regions.label_samples(W, b, tol=self.dead_tol, vertex_norm=self.vertex_norm, unclassified=UNCLASSIFIED)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,22 @@ def occupancy_curves(occupancy: xr.DataArray, crossovers: list[dict] | None = No
     return fig
 
 
+def occupancy_conventions(curves: dict[str, xr.DataArray], ax=None) -> Figure:
+    """Theoretical occupancy of the same phases in several free-energy conventions on one axes: one
+    colour per phase, one line style per convention (solid first)."""
+    fig, ax = _new(ax)
+    styles = ["-", "--", ":", "-."]
+    for j, (conv, occ) in enumerate(curves.items()):
+        for i, phase in enumerate(occ.phase.values):
+            ax.plot(occ.n.values, occ.sel(phase=phase).values, color=f"C{i}", ls=styles[j % 4], label=f"{phase} ({conv})")
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("posterior occupancy (softmax over the phases shown)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Occupancy by convention: Laplace (every O(1) term) vs the paper's c_α")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
 def one_dim_free_energies(curves: xr.DataArray, n_crit: float | None = None, ax=None) -> Figure:
     """Local free energies F_n(W_α) against n (log axis) for a one-dimensional example, the
     global free energy (their minimum) in black, and the first-order transition marked."""
@@ -141,11 +157,18 @@ def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0, v
 def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, crossovers: list[dict] | None = None, *, min_share: float = 0.02, ax=None) -> Figure:
     """Empirical shares (points with bootstrap intervals, per-seed shares as faint dots) for every
     phase that reaches ``min_share`` somewhere, theoretical curves (lines) for the phases with known
-    λ, and crossovers (theory: dashed; empirical: dotted, with the interval shaded)."""
+    λ, and crossovers (theory: dashed; empirical: dotted, with the interval shaded).  With a theory,
+    the shares are first put on its normalisation (:func:`tms_bayes.analysis.occupancy.on_phases`:
+    renormalised over the theory's phases) and the mass outside them is drawn as "other"."""
     fig, ax = _new(ax, figsize=(7.5, 4.6))
+    if theory is not None:
+        from .occupancy import on_phases
+
+        occ = on_phases(occ, list(map(str, theory.phase.values)))
     phases = [p for p in occ.phase.values if float(occ.share.sel(phase=p).max()) >= min_share]
     theory_phases = list(theory.phase.values) if theory is not None else []
     colors = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(theory_phases + phases))}
+    colors["other"] = "0.5"
     n = occ.n.values
     for p in phases:
         s = occ.share.sel(phase=p).values
@@ -167,7 +190,7 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     ax.set_xlabel("sample size n")
     ax.set_ylabel("occupancy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Phase occupancy: chain shares (points) vs softmax(−F_n) (lines)")
+    ax.set_title("Phase occupancy: shares (points) vs softmax(−F_n) (lines)" + (", renormalised over the theory's phases" if theory is not None else ""))
     ax.legend(fontsize=7, ncol=2, loc="center right")
     return fig
 
@@ -433,8 +456,15 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
                          *, phases=("5", "5+", "6"), ax=None) -> Figure:
     """Three estimators of phase occupancy on one figure: posterior mass from SMC (filled markers,
     bootstrap interval over seeds), chain shares from NUTS (hollow markers) and softmax(−F_n) from
-    theory (lines); crossovers as vertical lines with their intervals."""
+    theory (lines); crossovers as vertical lines with their intervals.  Both measured estimators are
+    renormalised over ``phases``, the theory's normalisation; the SMC mass outside them is "other"."""
+    from .occupancy import on_phases
+
     fig, ax = _new(ax, figsize=(7.8, 4.8))
+    smc_occ = on_phases(smc_occ, phases)
+    chains_occ = on_phases(chains_occ, phases) if chains_occ is not None else None
+    o = smc_occ.share.sel(phase="other").values
+    ax.plot(smc_occ.n.values, o, "x", color="0.5", ms=4, label="other (SMC mass outside these phases)")
     for i, p in enumerate(phases):
         color = f"C{i}"
         if p in smc_occ.phase.values:
@@ -456,7 +486,7 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
     ax.set_xlabel("sample size n")
     ax.set_ylabel("P(phase | D_n)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Occupancy: posterior mass (SMC) vs chain shares (NUTS) vs theory")
+    ax.set_title("Occupancy over the phases shown: SMC mass vs NUTS chain shares vs theory")
     ax.legend(fontsize=6.5, ncol=3, loc="center right")
     return fig
 

@@ -23,7 +23,7 @@ from ..theory import critical_points, theoretical_occupancy
 from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .occupancy import empirical_crossover, empirical_occupancy, sweep_labels, theory_crossover_interval
-from .phases import UNCLASSIFIED, Thresholds, tms_features
+from .phases import UNCLASSIFIED, Rule, tms_features
 
 __all__ = ["OccupancyReport", "occupancy_report"]
 
@@ -42,8 +42,24 @@ class OccupancyReport:
         keep = [p for p in self.occupancy.phase.values if float(self.occupancy.share.sel(phase=p).max()) >= min_share or p == UNCLASSIFIED]
         return self.occupancy.share.sel(phase=keep).to_pandas()
 
+    def comparison(self) -> pd.DataFrame:
+        """Shares renormalised over the theory's phases ("other" = the mass outside them) beside the
+        theory, per n: the same normalisation on both sides (SPEC 2)."""
+        from .occupancy import on_phases
+
+        phases = list(map(str, self.theory.phase.values))
+        occ = on_phases(self.occupancy, phases)
+        th = self.theory.sel(n=occ.n.values.astype(float), method="nearest")
+        cols = {}
+        for p in phases:
+            cols[f"{p} measured"] = occ.share.sel(phase=p).values
+            cols[f"{p} theory"] = th.sel(phase=p).values
+        cols["other (measured)"] = occ.share.sel(phase="other").values
+        return pd.DataFrame(cols, index=pd.Index(occ.n.values, name="n"))
+
     def text(self) -> str:
-        lines = ["Empirical occupancy (share of draws; chain-share estimator: basins under NUTS, not posterior mass)", self.table().round(3).to_string(), ""]
+        lines = ["Empirical occupancy (share of draws; chain-share estimator: MCMC estimate of posterior mass, may be unconverged)", self.table().round(3).to_string(), "",
+                 "On the theory's normalisation (shares renormalised over its phases; 'other' = mass outside them)", self.comparison().round(3).to_string(), ""]
         for cr in self.crossovers:
             if cr["kind"] == "theory":
                 lines.append(f"theory    {cr['from']} -> {cr['to']}: n_crit = {cr['n_crit']:.1f}  (|ΔF| <= 1 for n in [{cr['lower']:.0f}, {cr['upper']:.0f}])")
@@ -100,7 +116,7 @@ def occupancy_report(
     *,
     theory_phases=("5", "5+", "6"),
     crossover_pair=("5", "6"),
-    thresholds: Thresholds | None = None,
+    thresholds: Rule | None = None,
     max_tsne_samples: int = 3000,
     n_boot: int = 1000,
     seed: int = 0,
@@ -153,11 +169,11 @@ tms-bayes {__version__}. Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} seeds
 (n, seed), {st.tune} tuning + {st.draws} kept draws, backend {st.backend} ({st.chain_method}), σ = {st.resolved_sigma():.4f}, β = {st.beta_for(st.n[0]):g}.
 
 ## What is measured
-Each draw is labelled k^{{σ+,φ−}} by the exact classifier (vertex_norm = {report.occupancy.attrs['vertex_norm']},
-zero_norm = {report.occupancy.attrs['zero_norm']}, bias_tol = {report.occupancy.attrs['bias_tol']}, off_factor = {report.occupancy.attrs['off_factor']}).
+Each draw is labelled k^{{σ+,φ−}} by {report.occupancy.attrs.get('classifier_rule', 'the exact classifier')}.
 The share of a phase is the fraction of draws carrying its label, pooled over seeds and chains.
-**This is a chain-share estimator**: NUTS chains almost never cross between k-gon basins, so it
-measures the basins that chains started from the prior settle in, not posterior mass. Intervals:
+**This is a chain-share estimator**: NUTS chains do cross between the 5, 5+ and 6 phases, but slowly
+(hundreds of draws at n ≈ 600), so a chain share is an MCMC estimate of posterior mass that may not
+have converged, and its value depends on the run's length and starting points. Intervals:
 {report.occupancy.attrs['interval']}.
 
 ## Occupancy

@@ -21,7 +21,7 @@ from ..theory import critical_points, phase_free_energies, theoretical_occupancy
 from . import plots
 from .free_energy import lambda_from_growth, phase_free_energy, smc_labels, smc_occupancy
 from .occupancy import empirical_crossover, theory_crossover_interval
-from .phases import Thresholds
+from .phases import Rule
 from .report import _has_tabulate
 
 __all__ = ["SMCReport", "smc_report"]
@@ -38,23 +38,30 @@ class SMCReport:
     files: dict = field(default_factory=dict)
 
     def occupancy_table(self, phases=("5", "5+", "6"), theory: xr.DataArray | None = None) -> pd.DataFrame:
-        """One row per n: SMC share [interval], chain share and theory for each phase."""
-        o = self.occupancy
+        """One row per n: SMC share [interval], chain share and theory for each phase, all renormalised
+        over ``phases`` (the theory's normalisation), and the measured mass outside them ("other")."""
+        from .occupancy import on_phases
+
+        phases = list(phases)
+        o = on_phases(self.occupancy, phases)
+        chains = on_phases(self.chains, phases) if self.chains is not None else None
         rows = {"n": o.n.values}
         for p in phases:
             if p in o.phase.values:
                 s, lo, hi = (o[k].sel(phase=p).values for k in ("share", "lower", "upper"))
                 rows[f"{p} SMC"] = [f"{a:.3f} [{b:.2f}, {c:.2f}]" for a, b, c in zip(s, lo, hi)]
-            if self.chains is not None:
-                c = self.chains.share.sel(phase=p).values if p in self.chains.phase.values else np.zeros(len(o.n))
-                rows[f"{p} chains"] = [f"{v:.3f}" for v in c]
+            if chains is not None:
+                rows[f"{p} chains"] = [f"{v:.3f}" for v in chains.share.sel(phase=p).values]
             if theory is not None and p in theory.phase.values:
                 rows[f"{p} theory"] = [f"{v:.3f}" for v in theory.sel(n=o.n.values.astype(float), method="nearest").sel(phase=p).values]
+        rows["other SMC"] = [f"{v:.3f}" for v in o.share.sel(phase="other").values]
+        if chains is not None:
+            rows["other chains"] = [f"{v:.3f}" for v in chains.share.sel(phase="other").values]
         return pd.DataFrame(rows)
 
 
 def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dataset | None = None, phases=("5", "5+", "6"),
-               thresholds: Thresholds | None = None, seed: int = 0) -> SMCReport:
+               thresholds: Rule | None = None, seed: int = 0) -> SMCReport:
     """Analyse a finished SMC run (module docstring).  ``loss_min`` (from
     :func:`tms_bayes.inference.smc_sweep.phase_minima`) enables λ from growth; ``chains`` (an
     :func:`~tms_bayes.analysis.occupancy.empirical_occupancy` Dataset of a NUTS sweep on the same

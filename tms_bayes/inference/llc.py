@@ -173,16 +173,24 @@ def estimate_llc(
     nll_fn = compile_expression(local, -local.llc_loglik, cm)  # n·L_n (+ const): the model's NLL at weight 1
     data = {k: jnp.asarray(v) for k, v in cm.data.items()}
     w0 = jnp.asarray(ravel_point(cm, {cm.param_names[i]: w_star[name] for i, name in enumerate(cm.rv_names)}))
-    moved = 0.0
+    moved, left_phase = 0.0, False
     if refine:
-        from scipy import optimize
+        from .minimise import minimise_in_phase, tms_phase_indicator
 
-        f = jax.jit(jax.value_and_grad(lambda w: nll_fn(w, data)))
-        res = optimize.minimize(lambda w: tuple(np.asarray(v, dtype=float) for v in f(jnp.asarray(w))), np.asarray(w0), jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000})
-        moved = float(np.linalg.norm(res.x - np.asarray(w0)))
+        inside = None
+        if getattr(model, "tms_settings", {}).get("r") == 2:  # keep a TMS point inside its phase (issue 13)
+            from ..theory.regions import label_samples
+
+            p = cm.unravel(np.asarray(w0))
+            label = str(label_samples(p["W"], p["b"]))
+            if label != "unclassified":
+                inside = tms_phase_indicator(cm, label)
+        f = jax.jit(jax.value_and_grad(nll_fn))
+        w_ref, _, info = minimise_in_phase(f, np.asarray(w0), inside, args=(data,), gtol=1e-8, maxiter=2000)
+        moved, left_phase = info["moved"], info["left_phase"]
         if moved > 0.5:
             raise ValueError(f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; estimate without refine or check w*")
-        w0 = jnp.asarray(res.x)
+        w0 = jnp.asarray(w_ref)
         local, nbeta = localized_model(model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta)
         cm = compile_model(local)
         nll_fn = compile_expression(local, -local.llc_loglik, cm)
@@ -246,7 +254,7 @@ def estimate_llc(
     first, last = trace[:, :third].mean(), trace[:, -third:].mean()
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
     below = float(np.mean(nll < nll_star))
-    diag = {"sampler": sampler, "refined_distance": moved, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent, "grad_evals": grad_evals}
+    diag = {"sampler": sampler, "refined_distance": moved, "refine_left_phase": left_phase, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent, "grad_evals": grad_evals}
     issues = []
     llc_mean = float(np.mean(llc_chain))
     if not np.all(np.isfinite(nll)):
@@ -267,7 +275,7 @@ def estimate_llc(
     attrs = {
         "sampler": sampler, "gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "chains": chains, "draws": draws, "tune": tune if sampler == "nuts" else 0, "target_accept": target_accept if sampler == "nuts" else float("nan"),
         "step_size": step_size if sampler == "sgld" else float("nan"), "batch_size": batch_size or 0 if sampler == "sgld" else 0, "burn_in": burn,
-        "llc_mean": llc_mean, "llc_se": se, "loss_star": loss_star, "seed": seed, "refine": int(refine), "refined_distance": moved, "tms_bayes_version": __version__,
+        "llc_mean": llc_mean, "llc_se": se, "loss_star": loss_star, "seed": seed, "refine": int(refine), "refined_distance": moved, "refine_left_phase": int(left_phase), "tms_bayes_version": __version__,
         "formula": "llc = n*beta*(E[L_n] - L_n(w*)), localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
     }
     with warnings.catch_warnings():

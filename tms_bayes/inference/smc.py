@@ -182,8 +182,10 @@ def prior_particles(model, cm: CompiledModel, size: int, seed: int = 0) -> np.nd
 # ---------------------------------------------------------------------------------------------
 # The sampler
 # ---------------------------------------------------------------------------------------------
-def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings):
-    """Jitted (log-likelihood part of every particle at s, HMC rejuvenation at s)."""
+def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constraint: Callable | None = None):
+    """Jitted (log-likelihood part of every particle at s, HMC rejuvenation at s).  With ``constraint``
+    (w ↦ bool, JAX) the moves target the posterior restricted to {constraint}: a proposal outside it
+    has log density −∞ and is rejected (the leapfrog map stays volume-preserving and reversible)."""
 
     def loglik_all(x, s):
         data = path(s)
@@ -191,7 +193,10 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings):
 
     def move(keys, x, s, step_size, inv_mass):
         data = path(s)
-        logdensity = lambda w: cm.logp(w, data)  # noqa: E731
+        if constraint is None:
+            logdensity = lambda w: cm.logp(w, data)  # noqa: E731
+        else:
+            logdensity = lambda w: jnp.where(constraint(w), cm.logp(w, data), -jnp.inf)  # noqa: E731
         kernel = blackjax.hmc.build_kernel()
 
         def one(key, w):
@@ -210,9 +215,20 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings):
     return jax.jit(loglik_all), jax.jit(move)
 
 
-def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSettings | None = None, seed: int = 0, progress: bool = True, desc: str = "smc") -> SMCResult:
+def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSettings | None = None, seed: int = 0, progress: bool = True,
+            desc: str = "smc", constraint: Callable | None = None, log_z0: float = 0.0,
+            canonicalise: Callable | None = None) -> SMCResult:
     """Run data-tempered SMC from prior particles ``x0`` (P, dim) along ``path`` and record the
-    weighted particles and log Z at every point of ``grid`` (increasing, > 0) — module docstring."""
+    weighted particles and log Z at every point of ``grid`` (increasing, > 0) — module docstring.
+
+    Restricted targets: with ``constraint`` the targets are π_s restricted to {constraint}; ``x0`` must
+    then be prior draws inside it and ``log_z0`` the log prior mass of the region, so that log Z_n is
+    the log evidence of the region, −F_n(W_α) (:mod:`tms_bayes.inference.phase_smc`).
+
+    ``canonicalise`` (particles (P, dim) → (P, dim), numpy) maps each particle by a symmetry of the
+    target before the mass matrix is estimated and the particles are moved; the target, the path and
+    any constraint must be invariant under it, so it changes no weight.  With it the particle variance
+    measures the spread within one copy of a symmetric posterior, not across copies."""
     from tqdm.auto import tqdm
 
     settings = settings or SMCSettings()
@@ -223,11 +239,11 @@ def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSetting
         raise ValueError(f"the grid's largest n = {grid[-1]:g} exceeds the data's {path.s_max:g} rows")
     x = jnp.asarray(np.asarray(x0, dtype=float))
     P = x.shape[0]
-    loglik_all, move = _programs(cm, path, settings)
+    loglik_all, move = _programs(cm, path, settings, constraint)
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
     logw = np.full(P, -math.log(P))
-    log_z = 0.0
+    log_z = float(log_z0)
     s = 0.0
     cur = np.asarray(loglik_all(x, s))
     step = settings.initial_step_size
@@ -271,7 +287,8 @@ def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSetting
             acc = math.nan
             if settings.mcmc_steps:
                 W = np.exp(logw)
-                xn = np.asarray(x)
+                xn = np.asarray(x) if canonicalise is None else canonicalise(np.asarray(x))
+                x = jnp.asarray(xn)
                 mean = W @ xn
                 var = np.maximum(W @ (xn - mean) ** 2, 1e-8)
                 key, k = jax.random.split(key)

@@ -163,19 +163,23 @@ def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
     """L_n at the local minimum of each phase on each D_n: an xarray DataArray (n, seed, phase).
 
     From the phase's lowest-L_n particle, BFGS (exact JAX gradients of the sweep's padded model,
-    compiled once; the mask selects D_n) descends to the nearest local minimum ŵ_α of L_n.  NaN where
-    the phase has no particle."""
+    compiled once; the mask selects D_n) descends to the nearest local minimum ŵ_α of L_n *kept inside
+    the phase* (:func:`tms_bayes.inference.minimise.minimise_in_phase`): a descent that would leave the
+    phase stops at its last point inside, and is counted in the attribute ``left_phase``.  NaN where the
+    phase has no particle."""
     import xarray as xr
-    from scipy import optimize
     from tqdm.auto import tqdm
 
     from .._jax import jax, jnp
     from .compile import compile_model, ravel_point
+    from .minimise import minimise_in_phase, tms_phase_indicator
 
     st = smc.sweep_settings
     cm = compile_model(build_model(st, dataset(st, int(labels.seed.values[0])), st.n_max))
+    inside = {p: tms_phase_indicator(cm, p) for p in phases}
     f = jax.jit(jax.value_and_grad(cm.loss))
     out = np.full((labels.sizes["n"], labels.sizes["seed"], len(phases)), np.nan)
+    left = 0
     bar = tqdm(total=out.size, desc="phase minima", unit="fit", disable=not progress, leave=False)
     for j, s in enumerate(labels.seed.values):
         base = cm.with_data(**dataset(st, int(s)), beta=st.beta_for(st.n_max))
@@ -185,16 +189,18 @@ def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
             post = smc.load(int(n), int(s)).posterior
             for a, p in enumerate(phases):
                 bar.update(1)
-                inside = labels.label.values[i, j] == p
-                if not inside.any():
+                here = labels.label.values[i, j] == p
+                if not here.any():
                     continue
-                k = int(np.argmin(np.where(inside, labels.L_n.values[i, j], np.inf)))
+                k = int(np.argmin(np.where(here, labels.L_n.values[i, j], np.inf)))
                 w0 = ravel_point(cm, {name: post[name].values[0, k] for name in cm.param_names})
-                res = optimize.minimize(lambda w: tuple(np.asarray(v, dtype=float) for v in f(jnp.asarray(w), data)), w0, jac=True, method="BFGS", options={"gtol": 1e-9, "maxiter": 3000})
-                out[i, j, a] = min(float(res.fun), float(labels.L_n.values[i, j, k]))
+                _, value, info = minimise_in_phase(f, w0, inside[p], args=(data,))
+                left += int(info["left_phase"])
+                out[i, j, a] = min(value, float(labels.L_n.values[i, j, k]))
     bar.close()
     return xr.DataArray(out, dims=("n", "seed", "phase"), coords={"n": labels.n.values, "seed": labels.seed.values, "phase": list(phases)}, name="L_n_min",
-                        attrs={"method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n"})
+                        attrs={"method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n, kept inside the phase",
+                               "left_phase": left})
 
 
 def pymc_log_evidence(model, *, draws: int = 2000, chains: int = 2, random_seed: int = 0, progress: bool = False) -> dict:

@@ -46,9 +46,9 @@ import xarray as xr
 
 from .. import _validate
 from .critical_points import RANK_ATOL, RANK_RTOL, kgon, parse_phase
-from .regions import in_phase_xp
+from .regions import column_roles, in_phase_xp
 
-__all__ = ["laplace_terms", "neighbourhood_draws", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
+__all__ = ["laplace_terms", "neighbourhood_draws", "label_variants", "dataset_free_energies", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
 
 CONVENTIONS = ("paper", "laplace")
 
@@ -183,3 +183,128 @@ def neighbourhood_draws(catalogue: xr.Dataset, phase: str, n: float, size: int, 
     W = np.einsum("sij,sjc->sic", R, W)
     perm = np.argsort(rng.random((size, c)), axis=1)
     return np.take_along_axis(W, perm[:, None, :], axis=2), np.take_along_axis(b, perm, axis=1)
+
+
+def label_variants(catalogue: xr.Dataset, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every labelled copy of ``phase``'s critical set modulo SO(2), as points (W (V, 2, c), b (V, c)):
+    for each live set S, each cyclic order of S with its smallest label first ((k − 1)! orders, both
+    orientations) and each choice of the σ+ columns, the catalogue point with its columns relabelled.
+    On a dataset these copies are distinguishable (L_n is not permutation-symmetric), so each is a
+    variant with its own minimiser ŵ_v; V = :func:`label_copies`."""
+    import itertools
+
+    k, sigma, _ = parse_phase(phase)
+    row = catalogue.sel(phase=phase)
+    W0, b0 = np.asarray(row.W.values), np.asarray(row.b.values)
+    c = W0.shape[1]
+    Ws, bs = [], []
+    for S in itertools.combinations(range(c), k):
+        rest = [j for j in range(c) if j not in S]
+        for tail in itertools.permutations(S[1:]):
+            order = (S[0], *tail)
+            for T in itertools.combinations(rest, sigma):
+                labels = list(order) + list(T) + [j for j in rest if j not in T]
+                W, b = np.empty_like(W0), np.empty_like(b0)
+                W[:, labels], b[labels] = W0, b0
+                Ws.append(W)
+                bs.append(b)
+    return np.array(Ws), np.array(bs)
+
+
+def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float = math.sqrt(0.5), beta: float = 1.0,
+                          prior_std: float = 1.0, newton_steps: int = 30, warm_steps: int = 8) -> xr.Dataset:
+    """Laplace free energies on one dataset: F_α(D_n) for each phase and each n (D_n = the first n rows
+    of ``X``), summed over the data-distinguishable variants v (:func:`label_variants`):
+
+        F_α(D_n) = −log Σ_v exp(−F_v),
+        F_v = n_eff L_n(ŵ_v) + (r/2) log(n_eff/2π) + ½ log det′H_n(ŵ_v) − log(2π‖W_live‖_F · φ_live(ŵ_v) · P_flat),
+
+    ŵ_v the minimiser of L_n near copy v *kept inside the phase* (damped Newton, vmapped over variants;
+    a step is taken only if it lowers L_n and stays in the phase's region, so a minimiser that would
+    leave — e.g. a 5-gon edge sliding into 5+ — stops at the last point inside and is counted in
+    ``stuck``), H_n the Hessian of L_n there (its r largest eigenvalues), P_flat the population value
+    of the dead columns' flat-region mass (the region is exactly flat on any dataset, and its mass
+    depends on the live columns only through their small displacement).  Warm-started along n.
+    Returns a Dataset (n, phase): free_energy, best_loss (min_v L_n(ŵ_v)), stuck (variants whose
+    gradient did not vanish), with the convention in attrs.  ``newton_steps`` at the first n,
+    ``warm_steps`` at each later one (started from the previous n's minimisers)."""
+    from .._jax import jax, jnp
+
+    if isinstance(phases, str):
+        phases = [p.strip() for p in phases.split(",") if p.strip()]
+    X = _validate.finite_array("X", X, ndim_min=2)
+    n = _validate.sample_sizes("n", n)
+    if n.max() > X.shape[0]:
+        raise ValueError(f"n must be at most the dataset's {X.shape[0]} rows, got {n.max()}")
+    ne = n_effective(n, beta=beta, sigma=sigma)
+    terms = laplace_terms(catalogue, phases, prior_std=prior_std)
+    Xj = jnp.asarray(X)
+    rows = jnp.arange(X.shape[0])
+    F = np.zeros((len(n), len(phases)))
+    best = np.zeros_like(F)
+    stuck = np.zeros(F.shape, dtype=int)
+    for a, phase in enumerate(phases):
+        k, sg, ph = parse_phase(phase)
+        r = int(terms.hessian_rank.sel(phase=phase))
+        W0, b0 = label_variants(catalogue, phase)
+        c = W0.shape[-1]
+        d = 3 * c
+
+        def loss(w, m):
+            W, b = w[: 2 * c].reshape(2, c), w[2 * c:]
+            G = W.T @ W
+            out = jnp.maximum(Xj @ G + b, 0.0)
+            return jnp.sum(m * jnp.sum((Xj - out) ** 2, axis=-1)) / jnp.sum(m)
+
+        def inside(w):
+            return in_phase_xp(jnp, w[: 2 * c].reshape(2, c), w[2 * c:], k, sg, ph)
+
+        steps = 0.5 ** jnp.arange(10)
+
+        def newton(w, m):
+            g = jax.grad(loss)(w, m)
+            H = jax.hessian(loss)(w, m)
+            delta = -jnp.linalg.solve(H + 1e-9 * jnp.eye(d), g)
+            cand = w[None, :] + steps[:, None] * delta[None, :]
+            vals = jax.vmap(lambda x: loss(x, m))(cand)
+            ok = (vals <= loss(w, m)) & jax.vmap(inside)(cand)
+            i = jnp.argmax(ok)
+            return jnp.where(ok[i], cand[i], w)
+
+        @jax.jit
+        def solve(w, m, iters):
+            w = jax.lax.fori_loop(0, iters, lambda _, x: jax.vmap(newton, in_axes=(0, None))(x, m), w)
+            g = jax.vmap(jax.grad(loss), in_axes=(0, None))(w, m)
+            H = jax.vmap(jax.hessian(loss), in_axes=(0, None))(w, m)
+            ev = jnp.sort(jnp.linalg.eigvalsh(H), axis=-1)[:, ::-1][:, :r]
+            return w, jax.vmap(loss, in_axes=(0, None))(w, m), jnp.linalg.norm(g, axis=-1), 0.5 * jnp.sum(jnp.log(ev), axis=-1)
+
+        w = jnp.asarray(np.concatenate([W0.reshape(len(W0), -1), b0], axis=1))
+        mass = float(terms.flat_mass.sel(phase=phase))
+        for i, n_i in enumerate(n):
+            m = (rows < n_i).astype(float)
+            w, Ln, gnorm, hld = solve(w, m, newton_steps if i == 0 else warm_steps)
+            wn = np.asarray(w)
+            Wn, bn = wn[:, : 2 * c].reshape(-1, 2, c), wn[:, 2 * c:]
+            _, dead, _, _ = column_roles(np, Wn, bn)
+            live = ~dead
+            w_live2 = (Wn**2 * live[:, None, :]).sum((1, 2)) + (bn**2 * live).sum(1)
+            d_live = 3 * live.sum(1)
+            neg_log_prior = 0.5 * w_live2 / prior_std**2 + 0.5 * d_live * math.log(2 * math.pi * prior_std**2)
+            log_orbit = np.log(2 * math.pi * np.sqrt((Wn**2 * live[:, None, :]).sum((1, 2))))
+            Fv = (ne[i] * np.asarray(Ln) + 0.5 * r * math.log(ne[i] / (2 * math.pi)) + np.asarray(hld)
+                  - (log_orbit - neg_log_prior + math.log(mass)))
+            F[i, a] = -float(_logsumexp(-Fv))
+            best[i, a] = float(np.min(np.asarray(Ln)))
+            stuck[i, a] = int(np.sum(np.asarray(gnorm) > 1e-6))
+    return xr.Dataset(
+        {"free_energy": (("n", "phase"), F), "best_loss": (("n", "phase"), best), "stuck": (("n", "phase"), stuck)},
+        coords={"n": n, "phase": list(phases)},
+        attrs={"convention": "laplace, per dataset", "sigma": sigma, "beta": beta, "prior_std": prior_std,
+               "formula": "F = -logsumexp_v(-F_v), F_v = n_eff L_n(w_v) + (r/2) log(n_eff/2pi) + 0.5 log det'H_n - log(orbit phi_live P_flat)"},
+    )
+
+
+def _logsumexp(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))

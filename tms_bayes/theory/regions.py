@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_DEAD_TOL", "DEFAULT_VERTEX_NORM", "column_roles", "polygon_is_convex", "in_phase_xp"]
+__all__ = ["DEFAULT_DEAD_TOL", "DEFAULT_VERTEX_NORM", "column_roles", "polygon_is_convex", "in_phase_xp", "label_samples", "align_to_reference"]
 
 #: Default tolerance of the functional dead-column test (module docstring, rule 2).  Chosen so that
 #: ≥ 95 % of posterior-like draws around the 5-gon at n = 300–1200 (flat region, cubic shell,
@@ -78,3 +78,66 @@ def in_phase_xp(xp, W, b, k: int, sigma: int, phi: int, *, tol: float = DEFAULT_
     splus, _, off, vertex = column_roles(xp, W, b, tol=tol, vertex_norm=vertex_norm)
     counts_ok = (xp.sum(splus, axis=-1) == sigma) & (xp.sum(off, axis=-1) == phi)
     return counts_ok & polygon_is_convex(xp, W, vertex, k)
+
+
+def label_samples(W, b, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM, unclassified: str = "unclassified"):
+    """Phase names k^{σ+,φ−} (numpy object array of shape W.shape[:-2]) of samples W (..., 2, c),
+    b (..., c) by the functional rule (module docstring); ``unclassified`` where no phase applies."""
+    from .critical_points import phase_name
+
+    W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+    lead = W.shape[:-2]
+    W, b = W.reshape(-1, *W.shape[-2:]), b.reshape(-1, b.shape[-1])
+    splus, _, off, vertex = column_roles(np, W, b, tol=tol, vertex_norm=vertex_norm)
+    k = vertex.sum(-1)
+    ok = np.zeros(k.shape, dtype=bool)
+    for kk in np.unique(k[k >= 3]):
+        sel = k == kk
+        ok[sel] = polygon_is_convex(np, W[sel], vertex[sel], int(kk))
+    names = np.full(k.shape, unclassified, dtype=object)
+    code = np.stack([k, splus.sum(-1), off.sum(-1)], axis=-1)
+    for kk, s, p in np.unique(code[ok], axis=0):
+        names[ok & np.all(code == (kk, s, p), axis=-1)] = phase_name(int(kk), int(s), int(p))
+    return names.reshape(lead)
+
+
+def align_to_reference(W, b, W_ref, k: int, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM):
+    """Map samples of a k-gon phase onto the symmetry copy nearest the reference polygon ``W_ref`` (2, c),
+    whose first k columns are its vertices in counter-clockwise order (numpy; W (P, 2, c), b (P, c)).
+
+    Every sample's vertices (module docstring) are put in angular order; over both orientations (a
+    reflection) and the k cyclic shifts, the rotation θ = atan2(Σ v_j × r_j, Σ v_j · r_j) that best
+    aligns them with the reference vertices r_j is applied, and the columns are permuted to
+    [vertices, σ+ columns, dead columns].  L, the prior and the phase regions are invariant under these
+    maps, so an SMC may apply them to its particles between moves: it changes no weight, and it lets a
+    mass matrix estimated from the particles see one copy of the critical set instead of all of them."""
+    W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+    P, _, c = W.shape
+    splus, dead, _, vertex = column_roles(np, W, b, tol=tol, vertex_norm=vertex_norm)
+    ref = np.asarray(W_ref, dtype=float)[:, :k]
+    best, best_score = None, np.full(P, -np.inf)
+    for o in (1.0, -1.0):
+        Wo = W * np.array([1.0, o])[None, :, None]
+        centre = (Wo * vertex[:, None, :]).sum(-1) / k
+        rel = Wo - centre[..., None]
+        ang = np.where(vertex, np.arctan2(rel[:, 1], rel[:, 0]), 10.0)
+        order = np.argsort(ang, axis=-1)[:, :k]
+        for s in range(k):
+            idx = np.roll(order, s, axis=-1)
+            V = np.take_along_axis(Wo, idx[:, None, :], axis=2)
+            A = np.einsum("pij,ij->p", V, ref)
+            B = np.sum(V[:, 0] * ref[1] - V[:, 1] * ref[0], axis=-1)
+            score = np.hypot(A, B)
+            better = score > best_score
+            if best is None:
+                best = (np.broadcast_to(o, P).copy(), idx.copy(), np.arctan2(B, A))
+            else:
+                best[0][better], best[1][better], best[2][better] = o, idx[better], np.arctan2(B, A)[better]
+            best_score = np.maximum(best_score, score)
+    o, idx, th = best
+    rest = np.argsort(np.where(splus, 0, np.where(dead, 1, 2)) * 10 * c + np.arange(c), axis=-1)  # σ+ then dead columns
+    perm = np.concatenate([idx, rest[:, : c - k]], axis=-1)
+    Wo = W * np.stack([np.ones(P), o], -1)[..., None]
+    R = np.stack([np.stack([np.cos(th), -np.sin(th)], -1), np.stack([np.sin(th), np.cos(th)], -1)], -2)
+    Wn = np.einsum("pij,pjc->pic", R, Wo)
+    return np.take_along_axis(Wn, perm[:, None, :], axis=2), np.take_along_axis(b, perm, axis=1)
