@@ -14,7 +14,7 @@ from tms_bayes.cli import main, parse_grid
 def test_theory_writes_table_files_and_plots(tmp_path, capsys):
     assert main(["theory", "--c", "6", "--phases", "5,5+,6", "--n", "100:1200:100", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "crossover 5 -> 6: n_crit = 601.0" in out
+    assert "change of the most probable phase (paper convention): 5 -> 6 at n = 601.0" in out
     assert "unknown" in out and "0.06874" in out
     for name in ["catalogue.csv", "catalogue.nc", "occupancy.nc", "energy_levels.png", "occupancy.png"]:
         assert (tmp_path / name).stat().st_size > 0
@@ -28,7 +28,7 @@ def test_theory_writes_table_files_and_plots(tmp_path, capsys):
 
 def test_lambda_estimates_on_the_command_line(tmp_path, capsys):
     assert main(["theory", "--phases", "4+,5,6", "--lambdas", "4+=6", "--out", str(tmp_path)]) == 0
-    assert "crossover 4+ -> 5" in capsys.readouterr().out
+    assert "(paper convention): 4+ -> 5" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -123,3 +123,30 @@ def test_laplace_occupancy_is_a_softmax_of_its_free_energies(cat6):
     # F at σ = 1 is F at σ² = 1/2 with n halved
     F1 = theory.phase_free_energies(cat6, ["5", "6"], 2 * n, convention="laplace", sigma=1.0)
     np.testing.assert_allclose(F1.values, theory.phase_free_energies(cat6, ["5", "6"], n, convention="laplace").values)
+
+
+def test_crossover_steps_go_from_the_paper_to_laplace(cat6):
+    """Adding the O(1) terms one by one to the paper's c_α moves 5 → 6 from 601.005 to the Laplace
+    crossover; the flat-region prior mass of the 5-gon's dead column is the largest single move."""
+    steps = theory.crossover_steps(cat6, "5", "6")
+    assert steps.n_crit.iloc[0] == pytest.approx(theory.crossover(cat6, "5", "6"), rel=1e-9)
+    assert steps.n_crit.iloc[-1] == pytest.approx(theory.crossover(cat6, "5", "6", convention="laplace"), rel=1e-9)
+    terms = laplace_terms(cat6, ["5", "6"])
+    assert steps.C_5.iloc[-1] == pytest.approx(float(terms.constant.sel(phase="5")), abs=1e-10)
+    moves = np.abs(np.diff(steps.delta_C.values))
+    assert np.argmax(moves) == len(moves) - 1  # the flat-region mass
+
+
+def test_theory_cli_prints_laplace_terms_and_every_pairwise_crossover(tmp_path, capsys):
+    from tms_bayes.cli import main
+
+    assert main(["theory", "--phases", "5,5+,6", "--n", "100:1000:100", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for text in ("P_flat", "How each O(1) term moves the 5 -> 6 crossover", "113.5", "601.0", "554.8"):
+        assert text in out, text
+    import pandas as pd
+
+    pairs = pd.read_csv(tmp_path / "crossovers.csv")
+    assert set(map(tuple, pairs[["phase_a", "phase_b"]].values)) == {("5", "5+"), ("5", "6"), ("5+", "6")}
+    assert set(pairs.convention) == {"paper", "laplace"}
+    assert (tmp_path / "laplace.csv").exists() and (tmp_path / "occupancy_conventions.png").exists()

@@ -65,6 +65,9 @@ def _cmd_theory(args) -> int:
     print()
     print(report.laplace_table())
     print()
+    if report.steps is not None:
+        print(report.steps_table())
+        print()
     print("Every pairwise crossover (n where F_a = F_b; trusted = inside the range where the expansion holds):")
     print(report.pairwise_table())
     print()

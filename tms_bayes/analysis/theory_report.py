@@ -15,7 +15,7 @@ import xarray as xr
 
 from .. import __version__
 from ..inference.storage import write_figure, write_netcdf, write_text
-from ..theory import critical_points, crossovers, laplace_terms, theoretical_occupancy, winner_changes
+from ..theory import critical_points, crossover_steps, crossovers, laplace_terms, theoretical_occupancy, winner_changes
 from . import plots
 
 __all__ = ["TheoryReport", "theory_report", "DEFAULT_PHASES", "DEFAULT_N"]
@@ -35,6 +35,7 @@ class TheoryReport:
     pairwise: pd.DataFrame  # every pair of phases × convention: each root n, trusted, winner after
     laplace: xr.Dataset | None  # Laplace terms per phase (None when a phase is not minimally singular)
     occupancy_laplace: xr.DataArray | None
+    steps: pd.DataFrame | None  # how each O(1) term moves the first pair's crossover (Laplace phases only)
 
     def laplace_table(self) -> str:
         """The Laplace terms per phase as fixed-width text."""
@@ -47,6 +48,13 @@ class TheoryReport:
                          f"{float(t.neg_log_prior):>13.4f}{float(t.flat_mass):>10.5f}{float(t.flat_log_se):>9.4f}{float(t.constant):>10.4f}")
         lines.append("F = n_eff L + (rank/2) log n_eff + C_α,  C_α = −(rank/2) log 2π + ½ log det′H − log(copies · orbit · φ_live · P_flat)")
         return "\n".join(lines)
+
+    def steps_table(self) -> str:
+        if self.steps is None:
+            return ""
+        pair = self.steps.pair.iloc[0]
+        body = self.steps.drop(columns=["pair"]).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        return f"How each O(1) term moves the {pair} crossover (paper convention first, then each Laplace term added):\n{body}"
 
     def pairwise_table(self) -> str:
         if self.pairwise.empty:
@@ -109,6 +117,10 @@ def theory_report(c: int = 6, r: int = 2, phases=DEFAULT_PHASES, n=DEFAULT_N, ou
     except ValueError:
         terms, occ_lap = None, None
     pairwise = pairwise_crossovers(cat, phases, lambdas=lambdas, **scale)
+    steps = None
+    if terms is not None and len(phases) >= 2 and prior_std == 1.0:
+        a, b = ("5", "6") if {"5", "6"} <= set(phases) else (phases[0], phases[-1])
+        steps = crossover_steps(cat, a, b, **scale).assign(pair=f"{a} -> {b}")
     files: dict[str, Path] = {}
     if out is not None:
         out = Path(out)
@@ -122,5 +134,7 @@ def theory_report(c: int = 6, r: int = 2, phases=DEFAULT_PHASES, n=DEFAULT_N, ou
         if terms is not None:
             files["laplace.csv"] = write_text(out / "laplace.csv", terms.to_dataframe().to_csv())
             files["occupancy_laplace.nc"] = write_netcdf(out / "occupancy_laplace.nc", occ_lap.to_dataset(name="occupancy"))
+            if steps is not None:
+                files["crossover_steps.csv"] = write_text(out / "crossover_steps.csv", steps.to_csv(index=False))
             files["occupancy_conventions.png"] = write_figure(out / "occupancy_conventions.png", plots.occupancy_conventions({"laplace": occ_lap, "paper": occ}))
-    return TheoryReport(cat, occ, cross, files, pairwise, terms, occ_lap)
+    return TheoryReport(cat, occ, cross, files, pairwise, terms, occ_lap, steps)

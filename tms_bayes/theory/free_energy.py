@@ -26,14 +26,15 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from scipy import optimize, special
 
 from .. import _validate
 from .critical_points import parse_phase
-from .laplace import CONVENTIONS, laplace_terms, n_effective
+from .laplace import CONVENTIONS, constant_steps, laplace_terms, n_effective
 
-__all__ = ["free_energy", "phase_free_energies", "theoretical_occupancy", "crossover", "crossovers", "winner_changes", "TRUSTED_FROM"]
+__all__ = ["free_energy", "phase_free_energies", "theoretical_occupancy", "crossover", "crossovers", "crossover_steps", "winner_changes", "TRUSTED_FROM"]
 
 #: Smallest n at which a crossover of the expansions is marked trusted: below it the restricted-phase
 #: free energies of the population model differ from the Laplace expansion by more than 1 nat
@@ -135,8 +136,13 @@ def crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Ma
     ``trusted`` when n ≥ ``trusted_from`` (the expansions are asymptotic; module constant TRUSTED_FROM)."""
     sigma, tb, prior_std, convention = _scale(sigma, beta, prior_std, convention)
     names, L, coef, const = _coefficients(catalogue, [phase_a, phase_b], lambdas, convention, prior_std)
+    return _roots(names, L, coef, const, float(n_effective(1.0, beta=tb, sigma=sigma)), trusted_from)
+
+
+def _roots(names, L, coef, const, n_eff_per_n: float, trusted_from: float) -> list[dict]:
+    """Roots n ≥ 1 of (L₀ − L₁) n_eff + (coef₀ − coef₁) log n_eff + (const₀ − const₁) (see crossovers)."""
     dL, dcoef, dc = L[0] - L[1], coef[0] - coef[1], const[0] - const[1]
-    t0 = math.log(float(n_effective(1.0, beta=tb, sigma=sigma)))
+    t0 = math.log(n_eff_per_n)
 
     def g(t):
         return dL * math.exp(t) + dcoef * t + dc
@@ -150,6 +156,22 @@ def crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Ma
         winner = names[0] if g(ts[i + 1]) < 0 else names[1]
         out.append({"n": n, "trusted": bool(n >= trusted_from), "winner_after": winner})
     return out
+
+
+def crossover_steps(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, sigma: float = math.sqrt(0.5), beta: float = 1.0) -> pd.DataFrame:
+    """How each O(1) term of the Laplace expansion moves the α → β crossover: starting from the paper's
+    convention and adding the terms of :data:`tms_bayes.theory.laplace.CONSTANT_STEPS` one by one
+    (λ = r/2 throughout, prior std 1).  Rows: step, constant of each phase, their difference, every
+    root n and the largest one."""
+    steps = constant_steps(catalogue, [phase_a, phase_b])
+    names, L, lam, _ = _phase_table(catalogue, [phase_a, phase_b], None)
+    rows = []
+    for step in steps.step.values:
+        c = steps.sel(step=step).values
+        roots = _roots(names, L, lam, c, float(n_effective(1.0, beta=beta, sigma=sigma)), TRUSTED_FROM)
+        rows.append({"step": str(step), f"C_{phase_a}": c[0], f"C_{phase_b}": c[1], "delta_C": c[0] - c[1],
+                     "roots": ", ".join(f"{r['n']:.1f}" for r in roots) or "none", "n_crit": roots[-1]["n"] if roots else math.nan})
+    return pd.DataFrame(rows)
 
 
 def crossover(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Mapping[str, float] | None = None, **scale) -> float:

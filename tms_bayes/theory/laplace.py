@@ -48,7 +48,7 @@ from .. import _validate
 from .critical_points import RANK_ATOL, RANK_RTOL, kgon, parse_phase
 from .regions import column_roles, in_phase_xp
 
-__all__ = ["laplace_terms", "neighbourhood_draws", "label_variants", "dataset_free_energies", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
+__all__ = ["laplace_terms", "constant_steps", "CONSTANT_STEPS", "neighbourhood_draws", "label_variants", "dataset_free_energies", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
 
 CONVENTIONS = ("paper", "laplace")
 
@@ -308,3 +308,32 @@ def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float =
 def _logsumexp(x):
     m = np.max(x)
     return m + np.log(np.sum(np.exp(x - m)))
+
+
+#: The O(1) terms of the Laplace constant in the order :func:`constant_steps` adds them to the paper's c_α.
+CONSTANT_STEPS = (
+    ("paper c_alpha = |w*|^2/2", None),
+    ("+ prior normaliser (d_live/2) log 2pi s^2", lambda t: 0.5 * 3 * t["live_columns"] * math.log(2 * math.pi * t["prior_std"] ** 2)),
+    ("+ Gaussian width -(r/2) log 2pi + 1/2 log det'H", lambda t: -0.5 * t["hessian_rank"] * math.log(2 * math.pi) + t["half_log_det"]),
+    ("- log orbit length", lambda t: -t["log_orbit"]),
+    ("- log labelled copies", lambda t: -math.log(t["copies"])),
+    ("- log flat-region prior mass", lambda t: -math.log(t["flat_mass"])),
+)
+
+
+def constant_steps(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0) -> xr.DataArray:
+    """The O(1) constant of each phase as the Laplace terms are added one by one to the paper's c_α
+    (:data:`CONSTANT_STEPS`), DataArray (step, phase); the last step equals ``laplace_terms().constant``
+    (with prior_std = 1, where the paper's c_α is the prior's exponent)."""
+    terms = laplace_terms(catalogue, phases, prior_std=prior_std)
+    out = np.zeros((len(CONSTANT_STEPS), terms.sizes["phase"]))
+    for j, p in enumerate(terms.phase.values):
+        t = {k: float(terms[k].sel(phase=p)) for k in terms.data_vars}
+        t["prior_std"] = prior_std
+        t["live_columns"] = sum(parse_phase(str(p))[:2])
+        acc = t["neg_log_prior"] - 0.5 * 3 * t["live_columns"] * math.log(2 * math.pi * prior_std**2)  # ½‖w_live‖²/s²
+        for i, (_, f) in enumerate(CONSTANT_STEPS):
+            acc += 0.0 if f is None else f(t)
+            out[i, j] = acc
+    return xr.DataArray(out, dims=("step", "phase"), coords={"step": [s for s, _ in CONSTANT_STEPS], "phase": list(terms.phase.values)},
+                        name="constant", attrs={"prior_std": prior_std})
