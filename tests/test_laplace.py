@@ -127,14 +127,16 @@ def test_laplace_occupancy_is_a_softmax_of_its_free_energies(cat6):
 
 def test_crossover_steps_go_from_the_paper_to_laplace(cat6):
     """Adding the O(1) terms one by one to the paper's c_α moves 5 → 6 from 601.005 to the Laplace
-    crossover; the flat-region prior mass of the 5-gon's dead column is the largest single move."""
+    crossover; the last step, the 5-gon dead column's flat-region prior mass, moves ΔC by −log P_flat
+    ≈ +4.25 nats (issue 13: "≈ −4.3 nats" on F₅'s side) and alone moves n_crit from ≈ 415 to ≈ 114."""
     steps = theory.crossover_steps(cat6, "5", "6")
     assert steps.n_crit.iloc[0] == pytest.approx(theory.crossover(cat6, "5", "6"), rel=1e-9)
     assert steps.n_crit.iloc[-1] == pytest.approx(theory.crossover(cat6, "5", "6", convention="laplace"), rel=1e-9)
     terms = laplace_terms(cat6, ["5", "6"])
     assert steps.C_5.iloc[-1] == pytest.approx(float(terms.constant.sel(phase="5")), abs=1e-10)
-    moves = np.abs(np.diff(steps.delta_C.values))
-    assert np.argmax(moves) == len(moves) - 1  # the flat-region mass
+    moves = np.diff(steps.delta_C.values)
+    assert moves[-1] == pytest.approx(-np.log(float(terms.flat_mass.sel(phase="5"))), abs=1e-12)
+    assert steps.n_crit.iloc[-2] == pytest.approx(415.2, abs=1.0) and steps.n_crit.iloc[-1] == pytest.approx(113.5, abs=1.0)
 
 
 def test_theory_cli_prints_laplace_terms_and_every_pairwise_crossover(tmp_path, capsys):
