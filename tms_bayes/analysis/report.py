@@ -20,6 +20,7 @@ from .. import __version__
 from ..inference.storage import write_figure, write_netcdf, write_text
 from ..inference.sweep import load_sweep
 from ..theory import critical_points, theoretical_occupancy
+from ..theory import crossovers as theory_crossovers
 from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .occupancy import empirical_crossover, empirical_occupancy, sweep_labels, theory_crossover_interval
@@ -62,7 +63,10 @@ class OccupancyReport:
                  "On the theory's normalisation (shares renormalised over its phases; 'other' = mass outside them)", self.comparison().round(3).to_string(), ""]
         for cr in self.crossovers:
             if cr["kind"] == "theory":
-                lines.append(f"theory    {cr['from']} -> {cr['to']}: n_crit = {cr['n_crit']:.1f}  (|ΔF| <= 1 for n in [{cr['lower']:.0f}, {cr['upper']:.0f}])")
+                lines.append(f"theory    {cr['from']} -> {cr['to']}: n_crit = {cr['n_crit']:.1f}  (paper's convention; |ΔF| <= 1 for n in [{cr['lower']:.0f}, {cr['upper']:.0f}])")
+            elif cr["kind"] == "theory (Laplace)":
+                trust = "" if cr.get("trusted") else ", below the range where the expansion is trusted"
+                lines.append(f"theory    {cr['from']} -> {cr['to']}: n_crit = {cr['n_crit']:.1f}  (Laplace, every O(1) term{trust})")
             else:
                 point = "no crossing on the grid" if not math.isfinite(cr["n_crit"]) else f"n_crit = {cr['n_crit']:.1f}"
                 lines.append(
@@ -133,6 +137,13 @@ def occupancy_report(
     theory = theoretical_occupancy(cat, list(theory_phases), grid)
     a, b = crossover_pair
     crossovers = [{**theory_crossover_interval(cat, a, b), "kind": "theory"}]
+    try:  # the Laplace expansion with every O(1) term, at the sweep's likelihood scale (n_eff = nβ/(2σ²))
+        st = sweep.settings
+        roots = theory_crossovers(cat, a, b, convention="laplace", sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+        crossovers.append({"from": a, "to": b, "n_crit": roots[-1]["n"] if roots else math.nan, "lower": math.nan, "upper": math.nan,
+                           "kind": "theory (Laplace)", "trusted": bool(roots and roots[-1]["trusted"])})
+    except ValueError:  # a phase outside the Laplace expansion's reach
+        pass
     if a in occ.phase.values and b in occ.phase.values:
         crossovers.append({**empirical_crossover(occ, a, b), "kind": "empirical"})
     else:
