@@ -18,6 +18,7 @@ import xarray as xr
 
 from ..inference.storage import write_figure, write_netcdf, write_text
 from ..theory import critical_points, phase_free_energies, theoretical_occupancy
+from ..theory import crossovers as theory_crossovers
 from . import plots
 from .free_energy import lambda_from_growth, phase_free_energy, smc_labels, smc_occupancy
 from .occupancy import empirical_crossover, theory_crossover_interval
@@ -77,9 +78,18 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
     fine = np.unique(np.round(np.linspace(min(st.n), max(st.n), 400)))
     theory_occ = theoretical_occupancy(cat, phases, fine)
     theory_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float))
+    try:  # Laplace with every O(1) term (population potential), at the run's likelihood scale
+        laplace_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float), convention="laplace",
+                                        sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+    except ValueError:
+        laplace_F = None
     crossovers = []
     if "5" in phases and "6" in phases:
         crossovers.append({**theory_crossover_interval(cat, "5", "6"), "kind": "theory"})
+        if laplace_F is not None:
+            roots = theory_crossovers(cat, "5", "6", convention="laplace", sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+            crossovers.append({"from": "5", "to": "6", "n_crit": roots[-1]["n"] if roots else math.nan, "lower": math.nan,
+                               "upper": math.nan, "kind": "theory (Laplace)"})
         for kind, o in (("smc", occ), ("chains", chains)):
             if o is not None and {"5", "6"} <= set(map(str, o.phase.values)):
                 crossovers.append({**empirical_crossover(o, "5", "6"), "kind": kind})
@@ -98,6 +108,8 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
     fe = F_phase.to_dataframe().reset_index()
     tf = theory_F.to_dataframe(name="F_theory").reset_index()
     fe = fe.merge(tf, on=["n", "phase"], how="left")
+    if laplace_F is not None:
+        fe = fe.merge(laplace_F.to_dataframe(name="F_laplace").reset_index()[["n", "phase", "F_laplace"]], on=["n", "phase"], how="left")
     if loss_min is not None:
         fe = fe.merge(loss_min.to_dataframe().reset_index(), on=["n", "seed", "phase"], how="left")
     files["free_energy_csv"] = write_text(out / "free_energy.csv", fe.to_csv(index=False))
@@ -129,8 +141,9 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
         "",
         md(table),
         "",
-        "NUTS chain shares measure basins of attraction under the sampler (chains rarely cross between k-gon basins); "
-        "SMC shares are posterior mass (the weights move mass between phases as data arrive).",
+        "All shares are renormalised over the phases shown (the theory's normalisation); 'other' is the measured mass outside them. "
+        "NUTS chains cross between the 5, 5+ and 6 phases only slowly, so chain shares are an MCMC estimate of posterior mass "
+        "that may not have converged; SMC shares are posterior mass (the weights move mass between phases as data arrive).",
         "",
         "| crossover 5 → 6 | n_crit | interval |",
         "|---|---|---|",
@@ -138,7 +151,9 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
     for c in rep.crossovers:
         lines.append(f"| {c['kind']} | {_fmt(c['n_crit'])} | [{_fmt(c.get('lower'))}, {_fmt(c.get('upper'))}] |")
     lines += ["", "![occupancy](occupancy_estimators.png)", "", "## Free energy per phase", "",
-              "F_n(W_α) = F_n − log P̂(α | D_n) (loss convention −log ∫ φ e^{−n L_n}); theory n L_α + λ_α log n + c_α (catalogue c_α = ½‖w*‖²).", ""]
+              "F_n(W_α) = F_n − log P̂(α | D_n) (loss convention −log ∫ φ e^{−n L_n}); theory: the paper's n L_α + λ_α log n + c_α "
+              "(c_α = ½‖w*‖², column F_theory of free_energy.csv) and the Laplace expansion with every O(1) term on the population "
+              "potential (F_laplace; on a dataset n L_n(ŵ_α) replaces n L_α, see theory.dataset_free_energies).", ""]
     F = rep.F_phase.mean("seed").to_pandas()
     lines.append(md(F.reset_index().round(2)))
     if rep.growth is not None:
