@@ -8,7 +8,11 @@ F₅₊ − F₆ (mean ± SE over repeats) with both theories and the residuals,
 residual F_measured − F_Laplace, and the wall time per run.
 
     python benchmarks/phase_free_energy.py [--repeats 8] [--particles 2048] [--steps 30] [--cess 0.8]
-        [--n 1000,3000,10000,30000] [--out results/phase_free_energy.csv]
+        [--n 300,1000,3000,10000,30000] [--out results/phase_free_energy.csv]
+
+With ``--crossover-n 60,80,...`` it measures instead where F₅ = F₆ on the population model: the mean
+F₅ − F₆ over repeats on that grid, its sign change, and a bootstrap interval over repeats, beside
+both conventions' crossovers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,39 @@ import warnings
 import numpy as np
 
 
+def st_from(args):
+    from tms_bayes.inference.phase_smc import RestrictedSettings
+    from tms_bayes.inference.smc import SMCSettings
+
+    return RestrictedSettings(smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess))
+
+
+def crossover(args, st) -> None:
+    from tms_bayes import theory
+    from tms_bayes.inference.phase_smc import population_phase_free_energies
+    from tms_bayes.theory.laplace import sign_changes
+
+    grid = [int(v) for v in args.crossover_n.split(",")]
+    t0 = time.perf_counter()
+    ds = population_phase_free_energies(6, ["5", "6"], grid, repeats=args.repeats, settings=st, progress=False)
+    d = (ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).values  # (repeat, n)
+    cat = theory.critical_points(6)
+    lap = (ds.laplace.sel(phase="5") - ds.laplace.sel(phase="6")).values
+    print(f"F_5 − F_6 on the population model, {args.repeats} restricted SMC runs per phase ({time.perf_counter() - t0:.0f} s)")
+    print(f"{'n':>6}{'measured':>10}{'± SE':>7}{'Laplace':>10}")
+    for i, n in enumerate(grid):
+        print(f"{n:>6}{d[:, i].mean():>10.2f}{d[:, i].std(ddof=1) / np.sqrt(len(d)):>7.2f}{lap[i]:>10.2f}")
+    point = sign_changes(grid, d.mean(0))
+    rng = np.random.default_rng(0)
+    boots = [sign_changes(grid, d[rng.integers(0, len(d), len(d))].mean(0)) for _ in range(2000)]
+    last = np.array([b[-1] for b in boots if b])
+    lo, hi = np.quantile(last, [0.025, 0.975]) if last.size else (np.nan, np.nan)
+    print(f"measured 5 -> 6 crossover(s): {', '.join(f'{x:.1f}' for x in point) or 'none on the grid'}"
+          f"  (last one: 95% bootstrap interval over repeats [{lo:.1f}, {hi:.1f}])")
+    lap_roots = ", ".join(f"{r['n']:.1f}" for r in theory.crossovers(cat, "5", "6", convention="laplace"))
+    print(f"Laplace: {lap_roots}; paper: {theory.crossover(cat, '5', '6'):.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=8)
@@ -29,16 +66,18 @@ def main() -> None:
     ap.add_argument("--n", default="300,1000,3000,10000,30000")
     ap.add_argument("--phases", default="5,5+,6")
     ap.add_argument("--out", default=None, help="CSV of every run (optional)")
+    ap.add_argument("--crossover-n", default=None, help="measure the 5 -> 6 crossover on this grid instead")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)
 
     from tms_bayes import theory
-    from tms_bayes.inference.phase_smc import RestrictedSettings, population_phase_free_energies
-    from tms_bayes.inference.smc import SMCSettings
+    from tms_bayes.inference.phase_smc import population_phase_free_energies
 
+    if args.crossover_n:
+        return crossover(args, st_from(args))
     grid = [int(v) for v in args.n.split(",")]
     phases = [p.strip() for p in args.phases.split(",")]
-    st = RestrictedSettings(smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess))
+    st = st_from(args)
     t0 = time.perf_counter()
     ds = population_phase_free_energies(6, phases, grid, repeats=args.repeats, settings=st, progress=False)
     total = time.perf_counter() - t0

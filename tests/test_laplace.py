@@ -152,3 +152,11 @@ def test_theory_cli_prints_laplace_terms_and_every_pairwise_crossover(tmp_path, 
     assert set(map(tuple, pairs[["phase_a", "phase_b"]].values)) == {("5", "5+"), ("5", "6"), ("5+", "6")}
     assert set(pairs.convention) == {"paper", "laplace"}
     assert (tmp_path / "laplace.csv").exists() and (tmp_path / "occupancy_conventions.png").exists()
+
+
+def test_sign_changes():
+    from tms_bayes.theory.laplace import sign_changes
+
+    assert sign_changes([1, 2, 3, 4], [-1.0, 1.0, 1.0, -3.0]) == [1.5, 3.25]
+    assert sign_changes([1, 2, 3], [1.0, 0.0, -1.0]) == [2.0]
+    assert sign_changes([1, 2], [1.0, 2.0]) == []

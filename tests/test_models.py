@@ -127,3 +127,17 @@ def test_relu_model_rejects_bad_input():
         pt1_truth(2.0)
     with pytest.raises(ValueError, match="d must be an integer >= 1"):
         relu_model(X, y, d=0)
+
+
+def test_datasets_are_stable_in_n():
+    """Row k of a seed's dataset does not depend on how many rows are drawn (issue 17, item 2)."""
+    from tms_bayes.models.data import tms_inputs
+    from tms_bayes.models.relu import pt1_truth, relu_data
+
+    assert np.array_equal(tms_inputs(600, 6, 0)[:100], tms_inputs(1200, 6, 0)[:100])
+    assert np.array_equal(tms_inputs(1200, 6, 0)[:100], tms_inputs(100, 6, 0))
+    X = tms_inputs(5000, 6, 3)
+    assert np.all((X > 0).sum(1) == 1) and abs((X > 0).mean(0) - 1 / 6).max() < 0.02  # one uniform feature per row
+    Xa, ya = relu_data(pt1_truth(1.2), 300, seed=1)
+    Xb, yb = relu_data(pt1_truth(1.2), 1000, seed=1)
+    assert np.array_equal(Xa, Xb[:300]) and np.array_equal(ya, yb[:300])

@@ -87,10 +87,11 @@ def symmetric_truth(m: int, *, bias: float = -0.3, q: float = 1.0) -> ReluTruth:
 
 
 def relu_data(truth: ReluTruth, n: int, seed: int = 0, *, noise_std: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y): n inputs x ~ U([−1, 1]²) and y = f(x; w⁰) + N(0, noise_std²), from one seed."""
-    rng = np.random.default_rng(_validate.integer("seed", seed, minimum=0))
-    X = relu_inputs(n, rng)
-    y = truth(X) + _validate.positive("noise_std", noise_std) * rng.normal(size=len(X))
+    """(X, y): n inputs x ~ U([−1, 1]²) and y = f(x; w⁰) + N(0, noise_std²), from one seed.  Inputs
+    and noise come from two independent streams of the seed, so row k is the same whatever n is."""
+    inputs, noise = (np.random.default_rng(s) for s in np.random.SeedSequence(_validate.integer("seed", seed, minimum=0)).spawn(2))
+    X = relu_inputs(n, inputs)
+    y = truth(X) + _validate.positive("noise_std", noise_std) * noise.normal(size=len(X))
     return X, y
 
 

@@ -48,7 +48,7 @@ from .. import _validate
 from .critical_points import RANK_ATOL, RANK_RTOL, kgon, parse_phase
 from .regions import column_roles, in_phase_xp
 
-__all__ = ["laplace_terms", "constant_steps", "CONSTANT_STEPS", "neighbourhood_draws", "label_variants", "dataset_free_energies", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
+__all__ = ["laplace_terms", "constant_steps", "CONSTANT_STEPS", "neighbourhood_draws", "label_variants", "dataset_free_energies", "dataset_crossovers", "sign_changes", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
 
 CONVENTIONS = ("paper", "laplace")
 
@@ -337,3 +337,26 @@ def constant_steps(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0) -> 
             out[i, j] = acc
     return xr.DataArray(out, dims=("step", "phase"), coords={"step": [s for s, _ in CONSTANT_STEPS], "phase": list(terms.phase.values)},
                         name="constant", attrs={"prior_std": prior_std})
+
+
+def sign_changes(n, diff) -> list[float]:
+    """Every n where ``diff`` (sampled on the increasing grid ``n``) changes sign, by linear
+    interpolation between grid points (a zero on a grid point counts once)."""
+    n, diff = np.asarray(n, dtype=float), np.asarray(diff, dtype=float)
+    out = []
+    for i in range(len(n) - 1):
+        a, b = diff[i], diff[i + 1]
+        if a == 0 and (i == 0 or diff[i - 1] != 0):
+            out.append(float(n[i]))
+        elif a * b < 0:
+            out.append(float(n[i] + (n[i + 1] - n[i]) * a / (a - b)))
+    if len(n) and diff[-1] == 0:
+        out.append(float(n[-1]))
+    return out
+
+
+def dataset_crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, X, n, **kw) -> list[float]:
+    """Every n on the grid's span where F_a(D_n) = F_b(D_n) by :func:`dataset_free_energies` (keywords
+    passed on), interpolated linearly between grid points."""
+    ds = dataset_free_energies(catalogue, [phase_a, phase_b], X, n, **kw)
+    return sign_changes(ds.n.values, (ds.free_energy.sel(phase=phase_a) - ds.free_energy.sel(phase=phase_b)).values)
