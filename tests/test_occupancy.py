@@ -66,7 +66,9 @@ def test_report_end_to_end(tiny_sweep, tmp_path):
     assert -1 <= occ.attrs["adjusted_rand_index"] <= 1
     md = (tmp_path / "report.md").read_text()
     assert "chain-share estimator" in md and "adjusted Rand index" in md
-    assert [c["kind"] for c in report.crossovers] == ["theory", "empirical"]
+    assert [c["kind"] for c in report.crossovers] == ["theory", "theory (Laplace)", "empirical"]
+    assert "Laplace, every O(1) term" in report.text() and "Mixing between phases" in md
+    assert "t-interval over 2 datasets" in occ.attrs["interval"]
 
 
 def test_occupancy_cli_and_errors(tiny_sweep, tmp_path, capsys):

@@ -106,3 +106,21 @@ def test_per_dataset_theory(cat6):
     d_pop = (pop.sel(phase="5") - pop.sel(phase="6")).values
     assert np.all(d_data < d_pop), (d_data, d_pop)
     assert int(ds.stuck.sum()) <= 0.1 * 264 * 2
+
+
+@pytest.mark.slow
+def test_restricted_smc_agrees_with_laplace_at_large_n(cat6):
+    """benchmarks/phase_free_energy.py on a reduced scale (3 runs per phase, n = 3·10³ and 10⁴; about 7
+    minutes on 2 cores).  Measured with 8 runs: F₅₊ − F₆ − Laplace = −0.02 ± 0.05 at 10⁴ and
+    F₅ − F₆ − Laplace = −0.46 ± 0.08 (the 5-gon's shell, shrinking ≈ n^(−1/2)).  Tolerances: 4 SE of 3
+    runs (≈ 0.1 each) around those values."""
+    from tms_bayes.inference.phase_smc import population_phase_free_energies
+
+    st = RestrictedSettings(smc=SMCSettings(particles=2048, mcmc_steps=30, cess_target=0.8))
+    ds = population_phase_free_energies(6, ["5", "5+", "6"], [3000, 10000], repeats=3, settings=st, progress=False)
+    res = ds["mean"] - ds.laplace
+    d56 = float(res.sel(phase="5", n=10000) - res.sel(phase="6", n=10000))
+    d56p = float(res.sel(phase="5+", n=10000) - res.sel(phase="6", n=10000))
+    assert abs(d56p) < 0.4, d56p
+    assert -0.9 < d56 < -0.05, d56
+    assert abs(float(res.sel(phase="5", n=10000))) < abs(float(res.sel(phase="5", n=3000)))  # shrinks with n

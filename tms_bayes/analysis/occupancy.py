@@ -123,20 +123,32 @@ def on_phases(occ: xr.Dataset, phases) -> xr.Dataset:
         other = (1.0 - tot).expand_dims(phase=[OTHER])
         return xr.concat([normed, other], dim="phase")
 
-    share, boot = renorm(occ.share), renorm(occ.bootstrap)
+    share, boot, per_seed = renorm(occ.share), renorm(occ.bootstrap), renorm(occ.share_seed)
     level = float(occ.attrs.get("interval", "95%").split("%")[0]) / 100 if "%" in occ.attrs.get("interval", "") else 0.95
-    lo = boot.quantile((1 - level) / 2, dim="replicate").drop_vars("quantile")
-    hi = boot.quantile((1 + level) / 2, dim="replicate").drop_vars("quantile")
+    if "t-interval" in occ.attrs.get("interval", ""):  # few datasets: the same t-interval, on the new normalisation
+        from scipy import stats
+
+        S = per_seed.sizes["seed"]
+        half = stats.t.ppf((1 + level) / 2, S - 1) * per_seed.std("seed", ddof=1) / np.sqrt(S)
+        lo, hi = (share - half).clip(0, 1), (share + half).clip(0, 1)
+    else:
+        lo = boot.quantile((1 - level) / 2, dim="replicate").drop_vars("quantile")
+        hi = boot.quantile((1 + level) / 2, dim="replicate").drop_vars("quantile")
     share = share.transpose("n", "phase")
     out = xr.Dataset({"share": share, "lower": lo.transpose(*share.dims), "upper": hi.transpose(*share.dims),
-                      "share_seed": renorm(occ.share_seed).transpose("n", "seed", "phase"), "bootstrap": boot.transpose("replicate", "n", "phase")})
+                      "share_seed": per_seed.transpose("n", "seed", "phase"), "bootstrap": boot.transpose("replicate", "n", "phase")})
     out.attrs = {**occ.attrs, "normalisation": f"renormalised over {','.join(phases)}; 'other' = mass outside them"}
     return out
 
 
 def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
-    """Shares per (n, phase) with bootstrap intervals over chains, per-seed shares, chain-majority
-    shares, and mean L_n per phase (module docstring)."""
+    """Shares per (n, phase) with intervals from a hierarchical bootstrap (datasets, then chains; a
+    t-interval over datasets when there are ≤ 6 of them — :func:`tms_bayes.analysis.mixing.hierarchical_bootstrap`),
+    per-seed shares, chain-majority shares, mean L_n per phase, and the chains' mixing between phases:
+    label transitions per chain, R̂ / ESS of the phase indicators, and ``mixed`` per n
+    (:mod:`tms_bayes.analysis.mixing`)."""
+    from .mixing import hierarchical_bootstrap, mixing_summary
+
     n_boot = _validate.integer("n_boot", n_boot, minimum=10)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
@@ -145,11 +157,12 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     onehot = np.stack([(lab == p) for p in phases], axis=-1).astype(float)  # (n, seed, chain, draw, P)
     per_chain = onehot.mean(axis=3)  # (n, seed, chain, P)
     N, S, C, P = per_chain.shape
-    share, lo, hi, boot = bootstrap_shares(per_chain.reshape(N, S * C, P), n_boot=n_boot, level=level, seed=seed)
+    share, lo, hi, boot, kind = hierarchical_bootstrap(per_chain, n_boot=n_boot, level=level, seed=seed)
     majority = per_chain.argmax(axis=-1)  # (n, seed, chain)
     chain_share = np.stack([(majority == k).mean(axis=(1, 2)) for k in range(P)], axis=-1)
     Ln = labels["L_n"].values
     mean_loss = np.array([[Ln[i][lab[i] == p].mean() if np.any(lab[i] == p) else np.nan for p in phases] for i in range(N)])
+    mix = mixing_summary(labels, [p for p in phases if p != UNCLASSIFIED])
     return xr.Dataset(
         {
             "share": (("n", "phase"), share, {"long_name": "share of draws (pooled over seeds and chains)"}),
@@ -159,12 +172,20 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
             "chain_share": (("n", "phase"), chain_share, {"long_name": "share of chains by majority label"}),
             "mean_L_n": (("n", "phase"), mean_loss),
             "bootstrap": (("replicate", "n", "phase"), boot),
+            "transitions": mix.transitions,
+            "min_transitions": mix.min_transitions,
+            "mixed": mix.mixed,
+            "indicator_rhat": mix.rhat.rename(phase="mixing_phase"),
+            "indicator_ess": mix.ess_bulk.rename(phase="mixing_phase"),
+            "indicator_assessable": mix.assessable.rename(phase="mixing_phase"),
         },
         coords={"n": labels.n.values, "phase": phases, "seed": labels.seed.values, "replicate": np.arange(n_boot)},
         attrs={
             **labels.attrs,
             "estimator": "chain share: an MCMC estimate of posterior mass (NUTS from prior initialisations; chains cross slowly and may not have converged)",
-            "interval": f"{level:.0%} percentile bootstrap over chains, {n_boot} replicates, seed {seed}",
+            "interval": kind,
+            "datasets": S,
+            "mixed": "an n is mixed only if every chain changes phase label at least once; unmixed n are flagged",
             "tms_bayes_version": __version__,
         },
     )

@@ -161,6 +161,7 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     the shares are first put on its normalisation (:func:`tms_bayes.analysis.occupancy.on_phases`:
     renormalised over the theory's phases) and the mass outside them is drawn as "other"."""
     fig, ax = _new(ax, figsize=(7.5, 4.6))
+    mixed_n = occ["mixed"].values if "mixed" in occ else None
     if theory is not None:
         from .occupancy import on_phases
 
@@ -170,10 +171,14 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     colors = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(theory_phases + phases))}
     colors["other"] = "0.5"
     n = occ.n.values
+    mixed = np.asarray(mixed_n, dtype=bool) if mixed_n is not None else np.ones(len(n), dtype=bool)
     for p in phases:
         s = occ.share.sel(phase=p).values
         yerr = np.vstack([s - occ.lower.sel(phase=p).values, occ.upper.sel(phase=p).values - s])
-        ax.errorbar(n, s, yerr=yerr, fmt="o", ms=4, capsize=2, color=colors[p], label=f"{p} (chains)")
+        ax.errorbar(n[mixed], s[mixed], yerr=yerr[:, mixed], fmt="o", ms=4, capsize=2, color=colors[p], label=f"{p} (chains)")
+        if (~mixed).any():  # unmixed n: hollow, not drawn as equals of the mixed ones
+            ax.errorbar(n[~mixed], s[~mixed], yerr=yerr[:, ~mixed], fmt="o", ms=4, mfc="none", capsize=2, color=colors[p], alpha=0.6,
+                        label=f"{p} (chains, unmixed n)" if p == phases[0] else None)
         for seed in occ.seed.values:
             ax.plot(n, occ.share_seed.sel(phase=p, seed=seed).values, ".", color=colors[p], alpha=0.25, ms=3)
     if theory is not None:

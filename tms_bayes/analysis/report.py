@@ -58,6 +58,18 @@ class OccupancyReport:
         cols["other (measured)"] = occ.share.sel(phase="other").values
         return pd.DataFrame(cols, index=pd.Index(occ.n.values, name="n"))
 
+    def mixing(self) -> pd.DataFrame:
+        """Per n: mixed, min and mean label transitions per chain, and R̂ / ESS of the phase indicators
+        (NaN R̂: the indicator is constant — not assessable)."""
+        o = self.occupancy
+        df = pd.DataFrame({"mixed": o.mixed.values, "min transitions": o.min_transitions.values,
+                           "mean transitions": o.transitions.mean(("seed", "chain")).values.round(1)}, index=pd.Index(o.n.values, name="n"))
+        for p in o.mixing_phase.values:
+            if str(p) in map(str, self.theory.phase.values):
+                df[f"R̂ {p}"] = o.indicator_rhat.sel(mixing_phase=p).values.round(3)
+                df[f"ESS {p}"] = o.indicator_ess.sel(mixing_phase=p).values.round(0)
+        return df
+
     def text(self) -> str:
         lines = ["Empirical occupancy (share of draws; chain-share estimator: MCMC estimate of posterior mass, may be unconverged)", self.table().round(3).to_string(), "",
                  "On the theory's normalisation (shares renormalised over its phases; 'other' = mass outside them)", self.comparison().round(3).to_string(), ""]
@@ -74,6 +86,11 @@ class OccupancyReport:
                     f"{100 * cr['fraction_crossing']:.0f}% of replicates that cross)"
                 )
         lines.append(f"unsupervised coarse-graining: {self.n_clusters} clusters, adjusted Rand index vs exact labels = {self.ari:.3f}")
+        if "mixed" in self.occupancy:
+            lines += ["", "Mixing between phases (an n is mixed only if every chain changes label at least once):", self.mixing().to_string()]
+            unmixed = [int(n) for n, m in zip(self.occupancy.n.values, self.occupancy.mixed.values) if not m]
+            if unmixed:
+                lines.append(f"UNMIXED n (chain shares there depend on where chains started; drawn hollow): {unmixed}")
         return "\n".join(lines)
 
 
@@ -199,7 +216,25 @@ have converged, and its value depends on the run's length and starting points. I
 |---|---|---|---|
 {chr(10).join(f"| {c['kind']} | {c['from']} → {c['to']} | {c['n_crit']:.1f} | [{c['lower']:.0f}, {c['upper']:.0f}] |" for c in report.crossovers)}
 
-Theory interval: n where |F_α − F_β| ≤ 1 (the dropped O(1) terms). Empirical interval: bootstrap over chains.
+Theory (paper's convention) interval: n where |F_α − F_β| ≤ 1. Theory (Laplace): every O(1) term of the
+expansion (`tms-bayes theory` prints them); below n ≈ 300 it is not yet accurate. Empirical interval:
+percentiles of the hierarchical bootstrap (datasets, then chains).
+
+## On the theory's normalisation
+
+Shares renormalised over the theory's phases; "other" is the measured mass outside them.
+
+{(lambda df: df.to_markdown() if _has_tabulate() else df.to_string())(report.comparison().round(3))}
+
+## Mixing between phases
+
+An n is *mixed* only if every chain changes phase label at least once; R̂ and bulk ESS are those of the
+phase indicators 1[label = α] over the chains of each dataset (R̂: max over datasets; NaN = the indicator
+is constant, not assessable; ∞ = every chain stuck in its own phase).
+
+{(lambda df: df.to_markdown() if _has_tabulate() else df.to_string())(report.mixing())}
+
+{"**Unmixed n** (drawn hollow; their chain shares depend on where the chains started): " + ", ".join(str(int(n)) for n, m in zip(report.occupancy.n.values, report.occupancy.mixed.values) if not m) if not bool(report.occupancy.mixed.all()) else "Every n is mixed."}
 
 ## Unclassified share per n
 
