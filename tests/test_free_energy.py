@@ -79,3 +79,28 @@ def test_phases_as_comma_string_and_unicode_minus(cat6):
     assert list(occ.phase.values) == ["5", "5+", "6"]
     F = phase_free_energies(cat6, ["4++−"], [500], lambdas={"4++−": 7.0})
     assert list(F.phase.values) == ["4++-"]
+
+
+def test_agreement_verdicts_on_synthetic_shares():
+    """Log-odds agreement between SMC mass and a theory, per dataset and paired: a theory equal to the
+    truth agrees, one shifted by 2 nats disagrees, and an n where the 5-gon holds < 20 effective
+    particles is not comparable."""
+    import xarray as xr
+
+    from tms_bayes.analysis.free_energy import agreement
+
+    rng = np.random.default_rng(0)
+    n, S = np.array([100, 200, 300]), 4
+    true_dF = np.array([-1.0, 0.5, 3.0])  # F5 - F6
+    dF = true_dF[:, None] + rng.normal(0, 0.1, (3, S))
+    p6 = 1 / (1 + np.exp(-dF))
+    share = np.stack([1 - p6, p6], -1)
+    ess = np.stack([share[..., 0] * 1000, share[..., 1] * 1000], -1)
+    ess[2, 0, 0] = 5.0
+    occ = xr.Dataset({"share_seed": (("n", "seed", "phase"), share), "phase_ess": (("n", "seed", "phase"), ess)},
+                     coords={"n": n, "seed": np.arange(S), "phase": ["5", "6"]})
+    good = xr.DataArray(np.repeat(true_dF[:, None], S, 1), dims=("n", "seed"), coords={"n": n, "seed": np.arange(S)})
+    ag = agreement(occ, good)
+    assert list(ag.verdict.values) == ["agree", "agree", "not comparable"]
+    np.testing.assert_allclose(ag.smc_dF.values, dF.mean(1), atol=1e-12)
+    assert list(agreement(occ, good + 2.0).verdict.values[:2]) == ["disagree", "disagree"]

@@ -183,6 +183,11 @@ def test_free_energy_report(tiny_smc, tmp_path):
     for name in ("report.md", "occupancy_estimators.png", "free_energy.png", "free_energy.csv", "occupancy_estimators.csv", "lambda_growth.csv"):
         assert (tmp_path / "rep" / name).exists(), name
     assert any(c["kind"] == "theory" and c["n_crit"] == pytest.approx(601, abs=2) for c in rep.crossovers)
+    assert any(c["kind"] == "theory (Laplace)" and c["n_crit"] == pytest.approx(113.5, abs=1) for c in rep.crossovers)
+    # the agreement table: per n a verdict; at these tiny n (30-90) with 64 particles both phases are rare
+    assert (tmp_path / "rep" / "agreement.csv").exists() and "## Agreement" in (tmp_path / "rep" / "report.md").read_text()
+    assert set(rep.agreement.verdict.values) <= {"agree", "disagree", "not comparable"}
+    assert "not comparable" in set(rep.agreement.verdict.values)
 
 
 def test_smc_cli_bad_input(tmp_path, capsys):

@@ -29,7 +29,7 @@ from .. import __version__, _validate
 from .occupancy import bootstrap_shares, _phase_order
 from .phases import Rule, classify_tms
 
-__all__ = ["smc_labels", "smc_occupancy", "phase_free_energy", "lambda_from_growth"]
+__all__ = ["smc_labels", "smc_occupancy", "phase_free_energy", "lambda_from_growth", "agreement"]
 
 
 def smc_labels(smc, thresholds: Rule | None = None) -> xr.Dataset:
@@ -133,3 +133,44 @@ def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Da
         coords={"phase": list(phases), "seed": F_phase.seed.values, "n": n},
         attrs={"formula": "slope of F_n(W_a) - n L_n(w_a) on log n, OLS per seed; mean over seeds with a t interval", "level": level, "min_particles": min_particles},
     )
+
+
+def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Dataset | None = None, phase_a: str = "5",
+              phase_b: str = "6", min_particles: float = 20.0) -> xr.Dataset:
+    """Measured against theory as log-odds, per n: ΔF = F_a − F_b = log P(b | D_n) − log P(a | D_n).
+
+    - SMC: ΔF per dataset from the phases' weights; mean and standard error over datasets;
+    - theory: ``theory_dF`` (n, seed), e.g. the per-dataset Laplace expansion
+      (:func:`tms_bayes.theory.laplace.dataset_free_energies`) on the same datasets;
+    - the paired difference SMC − theory per dataset, its mean and SE, and a verdict per n:
+      ``"agree"`` when |mean| ≤ 2 SE, ``"disagree"`` otherwise, ``"not comparable"`` when the minority
+      phase holds fewer than ``min_particles`` effective particles on some dataset (its share is then
+      not measured, only bounded);
+    - chains (optional): ΔF from the pooled chain shares, for reference (no SE: chains are not
+      independent draws of the posterior mass).
+    Returns a Dataset (n) with these variables and the verdicts."""
+    sa, sb = (smc_occ.share_seed.sel(phase=p) if p in smc_occ.phase.values else xr.zeros_like(smc_occ.share_seed.isel(phase=0)) for p in (phase_a, phase_b))
+    ea, eb = (smc_occ.phase_ess.sel(phase=p) if p in smc_occ.phase.values else xr.zeros_like(smc_occ.phase_ess.isel(phase=0)) for p in (phase_a, phase_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        smc_dF = np.log(sb) - np.log(sa)  # (n, seed)
+    th = theory_dF.sel(n=smc_occ.n.values, seed=smc_occ.seed.values)
+    S = smc_occ.sizes["seed"]
+    comparable = (np.minimum(ea, eb) >= min_particles).all("seed")
+    paired = smc_dF - th
+
+    def mean_se(x):
+        return x.mean("seed"), x.std("seed", ddof=1) / math.sqrt(S) if S > 1 else x.mean("seed") * np.nan
+
+    m_smc, se_smc = mean_se(smc_dF)
+    m_th, se_th = mean_se(th)
+    m_d, se_d = mean_se(paired)
+    verdict = np.where(~comparable.values, "not comparable", np.where(np.abs(m_d.values) <= 2 * se_d.values, "agree", "disagree"))
+    out = xr.Dataset({"smc_dF": m_smc, "smc_se": se_smc, "theory_dF": m_th, "theory_se": se_th, "difference": m_d, "difference_se": se_d,
+                      "comparable": comparable, "verdict": ("n", verdict.astype(str)), "min_phase_ess": np.minimum(ea, eb).min("seed")})
+    if chains_occ is not None:
+        ca, cb = (chains_occ.share.sel(phase=p) if p in chains_occ.phase.values else xr.zeros_like(chains_occ.share.isel(phase=0)) for p in (phase_a, phase_b))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["chains_dF"] = (np.log(cb) - np.log(ca)).sel(n=smc_occ.n.values)
+    out.attrs = {"log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})", "datasets": S,
+                 "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; not comparable below {min_particles:g} effective particles"}
+    return out

@@ -20,7 +20,7 @@ from ..inference.storage import write_figure, write_netcdf, write_text
 from ..theory import critical_points, phase_free_energies, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers
 from . import plots
-from .free_energy import lambda_from_growth, phase_free_energy, smc_labels, smc_occupancy
+from .free_energy import agreement, lambda_from_growth, phase_free_energy, smc_labels, smc_occupancy
 from .occupancy import empirical_crossover, theory_crossover_interval
 from .phases import Rule
 from .report import _has_tabulate
@@ -37,6 +37,18 @@ class SMCReport:
     growth: xr.Dataset | None = None
     chains: xr.Dataset | None = None
     files: dict = field(default_factory=dict)
+    agreement: xr.Dataset | None = None  # SMC vs per-dataset Laplace theory as log-odds F5 − F6, per n
+
+    def agreement_table(self) -> pd.DataFrame:
+        """Per n: ΔF = F₅ − F₆ by SMC, by the per-dataset Laplace theory and by chains, their paired
+        difference with its SE, and the verdict (analysis.free_energy.agreement)."""
+        a = self.agreement
+        df = pd.DataFrame({"n": a.n.values, "SMC ΔF": a.smc_dF.values, "± SE": a.smc_se.values, "theory ΔF": a.theory_dF.values,
+                           "SMC − theory": a.difference.values, "± SE ": a.difference_se.values, "min ESS": a.min_phase_ess.values,
+                           "verdict": a.verdict.values})
+        if "chains_dF" in a:
+            df.insert(4, "chains ΔF", a.chains_dF.values)
+        return df.round(2)
 
     def occupancy_table(self, phases=("5", "5+", "6"), theory: xr.DataArray | None = None) -> pd.DataFrame:
         """One row per n: SMC share [interval], chain share and theory for each phase, all renormalised
@@ -61,12 +73,26 @@ class SMCReport:
         return pd.DataFrame(rows)
 
 
+def _dataset_dF(smc, cat, seeds) -> xr.DataArray:
+    """F₅(D_n) − F₆(D_n) by the per-dataset Laplace expansion on each seed's dataset, (n, seed)."""
+    from ..inference.sweep import dataset
+    from ..theory.laplace import dataset_free_energies
+
+    st = smc.sweep_settings
+    rows = []
+    for s in seeds:
+        ds = dataset_free_energies(cat, ["5", "6"], dataset(st, int(s))["X"], list(st.n), sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+        rows.append((ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).values)
+    return xr.DataArray(np.array(rows).T, dims=("n", "seed"), coords={"n": list(st.n), "seed": list(seeds)}, name="theory_dF")
+
+
 def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dataset | None = None, phases=("5", "5+", "6"),
-               thresholds: Rule | None = None, seed: int = 0) -> SMCReport:
+               thresholds: Rule | None = None, seed: int = 0, dataset_theory: bool = True) -> SMCReport:
     """Analyse a finished SMC run (module docstring).  ``loss_min`` (from
     :func:`tms_bayes.inference.smc_sweep.phase_minima`) enables λ from growth; ``chains`` (an
     :func:`~tms_bayes.analysis.occupancy.empirical_occupancy` Dataset of a NUTS sweep on the same
-    grid) adds the chain-share estimator."""
+    grid) adds the chain-share estimator.  ``dataset_theory`` adds the first table: SMC against the
+    per-dataset Laplace expansion as log-odds F₅ − F₆ with a verdict per n (about 40 s per dataset)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     st = smc.sweep_settings
@@ -100,6 +126,11 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
         lam_theory = {p: float(cat.lambda_.sel(phase=p)) for p in growth.phase.values}
         growth["lambda_theory"] = ("phase", np.array([lam_theory[p] for p in growth.phase.values]))
     rep = SMCReport(labels, occ, F_phase, crossovers, growth, chains)
+    if dataset_theory and {"5", "6"} <= set(phases):
+        rep.agreement = agreement(occ, _dataset_dF(smc, cat, labels.seed.values), chains_occ=chains)
+        files_extra = {"agreement_csv": write_text(out / "agreement.csv", rep.agreement_table().to_csv(index=False))}
+    else:
+        files_extra = {}
     files = {}
     files["labels"] = write_netcdf(out / "smc_labels.nc", labels)
     files["occupancy"] = write_netcdf(out / "smc_occupancy.nc", occ.drop_vars("bootstrap"))
@@ -117,6 +148,7 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
         files["lambda_csv"] = write_text(out / "lambda_growth.csv", growth[["lambda", "se", "lower", "upper", "seeds_used", "points", "lambda_theory"]].to_dataframe().reset_index().to_csv(index=False))
     files["occupancy_png"] = write_figure(out / "occupancy_estimators.png", plots.occupancy_estimators(occ, chains, theory_occ, crossovers, phases=phases))
     files["free_energy_png"] = write_figure(out / "free_energy.png", plots.phase_free_energy(F_phase, theory_F, growth, phases=phases))
+    files.update(files_extra)
     rep.files = files
     files["report"] = write_text(out / "report.md", _markdown(rep, smc, table))
     return rep
@@ -137,6 +169,11 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
         f"{ss.mcmc_steps} HMC moves × {ss.leapfrog_steps} leapfrog steps per stage; {len(smc.completed)} seeds (datasets); grid n = {list(st.n)}.",
         f"Wall time: {ev.groupby('seed').wall_time_s.first().sum():.0f} s over all seeds.",
         "",
+        *(["## Agreement: SMC posterior mass vs the per-dataset Laplace theory (log-odds ΔF = F₅ − F₆)", "",
+            md(rep.agreement_table()), "",
+            f"Paired over the {rep.agreement.attrs['datasets']} datasets: {rep.agreement.attrs['verdict']}. "
+            f"Verdicts: {', '.join(f'{v} {int((rep.agreement.verdict == v).sum())}' for v in ('agree', 'disagree', 'not comparable'))}.", ""]
+           if rep.agreement is not None else []),
         "## Occupancy: posterior mass (SMC, 95 % bootstrap over seeds) vs NUTS chain shares vs theory",
         "",
         md(table),
