@@ -28,7 +28,9 @@ def st_from(args):
     from tms_bayes.inference.phase_smc import RestrictedSettings
     from tms_bayes.inference.smc import SMCSettings
 
-    return RestrictedSettings(smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess))
+    return RestrictedSettings(
+        smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess)
+    )
 
 
 def crossover(args, st) -> None:
@@ -38,11 +40,15 @@ def crossover(args, st) -> None:
 
     grid = [int(v) for v in args.crossover_n.split(",")]
     t0 = time.perf_counter()
-    ds = population_phase_free_energies(6, ["5", "6"], grid, repeats=args.repeats, settings=st, progress=False)
+    ds = population_phase_free_energies(
+        6, ["5", "6"], grid, repeats=args.repeats, settings=st, progress=False
+    )
     d = (ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).values  # (repeat, n)
     cat = theory.critical_points(6)
     lap = (ds.laplace.sel(phase="5") - ds.laplace.sel(phase="6")).values
-    print(f"F_5 − F_6 on the population model, {args.repeats} restricted SMC runs per phase ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"F_5 − F_6 on the population model, {args.repeats} restricted SMC runs per phase ({time.perf_counter() - t0:.0f} s)"
+    )
     print(f"{'n':>6}{'measured':>10}{'± SE':>7}{'Laplace':>10}")
     for i, n in enumerate(grid):
         print(f"{n:>6}{d[:, i].mean():>10.2f}{d[:, i].std(ddof=1) / np.sqrt(len(d)):>7.2f}{lap[i]:>10.2f}")
@@ -51,8 +57,10 @@ def crossover(args, st) -> None:
     boots = [sign_changes(grid, d[rng.integers(0, len(d), len(d))].mean(0)) for _ in range(2000)]
     last = np.array([b[-1] for b in boots if b])
     lo, hi = np.quantile(last, [0.025, 0.975]) if last.size else (np.nan, np.nan)
-    print(f"measured 5 -> 6 crossover(s): {', '.join(f'{x:.1f}' for x in point) or 'none on the grid'}"
-          f"  (last one: 95% bootstrap interval over repeats [{lo:.1f}, {hi:.1f}])")
+    print(
+        f"measured 5 -> 6 crossover(s): {', '.join(f'{x:.1f}' for x in point) or 'none on the grid'}"
+        f"  (last one: 95% bootstrap interval over repeats [{lo:.1f}, {hi:.1f}])"
+    )
     lap_roots = ", ".join(f"{r['n']:.1f}" for r in theory.crossovers(cat, "5", "6", convention="laplace"))
     print(f"Laplace: {lap_roots}; paper: {theory.crossover(cat, '5', '6'):.1f}")
 
@@ -83,8 +91,10 @@ def main() -> None:
     total = time.perf_counter() - t0
     cat = theory.critical_points(6)
     paper = theory.phase_free_energies(cat, phases, grid, convention="paper")
-    print(f"restricted SMC: {args.repeats} runs per phase, {args.particles} particles, {args.steps} HMC moves per stage, "
-          f"CESS {args.cess}; {total:.0f} s in total, {float(ds.wall_time_s.mean()):.1f} s per run")
+    print(
+        f"restricted SMC: {args.repeats} runs per phase, {args.particles} particles, {args.steps} HMC moves per stage, "
+        f"CESS {args.cess}; {total:.0f} s in total, {float(ds.wall_time_s.mean()):.1f} s per run"
+    )
     print()
     ref = "6" if "6" in phases else phases[-1]
     for a in [p for p in phases if p != ref]:
@@ -93,14 +103,21 @@ def main() -> None:
         lap = (ds.laplace.sel(phase=a) - ds.laplace.sel(phase=ref)).values
         pap = (paper.sel(phase=a) - paper.sel(phase=ref)).values
         print(f"F_{a} − F_{ref}:")
-        print(f"{'n':>7}{'measured':>11}{'± SE':>7}{'Laplace':>10}{'residual':>10}{'paper':>10}{'residual':>10}")
+        print(
+            f"{'n':>7}{'measured':>11}{'± SE':>7}{'Laplace':>10}{'residual':>10}{'paper':>10}{'residual':>10}"
+        )
         for i, n in enumerate(grid):
-            print(f"{n:>7}{mean[i]:>11.2f}{se[i]:>7.2f}{lap[i]:>10.2f}{mean[i] - lap[i]:>10.2f}{pap[i]:>10.2f}{mean[i] - pap[i]:>10.2f}")
+            print(
+                f"{n:>7}{mean[i]:>11.2f}{se[i]:>7.2f}{lap[i]:>10.2f}{mean[i] - lap[i]:>10.2f}{pap[i]:>10.2f}{mean[i] - pap[i]:>10.2f}"
+            )
         print()
     print("each phase: F_measured − F_Laplace (mean ± SE over repeats)")
     print(f"{'n':>7}" + "".join(f"{p:>16}" for p in phases))
     for i, n in enumerate(grid):
-        cells = "".join(f"{float(ds['mean'].sel(phase=p)[i] - ds.laplace.sel(phase=p)[i]):>10.2f} ± {float(ds.se.sel(phase=p)[i]):.2f}" for p in phases)
+        cells = "".join(
+            f"{float(ds['mean'].sel(phase=p)[i] - ds.laplace.sel(phase=p)[i]):>10.2f} ± {float(ds.se.sel(phase=p)[i]):.2f}"
+            for p in phases
+        )
         print(f"{n:>7}{cells}")
     if args.out:
         from pathlib import Path

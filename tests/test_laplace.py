@@ -56,7 +56,9 @@ def test_hessian_determinant_by_finite_differences(cat6, terms):
         for i in range(d):
             for j in range(i, d):
                 e_i, e_j = np.eye(d)[i] * h, np.eye(d)[j] * h
-                H[i, j] = H[j, i] = (f(w0 + e_i + e_j) - f(w0 + e_i - e_j) - f(w0 - e_i + e_j) + f(w0 - e_i - e_j)) / (4 * h * h)
+                H[i, j] = H[j, i] = (
+                    f(w0 + e_i + e_j) - f(w0 + e_i - e_j) - f(w0 - e_i + e_j) + f(w0 - e_i - e_j)
+                ) / (4 * h * h)
         eig = np.linalg.eigvalsh(H)
         nz = eig[np.abs(eig) > 1e-5]
         assert nz.size == int(terms.hessian_rank.sel(phase=name))
@@ -90,8 +92,16 @@ def test_labelled_copies_by_brute_force(cat6, name, expected):
 def test_laplace_constant_assembles_its_terms(terms):
     for name in ("5", "5+", "6"):
         t = terms.sel(phase=name)
-        expected = (-0.5 * int(t["hessian_rank"]) * math.log(2 * math.pi) + float(t.half_log_det)
-                    - (math.log(int(t.copies)) + float(t.log_orbit) - float(t.neg_log_prior) + math.log(float(t.flat_mass))))
+        expected = (
+            -0.5 * int(t["hessian_rank"]) * math.log(2 * math.pi)
+            + float(t.half_log_det)
+            - (
+                math.log(int(t.copies))
+                + float(t.log_orbit)
+                - float(t.neg_log_prior)
+                + math.log(float(t.flat_mass))
+            )
+        )
         assert float(t.constant) == pytest.approx(expected, abs=1e-12)
     # issue 13's first estimate: the O(1) terms put F5 - F6 at about +4.8 nats
     assert float(terms.constant.sel(phase="5") - terms.constant.sel(phase="6")) == pytest.approx(4.8, abs=0.2)
@@ -102,7 +112,11 @@ def test_crossovers_in_both_conventions(cat6):
     returned.  Laplace: the O(1) terms move 5 → 6 down to n ≈ 114 (two roots, both below the trusted
     range), and 5 → 5+ to ≈ 555."""
     roots = theory.crossovers(cat6, "5", "6")
-    assert len(roots) == 1 and roots[0]["n"] == pytest.approx(601.005, abs=1e-3) and roots[0]["winner_after"] == "6"
+    assert (
+        len(roots) == 1
+        and roots[0]["n"] == pytest.approx(601.005, abs=1e-3)
+        and roots[0]["winner_after"] == "6"
+    )
     assert theory.crossover(cat6, "5", "6", sigma=1.0) == pytest.approx(1202.01, abs=0.01)
     lap = theory.crossovers(cat6, "5", "6", convention="laplace")
     assert [r_["winner_after"] for r_ in lap] == ["5", "6"]
@@ -122,7 +136,9 @@ def test_laplace_occupancy_is_a_softmax_of_its_free_energies(cat6):
     assert occ.attrs["convention"] == "laplace"
     # F at σ = 1 is F at σ² = 1/2 with n halved
     F1 = theory.phase_free_energies(cat6, ["5", "6"], 2 * n, convention="laplace", sigma=1.0)
-    np.testing.assert_allclose(F1.values, theory.phase_free_energies(cat6, ["5", "6"], n, convention="laplace").values)
+    np.testing.assert_allclose(
+        F1.values, theory.phase_free_energies(cat6, ["5", "6"], n, convention="laplace").values
+    )
 
 
 def test_crossover_steps_go_from_the_paper_to_laplace(cat6):
@@ -131,12 +147,16 @@ def test_crossover_steps_go_from_the_paper_to_laplace(cat6):
     ≈ +4.25 nats (issue 13: "≈ −4.3 nats" on F₅'s side) and alone moves n_crit from ≈ 415 to ≈ 114."""
     steps = theory.crossover_steps(cat6, "5", "6")
     assert steps.n_crit.iloc[0] == pytest.approx(theory.crossover(cat6, "5", "6"), rel=1e-9)
-    assert steps.n_crit.iloc[-1] == pytest.approx(theory.crossover(cat6, "5", "6", convention="laplace"), rel=1e-9)
+    assert steps.n_crit.iloc[-1] == pytest.approx(
+        theory.crossover(cat6, "5", "6", convention="laplace"), rel=1e-9
+    )
     terms = laplace_terms(cat6, ["5", "6"])
     assert steps.C_5.iloc[-1] == pytest.approx(float(terms.constant.sel(phase="5")), abs=1e-10)
     moves = np.diff(steps.delta_C.values)
     assert moves[-1] == pytest.approx(-np.log(float(terms.flat_mass.sel(phase="5"))), abs=1e-12)
-    assert steps.n_crit.iloc[-2] == pytest.approx(415.2, abs=1.0) and steps.n_crit.iloc[-1] == pytest.approx(113.5, abs=1.0)
+    assert steps.n_crit.iloc[-2] == pytest.approx(415.2, abs=1.0) and steps.n_crit.iloc[-1] == pytest.approx(
+        113.5, abs=1.0
+    )
 
 
 def test_theory_cli_prints_laplace_terms_and_every_pairwise_crossover(tmp_path, capsys):

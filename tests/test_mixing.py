@@ -3,14 +3,26 @@
 import numpy as np
 import xarray as xr
 
-from tms_bayes.analysis.mixing import hierarchical_bootstrap, indicator_diagnostics, label_transitions, mixing_summary
+from tms_bayes.analysis.mixing import (
+    hierarchical_bootstrap,
+    indicator_diagnostics,
+    label_transitions,
+    mixing_summary,
+)
 
 
 def _labels(arr):
     arr = np.asarray(arr, dtype=object)
     N, S, C, D = arr.shape
-    return xr.Dataset({"label": (("n", "seed", "chain", "draw"), arr.astype(str))},
-                      coords={"n": np.arange(N) * 100 + 100, "seed": np.arange(S), "chain": np.arange(C), "draw": np.arange(D)})
+    return xr.Dataset(
+        {"label": (("n", "seed", "chain", "draw"), arr.astype(str))},
+        coords={
+            "n": np.arange(N) * 100 + 100,
+            "seed": np.arange(S),
+            "chain": np.arange(C),
+            "draw": np.arange(D),
+        },
+    )
 
 
 def test_transitions_skip_unclassified_draws():

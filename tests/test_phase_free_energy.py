@@ -28,8 +28,16 @@ def test_restricted_smc_matches_laplace_and_not_the_paper_constant(cat6):
     off at every n: the test tells the two conventions apart by a margin of several nats."""
     grid = [300, 1000, 2000]
     st = RestrictedSettings(smc=SMCSettings(particles=512, mcmc_steps=50), prior_draws=400_000)
-    F = {p: np.mean([restricted_free_energy(6, p, grid, settings=st, seed=s, progress=False).free_energy.values for s in (1, 2)], axis=0)
-         for p in ("5", "6")}
+    F = {
+        p: np.mean(
+            [
+                restricted_free_energy(6, p, grid, settings=st, seed=s, progress=False).free_energy.values
+                for s in (1, 2)
+            ],
+            axis=0,
+        )
+        for p in ("5", "6")
+    }
     measured = F["5"] - F["6"]
     lap = theory.phase_free_energies(cat6, ["5", "6"], grid, convention="laplace")
     paper = theory.phase_free_energies(cat6, ["5", "6"], grid, convention="paper")
@@ -117,7 +125,9 @@ def test_restricted_smc_agrees_with_laplace_at_large_n(cat6):
     from tms_bayes.inference.phase_smc import population_phase_free_energies
 
     st = RestrictedSettings(smc=SMCSettings(particles=2048, mcmc_steps=30, cess_target=0.8))
-    ds = population_phase_free_energies(6, ["5", "5+", "6"], [3000, 10000], repeats=3, settings=st, progress=False)
+    ds = population_phase_free_energies(
+        6, ["5", "5+", "6"], [3000, 10000], repeats=3, settings=st, progress=False
+    )
     res = ds["mean"] - ds.laplace
     d56 = float(res.sel(phase="5", n=10000) - res.sel(phase="6", n=10000))
     d56p = float(res.sel(phase="5+", n=10000) - res.sel(phase="6", n=10000))

@@ -25,7 +25,13 @@ import warnings
 import numpy as np
 import xarray as xr
 
-__all__ = ["label_transitions", "indicator_diagnostics", "mixing_summary", "hierarchical_bootstrap", "FEW_UNITS"]
+__all__ = [
+    "label_transitions",
+    "indicator_diagnostics",
+    "mixing_summary",
+    "hierarchical_bootstrap",
+    "FEW_UNITS",
+]
 
 #: With this many datasets or fewer a bootstrap interval's coverage is poor: intervals are t-intervals
 #: over the per-dataset shares instead, and reports say so.
@@ -42,8 +48,12 @@ def label_transitions(labels: xr.Dataset, *, unclassified: str = "unclassified")
     carried = np.take_along_axis(lab, idx, axis=-1)
     seen = np.maximum.accumulate(named, axis=-1)
     changes = (carried[..., 1:] != carried[..., :-1]) & seen[..., :-1]
-    return xr.DataArray(changes.sum(-1), dims=("n", "seed", "chain"),
-                        coords={k: labels[k].values for k in ("n", "seed", "chain")}, name="transitions")
+    return xr.DataArray(
+        changes.sum(-1),
+        dims=("n", "seed", "chain"),
+        coords={k: labels[k].values for k in ("n", "seed", "chain")},
+        name="transitions",
+    )
 
 
 def indicator_diagnostics(labels: xr.Dataset, phases) -> xr.Dataset:
@@ -74,10 +84,19 @@ def indicator_diagnostics(labels: xr.Dataset, phases) -> xr.Dataset:
                 rh.append(r if np.isfinite(r) else np.inf)
                 ess[i, a] += e if np.isfinite(e) else 0.0
             rhat[i, a] = max(rh) if rh else np.nan
-    return xr.Dataset({"rhat": (("n", "phase"), rhat), "ess_bulk": (("n", "phase"), ess), "assessable": (("n", "phase"), assessable)},
-                      coords={"n": labels.n.values, "phase": phases},
-                      attrs={"rhat": "rank-normalised split R-hat of 1[label = phase], per dataset over its chains; max over datasets",
-                             "ess_bulk": "bulk ESS of the indicator, summed over datasets", "assessable": "the indicator is not constant"})
+    return xr.Dataset(
+        {
+            "rhat": (("n", "phase"), rhat),
+            "ess_bulk": (("n", "phase"), ess),
+            "assessable": (("n", "phase"), assessable),
+        },
+        coords={"n": labels.n.values, "phase": phases},
+        attrs={
+            "rhat": "rank-normalised split R-hat of 1[label = phase], per dataset over its chains; max over datasets",
+            "ess_bulk": "bulk ESS of the indicator, summed over datasets",
+            "assessable": "the indicator is not constant",
+        },
+    )
 
 
 def mixing_summary(labels: xr.Dataset, phases) -> xr.Dataset:

@@ -27,8 +27,15 @@ def tms_phase_indicator(cm, phase: str) -> Callable:
     return lambda w: bool(test(jnp.asarray(w)))
 
 
-def minimise_in_phase(value_and_grad: Callable, w0, inside: Callable | None = None, *, args: tuple = (), gtol: float = 1e-9,
-                      maxiter: int = 3000) -> tuple[np.ndarray, float, dict]:
+def minimise_in_phase(
+    value_and_grad: Callable,
+    w0,
+    inside: Callable | None = None,
+    *,
+    args: tuple = (),
+    gtol: float = 1e-9,
+    maxiter: int = 3000,
+) -> tuple[np.ndarray, float, dict]:
     """(ŵ, f(ŵ), info) from BFGS on ``value_and_grad`` ((w, *args) ↦ (value, gradient), JAX; pass it
     jitted once and vary ``args``, so that repeated calls compile nothing) started at ``w0``, stopped at
     the last iterate inside ``inside`` if one leaves it (module docstring).  info: ``left_phase``
@@ -52,8 +59,18 @@ def minimise_in_phase(value_and_grad: Callable, w0, inside: Callable | None = No
             raise StopIteration
         state["last"] = x
 
-    res = optimize.minimize(fun, w0, jac=True, method="BFGS", callback=callback, options={"gtol": gtol, "maxiter": maxiter})
+    res = optimize.minimize(
+        fun, w0, jac=True, method="BFGS", callback=callback, options={"gtol": gtol, "maxiter": maxiter}
+    )
     w = state["last"] if (inside is not None and (state["left"] or not inside(res.x))) else np.asarray(res.x)
     state["left"] = state["left"] or (inside is not None and not inside(np.asarray(res.x)))
     value = fun(w)[0]
-    return w, value, {"left_phase": state["left"], "iterations": state["iterations"], "moved": float(np.linalg.norm(w - w0))}
+    return (
+        w,
+        value,
+        {
+            "left_phase": state["left"],
+            "iterations": state["iterations"],
+            "moved": float(np.linalg.norm(w - w0)),
+        },
+    )

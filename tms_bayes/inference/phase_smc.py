@@ -34,7 +34,12 @@ from ..theory.critical_points import parse_phase
 from .compile import compile_model
 from .smc import SMCSettings, number_path, run_smc
 
-__all__ = ["RestrictedSettings", "restricted_prior", "restricted_free_energy", "population_phase_free_energies"]
+__all__ = [
+    "RestrictedSettings",
+    "restricted_prior",
+    "restricted_free_energy",
+    "population_phase_free_energies",
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ def _region(cm, c: int, phase: str, st: RestrictedSettings):
 
     def inside(w):
         p = cm.unravel(w)
-        return regions.in_phase_xp(jnp, p["W"], p["b"], k, sigma, phi, tol=st.dead_tol, vertex_norm=st.vertex_norm)
+        return regions.in_phase_xp(
+            jnp, p["W"], p["b"], k, sigma, phi, tol=st.dead_tol, vertex_norm=st.vertex_norm
+        )
 
     return inside
 
@@ -76,7 +83,9 @@ def _aligner(cm, c: int, phase: str, st: "RestrictedSettings"):
 
     def align(x):
         p = cm.unravel(x)
-        W, b = regions.align_to_reference(p["W"], p["b"], W_ref, k, tol=st.dead_tol, vertex_norm=st.vertex_norm)
+        W, b = regions.align_to_reference(
+            p["W"], p["b"], W_ref, k, tol=st.dead_tol, vertex_norm=st.vertex_norm
+        )
         return np.concatenate([W.reshape(len(x), -1) if n == "W" else b for n in cm.param_names], axis=1)
 
     return align
@@ -104,8 +113,16 @@ def restricted_prior(cm, inside, size: int, prior_std: float, draws: int, seed: 
     return x0, math.log(p), math.sqrt((1.0 - p) / hits)
 
 
-def restricted_free_energy(c: int, phase: str, grid, *, prior_std: float = 1.0, settings: RestrictedSettings | None = None,
-                           seed: int = 0, progress: bool = True) -> xr.Dataset:
+def restricted_free_energy(
+    c: int,
+    phase: str,
+    grid,
+    *,
+    prior_std: float = 1.0,
+    settings: RestrictedSettings | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> xr.Dataset:
     """F_n(W_α) of the population TMS model (energy n L) at every n of ``grid`` by restricted SMC
     (module docstring).  Returns a Dataset (n): free_energy, log_prior_mass, its SE, stages, the
     share of particles still inside the region at the end (1 by construction), with settings in attrs."""
@@ -121,23 +138,55 @@ def restricted_free_energy(c: int, phase: str, grid, *, prior_std: float = 1.0, 
     inside = _region(cm, c, phase, st)
     x0, log_p0, se0 = restricted_prior(cm, inside, st.smc.particles, prior_std, st.prior_draws, seed)
     path = number_path(cm.with_data(), "n")
-    res = run_smc(cm, path, grid, x0, settings=st.smc, seed=seed, progress=progress, desc=f"restricted SMC {phase}",
-                  constraint=inside, log_z0=log_p0, canonicalise=_aligner(cm, c, phase, st) if st.align else None)
+    res = run_smc(
+        cm,
+        path,
+        grid,
+        x0,
+        settings=st.smc,
+        seed=seed,
+        progress=progress,
+        desc=f"restricted SMC {phase}",
+        constraint=inside,
+        log_z0=log_p0,
+        canonicalise=_aligner(cm, c, phase, st) if st.align else None,
+    )
     still = np.asarray(jax.vmap(inside)(jnp.asarray(res.particles[-1])))
     stages = np.searchsorted(res.stages["s"], grid.astype(float), side="right")
     return xr.Dataset(
         {"free_energy": ("n", -res.log_evidence), "stages": ("n", stages)},
         coords={"n": grid},
-        attrs={"phase": phase, "c": c, "prior_std": prior_std, "seed": seed, "log_prior_mass": log_p0, "log_prior_mass_se": se0,
-               "inside_share_final": float(still.mean()), "mean_acceptance": float(np.nanmean(res.stages["acceptance"])),
-               "particles": st.smc.particles, "prior_draws": st.prior_draws, "dead_tol": st.dead_tol, "vertex_norm": st.vertex_norm,
-               "wall_time_s": time.perf_counter() - t0, "tms_bayes_version": __version__,
-               "estimator": "SMC over n restricted to the phase region (population model, energy n L)"},
+        attrs={
+            "phase": phase,
+            "c": c,
+            "prior_std": prior_std,
+            "seed": seed,
+            "log_prior_mass": log_p0,
+            "log_prior_mass_se": se0,
+            "inside_share_final": float(still.mean()),
+            "mean_acceptance": float(np.nanmean(res.stages["acceptance"])),
+            "particles": st.smc.particles,
+            "prior_draws": st.prior_draws,
+            "dead_tol": st.dead_tol,
+            "vertex_norm": st.vertex_norm,
+            "wall_time_s": time.perf_counter() - t0,
+            "tms_bayes_version": __version__,
+            "estimator": "SMC over n restricted to the phase region (population model, energy n L)",
+        },
     )
 
 
-def population_phase_free_energies(c: int, phases, grid, *, repeats: int = 4, prior_std: float = 1.0,
-                                   settings: RestrictedSettings | None = None, seed: int = 0, progress: bool = True) -> xr.Dataset:
+def population_phase_free_energies(
+    c: int,
+    phases,
+    grid,
+    *,
+    repeats: int = 4,
+    prior_std: float = 1.0,
+    settings: RestrictedSettings | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> xr.Dataset:
     """F_n(W_α) for each phase by ``repeats`` independent restricted SMC runs, beside the Laplace
     expansion: Dataset (phase, repeat, n) with ``free_energy`` and (phase, n) ``mean``, ``se`` (SD over
     repeats / √repeats, which includes the prior-mass error) and ``laplace``."""
@@ -146,17 +195,51 @@ def population_phase_free_energies(c: int, phases, grid, *, repeats: int = 4, pr
     if isinstance(phases, str):
         phases = [p.strip() for p in phases.split(",") if p.strip()]
     repeats = _validate.integer("repeats", repeats, minimum=2)
-    runs = [[restricted_free_energy(c, p, grid, prior_std=prior_std, settings=settings, seed=seed + 1000 * i + j, progress=progress)
-             for i in range(repeats)] for j, p in enumerate(phases)]
+    runs = [
+        [
+            restricted_free_energy(
+                c,
+                p,
+                grid,
+                prior_std=prior_std,
+                settings=settings,
+                seed=seed + 1000 * i + j,
+                progress=progress,
+            )
+            for i in range(repeats)
+        ]
+        for j, p in enumerate(phases)
+    ]
     F = np.array([[r.free_energy.values for r in row] for row in runs])
-    lap = phase_free_energies(critical_points(c), phases, grid, convention="laplace", prior_std=prior_std).values.T
+    lap = phase_free_energies(
+        critical_points(c), phases, grid, convention="laplace", prior_std=prior_std
+    ).values.T
     wall = np.array([[r.attrs["wall_time_s"] for r in row] for row in runs])
     return xr.Dataset(
-        {"free_energy": (("phase", "repeat", "n"), F), "mean": (("phase", "n"), F.mean(1)),
-         "se": (("phase", "n"), F.std(1, ddof=1) / math.sqrt(repeats)), "laplace": (("phase", "n"), lap),
-         "wall_time_s": (("phase", "repeat"), wall),
-         "log_prior_mass": (("phase", "repeat"), np.array([[r.attrs["log_prior_mass"] for r in row] for row in runs]))},
+        {
+            "free_energy": (("phase", "repeat", "n"), F),
+            "mean": (("phase", "n"), F.mean(1)),
+            "se": (("phase", "n"), F.std(1, ddof=1) / math.sqrt(repeats)),
+            "laplace": (("phase", "n"), lap),
+            "wall_time_s": (("phase", "repeat"), wall),
+            "log_prior_mass": (
+                ("phase", "repeat"),
+                np.array([[r.attrs["log_prior_mass"] for r in row] for row in runs]),
+            ),
+        },
         coords={"phase": list(phases), "repeat": np.arange(repeats), "n": np.asarray(grid)},
-        attrs={k: v for k, v in runs[0][0].attrs.items() if k not in ("phase", "seed", "wall_time_s", "log_prior_mass", "log_prior_mass_se",
-                                                                      "inside_share_final", "mean_acceptance")},
+        attrs={
+            k: v
+            for k, v in runs[0][0].attrs.items()
+            if k
+            not in (
+                "phase",
+                "seed",
+                "wall_time_s",
+                "log_prior_mass",
+                "log_prior_mass_se",
+                "inside_share_final",
+                "mean_acceptance",
+            )
+        },
     )

@@ -48,7 +48,20 @@ from .. import _validate
 from .critical_points import RANK_ATOL, RANK_RTOL, kgon, parse_phase
 from .regions import column_roles, in_phase_xp
 
-__all__ = ["laplace_terms", "constant_steps", "CONSTANT_STEPS", "neighbourhood_draws", "label_variants", "dataset_free_energies", "dataset_crossovers", "sign_changes", "flat_region_mass", "label_copies", "n_effective", "CONVENTIONS"]
+__all__ = [
+    "laplace_terms",
+    "constant_steps",
+    "CONSTANT_STEPS",
+    "neighbourhood_draws",
+    "label_variants",
+    "dataset_free_energies",
+    "dataset_crossovers",
+    "sign_changes",
+    "flat_region_mass",
+    "label_copies",
+    "n_effective",
+    "CONVENTIONS",
+]
 
 CONVENTIONS = ("paper", "laplace")
 
@@ -63,8 +76,16 @@ def label_copies(c: int, k: int, sigma: int) -> int:
     return math.comb(c, k) * math.factorial(k - 1) * math.comb(c - k, sigma)
 
 
-def flat_region_mass(c: int, k: int, sigma: int, *, prior_std: float = 1.0, samples: int = 1_000_000,
-                     seed: int = 0, batch: int = 250_000) -> tuple[float, float]:
+def flat_region_mass(
+    c: int,
+    k: int,
+    sigma: int,
+    *,
+    prior_std: float = 1.0,
+    samples: int = 1_000_000,
+    seed: int = 0,
+    batch: int = 250_000,
+) -> tuple[float, float]:
     """(P, standard error of log P): prior mass of the dead columns' flat region at the standard
     k^{σ+} point, by Monte Carlo over the c − k − σ dead columns drawn jointly from N(0, s²)."""
     return _flat_region_mass(c, k, sigma, float(prior_std), int(samples), int(seed), int(batch))
@@ -87,12 +108,16 @@ def _flat_region_mass(c, k, sigma, prior_std, samples, seed, batch):
         hits += int(np.sum(in_phase_xp(np, W, b, k, sigma, 0, tol=0.0)))
         done += m
     if hits == 0:
-        raise ValueError(f"no prior draw of {samples} fell in the flat region of {k}{'+' * sigma} at c = {c}; raise samples")
+        raise ValueError(
+            f"no prior draw of {samples} fell in the flat region of {k}{'+' * sigma} at c = {c}; raise samples"
+        )
     p = hits / samples
     return p, math.sqrt((1.0 - p) / hits)
 
 
-def laplace_terms(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0, samples: int = 1_000_000, seed: int = 0) -> xr.Dataset:
+def laplace_terms(
+    catalogue: xr.Dataset, phases, *, prior_std: float = 1.0, samples: int = 1_000_000, seed: int = 0
+) -> xr.Dataset:
     """Every term of the Laplace free energy per phase (module docstring), as a Dataset (phase):
     hessian_rank, half_log_det (½ log det′H), log_orbit (log 2π‖W_live‖_F), copies, neg_log_prior
     (−log φ_live(w*)), flat_mass and its log-SE, and ``constant`` — the O(1) term
@@ -100,10 +125,25 @@ def laplace_terms(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0, samp
     prior_std = _validate.positive("prior_std", prior_std)
     names = [p.strip() for p in (phases.split(",") if isinstance(phases, str) else phases)]
     c = int(catalogue.attrs["c"])
-    rows = {key: [] for key in ("hessian_rank", "half_log_det", "log_orbit", "copies", "neg_log_prior", "flat_mass", "flat_log_se", "constant", "loss")}
+    rows = {
+        key: []
+        for key in (
+            "hessian_rank",
+            "half_log_det",
+            "log_orbit",
+            "copies",
+            "neg_log_prior",
+            "flat_mass",
+            "flat_log_se",
+            "constant",
+            "loss",
+        )
+    }
     for name in names:
         if name not in catalogue.phase.values:
-            raise ValueError(f"unknown phase {name!r} at c = {c}; allowed: {', '.join(map(str, catalogue.phase.values))}")
+            raise ValueError(
+                f"unknown phase {name!r} at c = {c}; allowed: {', '.join(map(str, catalogue.phase.values))}"
+            )
         k, sigma, phi = parse_phase(name)
         row = catalogue.sel(phase=name)
         if str(row.lambda_source.values) != "theory" or phi:
@@ -117,24 +157,52 @@ def laplace_terms(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0, samp
         W, b = np.asarray(row.W.values), np.asarray(row.b.values)
         live = np.arange(k + sigma)
         w_live = np.concatenate([W[:, live].ravel(), b[live]])
-        neg_log_prior = 0.5 * float(w_live @ w_live) / prior_std**2 + 0.5 * w_live.size * math.log(2 * math.pi * prior_std**2)
+        neg_log_prior = 0.5 * float(w_live @ w_live) / prior_std**2 + 0.5 * w_live.size * math.log(
+            2 * math.pi * prior_std**2
+        )
         log_orbit = math.log(2 * math.pi * float(np.linalg.norm(W[:, live])))
         copies = label_copies(c, k, sigma)
         mass, mass_se = flat_region_mass(c, k, sigma, prior_std=prior_std, samples=samples, seed=seed)
         half_log_det = 0.5 * float(np.sum(np.log(nz)))
         r = int(nz.size)
-        const = -0.5 * r * math.log(2 * math.pi) + half_log_det - (math.log(copies) + log_orbit - neg_log_prior + math.log(mass))
-        for key, v in (("hessian_rank", r), ("half_log_det", half_log_det), ("log_orbit", log_orbit), ("copies", copies),
-                       ("neg_log_prior", neg_log_prior), ("flat_mass", mass), ("flat_log_se", mass_se), ("constant", const),
-                       ("loss", float(row.loss))):
+        const = (
+            -0.5 * r * math.log(2 * math.pi)
+            + half_log_det
+            - (math.log(copies) + log_orbit - neg_log_prior + math.log(mass))
+        )
+        for key, v in (
+            ("hessian_rank", r),
+            ("half_log_det", half_log_det),
+            ("log_orbit", log_orbit),
+            ("copies", copies),
+            ("neg_log_prior", neg_log_prior),
+            ("flat_mass", mass),
+            ("flat_log_se", mass_se),
+            ("constant", const),
+            ("loss", float(row.loss)),
+        ):
             rows[key].append(v)
-    attrs = {"prior_std": prior_std, "flat_samples": samples, "flat_seed": seed,
-             "formula": "F = n_eff L + (r/2) log n_eff - (r/2) log 2pi + 0.5 log det'H - log(copies * orbit * phi_live(w*) * P_flat)"}
-    return xr.Dataset({k_: ("phase", np.asarray(v)) for k_, v in rows.items()}, coords={"phase": names}, attrs=attrs)
+    attrs = {
+        "prior_std": prior_std,
+        "flat_samples": samples,
+        "flat_seed": seed,
+        "formula": "F = n_eff L + (r/2) log n_eff - (r/2) log 2pi + 0.5 log det'H - log(copies * orbit * phi_live(w*) * P_flat)",
+    }
+    return xr.Dataset(
+        {k_: ("phase", np.asarray(v)) for k_, v in rows.items()}, coords={"phase": names}, attrs=attrs
+    )
 
 
-def neighbourhood_draws(catalogue: xr.Dataset, phase: str, n: float, size: int, *, seed: int = 0, prior_std: float = 1.0,
-                        dead_norm_max: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def neighbourhood_draws(
+    catalogue: xr.Dataset,
+    phase: str,
+    n: float,
+    size: int,
+    *,
+    seed: int = 0,
+    prior_std: float = 1.0,
+    dead_norm_max: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior-like draws (W (size, 2, c), b (size, c)) around the critical set of ``phase`` at energy n L.
 
     - live coordinates: the Laplace Gaussian N(w*, (n H)⁺) on the non-flat coordinates (H the Hessian of
@@ -178,7 +246,9 @@ def neighbourhood_draws(catalogue: xr.Dataset, phase: str, n: float, size: int, 
             W[todo[ok]], b[todo[ok]] = Wt[ok], bt[ok]
             todo = todo[~ok]
     theta = rng.uniform(0, 2 * np.pi, size)
-    R = np.stack([np.stack([np.cos(theta), -np.sin(theta)], -1), np.stack([np.sin(theta), np.cos(theta)], -1)], -2)
+    R = np.stack(
+        [np.stack([np.cos(theta), -np.sin(theta)], -1), np.stack([np.sin(theta), np.cos(theta)], -1)], -2
+    )
     R[rng.random(size) < 0.5, 1] *= -1  # reflections
     W = np.einsum("sij,sjc->sic", R, W)
     perm = np.argsort(rng.random((size, c)), axis=1)
@@ -211,8 +281,18 @@ def label_variants(catalogue: xr.Dataset, phase: str) -> tuple[np.ndarray, np.nd
     return np.array(Ws), np.array(bs)
 
 
-def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float = math.sqrt(0.5), beta: float = 1.0,
-                          prior_std: float = 1.0, newton_steps: int = 30, warm_steps: int = 8) -> xr.Dataset:
+def dataset_free_energies(
+    catalogue: xr.Dataset,
+    phases,
+    X,
+    n,
+    *,
+    sigma: float = math.sqrt(0.5),
+    beta: float = 1.0,
+    prior_std: float = 1.0,
+    newton_steps: int = 30,
+    warm_steps: int = 8,
+) -> xr.Dataset:
     """Laplace free energies on one dataset: F_α(D_n) for each phase and each n (D_n = the first n rows
     of ``X``), summed over the data-distinguishable variants v (:func:`label_variants`):
 
@@ -251,13 +331,13 @@ def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float =
         d = 3 * c
 
         def loss(w, m):
-            W, b = w[: 2 * c].reshape(2, c), w[2 * c:]
+            W, b = w[: 2 * c].reshape(2, c), w[2 * c :]
             G = W.T @ W
             out = jnp.maximum(Xj @ G + b, 0.0)
             return jnp.sum(m * jnp.sum((Xj - out) ** 2, axis=-1)) / jnp.sum(m)
 
         def inside(w):
-            return in_phase_xp(jnp, w[: 2 * c].reshape(2, c), w[2 * c:], k, sg, ph)
+            return in_phase_xp(jnp, w[: 2 * c].reshape(2, c), w[2 * c :], k, sg, ph)
 
         steps = 0.5 ** jnp.arange(10)
 
@@ -277,7 +357,12 @@ def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float =
             g = jax.vmap(jax.grad(loss), in_axes=(0, None))(w, m)
             H = jax.vmap(jax.hessian(loss), in_axes=(0, None))(w, m)
             ev = jnp.sort(jnp.linalg.eigvalsh(H), axis=-1)[:, ::-1][:, :r]
-            return w, jax.vmap(loss, in_axes=(0, None))(w, m), jnp.linalg.norm(g, axis=-1), 0.5 * jnp.sum(jnp.log(ev), axis=-1)
+            return (
+                w,
+                jax.vmap(loss, in_axes=(0, None))(w, m),
+                jnp.linalg.norm(g, axis=-1),
+                0.5 * jnp.sum(jnp.log(ev), axis=-1),
+            )
 
         w = jnp.asarray(np.concatenate([W0.reshape(len(W0), -1), b0], axis=1))
         mass = float(terms.flat_mass.sel(phase=phase))
@@ -285,23 +370,36 @@ def dataset_free_energies(catalogue: xr.Dataset, phases, X, n, *, sigma: float =
             m = (rows < n_i).astype(float)
             w, Ln, gnorm, hld = solve(w, m, newton_steps if i == 0 else warm_steps)
             wn = np.asarray(w)
-            Wn, bn = wn[:, : 2 * c].reshape(-1, 2, c), wn[:, 2 * c:]
+            Wn, bn = wn[:, : 2 * c].reshape(-1, 2, c), wn[:, 2 * c :]
             _, dead, _, _ = column_roles(np, Wn, bn)
             live = ~dead
             w_live2 = (Wn**2 * live[:, None, :]).sum((1, 2)) + (bn**2 * live).sum(1)
             d_live = 3 * live.sum(1)
             neg_log_prior = 0.5 * w_live2 / prior_std**2 + 0.5 * d_live * math.log(2 * math.pi * prior_std**2)
             log_orbit = np.log(2 * math.pi * np.sqrt((Wn**2 * live[:, None, :]).sum((1, 2))))
-            Fv = (ne[i] * np.asarray(Ln) + 0.5 * r * math.log(ne[i] / (2 * math.pi)) + np.asarray(hld)
-                  - (log_orbit - neg_log_prior + math.log(mass)))
+            Fv = (
+                ne[i] * np.asarray(Ln)
+                + 0.5 * r * math.log(ne[i] / (2 * math.pi))
+                + np.asarray(hld)
+                - (log_orbit - neg_log_prior + math.log(mass))
+            )
             F[i, a] = -float(_logsumexp(-Fv))
             best[i, a] = float(np.min(np.asarray(Ln)))
             stuck[i, a] = int(np.sum(np.asarray(gnorm) > 1e-6))
     return xr.Dataset(
-        {"free_energy": (("n", "phase"), F), "best_loss": (("n", "phase"), best), "stuck": (("n", "phase"), stuck)},
+        {
+            "free_energy": (("n", "phase"), F),
+            "best_loss": (("n", "phase"), best),
+            "stuck": (("n", "phase"), stuck),
+        },
         coords={"n": n, "phase": list(phases)},
-        attrs={"convention": "laplace, per dataset", "sigma": sigma, "beta": beta, "prior_std": prior_std,
-               "formula": "F = -logsumexp_v(-F_v), F_v = n_eff L_n(w_v) + (r/2) log(n_eff/2pi) + 0.5 log det'H_n - log(orbit phi_live P_flat)"},
+        attrs={
+            "convention": "laplace, per dataset",
+            "sigma": sigma,
+            "beta": beta,
+            "prior_std": prior_std,
+            "formula": "F = -logsumexp_v(-F_v), F_v = n_eff L_n(w_v) + (r/2) log(n_eff/2pi) + 0.5 log det'H_n - log(orbit phi_live P_flat)",
+        },
     )
 
 
@@ -313,8 +411,14 @@ def _logsumexp(x):
 #: The O(1) terms of the Laplace constant in the order :func:`constant_steps` adds them to the paper's c_α.
 CONSTANT_STEPS = (
     ("paper c_alpha = |w*|^2/2", None),
-    ("+ prior normaliser (d_live/2) log 2pi s^2", lambda t: 0.5 * 3 * t["live_columns"] * math.log(2 * math.pi * t["prior_std"] ** 2)),
-    ("+ Gaussian width -(r/2) log 2pi + 1/2 log det'H", lambda t: -0.5 * t["hessian_rank"] * math.log(2 * math.pi) + t["half_log_det"]),
+    (
+        "+ prior normaliser (d_live/2) log 2pi s^2",
+        lambda t: 0.5 * 3 * t["live_columns"] * math.log(2 * math.pi * t["prior_std"] ** 2),
+    ),
+    (
+        "+ Gaussian width -(r/2) log 2pi + 1/2 log det'H",
+        lambda t: -0.5 * t["hessian_rank"] * math.log(2 * math.pi) + t["half_log_det"],
+    ),
     ("- log orbit length", lambda t: -t["log_orbit"]),
     ("- log labelled copies", lambda t: -math.log(t["copies"])),
     ("- log flat-region prior mass", lambda t: -math.log(t["flat_mass"])),
@@ -331,12 +435,19 @@ def constant_steps(catalogue: xr.Dataset, phases, *, prior_std: float = 1.0) -> 
         t = {k: float(terms[k].sel(phase=p)) for k in terms.data_vars}
         t["prior_std"] = prior_std
         t["live_columns"] = sum(parse_phase(str(p))[:2])
-        acc = t["neg_log_prior"] - 0.5 * 3 * t["live_columns"] * math.log(2 * math.pi * prior_std**2)  # ½‖w_live‖²/s²
+        acc = t["neg_log_prior"] - 0.5 * 3 * t["live_columns"] * math.log(
+            2 * math.pi * prior_std**2
+        )  # ½‖w_live‖²/s²
         for i, (_, f) in enumerate(CONSTANT_STEPS):
             acc += 0.0 if f is None else f(t)
             out[i, j] = acc
-    return xr.DataArray(out, dims=("step", "phase"), coords={"step": [s for s, _ in CONSTANT_STEPS], "phase": list(terms.phase.values)},
-                        name="constant", attrs={"prior_std": prior_std})
+    return xr.DataArray(
+        out,
+        dims=("step", "phase"),
+        coords={"step": [s for s, _ in CONSTANT_STEPS], "phase": list(terms.phase.values)},
+        name="constant",
+        attrs={"prior_std": prior_std},
+    )
 
 
 def sign_changes(n, diff) -> list[float]:
@@ -359,4 +470,6 @@ def dataset_crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, X, n, 
     """Every n on the grid's span where F_a(D_n) = F_b(D_n) by :func:`dataset_free_energies` (keywords
     passed on), interpolated linearly between grid points."""
     ds = dataset_free_energies(catalogue, [phase_a, phase_b], X, n, **kw)
-    return sign_changes(ds.n.values, (ds.free_energy.sel(phase=phase_a) - ds.free_energy.sel(phase=phase_b)).values)
+    return sign_changes(
+        ds.n.values, (ds.free_energy.sel(phase=phase_a) - ds.free_energy.sel(phase=phase_b)).values
+    )

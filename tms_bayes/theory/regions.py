@@ -26,7 +26,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_DEAD_TOL", "DEFAULT_VERTEX_NORM", "column_roles", "polygon_is_convex", "in_phase_xp", "label_samples", "align_to_reference"]
+__all__ = [
+    "DEFAULT_DEAD_TOL",
+    "DEFAULT_VERTEX_NORM",
+    "column_roles",
+    "polygon_is_convex",
+    "in_phase_xp",
+    "label_samples",
+    "align_to_reference",
+]
 
 #: Default tolerance of the functional dead-column test (module docstring, rule 2).  Chosen so that
 #: ≥ 95 % of posterior-like draws around the 5-gon at n = 300–1200 (flat region, cubic shell,
@@ -73,14 +81,31 @@ def polygon_is_convex(xp, W, vertex, k: int):
     return (count == k) & xp.all(cross > 0, axis=-1)
 
 
-def in_phase_xp(xp, W, b, k: int, sigma: int, phi: int, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM):
+def in_phase_xp(
+    xp,
+    W,
+    b,
+    k: int,
+    sigma: int,
+    phi: int,
+    *,
+    tol: float = DEFAULT_DEAD_TOL,
+    vertex_norm: float = DEFAULT_VERTEX_NORM,
+):
     """Indicator of the region of phase k^{σ+,φ−} (module docstring) for W (..., 2, c), b (..., c)."""
     splus, _, off, vertex = column_roles(xp, W, b, tol=tol, vertex_norm=vertex_norm)
     counts_ok = (xp.sum(splus, axis=-1) == sigma) & (xp.sum(off, axis=-1) == phi)
     return counts_ok & polygon_is_convex(xp, W, vertex, k)
 
 
-def label_samples(W, b, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM, unclassified: str = "unclassified"):
+def label_samples(
+    W,
+    b,
+    *,
+    tol: float = DEFAULT_DEAD_TOL,
+    vertex_norm: float = DEFAULT_VERTEX_NORM,
+    unclassified: str = "unclassified",
+):
     """Phase names k^{σ+,φ−} (numpy object array of shape W.shape[:-2]) of samples W (..., 2, c),
     b (..., c) by the functional rule (module docstring); ``unclassified`` where no phase applies."""
     from .critical_points import phase_name
@@ -101,7 +126,9 @@ def label_samples(W, b, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = D
     return names.reshape(lead)
 
 
-def align_to_reference(W, b, W_ref, k: int, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM):
+def align_to_reference(
+    W, b, W_ref, k: int, *, tol: float = DEFAULT_DEAD_TOL, vertex_norm: float = DEFAULT_VERTEX_NORM
+):
     """Map samples of a k-gon phase onto the symmetry copy nearest the reference polygon ``W_ref`` (2, c),
     whose first k columns are its vertices in counter-clockwise order (numpy; W (P, 2, c), b (P, c)).
 
@@ -135,7 +162,9 @@ def align_to_reference(W, b, W_ref, k: int, *, tol: float = DEFAULT_DEAD_TOL, ve
                 best[0][better], best[1][better], best[2][better] = o, idx[better], np.arctan2(B, A)[better]
             best_score = np.maximum(best_score, score)
     o, idx, th = best
-    rest = np.argsort(np.where(splus, 0, np.where(dead, 1, 2)) * 10 * c + np.arange(c), axis=-1)  # σ+ then dead columns
+    rest = np.argsort(
+        np.where(splus, 0, np.where(dead, 1, 2)) * 10 * c + np.arange(c), axis=-1
+    )  # σ+ then dead columns
     perm = np.concatenate([idx, rest[:, : c - k]], axis=-1)
     Wo = W * np.stack([np.ones(P), o], -1)[..., None]
     R = np.stack([np.stack([np.cos(th), -np.sin(th)], -1), np.stack([np.sin(th), np.cos(th)], -1)], -2)
