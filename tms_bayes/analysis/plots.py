@@ -184,14 +184,15 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     if theory is not None:
         for p in theory_phases:
             ax.plot(theory.n.values, theory.sel(phase=p).values, "-", color=colors[p], lw=1.5, label=f"{p} (theory)")
-    for cr in crossovers or []:
+    for k, cr in enumerate(crossovers or []):
         if not math.isfinite(cr.get("n_crit", math.nan)):
             continue
-        style = "--" if cr.get("kind") == "theory" else ":"
+        style = {"theory": "--", "theory (Laplace)": "-."}.get(cr.get("kind"), ":")
         ax.axvline(cr["n_crit"], color="0.3", ls=style, lw=1)
         if math.isfinite(cr.get("lower", math.nan)):
             ax.axvspan(cr["lower"], cr["upper"], color="0.5", alpha=0.12)
-        ax.annotate(f"{cr['from']}→{cr['to']} ({cr.get('kind', '')})\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.92), textcoords="offset points", xytext=(4, 0), fontsize=7)
+        ax.annotate(f"{cr['from']}→{cr['to']} ({cr.get('kind', '')})\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.92 - 0.09 * k),
+                    textcoords="offset points", xytext=(4, 0), fontsize=7)
     ax.set_xlabel("sample size n")
     ax.set_ylabel("occupancy")
     ax.set_ylim(-0.02, 1.02)
