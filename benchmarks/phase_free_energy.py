@@ -29,7 +29,7 @@ def st_from(args):
     from tms_bayes.inference.smc import SMCSettings
 
     return RestrictedSettings(
-        smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess)
+        smc=SMCSettings(particles=args.particles, mcmc_steps=args.steps, cess_target=args.cess), dead_tol=args.dead_tol
     )
 
 
@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--phases", default="5,5+,6")
     ap.add_argument("--out", default=None, help="CSV of every run (optional)")
     ap.add_argument("--crossover-n", default=None, help="measure the 5 -> 6 crossover on this grid instead")
+    ap.add_argument("--dead-tol", type=float, default=0.0, help="region rule: dead-column tolerance (default 0, the flat region)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)
 
