@@ -37,11 +37,11 @@ from .laplace import CONVENTIONS, constant_steps, laplace_terms, n_effective
 __all__ = ["free_energy", "phase_free_energies", "theoretical_occupancy", "crossover", "crossovers", "crossover_steps", "winner_changes", "TRUSTED_FROM"]
 
 #: Smallest n at which a crossover of the expansions is marked trusted.  Measured on the population
-#: model by restricted-phase SMC (benchmarks/phase_free_energy.py): the Laplace F₅ − F₆ is off by
-#: −1.26 ± 0.06 nats at n = 300, −1.22 at 10³, −0.88 at 3·10³, −0.28 at 3·10⁴ (F₅₊ − F₆ by < 0.4
-#: everywhere); below a few hundred the residual grows and a root can move by more than itself
-#: (the shift is ≈ residual / (n ΔL + Δλ)).  The paper also warns that classification fails below
-#: n ≈ 400.
+#: model by restricted-phase SMC (benchmarks/phase_free_energy.py, regions with dead_tol = 0): the
+#: Laplace F₅ − F₆ is off by −0.40 ± 0.08 nats at n = 300, −0.37 at 10³, −0.10 at 3·10³ and −0.03 at
+#: 3·10⁴ (F₅₊ − F₆ by < 0.4 everywhere), while each phase's own residual grows quickly below a few
+#: hundred (5-gon −1.97 at n = 300); a root moves by ≈ residual / (n ΔL + Δλ), which near n ≈ 100 is
+#: more than the root itself.  The paper also warns that classification fails below n ≈ 400.
 TRUSTED_FROM = 300.0
 
 
