@@ -72,8 +72,7 @@ def indicator_diagnostics(labels: xr.Dataset, phases) -> xr.Dataset:
             rh = []
             for j in range(S):
                 ind = (lab[i, j] == p).astype(float)  # (chain, draw)
-                if ind.min() == ind.max():
-                    ess[i, a] += 0.0
+                if ind.min() == ind.max():  # constant: not assessable on this dataset
                     continue
                 assessable[i, a] = True
                 with warnings.catch_warnings():

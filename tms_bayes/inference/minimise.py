@@ -23,7 +23,11 @@ __all__ = ["minimise_in_phase", "tms_phase_indicator"]
 def tms_phase_indicator(cm, phase: str) -> Callable:
     """w (flat, in ``cm``'s layout with free variables W and b) ↦ bool: inside ``phase``'s region."""
     k, sigma, phi = parse_phase(phase)
-    test = jax.jit(lambda w: regions.in_phase_xp(jnp, cm.unravel(w)["W"], cm.unravel(w)["b"], k, sigma, phi))
+    def indicator(w):
+        p = cm.unravel(w)
+        return regions.in_phase_xp(jnp, p["W"], p["b"], k, sigma, phi)
+
+    test = jax.jit(indicator)
     return lambda w: bool(test(jnp.asarray(w)))
 
 
@@ -62,8 +66,9 @@ def minimise_in_phase(
     res = optimize.minimize(
         fun, w0, jac=True, method="BFGS", callback=callback, options={"gtol": gtol, "maxiter": maxiter}
     )
-    w = state["last"] if (inside is not None and (state["left"] or not inside(res.x))) else np.asarray(res.x)
-    state["left"] = state["left"] or (inside is not None and not inside(np.asarray(res.x)))
+    if inside is not None and not inside(np.asarray(res.x)):  # the final step left (no callback after it)
+        state["left"] = True
+    w = state["last"] if state["left"] else np.asarray(res.x)
     value = fun(w)[0]
     return (
         w,

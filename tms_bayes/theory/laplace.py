@@ -212,24 +212,21 @@ def neighbourhood_draws(
       the whole flat region (ΔL = 0) and its cubic shell (ΔL > 0 rising like the cube of the excess);
     - then a uniformly random rotation, reflection and column permutation (the symmetries of L).
     Used to test the classifier on what a posterior at n looks like near each phase (issue 13)."""
-    from .potential import potential
+    from .potential import pack, potential, potential_hessian
 
     k, sigma, _ = parse_phase(phase)
     row = catalogue.sel(phase=phase)
     W0, b0 = np.asarray(row.W.values), np.asarray(row.b.values)
     r, c = W0.shape
     rng = np.random.default_rng(seed)
-    H = np.asarray(row.hessian_eigenvalues.values)  # eigenvalues only: rebuild the Hessian for its vectors
-    from .potential import pack, potential_hessian, unpack
 
     hess = potential_hessian(W0, b0)
     evals, evecs = np.linalg.eigh(hess)
-    tol = max(RANK_RTOL * np.abs(H).max(), RANK_ATOL)
+    tol = max(RANK_RTOL * np.abs(evals).max(), RANK_ATOL)
     keep = evals > tol
     z = rng.normal(size=(size, int(keep.sum()))) / np.sqrt(n * evals[keep])
     w = pack(W0, b0)[None, :] + z @ evecs[:, keep].T
-    W = np.stack([unpack(wi, r, c)[0] for wi in w])
-    b = np.stack([unpack(wi, r, c)[1] for wi in w])
+    W, b = w[:, : r * c].reshape(size, r, c), w[:, r * c :].copy()  # the pack layout, batched
     for j in range(k + sigma, c):  # dead columns, by rejection against the exact potential
         todo = np.arange(size)
         while todo.size:
