@@ -104,3 +104,85 @@ def test_agreement_verdicts_on_synthetic_shares():
     assert list(ag.verdict.values) == ["agree", "agree", "not comparable"]
     np.testing.assert_allclose(ag.smc_dF.values, dF.mean(1), atol=1e-12)
     assert list(agreement(occ, good + 2.0).verdict.values[:2]) == ["disagree", "disagree"]
+
+
+def _log_odds_fixture(dF, S=4):
+    import xarray as xr
+
+    n = np.arange(100, 100 * (dF.shape[0] + 1), 100)
+    return xr.DataArray(dF, dims=("n", "seed"), coords={"n": n, "seed": np.arange(S)})
+
+
+def test_log_odds_crossover_per_dataset_and_min_max():
+    """ΔF = F5 − F6 rising linearly through 0 at n = 250 + 10·j on dataset j: each dataset's crossover is
+    recovered exactly (linear interpolation), the point is the mean curve's crossing (265), and with 4
+    datasets the interval is their min–max; a dataset that never crosses is counted, not averaged in."""
+    from tms_bayes.analysis.free_energy import log_odds_crossover
+
+    n = np.arange(100, 700, 100, dtype=float)
+    dF = np.stack([(n - (250 + 10 * j)) / 100 for j in range(4)], 1)
+    c = log_odds_crossover(_log_odds_fixture(dF))
+    np.testing.assert_allclose(c["per_dataset"], [250, 260, 270, 280])
+    assert c["n_crit"] == pytest.approx(265) and (c["lower"], c["upper"]) == (250, 280) and "min–max" in c["interval"]
+    dF[:, 3] = -np.inf  # dataset 3: the 6-gon never holds a particle
+    c = log_odds_crossover(_log_odds_fixture(dF))
+    assert c["fraction_crossing"] == 0.75 and c["upper"] == 270 and np.isnan(c["per_dataset"][3])
+
+
+def test_log_odds_crossover_t_interval_with_many_datasets():
+    from scipy import stats
+
+    from tms_bayes.analysis.free_energy import log_odds_crossover
+
+    n = np.arange(100, 700, 100, dtype=float)
+    centres = 300 + 10 * np.arange(8)
+    dF = np.stack([(n - c) / 100 for c in centres], 1)
+    c = log_odds_crossover(_log_odds_fixture(dF, S=8))
+    half = stats.t.ppf(0.975, 7) * centres.std(ddof=1) / np.sqrt(8)
+    assert (c["lower"], c["upper"]) == pytest.approx((centres.mean() - half, centres.mean() + half)) and "t-interval" in c["interval"]
+
+
+def test_repeat_spread_is_the_standard_deviation_of_run_log_odds():
+    """Independent SMC runs on one dataset: ΔF per run from the weights, its SD over runs."""
+    import xarray as xr
+
+    from tms_bayes.analysis.free_energy import repeat_spread
+
+    p6 = np.array([[0.2, 0.3, 0.25], [0.6, 0.7, 0.5]])  # (n, run): weight on 6; the rest on 5
+    lab = np.array(["5", "6"])[None, None, :].repeat(2, 0).repeat(3, 1)
+    logw = np.log(np.stack([1 - p6, p6], -1))
+    ds = xr.Dataset({"label": (("n", "run", "particle"), lab), "log_weight": (("n", "run", "particle"), logw)},
+                    coords={"n": [100, 200], "run": [0, 1, 2], "particle": [0, 1]})
+    sp = repeat_spread(ds)
+    expect = np.log(p6) - np.log(1 - p6)
+    np.testing.assert_allclose(sp.dF.values, expect)
+    np.testing.assert_allclose(sp.sd.values, expect.std(1, ddof=1))
+
+
+def test_lambda_from_growth_uses_the_energy_scale():
+    """F_n(W_α) = n_eff L + λ log n + c with n_eff = n/2 (σ = 1): λ = 3 comes back only with n_eff; with n
+    in its place G_n gains −n L/2, whose slope on log n swamps λ (negative here, as the σ = 1 run measured)."""
+    import xarray as xr
+
+    from tms_bayes.analysis.free_energy import lambda_from_growth
+
+    n = np.array([100, 200, 400, 800, 1600], dtype=float)
+    L, lam, S = 0.05, 3.0, 3
+    F = (n / 2 * L + lam * np.log(n) + 1.0)[:, None, None] + np.zeros((1, S, 1))
+    coords = {"n": n, "seed": np.arange(S), "phase": ["6"]}
+    F_phase = xr.DataArray(F, dims=("n", "seed", "phase"), coords=coords)
+    loss_min = xr.full_like(F_phase, L)
+    occ = xr.Dataset({"phase_ess": xr.full_like(F_phase, 500.0)})
+    g = lambda_from_growth(F_phase, loss_min, occ, ["6"], n_eff=n / 2)
+    assert float(g["lambda"].sel(phase="6")) == pytest.approx(lam, abs=1e-9)
+    assert float(lambda_from_growth(F_phase, loss_min, occ, ["6"])["lambda"].sel(phase="6")) < 0
+
+
+def test_theory_crossover_interval_follows_sigma(cat6):
+    """n_eff = nβ/(2σ²): σ = 1 halves the energy, so the paper's 601 becomes 1202 (SPEC 2)."""
+    from tms_bayes.analysis.occupancy import theory_crossover_interval
+
+    half = theory_crossover_interval(cat6, "5", "6")
+    one = theory_crossover_interval(cat6, "5", "6", sigma=1.0)
+    assert half["n_crit"] == pytest.approx(601, abs=1) and one["n_crit"] == pytest.approx(2 * half["n_crit"], rel=1e-6)
+    assert one["lower"] < one["n_crit"] < one["upper"]

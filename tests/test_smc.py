@@ -146,7 +146,8 @@ def tiny_smc(tmp_path_factory):
     from tms_bayes.inference.sweep import SweepSettings
 
     out = tmp_path_factory.mktemp("smc")
-    return run_smc_sweep(SweepSettings(n=(30, 60, 90), seeds=2), SMCSettings(particles=64, mcmc_steps=2, leapfrog_steps=5), out, progress=False, log=lambda *_: None)
+    return run_smc_sweep(SweepSettings(n=(30, 60, 90), seeds=2), SMCSettings(particles=64, mcmc_steps=2, leapfrog_steps=5), out, repeats=2,
+                         progress=False, log=lambda *_: None)
 
 
 def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
@@ -160,7 +161,15 @@ def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
     assert idata.posterior.W.shape == (1, 64, 2, 6) and idata.sample_stats.log_weight.shape == (1, 64)
     assert np.exp(idata.sample_stats.log_weight.values).sum() == pytest.approx(1.0)
     again = run_smc_sweep(tiny_smc.sweep_settings, tiny_smc.settings, tiny_smc.out, progress=False, log=lambda *_: None)
-    assert sorted(again.completed) == [0, 1]
+    assert sorted(again.completed) == [0, 1] and again.repeats_completed == [1]  # the repeat on disk is kept
+    # the repeat: same dataset, its own particles and PRNG stream, so a different (but close) log Z
+    rep = tiny_smc.evidence(repeats=True)
+    assert list(rep.rep.unique()) == [1] and list(rep.seed.unique()) == [0]
+    first = ev.query("seed == 0").F_n.values
+    assert not np.allclose(rep.F_n.values, first) and np.allclose(rep.F_n.values, first, atol=3.0)
+    assert tiny_smc.load(60, 0, 1).posterior.attrs["smc_seed"] != tiny_smc.load(60, 0).posterior.attrs["smc_seed"]
+    with pytest.raises(ValueError, match="repeat 2 is not finished"):
+        tiny_smc.load(60, 0, 2)
     assert load_smc_sweep(tiny_smc.out).settings == tiny_smc.settings
     with pytest.raises(ValueError, match="particles"):
         run_smc_sweep(tiny_smc.sweep_settings, SMCSettings(particles=128), tiny_smc.out, progress=False)
@@ -188,6 +197,11 @@ def test_free_energy_report(tiny_smc, tmp_path):
     assert (tmp_path / "rep" / "agreement.csv").exists() and "## Agreement" in (tmp_path / "rep" / "report.md").read_text()
     assert set(rep.agreement.verdict.values) <= {"agree", "disagree", "not comparable"}
     assert "not comparable" in set(rep.agreement.verdict.values)
+    # the spread of SMC's ΔF over datasets and, apart, over the two runs on dataset 0
+    assert {"smc_sd", "smc_sd_runs"} <= set(rep.agreement) and rep.agreement.attrs["runs_on_one_dataset"] == 2
+    assert "SD SMC runs" in rep.agreement_table().columns
+    cross = (tmp_path / "rep" / "crossovers.csv").read_text()
+    assert "theory (Laplace, per dataset)" in cross and (tmp_path / "rep" / "log_odds.png").exists()
 
 
 def test_smc_cli_bad_input(tmp_path, capsys):
@@ -215,3 +229,15 @@ def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
     assert (out / "report.md").exists() and (out / "smc" / "report" / "report.md").exists()
     table = (out / "smc" / "report" / "occupancy_estimators.csv").read_text()
     assert "chains" in table and "SMC" in table  # both estimators, one table
+    # runs side by side (the conventions study's tool): the same run twice gives the same crossovers twice
+    assert main(["compare", f"a={out}", f"b={out}", "--out", str(tmp_path / "cmp")]) == 0
+    from tms_bayes.analysis.compare import compare_runs
+
+    comp = compare_runs({"a": out, "b": out}, tmp_path / "cmp2")
+    t = comp.table()
+    assert list(t.columns) == ["estimator", "a", "b"] and (t.a == t.b).all()
+    assert {"theory", "smc", "chains"} <= set(t.estimator)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "cmp3")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "crossovers.csv" in err and not (tmp_path / "cmp3").exists()

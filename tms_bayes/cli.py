@@ -99,29 +99,120 @@ def _default_out(args) -> str:
 def _cmd_run(args) -> int:
     if args.model != "tms":
         raise ValueError(f"tms-bayes run analyses TMS sweeps (k-gon phases); for {args.model} use tms-bayes sweep")
-    _smc_settings(args)  # validate the SMC options before any work
-    if args.estimator in ("chains", "both"):
-        _cmd_sweep(args)
-        args.run_dir = _default_out(args)
-        sweep_out = args.out
-        args.out = None
-        _cmd_occupancy(args)
-        args.out = sweep_out
+    import time
+
+    smc_settings = _smc_settings(args)  # validate the SMC options before any work
+    split, start = {}, time.perf_counter()
+    args.smc_out = f"{_default_out(args)}/smc"
+    background = _start_smc_beside_nuts(args, smc_settings) if args.estimator == "both" else None
+    try:
+        if args.estimator in ("chains", "both"):
+            t0 = time.perf_counter()
+            _cmd_sweep(args)
+            split["NUTS sweep"] = time.perf_counter() - t0
+            args.run_dir = _default_out(args)
+            sweep_out = args.out
+            args.out = None
+            t0 = time.perf_counter()
+            _cmd_occupancy(args)
+            split["chain-share analysis"] = time.perf_counter() - t0
+            args.out = sweep_out
+        if background is not None:
+            t0 = time.perf_counter()
+            split["SMC (second process, beside NUTS)"] = _finish_background(background)
+            split["waiting for SMC"] = time.perf_counter() - t0
+    finally:  # an error or Ctrl-C here: stop the SMC process too (its finished seeds are on disk)
+        _stop_background(background)
     if args.estimator in ("smc", "both"):
         args.chains_run = _default_out(args) if args.estimator == "both" else None
-        args.smc_out = f"{_default_out(args)}/smc"
-        return _cmd_smc(args)
+        args.split = split
+        _cmd_smc(args)  # with a background run: every seed is on disk, so this only analyses
+    print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in split.items()) + f"; total {time.perf_counter() - start:.0f} s")
     return 0
 
 
+def _smc_job(settings, smc_settings, out, repeats, results) -> None:
+    """The SMC sweep of ``tms-bayes run`` in its own process (spawned: JAX does not survive a fork);
+    puts ("ok", seconds) or ("error", type name, message) on ``results``."""
+    import time
+
+    from .inference.smc_sweep import run_smc_sweep
+
+    from .analysis.smc_report import per_dataset_theory
+
+    t0 = time.perf_counter()
+    try:
+        smc = run_smc_sweep(settings, smc_settings, out, repeats=repeats, progress=False, log=lambda msg: print(f"[smc] {msg}", flush=True))
+        per_dataset_theory(smc)  # the per-dataset Laplace theory, cached for the report
+        print(f"[smc] per-dataset theory for {len(smc.completed)} datasets done", flush=True)
+        results.put(("ok", time.perf_counter() - t0))
+    except Exception as exc:  # reported by the parent, which decides what to do
+        results.put(("error", type(exc).__name__, str(exc)))
+
+
+def _start_smc_beside_nuts(args, smc_settings):
+    """On a CPU with ≥ 2 cores, start the SMC sweep in a second process while NUTS runs (each uses one
+    core); None where that would not help (one core, or an accelerator that both would share)."""
+    import multiprocessing
+    import os
+
+    from ._jax import jax
+
+    if (os.cpu_count() or 1) < 2 or jax.default_backend() != "cpu" or args.no_parallel:
+        return None
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_smc_job, args=(_sweep_settings(args), smc_settings, args.smc_out, args.smc_repeats, results), daemon=True)
+    proc.start()
+    print(f"SMC runs in a second process beside the NUTS sweep (results in {args.smc_out})", flush=True)
+    return proc, results
+
+
+def _finish_background(background) -> float:
+    """Wait for the background SMC sweep and return its seconds; NaN where the process died without a
+    word (the analysis step then runs the unfinished seeds itself, resuming from what is on disk).  A
+    ``ValueError`` in the child is raised here (one line from the CLI)."""
+    import queue
+
+    proc, results = background
+    while True:
+        try:
+            msg = results.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                print("tms-bayes: the SMC process stopped early; finishing its seeds here", file=sys.stderr)
+                return float("nan")
+    proc.join()
+    if msg[0] == "ok":
+        return msg[1]
+    if msg[1] == "ValueError":
+        raise ValueError(msg[2])
+    raise RuntimeError(f"the SMC process failed: {msg[1]}: {msg[2]}")
+
+
+def _stop_background(background) -> None:
+    if background is None:
+        return
+    proc, results = background
+    if proc.is_alive():
+        proc.terminate()
+        proc.join()
+    results.close()
+    results.join_thread()
+
+
 def _smc_settings(args):
+    from . import _validate
     from .inference.smc import SMCSettings
 
+    _validate.integer("--smc-repeats", args.smc_repeats, minimum=1)
     return SMCSettings(particles=args.particles, cess_target=args.cess_target, mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps)
 
 
 def _cmd_smc(args) -> int:
     import math
+    import time
     from pathlib import Path
 
     import xarray as xr
@@ -144,7 +235,12 @@ def _cmd_smc(args) -> int:
             chains = ds.load()
         if list(chains.n.values) != list(settings.n):
             raise ValueError(f"--chains-run {args.chains_run} covers n = {list(chains.n.values)}, not this grid {list(settings.n)}")
-    smc = run_smc_sweep(settings, smc_settings, out, progress=not args.no_progress)
+    t0 = time.perf_counter()
+    smc = run_smc_sweep(settings, smc_settings, out, repeats=args.smc_repeats, progress=not args.no_progress)
+    split = getattr(args, "split", {})
+    if not any(k.startswith("SMC (") for k in split):
+        split["SMC"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     th = _rule(args)
     labels = smc_labels(smc, th)
     phases = [p.strip() for p in args.theory_phases.split(",") if p.strip()]
@@ -163,6 +259,21 @@ def _cmd_smc(args) -> int:
         mine = float(ours.log_evidence.iloc[0]) if len(ours) else math.nan
         print(f"log Z at n = {args.reference_n}, seed 0: tms-bayes SMC {mine:.2f}; pm.sample_smc {ref['mean']:.2f} (chains {', '.join(f'{v:.2f}' for v in ref['log_evidence'])}; {ref['wall_time_s']:.0f} s)")
     print(f"report: {out}/report/report.md")
+    split["SMC analysis (phase minima, per-dataset theory, report)"] = time.perf_counter() - t0
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .analysis.compare import compare_runs
+
+    runs = {}
+    for item in args.runs:
+        label, sep, path = item.partition("=")
+        runs[label if sep else item] = path if sep else item
+    comp = compare_runs(runs, args.out)
+    print(comp.table().to_string(index=False))
+    for path in comp.files.values():
+        print(f"wrote {path}")
     return 0
 
 
@@ -350,6 +461,7 @@ def _cmd_relu(args) -> int:
     if llc is not None:
         print(llc[["llc", "llc_se"]].to_dataframe().to_string())
     print(f"report: {out}/report/report.md")
+    split["SMC analysis (phase minima, per-dataset theory, report)"] = time.perf_counter() - t0
     return 0
 
 
@@ -379,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job: sweep + occupancy + report for TMS at c = 6 with built-in defaults")
     _add_sweep_args(run)
     _add_occupancy_args(run)
-    run.add_argument("--estimator", default="chains", choices=["chains", "smc", "both"],
-                     help="chains: NUTS chain shares (default); smc: posterior mass by data-tempered SMC; both: both, on one figure")
+    run.add_argument("--no-parallel", action="store_true", help="with both estimators: run SMC after NUTS, not beside it on a second core")
+    run.add_argument("--estimator", default="both", choices=["chains", "smc", "both"],
+                     help="chains: NUTS chain shares; smc: posterior mass by data-tempered SMC; both (default): both, against the finite-n theory")
     _add_smc_args(run)
     run.set_defaults(func=_cmd_run)
 
@@ -466,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--no-progress", action="store_true")
     rl.set_defaults(func=_cmd_relu)
 
+    cp = sub.add_parser("compare", help="runs of the main job side by side: the 5 -> 6 crossover by every estimator, F5 - F6 against n")
+    cp.add_argument("runs", nargs="+", help="run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR")
+    cp.add_argument("--out", default="results/compare", help="output directory (default results/compare)")
+    cp.set_defaults(func=_cmd_compare)
+
     o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
     o.add_argument("run_dir", help="a sweep directory (with manifest.json)")
     o.add_argument("--out", default=None, help="report directory (default: the sweep directory)")
@@ -503,6 +621,8 @@ def _add_smc_args(p) -> None:
     p.add_argument("--cess-target", type=float, default=0.5, help="SMC step size: conditional ESS target as a share of particles (default 0.5)")
     p.add_argument("--mcmc-steps", type=int, default=3, help="HMC moves per SMC stage (default 3)")
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per HMC move (default 10)")
+    p.add_argument("--smc-repeats", type=int, default=3,
+                   help="independent SMC runs on dataset 0 (default 3): R > 1 adds R − 1 runs whose spread is the sampler's alone")
 
 
 def _add_occupancy_args(p) -> None:

@@ -11,7 +11,7 @@ F_n = −log ∫ φ e^{−n L_n} (see :mod:`tms_bayes.inference.smc_sweep`).  Wa
 F_n(W_α) ≈ n L_n(w*_α) + λ_α log n + c_α is checked two ways:
 
 - against the theory layer's n L_α + λ_α log n + c_α (population loss L_α and c_α = ½‖w*_α‖² of the catalogue);
-- λ_α from the growth of G_n = F_n(W_α) − n L_n(ŵ_α) in log n, where ŵ_α is the local minimum of L_n
+- λ_α from the growth of G_n = F_n(W_α) − n_eff L_n(ŵ_α) in log n (n_eff = nβ/(2σ²), the energy's scale), where ŵ_α is the local minimum of L_n
   inside the phase on D_n (found from the phase's best particle; it differs from the population
   critical point by O(n^{-1/2}), which changes G_n by O(1)).  Per seed, an ordinary least-squares
   slope of G_n on log n over the grid points where the phase holds at least ``min_particles``
@@ -29,24 +29,20 @@ from .. import __version__, _validate
 from .occupancy import bootstrap_shares, _phase_order
 from .phases import Rule, classify_tms
 
-__all__ = ["smc_labels", "smc_occupancy", "phase_free_energy", "lambda_from_growth", "agreement"]
+__all__ = ["smc_labels", "repeat_labels", "repeat_spread", "log_odds", "log_odds_crossover", "smc_occupancy", "phase_free_energy", "lambda_from_growth", "agreement"]
 
 
-def smc_labels(smc, thresholds: Rule | None = None) -> xr.Dataset:
-    """Labels, normalised log weights and L_n of every particle: dims (n, seed, particle); with
-    F_n (loss convention) per (n, seed)."""
+def _unit_labels(smc, units, dim: str, coord, thresholds: Rule | None) -> xr.Dataset:
+    """Labels, log weights, L_n and F_n of the SMC runs ``units`` [(seed, rep)], stacked along ``dim``."""
     st = smc.sweep_settings
     if st.model != "tms":
         raise ValueError(f"k-gon phases need a TMS run; {smc.out} is {st.model!r}")
-    seeds = sorted(smc.completed)
-    if not seeds:
-        raise ValueError(f"{smc.out} has no finished SMC seeds")
-    P = smc.settings.particles
-    lab = np.empty((len(st.n), len(seeds), P), dtype=object)
-    logw, loss, F, F_model = (np.empty((len(st.n), len(seeds), P)), np.empty((len(st.n), len(seeds), P)), np.empty((len(st.n), len(seeds))), np.empty((len(st.n), len(seeds))))
+    P, shape = smc.settings.particles, (len(st.n), len(units))
+    lab = np.empty((*shape, P), dtype=object)
+    logw, loss, F, F_model = np.empty((*shape, P)), np.empty((*shape, P)), np.empty(shape), np.empty(shape)
     for i, n in enumerate(st.n):
-        for j, s in enumerate(seeds):
-            idata = smc.load(n, s)
+        for j, (s, r) in enumerate(units):
+            idata = smc.load(n, s, r)
             post = idata.posterior
             lab[i, j] = classify_tms(post["W"].values[0], post["b"].values[0], thresholds)
             logw[i, j] = idata.sample_stats["log_weight"].values[0]
@@ -54,11 +50,43 @@ def smc_labels(smc, thresholds: Rule | None = None) -> xr.Dataset:
             F[i, j] = post.attrs["free_energy_loss"]
             F_model[i, j] = post.attrs["free_energy"]
     return xr.Dataset(
-        {"label": (("n", "seed", "particle"), lab.astype(str)), "log_weight": (("n", "seed", "particle"), logw), "L_n": (("n", "seed", "particle"), loss),
-         "F_n": (("n", "seed"), F, {"long_name": "−log ∫ φ e^{−nβ L_n/(2σ²)} (loss convention)"}), "F_n_model": (("n", "seed"), F_model)},
-        coords={"n": np.array(st.n), "seed": np.array(seeds), "particle": np.arange(P)},
+        {"label": (("n", dim, "particle"), lab.astype(str)), "log_weight": (("n", dim, "particle"), logw), "L_n": (("n", dim, "particle"), loss),
+         "F_n": (("n", dim), F, {"long_name": "−log ∫ φ e^{−nβ L_n/(2σ²)} (loss convention)"}), "F_n_model": (("n", dim), F_model)},
+        coords={"n": np.array(st.n), dim: np.array(coord), "particle": np.arange(P)},
         attrs={"smc": str(smc.out), "particles": P},
     )
+
+
+def smc_labels(smc, thresholds: Rule | None = None) -> xr.Dataset:
+    """Labels, normalised log weights and L_n of every particle: dims (n, seed, particle); with
+    F_n (loss convention) per (n, seed)."""
+    seeds = sorted(smc.completed)
+    if not seeds:
+        raise ValueError(f"{smc.out} has no finished SMC seeds")
+    return _unit_labels(smc, [(s, 0) for s in seeds], "seed", seeds, thresholds)
+
+
+def repeat_labels(smc, thresholds: Rule | None = None) -> xr.Dataset | None:
+    """As :func:`smc_labels` for the independent SMC runs on dataset seed 0 (dims n, run, particle;
+    run 0 is the sweep's own run), or None when the run has no repeats."""
+    reps = sorted(smc.repeats_completed)
+    if not reps or 0 not in smc.completed:
+        return None
+    return _unit_labels(smc, [(0, r) for r in [0, *reps]], "run", [0, *reps], thresholds)
+
+
+def repeat_spread(rep_labels: xr.Dataset, phase_a: str = "5", phase_b: str = "6") -> xr.Dataset:
+    """ΔF = F_a − F_b = log P(b | D_n) − log P(a | D_n) of each independent SMC run on one dataset, and
+    their mean and standard deviation over runs per n: the sampler's Monte Carlo error alone."""
+    W = np.exp(rep_labels["log_weight"].values)
+    W = W / W.sum(axis=-1, keepdims=True)
+    lab = rep_labels["label"].values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dF = np.log((W * (lab == phase_b)).sum(-1)) - np.log((W * (lab == phase_a)).sum(-1))  # (n, run)
+    dF = xr.DataArray(dF, dims=("n", "run"), coords={"n": rep_labels.n.values, "run": rep_labels.run.values})
+    finite = dF.where(np.isfinite(dF))
+    return xr.Dataset({"dF": dF, "mean": finite.mean("run"), "sd": finite.std("run", ddof=1), "runs": np.isfinite(dF).sum("run")},
+                      attrs={"log_odds": f"F_{phase_a} - F_{phase_b}", "spread": "independent SMC runs (fresh particles and PRNG) on dataset seed 0"})
 
 
 def smc_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
@@ -97,17 +125,22 @@ def phase_free_energy(labels: xr.Dataset, occ: xr.Dataset) -> xr.DataArray:
                         name="F_phase", attrs={"formula": "F_n(W_a) = F_n - log P(a | D_n), loss convention"})
 
 
-def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Dataset, phases, *, min_particles: float = 20.0, level: float = 0.95) -> xr.Dataset:
-    """λ̂_α from the slope of G_n = F_n(W_α) − n L_n(ŵ_α) on log n, per seed and pooled (module
-    docstring).  ``loss_min`` (n, seed, phase): L_n at the phase's local minimum on D_n."""
+def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Dataset, phases, *, n_eff=None, min_particles: float = 20.0,
+                       level: float = 0.95) -> xr.Dataset:
+    """λ̂_α from the slope of G_n = F_n(W_α) − n_eff L_n(ŵ_α) on log n, per seed and pooled (module
+    docstring).  ``loss_min`` (n, seed, phase): L_n at the phase's local minimum on D_n.  ``n_eff``
+    (per grid n): the energy's scale nβ/(2σ²) (:func:`tms_bayes.theory.laplace.n_effective`), default n
+    (σ² = 1/2, β = 1); with σ = 1 and n in its place the energy term is doubled and λ̂ comes out
+    negative.  The slope on log n equals the slope on log n_eff (they differ by a constant)."""
     from scipy import stats
 
     _validate.positive("min_particles", min_particles)
     n = F_phase.n.values.astype(float)
+    ne = n if n_eff is None else np.broadcast_to(np.asarray(n_eff, dtype=float), n.shape)
     out = {"lambda": [], "lower": [], "upper": [], "se": [], "seeds_used": [], "points": []}
     per_seed, G_all = [], []
     for p in phases:
-        G = (F_phase.sel(phase=p) - n[:, None] * loss_min.sel(phase=p)).values  # (n, seed)
+        G = (F_phase.sel(phase=p) - ne[:, None] * loss_min.sel(phase=p)).values  # (n, seed)
         ok = np.isfinite(G) & (occ.phase_ess.sel(phase=p).values >= min_particles)
         slopes = []
         for j in range(G.shape[1]):
@@ -131,12 +164,12 @@ def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Da
         {**{k: (("phase",), np.array(v, dtype=float)) for k, v in out.items()},
          "lambda_seed": (("phase", "seed"), np.array(per_seed)), "G": (("phase", "n", "seed"), np.array(G_all))},
         coords={"phase": list(phases), "seed": F_phase.seed.values, "n": n},
-        attrs={"formula": "slope of F_n(W_a) - n L_n(w_a) on log n, OLS per seed; mean over seeds with a t interval", "level": level, "min_particles": min_particles},
+        attrs={"formula": "slope of F_n(W_a) - n_eff L_n(w_a) on log n, OLS per seed; mean over seeds with a t interval", "level": level, "min_particles": min_particles},
     )
 
 
-def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Dataset | None = None, phase_a: str = "5",
-              phase_b: str = "6", min_particles: float = 20.0) -> xr.Dataset:
+def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Dataset | None = None, repeats: xr.Dataset | None = None,
+              phase_a: str = "5", phase_b: str = "6", min_particles: float = 20.0, trusted_from: float = 0.0) -> xr.Dataset:
     """Measured against theory as log-odds, per n: ΔF = F_a − F_b = log P(b | D_n) − log P(a | D_n).
 
     - SMC: ΔF per dataset from the phases' weights; mean and standard error over datasets;
@@ -145,32 +178,93 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
     - the paired difference SMC − theory per dataset, its mean and SE, and a verdict per n:
       ``"agree"`` when |mean| ≤ 2 SE, ``"disagree"`` otherwise, ``"not comparable"`` when the minority
       phase holds fewer than ``min_particles`` effective particles on some dataset (its share is then
-      not measured, only bounded);
+      not measured, only bounded), or when n < ``trusted_from``, below the range where the theory's
+      expansion holds (:data:`tms_bayes.theory.free_energy.TRUSTED_FROM`); the reason is in ``why``;
     - chains (optional): ΔF from the pooled chain shares, for reference (no SE: chains are not
-      independent draws of the posterior mass).
+      independent draws of the posterior mass);
+    - the spread of SMC's ΔF reported two ways: the standard deviation over datasets (``smc_sd``: data
+      and sampler together) and, with ``repeats`` (:func:`repeat_spread`), over independent SMC runs on
+      one dataset (``smc_sd_runs``: the sampler alone).
     Returns a Dataset (n) with these variables and the verdicts."""
-    sa, sb = (smc_occ.share_seed.sel(phase=p) if p in smc_occ.phase.values else xr.zeros_like(smc_occ.share_seed.isel(phase=0)) for p in (phase_a, phase_b))
     ea, eb = (smc_occ.phase_ess.sel(phase=p) if p in smc_occ.phase.values else xr.zeros_like(smc_occ.phase_ess.isel(phase=0)) for p in (phase_a, phase_b))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        smc_dF = np.log(sb) - np.log(sa)  # (n, seed)
+    smc_dF = log_odds(smc_occ.share_seed, phase_a, phase_b)  # (n, seed)
     th = theory_dF.sel(n=smc_occ.n.values, seed=smc_occ.seed.values)
     S = smc_occ.sizes["seed"]
     comparable = (np.minimum(ea, eb) >= min_particles).all("seed")
     paired = smc_dF - th
 
-    def mean_se(x):
-        return x.mean("seed"), x.std("seed", ddof=1) / math.sqrt(S) if S > 1 else x.mean("seed") * np.nan
+    def mean_se(x):  # ΔF is ±∞ on a dataset where a phase holds no particle: its mean is ±∞, its SE NaN
+        with np.errstate(invalid="ignore"):
+            return x.mean("seed"), x.std("seed", ddof=1) / math.sqrt(S) if S > 1 else x.mean("seed") * np.nan
 
     m_smc, se_smc = mean_se(smc_dF)
     m_th, se_th = mean_se(th)
     m_d, se_d = mean_se(paired)
-    verdict = np.where(~comparable.values, "not comparable", np.where(np.abs(m_d.values) <= 2 * se_d.values, "agree", "disagree"))
+    few = ~comparable.values
+    untrusted = smc_occ.n.values < trusted_from * (1 - 1e-9)  # trusted_from may come from a division
+    comparable = comparable & ~untrusted
+    verdict = np.where(few | untrusted, "not comparable", np.where(np.abs(m_d.values) <= 2 * se_d.values, "agree", "disagree"))
+    why = np.where(few, f"< {min_particles:g} effective particles in a phase", np.where(untrusted, f"theory untrusted below n = {trusted_from:g}", ""))
     out = xr.Dataset({"smc_dF": m_smc, "smc_se": se_smc, "theory_dF": m_th, "theory_se": se_th, "difference": m_d, "difference_se": se_d,
-                      "comparable": comparable, "verdict": ("n", verdict.astype(str)), "min_phase_ess": np.minimum(ea, eb).min("seed")})
+                      "comparable": comparable, "verdict": ("n", verdict.astype(str)), "why": ("n", why.astype(str)),
+                      "min_phase_ess": np.minimum(ea, eb).min("seed")})
+    out["smc_sd"] = se_smc * math.sqrt(S)
+    if repeats is not None:
+        out["smc_sd_runs"] = repeats.sd.reindex(n=smc_occ.n.values)
     if chains_occ is not None:
-        ca, cb = (chains_occ.share.sel(phase=p) if p in chains_occ.phase.values else xr.zeros_like(chains_occ.share.isel(phase=0)) for p in (phase_a, phase_b))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["chains_dF"] = (np.log(cb) - np.log(ca)).sel(n=smc_occ.n.values)
-    out.attrs = {"log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})", "datasets": S,
-                 "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; not comparable below {min_particles:g} effective particles"}
+        out["chains_dF"] = log_odds(chains_occ.share, phase_a, phase_b).sel(n=smc_occ.n.values)
+    out.attrs = {**({"runs_on_one_dataset": int(repeats.sizes["run"])} if repeats is not None else {}),
+                 "log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})", "datasets": S,
+                 "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; not comparable below {min_particles:g} effective "
+                            f"particles or below n = {trusted_from:g}"}
     return out
+
+
+#: |ΔF| beyond which a log-odds only says "one phase has (almost) all the mass": where a phase holds no
+#: particle or draw, ΔF is ±∞; crossings are located on ΔF clipped to this range.
+LOG_ODDS_CLIP = 30.0
+
+
+def log_odds(share_seed: xr.DataArray, phase_a: str = "5", phase_b: str = "6") -> xr.DataArray:
+    """ΔF = F_a − F_b = log P(b) − log P(a) from shares with a ``phase`` dimension (per dataset or
+    pooled); a phase that was not observed at all has share 0."""
+    sa, sb = (share_seed.sel(phase=p) if p in share_seed.phase.values else xr.zeros_like(share_seed.isel(phase=0)) for p in (phase_a, phase_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(sb) - np.log(sa)).rename("dF")
+
+
+def log_odds_crossover(dF: xr.DataArray, *, level: float = 0.95) -> dict:
+    """The a → b crossover from per-dataset log-odds ΔF = F_a − F_b (n, seed): the n where the mean
+    over datasets last crosses 0 upwards (linear interpolation in n), and each dataset's own last
+    up-crossing.  Interval: min–max of the per-dataset crossovers with ≤ ``FEW_UNITS`` datasets (too few
+    for a coverage statement), else a t-interval; datasets whose ΔF never crosses are counted
+    (``fraction_crossing``) and left out of the interval.  ΔF is clipped to ±``LOG_ODDS_CLIP``."""
+    from scipy import stats
+
+    from .mixing import FEW_UNITS
+    from .occupancy import last_upcrossing
+
+    n = dF.n.values.astype(float)
+    x = np.clip(dF.transpose("n", "seed").values, -LOG_ODDS_CLIP, LOG_ODDS_CLIP)  # ±inf → ±clip; NaN stays
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(x, axis=1) if np.isfinite(x).any() else np.full(len(n), np.nan)
+    ok_n = np.isfinite(mean)
+    point = last_upcrossing(n[ok_n], mean[ok_n])
+    per = []
+    for j in range(x.shape[1]):
+        m = np.isfinite(x[:, j])
+        per.append(last_upcrossing(n[m], x[m, j]))
+    per = np.array(per)
+    good = per[np.isfinite(per)]
+    S = len(good)
+    if S == 0:
+        lo = hi = math.nan
+        kind = "no dataset crosses"
+    elif S <= FEW_UNITS:
+        lo, hi = float(good.min()), float(good.max())
+        kind = f"min–max over {S} datasets (too few for a coverage statement)"
+    else:
+        half = stats.t.ppf((1 + level) / 2, S - 1) * good.std(ddof=1) / math.sqrt(S)
+        lo, hi = float(good.mean() - half), float(good.mean() + half)
+        kind = f"{level:.0%} t-interval over {S} per-dataset crossovers"
+    return {"n_crit": point, "lower": lo, "upper": hi, "per_dataset": per.tolist(), "fraction_crossing": S / max(len(per), 1), "interval": kind}

@@ -221,12 +221,13 @@ def empirical_crossover(occ: xr.Dataset, alpha: str, beta: str, *, level: float 
     return {"from": alpha, "to": beta, "n_crit": c["point"], "lower": c["lower"], "upper": c["upper"], "fraction_crossing": c["fraction_crossing"]}
 
 
-def theory_crossover_interval(catalogue, alpha: str, beta: str, *, lambdas=None, band: float = 1.0) -> dict:
-    """Theoretical α → β crossover and the n-range where |F_α − F_β| ≤ ``band`` (module docstring)."""
-    n_crit = theory_crossover(catalogue, alpha, beta, lambdas=lambdas)
+def theory_crossover_interval(catalogue, phase_a: str, phase_b: str, *, lambdas=None, band: float = 1.0, **scale) -> dict:
+    """Theoretical a → b crossover and the n-range where |F_a − F_b| ≤ ``band`` (module docstring).
+    ``scale``: convention, sigma, beta, prior_std of :func:`tms_bayes.theory.phase_free_energies`."""
+    n_crit = theory_crossover(catalogue, phase_a, phase_b, lambdas=lambdas, **scale)
     grid = np.unique(np.round(np.geomspace(10, 1e6, 20000)))
-    F = phase_free_energies(catalogue, [alpha, beta], grid, lambdas=lambdas)
-    close = np.abs((F.sel(phase=alpha) - F.sel(phase=beta)).values) <= band
+    F = phase_free_energies(catalogue, [phase_a, phase_b], grid, lambdas=lambdas, **scale)
+    close = np.abs((F.sel(phase=phase_a) - F.sel(phase=phase_b)).values) <= band
     near = grid[close]
     if math.isfinite(n_crit) and near.size:
         # the contiguous stretch of grid points around n_crit
@@ -236,5 +237,5 @@ def theory_crossover_interval(catalogue, alpha: str, beta: str, *, lambdas=None,
             lo_i -= 1
         while hi_i < len(grid) - 1 and close[hi_i + 1]:
             hi_i += 1
-        return {"from": alpha, "to": beta, "n_crit": n_crit, "lower": float(grid[lo_i]), "upper": float(grid[hi_i])}
-    return {"from": alpha, "to": beta, "n_crit": n_crit, "lower": math.nan, "upper": math.nan}
+        return {"from": phase_a, "to": phase_b, "n_crit": n_crit, "lower": float(grid[lo_i]), "upper": float(grid[hi_i])}
+    return {"from": phase_a, "to": phase_b, "n_crit": n_crit, "lower": math.nan, "upper": math.nan}

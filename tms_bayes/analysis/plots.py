@@ -497,6 +497,35 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
     return fig
 
 
+def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, title: str | None = None, ax=None) -> Figure:
+    """ΔF = F₅ − F₆ against n (log axis): SMC (mean over datasets, ± 2 SE, filled), NUTS chain shares
+    (hollow; no interval, chains are not independent draws), the per-dataset Laplace theory (mean,
+    ± 2 SE band) from :func:`tms_bayes.analysis.free_energy.agreement`, and ``curves`` {label: (n, ΔF)}
+    such as the population Laplace expansion and the paper's formula.  ΔF > 0: the 6-gon holds more
+    mass.  Grid points where SMC is not comparable (< 20 effective particles in a phase) are grey."""
+    fig, ax = _new(ax, figsize=(6.8, 4.4))
+    n = agreement.n.values.astype(float)
+    th, th_se = agreement.theory_dF.values, np.nan_to_num(agreement.theory_se.values)
+    ax.fill_between(n, th - 2 * th_se, th + 2 * th_se, color="C2", alpha=0.18, lw=0)
+    ax.plot(n, th, "-", color="C2", lw=1.4, label="Laplace, per dataset (mean ± 2 SE)")
+    ok = agreement.comparable.values.astype(bool)
+    y, se = np.clip(agreement.smc_dF.values, -30, 30), np.nan_to_num(agreement.smc_se.values)
+    for mask, color, label in ((ok, "C0", "SMC posterior mass (mean ± 2 SE)"), (~ok, "0.6", "SMC, not comparable (< 20 eff. particles)")):
+        if mask.any():
+            ax.errorbar(n[mask], y[mask], yerr=2 * se[mask], fmt="o", ms=5, capsize=2, color=color, label=label)
+    if "chains_dF" in agreement:
+        ax.plot(n, np.clip(agreement.chains_dF.values, -30, 30), "s", ms=6, mfc="none", color="C1", label="NUTS chain shares")
+    for k, (label, (cn, cdf)) in enumerate((curves or {}).items()):
+        ax.plot(cn, cdf, ("--", "-.", ":")[k % 3], color="0.3", lw=1.1, label=label)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel("ΔF = F₅ − F₆  (> 0: 6-gon ahead)")
+    ax.set_title(title or "Log-odds of the 6-gon over the 5-gon")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def _nanmean_rows(a: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN; NaN (without a warning) where a row is all NaN."""
     ok = np.isfinite(a)
@@ -505,7 +534,7 @@ def _nanmean_rows(a: np.ndarray) -> np.ndarray:
 
 def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None, growth: xr.Dataset | None = None, *, phases=("5", "5+", "6")) -> Figure:
     """Left: measured F_n(W_α) (mean over seeds, seeds as dots) against the theory layer's
-    n L_α + λ_α log n.  Right: G_n = F_n(W_α) − n L_n(ŵ_α) against log n with the fitted slope λ̂_α
+    n_eff L_α + λ_α log n_eff.  Right: G_n = F_n(W_α) − n_eff L_n(ŵ_α) against log n with the fitted slope λ̂_α
     and the theory slope λ_α."""
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
@@ -532,7 +561,7 @@ def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None,
     ax1.set_ylabel("F_n(W_α)")
     ax1.set_title("Free energy per phase")
     ax2.set_xlabel("log n")
-    ax2.set_ylabel("F_n(W_α) − n L_n(ŵ_α)")
+    ax2.set_ylabel("F_n(W_α) − n_eff L_n(ŵ_α)")
     ax2.set_title("Complexity part: slope = λ_α")
     for ax in (ax1, ax2):
         if ax.get_legend_handles_labels()[0]:

@@ -27,7 +27,8 @@ P(|Z| ≥ 1.5) ≈ 13 % of them, so a dropped trial is not proof of non-converge
 silently removed.
 
 **Phase fractions** at each value pool the draws of the kept trials; intervals are percentile
-bootstrap intervals over kept trials (the independent units; chains rarely cross between phases).
+bootstrap intervals over kept trials (the independent units: a trial's draws come from one chain, whose
+phase changes are correlated in time, so draws are not independent of each other).
 
 **Critical value.**  PT1: the value at which share(degenerate) − share(non-degenerate) changes sign
 from negative to non-negative for the last time, interpolated linearly, with a bootstrap interval

@@ -151,12 +151,12 @@ def occupancy_report(
     cat = critical_points(sweep.settings.c, sweep.settings.r)
     n = occ.n.values
     grid = np.linspace(n.min(), n.max(), 200)
-    theory = theoretical_occupancy(cat, list(theory_phases), grid)
+    scale = sweep.settings.likelihood_scale()  # the energy n_eff L_n, n_eff = nβ/(2σ²), in every theory curve
+    theory = theoretical_occupancy(cat, list(theory_phases), grid, **scale)
     a, b = crossover_pair
-    crossovers = [{**theory_crossover_interval(cat, a, b), "kind": "theory"}]
-    try:  # the Laplace expansion with every O(1) term, at the sweep's likelihood scale (n_eff = nβ/(2σ²))
-        st = sweep.settings
-        roots = theory_crossovers(cat, a, b, convention="laplace", sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+    crossovers = [{**theory_crossover_interval(cat, a, b, **scale), "kind": "theory"}]
+    try:  # the Laplace expansion with every O(1) term
+        roots = theory_crossovers(cat, a, b, convention="laplace", **scale)
         crossovers.append({"from": a, "to": b, "n_crit": roots[-1]["n"] if roots else math.nan, "lower": math.nan, "upper": math.nan,
                            "kind": "theory (Laplace)", "trusted": bool(roots and roots[-1]["trusted"])})
     except ValueError:  # a phase outside the Laplace expansion's reach

@@ -8,6 +8,7 @@ Files (atomic) under ``out/``: ``smc_labels.nc``, ``smc_occupancy.nc``, ``occupa
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,17 @@ import xarray as xr
 from ..inference.storage import write_figure, write_netcdf, write_text
 from ..theory import critical_points, phase_free_energies, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers
+from ..theory.free_energy import TRUSTED_FROM
+from ..theory.laplace import n_effective
+from ..theory.regions import DEFAULT_DEAD_TOL
 from . import plots
-from .free_energy import agreement, lambda_from_growth, phase_free_energy, smc_labels, smc_occupancy
-from .occupancy import empirical_crossover, theory_crossover_interval
-from .phases import Rule
+from .free_energy import (agreement, lambda_from_growth, log_odds, log_odds_crossover, phase_free_energy, repeat_labels, repeat_spread, smc_labels,
+                          smc_occupancy)
+from .occupancy import theory_crossover_interval
+from .phases import FunctionalRule, Rule
 from .report import _has_tabulate
 
-__all__ = ["SMCReport", "smc_report"]
+__all__ = ["SMCReport", "smc_report", "per_dataset_theory", "crossover_frame"]
 
 
 @dataclass
@@ -45,9 +50,12 @@ class SMCReport:
         a = self.agreement
         df = pd.DataFrame({"n": a.n.values, "SMC ΔF": a.smc_dF.values, "± SE": a.smc_se.values, "theory ΔF": a.theory_dF.values,
                            "SMC − theory": a.difference.values, "± SE ": a.difference_se.values, "min ESS": a.min_phase_ess.values,
-                           "verdict": a.verdict.values})
+                           "verdict": a.verdict.values, "why": a.why.values})
+        df.insert(3, "SD datasets", a.smc_sd.values)
+        if "smc_sd_runs" in a:
+            df.insert(4, "SD SMC runs", a.smc_sd_runs.values)
         if "chains_dF" in a:
-            df.insert(4, "chains ΔF", a.chains_dF.values)
+            df.insert(df.columns.get_loc("theory ΔF") + 1, "chains ΔF", a.chains_dF.values)
         return df.round(2)
 
     def occupancy_table(self, phases=("5", "5+", "6"), theory: xr.DataArray | None = None) -> pd.DataFrame:
@@ -73,17 +81,40 @@ class SMCReport:
         return pd.DataFrame(rows)
 
 
-def _dataset_dF(smc, cat, seeds) -> xr.DataArray:
-    """F₅(D_n) − F₆(D_n) by the per-dataset Laplace expansion on each seed's dataset, (n, seed)."""
+def per_dataset_theory(smc, seeds=None, *, progress: bool = False) -> xr.DataArray:
+    """F₅(D_n) − F₆(D_n) by the per-dataset Laplace expansion
+    (:func:`tms_bayes.theory.laplace.dataset_free_energies`) on each seed's dataset, (n, seed).
+
+    About a minute per dataset, so each seed's result is kept in ``<smc>/dataset_theory/seed{s}.nc``
+    (atomic) and read back when the grid, σ, β and prior match; ``tms-bayes run`` computes them in its
+    background process right after the SMC runs."""
+    from tqdm.auto import tqdm
+
     from ..inference.sweep import dataset
+    from ..theory import critical_points
     from ..theory.laplace import dataset_free_energies
 
     st = smc.sweep_settings
+    seeds = sorted(smc.completed) if seeds is None else [int(s) for s in seeds]
+    scale = {**st.likelihood_scale(), "prior_std": st.prior_std}
+    cat = None
     rows = []
-    for s in seeds:
-        ds = dataset_free_energies(cat, ["5", "6"], dataset(st, int(s))["X"], list(st.n), sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
-        rows.append((ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).values)
-    return xr.DataArray(np.array(rows).T, dims=("n", "seed"), coords={"n": list(st.n), "seed": list(seeds)}, name="theory_dF")
+    for s in tqdm(seeds, desc="per-dataset theory", unit="dataset", disable=not progress, leave=False):
+        path = Path(smc.out) / "dataset_theory" / f"seed{s:03d}.nc"
+        key = {"n": list(map(int, st.n)), "data_seed": st.seed_offset + s, "c": st.c, "r": st.r, **scale}
+        cached = None
+        if path.exists():
+            with xr.open_dataarray(path, engine="h5netcdf") as da:
+                if json.loads(da.attrs.get("key", "{}")) == key:
+                    cached = da.load()
+        if cached is None:
+            cat = critical_points(st.c, st.r) if cat is None else cat
+            ds = dataset_free_energies(cat, ["5", "6"], dataset(st, s)["X"], list(st.n), **scale)
+            cached = (ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).drop_vars("phase", errors="ignore")
+            cached.attrs = {"key": json.dumps(key), "formula": ds.attrs.get("formula", ""), "log_odds": "F_5 - F_6"}
+            write_netcdf(path, cached.rename("theory_dF"))
+        rows.append(np.asarray(cached.values))
+    return xr.DataArray(np.array(rows).T, dims=("n", "seed"), coords={"n": list(st.n), "seed": seeds}, name="theory_dF")
 
 
 def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dataset | None = None, phases=("5", "5+", "6"),
@@ -102,35 +133,50 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
     cat = critical_points(st.c)
     phases = [p for p in phases if p in cat.phase.values]
     fine = np.unique(np.round(np.linspace(min(st.n), max(st.n), 400)))
-    theory_occ = theoretical_occupancy(cat, phases, fine)
-    theory_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float))
-    try:  # Laplace with every O(1) term (population potential), at the run's likelihood scale
-        laplace_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float), convention="laplace",
-                                        sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+    scale = st.likelihood_scale()  # the energy n_eff L_n, n_eff = nβ/(2σ²), in every theory curve and in λ from growth
+    theory_occ = theoretical_occupancy(cat, phases, fine, **scale)
+    theory_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float), **scale)
+    try:  # Laplace with every O(1) term (population potential)
+        laplace_F = phase_free_energies(cat, phases, np.array(st.n, dtype=float), convention="laplace", **scale)
     except ValueError:
         laplace_F = None
     crossovers = []
     if "5" in phases and "6" in phases:
-        crossovers.append({**theory_crossover_interval(cat, "5", "6"), "kind": "theory"})
+        crossovers.append({**theory_crossover_interval(cat, "5", "6", **scale), "kind": "theory"})
         if laplace_F is not None:
-            roots = theory_crossovers(cat, "5", "6", convention="laplace", sigma=st.resolved_sigma(), beta=st.beta_for(st.n[0]))
+            roots = theory_crossovers(cat, "5", "6", convention="laplace", **scale)
             crossovers.append({"from": "5", "to": "6", "n_crit": roots[-1]["n"] if roots else math.nan, "lower": math.nan,
                                "upper": math.nan, "kind": "theory (Laplace)"})
-        for kind, o in (("smc", occ), ("chains", chains)):
-            if o is not None and {"5", "6"} <= set(map(str, o.phase.values)):
-                crossovers.append({**empirical_crossover(o, "5", "6"), "kind": kind})
+        for kind, o in (("smc", occ), ("chains", chains)):  # per dataset from the log-odds; ≤ 6 datasets: min–max
+            if o is not None:
+                crossovers.append({"from": "5", "to": "6", **log_odds_crossover(log_odds(o.share_seed)), "kind": kind})
     growth = None
     if loss_min is not None:
         measured = [p for p in phases if p in F_phase.phase.values and p in loss_min.phase.values]
-        growth = lambda_from_growth(F_phase.sel(phase=measured), loss_min, occ, measured)
+        growth = lambda_from_growth(F_phase.sel(phase=measured), loss_min, occ, measured, n_eff=n_effective(np.array(st.n, dtype=float), **scale))
         lam_theory = {p: float(cat.lambda_.sel(phase=p)) for p in growth.phase.values}
         growth["lambda_theory"] = ("phase", np.array([lam_theory[p] for p in growth.phase.values]))
     rep = SMCReport(labels, occ, F_phase, crossovers, growth, chains)
+    files_extra = {}
     if dataset_theory and {"5", "6"} <= set(phases):
-        rep.agreement = agreement(occ, _dataset_dF(smc, cat, labels.seed.values), chains_occ=chains)
-        files_extra = {"agreement_csv": write_text(out / "agreement.csv", rep.agreement_table().to_csv(index=False))}
-    else:
-        files_extra = {}
+        reps = repeat_labels(smc, thresholds)
+        flat_dF = per_dataset_theory(smc, labels.seed.values)
+        # like for like: the theory's 5-gon region widened to the classifier's (the flat region's shell)
+        tol = thresholds.dead_tol if isinstance(thresholds, FunctionalRule) else DEFAULT_DEAD_TOL
+        shell = _shell_dF(cat, np.array(st.n, dtype=float), tol, scale, st.prior_std)
+        theory_dF = flat_dF - shell
+        rep.agreement = agreement(occ, theory_dF, chains_occ=chains, repeats=repeat_spread(reps) if reps is not None else None,
+                                  trusted_from=TRUSTED_FROM / float(n_effective(1.0, **scale)))  # TRUSTED_FROM is in n_eff
+        rep.agreement["theory_dF_seed"] = theory_dF
+        rep.agreement["theory_dF_flat"] = flat_dF.mean("seed")
+        rep.agreement["shell_log_ratio"] = ("n", shell.values)
+        rep.agreement.attrs["region"] = (f"the classifier's: dead columns up to dead_tol = {tol:g} (the flat region and its shell); "
+                                         "theory = per-dataset Laplace (flat region) − log R(n), R from theory.laplace.region_log_ratio")
+        rep.agreement["smc_dF_seed"] = log_odds(occ.share_seed)
+        crossovers.insert(sum(c["kind"].startswith("theory") for c in crossovers),
+                          {"from": "5", "to": "6", **log_odds_crossover(theory_dF), "kind": "theory (Laplace, per dataset)"})
+        files_extra["agreement_csv"] = write_text(out / "agreement.csv", rep.agreement_table().to_csv(index=False))
+        files_extra["agreement_nc"] = write_netcdf(out / "agreement.nc", rep.agreement.assign_attrs(**scale))
     files = {}
     files["labels"] = write_netcdf(out / "smc_labels.nc", labels)
     files["occupancy"] = write_netcdf(out / "smc_occupancy.nc", occ.drop_vars("bootstrap"))
@@ -149,9 +195,37 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
     files["occupancy_png"] = write_figure(out / "occupancy_estimators.png", plots.occupancy_estimators(occ, chains, theory_occ, crossovers, phases=phases))
     files["free_energy_png"] = write_figure(out / "free_energy.png", plots.phase_free_energy(F_phase, theory_F, growth, phases=phases))
     files.update(files_extra)
+    if rep.agreement is not None:
+        nn = np.array(st.n, dtype=float)
+        curves = {"Laplace, population": (nn, (laplace_F.sel(phase="5") - laplace_F.sel(phase="6")).values) if laplace_F is not None else None,
+                  "paper's formula (c = ½‖w*‖²)": (nn, (theory_F.sel(phase="5") - theory_F.sel(phase="6")).values)}
+        files["log_odds_png"] = write_figure(out / "log_odds.png", plots.log_odds(
+            rep.agreement, {k: v for k, v in curves.items() if v is not None},
+            title=f"F₅ − F₆ (σ = {scale['sigma']:.3g}, β = {scale['beta']:g}, {rep.agreement.attrs['datasets']} datasets)"))
+    files["crossovers_csv"] = write_text(out / "crossovers.csv", crossover_frame(crossovers, scale).to_csv(index=False))
     rep.files = files
     files["report"] = write_text(out / "report.md", _markdown(rep, smc, table))
     return rep
+
+
+def _shell_dF(cat, n, tol: float, scale: dict, prior_std: float) -> xr.DataArray:
+    """log R₅(n) − log R₆(n): the extra log-mass of each phase's region at dead tolerance ``tol`` over its
+    flat region (:func:`tms_bayes.theory.laplace.region_log_ratio`), so that ΔF(τ) = ΔF(flat) − this."""
+    from ..theory.laplace import n_effective, region_log_ratio
+
+    ne = n_effective(n, **scale)
+    lr = region_log_ratio(cat, "5", ne, tol=tol, prior_std=prior_std)[0] - region_log_ratio(cat, "6", ne, tol=tol, prior_std=prior_std)[0]
+    return xr.DataArray(lr, dims="n", coords={"n": n.astype(int)}, name="shell_log_ratio")
+
+
+def crossover_frame(crossovers: list[dict], scale: dict) -> pd.DataFrame:
+    """The 5 → 6 crossovers of a report as a table: estimator, n_crit, interval, how the interval was
+    made, the per-dataset crossovers, and the likelihood scale (σ, β) they were measured at."""
+    rows = [{"estimator": c["kind"], "n_crit": c["n_crit"], "lower": c.get("lower", math.nan), "upper": c.get("upper", math.nan),
+             "interval": c.get("interval", "band |ΔF| ≤ 1" if c["kind"] == "theory" else ""),
+             "per_dataset": " ".join(f"{v:.1f}" for v in c.get("per_dataset", [])), "sigma": scale["sigma"], "beta": scale["beta"]}
+            for c in crossovers]
+    return pd.DataFrame(rows)
 
 
 def _fmt(x, nd=1):
@@ -170,9 +244,12 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
         f"Wall time: {ev.groupby('seed').wall_time_s.first().sum():.0f} s over all seeds.",
         "",
         *(["## Agreement: SMC posterior mass vs the per-dataset Laplace theory (log-odds ΔF = F₅ − F₆)", "",
-            md(rep.agreement_table()), "",
+            md(rep.agreement_table()), "", "![log-odds](log_odds.png)", "",
             f"Paired over the {rep.agreement.attrs['datasets']} datasets: {rep.agreement.attrs['verdict']}. "
-            f"Verdicts: {', '.join(f'{v} {int((rep.agreement.verdict == v).sum())}' for v in ('agree', 'disagree', 'not comparable'))}.", ""]
+            f"Verdicts: {', '.join(f'{v} {int((rep.agreement.verdict == v).sum())}' for v in ('agree', 'disagree', 'not comparable'))}. "
+            "SD datasets: the standard deviation of SMC's ΔF over datasets (data and sampler); "
+            + (f"SD SMC runs: over {rep.agreement.attrs['runs_on_one_dataset']} independent SMC runs on dataset 0 (the sampler alone)."
+               if "smc_sd_runs" in rep.agreement else "run with repeats > 1 for the sampler's own spread."), ""]
            if rep.agreement is not None else []),
         "## Occupancy: posterior mass (SMC, 95 % bootstrap over seeds) vs NUTS chain shares vs theory",
         "",
@@ -182,11 +259,12 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
         "NUTS chains cross between the 5, 5+ and 6 phases only slowly, so chain shares are an MCMC estimate of posterior mass "
         "that may not have converged; SMC shares are posterior mass (the weights move mass between phases as data arrive).",
         "",
-        "| crossover 5 → 6 | n_crit | interval |",
-        "|---|---|---|",
+        "| crossover 5 → 6 | n_crit | interval | how | per dataset |",
+        "|---|---|---|---|---|",
     ]
     for c in rep.crossovers:
-        lines.append(f"| {c['kind']} | {_fmt(c['n_crit'])} | [{_fmt(c.get('lower'))}, {_fmt(c.get('upper'))}] |")
+        per = ", ".join(_fmt(v) for v in c.get("per_dataset", []))
+        lines.append(f"| {c['kind']} | {_fmt(c['n_crit'])} | [{_fmt(c.get('lower'))}, {_fmt(c.get('upper'))}] | {c.get('interval', '')} | {per} |")
     lines += ["", "![occupancy](occupancy_estimators.png)", "", "## Free energy per phase", "",
               "F_n(W_α) = F_n − log P̂(α | D_n) (loss convention −log ∫ φ e^{−n L_n}); theory: the paper's n L_α + λ_α log n + c_α "
               "(c_α = ½‖w*‖², column F_theory of free_energy.csv) and the Laplace expansion with every O(1) term on the population "
@@ -195,7 +273,7 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
     lines.append(md(F.reset_index().round(2)))
     if rep.growth is not None:
         g = rep.growth
-        lines += ["", "## λ from the growth of F_n(W_α) − n L_n(ŵ_α) in log n", "", "| phase | λ̂ (free energy) | 95 % interval | seeds | λ theory |", "|---|---|---|---|---|"]
+        lines += ["", "## λ from the growth of F_n(W_α) − n_eff L_n(ŵ_α) in log n (n_eff = nβ/(2σ²))", "", "| phase | λ̂ (free energy) | 95 % interval | seeds | λ theory |", "|---|---|---|---|---|"]
         for p in g.phase.values:
             lines.append(f"| {p} | {_fmt(float(g['lambda'].sel(phase=p)), 2)} ± {_fmt(float(g.se.sel(phase=p)), 2)} | [{_fmt(float(g.lower.sel(phase=p)), 2)}, {_fmt(float(g.upper.sel(phase=p)), 2)}] | {int(g.seeds_used.sel(phase=p))} | {_fmt(float(g.lambda_theory.sel(phase=p)), 1)} |")
     lines += ["", "![free energy](free_energy.png)", ""]

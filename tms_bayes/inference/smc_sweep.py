@@ -11,6 +11,11 @@ log Z_n, F_n and every setting), ``smc/stages_seed{s}.csv`` (the adaptive path: 
 HMC acceptance, step size) and ``evidence.csv`` (n, seed, log Z_n, F_n, the loss-convention F_n,
 ESS, wall time).  Re-running resumes by seed; different settings are refused.
 
+**Repeats.**  ``repeats = R`` adds R − 1 independent SMC runs on dataset seed 0 (fresh prior particles
+and PRNG stream, :func:`run_seed`), stored as ``smc/n{n}_seed000_rep{r}.nc`` with
+``evidence_repeats.csv``.  The spread over datasets mixes the data's randomness with the sampler's; the
+spread over repeats on one dataset is the sampler's alone (Monte Carlo error), so the report gives both.
+
 **Two conventions for F_n.**  ``F_n = −log Z_n`` of the model as written (Gaussian likelihood with its
 normalising constants), and ``F_n_loss = −log ∫ φ(w) exp(−nβ L_n(w)/(2σ²)) dw``, the SPEC's
 F_n = −log ∫ φ e^{−n L_n} when σ² = 1/2, β = 1.  They differ by the constant nβ·(c/2)·log(2πσ²).
@@ -33,32 +38,45 @@ from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
 from .storage import check_manifest, read_manifest, write_netcdf, write_text
 from .sweep import SweepSettings, build_model, dataset
 
-__all__ = ["SMCSweep", "run_smc_sweep", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
+__all__ = ["SMCSweep", "run_smc_sweep", "run_seed", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
 
 
-def _name(n: int, seed: int) -> str:
-    return f"n{n:06d}_seed{seed:03d}"
+def _name(n: int, seed: int, rep: int = 0) -> str:
+    return f"n{n:06d}_seed{seed:03d}" + (f"_rep{rep:02d}" if rep else "")
+
+
+def run_seed(data_seed: int, rep: int = 0) -> int:
+    """The PRNG seed of SMC run ``rep`` on dataset ``data_seed``: the data seed itself for rep 0 (the
+    sweep's run), an independent stream from ``SeedSequence([data_seed, rep])`` for the repeats."""
+    return int(data_seed) if rep == 0 else int(np.random.SeedSequence([int(data_seed), int(rep)]).generate_state(1)[0])
 
 
 class SMCSweep:
     """An SMC-across-n directory (module docstring)."""
 
-    def __init__(self, sweep_settings: SweepSettings, smc_settings: SMCSettings, out):
+    def __init__(self, sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, repeats: int = 1):
         self.sweep_settings = sweep_settings
         self.settings = smc_settings
         self.out = Path(out)
         self.manifest_path = self.out / "manifest.json"
         self.completed: list[int] = []
+        self.repeats_completed: list[int] = []  # independent SMC runs r ≥ 1 on dataset seed 0 (module docstring)
         self._loaded: dict[str, az.InferenceData] = {}
         if self.manifest_path.exists():
             m = check_manifest(self.manifest_path, self._settings_dict(), "an SMC run")
-            self.completed = [s for s in m.get("completed", []) if all((self.out / "smc" / f"{_name(n, s)}.nc").exists() for n in sweep_settings.n)]
+            self.completed = [s for s in m.get("completed", []) if self._on_disk(s)]
+            self.repeats_completed = [r for r in m.get("repeats_completed", []) if self._on_disk(0, r)]
+        self.repeats = max(_validate.integer("repeats", repeats, minimum=1), 1 + max(self.repeats_completed, default=0))
+
+    def _on_disk(self, seed: int, rep: int = 0) -> bool:
+        return all((self.out / "smc" / f"{_name(n, seed, rep)}.nc").exists() for n in self.sweep_settings.n)
 
     def _settings_dict(self) -> dict:
         return {"sweep": self.sweep_settings.to_dict(), "smc": self.settings.to_dict()}
 
     def _write_manifest(self):
-        body = {"kind": "smc", "tms_bayes_version": __version__, "settings": self._settings_dict(), "completed": sorted(self.completed)}
+        body = {"kind": "smc", "tms_bayes_version": __version__, "settings": self._settings_dict(), "completed": sorted(self.completed),
+                "repeats_completed": sorted(self.repeats_completed)}
         write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
 
     @property
@@ -66,76 +84,100 @@ class SMCSweep:
         return list(range(self.sweep_settings.seeds))
 
     def run(self, progress: bool = True, log=print) -> "SMCSweep":
+        """Run every unfinished unit: one SMC run per dataset seed, then the repeats on seed 0."""
         from .compile import compile_model
 
         st = self.sweep_settings
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
-        todo = [s for s in self.seeds if s not in self.completed]
+        todo = [(s, 0) for s in self.seeds if s not in self.completed]
+        todo += [(0, r) for r in range(1, self.repeats) if r not in self.repeats_completed]
+        total = len(self.seeds) + self.repeats - 1
         if not todo:
-            log(f"all {len(self.seeds)} SMC seeds of {self.out} are already finished")
+            log(f"all {total} SMC runs of {self.out} are already finished")
             return self
-        if len(todo) < len(self.seeds):
-            log(f"resuming {self.out}: {len(self.seeds) - len(todo)} of {len(self.seeds)} seeds already finished")
-        model = build_model(st, dataset(st, todo[0]), st.n_max)
+        if len(todo) < total:
+            log(f"resuming {self.out}: {total - len(todo)} of {total} SMC runs already finished")
+        model = build_model(st, dataset(st, todo[0][0]), st.n_max)
         cm = compile_model(model)
-        dims = dict(model.named_vars_to_dims)
-        coords = {k: np.asarray(v) for k, v in model.coords.items() if k not in ("obs", "xdim", "obs_dim")}
-        from .._jax import jax, jnp
-
-        loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
-        logp_const = _likelihood_constant(st)
-        rows = []
-        evidence_path = self.out / "evidence.csv"
-        if evidence_path.exists():
-            rows = pd.read_csv(evidence_path).to_dict("records")
-        for s in todo:
-            data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
-            x0 = prior_particles(model, cm, self.settings.particles, seed=st.seed_offset + s)
-            res = run_smc(cm, mask_path(data), st.n, x0, settings=self.settings, seed=st.seed_offset + s, progress=progress, desc=f"smc seed {s}")
-            ess_all = res.ess()
-            for i, n in enumerate(st.n):
-                dn = {k: jnp.asarray(v) for k, v in data.items()}
-                dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
-                part = res.particles[i]
-                post = {k: np.asarray(v)[None] for k, v in cm.unravel(part).items()}
-                post["L_n"] = np.asarray(loss(jnp.asarray(part), dn))[None]
-                F = -float(res.log_evidence[i])
-                F_loss = F + n * logp_const  # F_n − n·β·const  (module docstring)
-                attrs = {
-                    "n": n, "seed": s, "data_seed": st.seed_offset + s, "log_evidence": float(res.log_evidence[i]), "free_energy": F, "free_energy_loss": F_loss,
-                    "ess": float(ess_all[i]), "wall_time_s": res.wall_time_s,
-                    **{f"setting_{k}": (json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v) for k, v in st.to_dict().items()},
-                    **smc_attrs(self.settings), "jax_backend": jax.default_backend(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    idata = az.from_dict(posterior=post, sample_stats={"log_weight": res.log_weights[i][None]}, coords=coords,
-                                         dims={k: list(v) for k, v in dims.items() if k in post and v})
-                for g in idata.groups():
-                    getattr(idata, g).attrs.update(attrs)
-                write_netcdf(self.out / "smc" / f"{_name(n, s)}.nc", idata)
-                rows = [r for r in rows if not (r["n"] == n and r["seed"] == s)]
-                rows.append({"n": n, "seed": s, "log_evidence": attrs["log_evidence"], "F_n": F, "F_n_loss": F_loss, "ess": attrs["ess"], "wall_time_s": res.wall_time_s})
-            write_text(self.out / "smc" / f"stages_seed{s:03d}.csv", pd.DataFrame(res.stages).to_csv(index=False))
-            write_text(evidence_path, pd.DataFrame(rows).sort_values(["seed", "n"]).to_csv(index=False))
-            self.completed.append(s)
+        unit = _UnitRunner(self, model, cm)
+        for s, r in todo:
+            wall, stages = unit.run(s, r, progress)
+            if r == 0:
+                self.completed.append(s)
+            else:
+                self.repeats_completed.append(r)
             self._write_manifest()
-            log(f"seed {s}: {len(res.stages['s'])} SMC stages in {res.wall_time_s:.1f} s")
+            log(f"seed {s}" + (f" repeat {r}" if r else "") + f": {stages} SMC stages in {wall:.1f} s")
         return self
 
-    def load(self, n: int, seed: int) -> az.InferenceData:
-        name = _name(n, seed)
-        if seed not in self.completed:
-            raise ValueError(f"SMC seed {seed} is not finished in {self.out}")
+    def load(self, n: int, seed: int, rep: int = 0) -> az.InferenceData:
+        name = _name(n, seed, rep)
+        if (rep == 0 and seed not in self.completed) or (rep > 0 and (seed != 0 or rep not in self.repeats_completed)):
+            raise ValueError(f"SMC seed {seed}" + (f" repeat {rep}" if rep else "") + f" is not finished in {self.out}")
         if name not in self._loaded:
             from .sweep import load_run
 
             self._loaded[name] = load_run(self.out / "smc" / f"{name}.nc")
         return self._loaded[name]
 
-    def evidence(self) -> pd.DataFrame:
-        return pd.read_csv(self.out / "evidence.csv")
+    def evidence(self, repeats: bool = False) -> pd.DataFrame:
+        """``evidence.csv`` (one row per n and dataset seed); ``repeats=True``: ``evidence_repeats.csv``
+        (the independent runs r ≥ 1 on seed 0)."""
+        return pd.read_csv(self.out / ("evidence_repeats.csv" if repeats else "evidence.csv"))
+
+
+class _UnitRunner:
+    """One SMC run (dataset seed, repeat) of an :class:`SMCSweep`, written to disk as it finishes."""
+
+    def __init__(self, sweep: SMCSweep, model, cm):
+        from .._jax import jax
+
+        self.sweep, self.model, self.cm = sweep, model, cm
+        self.dims = dict(model.named_vars_to_dims)
+        self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k not in ("obs", "xdim", "obs_dim")}
+        self.loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
+        self.logp_const = _likelihood_constant(sweep.sweep_settings)
+
+    def run(self, s: int, r: int, progress: bool) -> tuple[float, int]:
+        from .._jax import jax, jnp
+
+        sw, st, cm = self.sweep, self.sweep.sweep_settings, self.cm
+        prng = run_seed(st.seed_offset + s, r)
+        data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
+        x0 = prior_particles(self.model, cm, sw.settings.particles, seed=prng)
+        res = run_smc(cm, mask_path(data), st.n, x0, settings=sw.settings, seed=prng, progress=progress,
+                      desc=f"smc seed {s}" + (f" rep {r}" if r else ""))
+        ess_all = res.ess()
+        evidence_path = sw.out / ("evidence_repeats.csv" if r else "evidence.csv")
+        rows = pd.read_csv(evidence_path).to_dict("records") if evidence_path.exists() else []
+        for i, n in enumerate(st.n):
+            dn = {k: jnp.asarray(v) for k, v in data.items()}
+            dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
+            part = res.particles[i]
+            post = {k: np.asarray(v)[None] for k, v in cm.unravel(part).items()}
+            post["L_n"] = np.asarray(self.loss(jnp.asarray(part), dn))[None]
+            F = -float(res.log_evidence[i])
+            F_loss = F + n * self.logp_const  # F_n − n·β·const  (module docstring)
+            attrs = {
+                "n": n, "seed": s, "rep": r, "smc_seed": prng, "data_seed": st.seed_offset + s, "log_evidence": float(res.log_evidence[i]),
+                "free_energy": F, "free_energy_loss": F_loss, "ess": float(ess_all[i]), "wall_time_s": res.wall_time_s,
+                **{f"setting_{k}": (json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v) for k, v in st.to_dict().items()},
+                **smc_attrs(sw.settings), "jax_backend": jax.default_backend(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = az.from_dict(posterior=post, sample_stats={"log_weight": res.log_weights[i][None]}, coords=self.coords,
+                                     dims={k: list(v) for k, v in self.dims.items() if k in post and v})
+            for g in idata.groups():
+                getattr(idata, g).attrs.update(attrs)
+            write_netcdf(sw.out / "smc" / f"{_name(n, s, r)}.nc", idata)
+            rows = [row for row in rows if not (row["n"] == n and row["seed"] == s and row.get("rep", 0) == r)]
+            rows.append({"n": n, "seed": s, **({"rep": r} if r else {}), "log_evidence": attrs["log_evidence"], "F_n": F, "F_n_loss": F_loss,
+                         "ess": attrs["ess"], "wall_time_s": res.wall_time_s})
+        write_text(sw.out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"), pd.DataFrame(res.stages).to_csv(index=False))
+        write_text(evidence_path, pd.DataFrame(rows).sort_values([c for c in ("rep", "seed", "n") if c in rows[0]]).to_csv(index=False))
+        return res.wall_time_s, len(res.stages["s"])
 
 
 def _likelihood_constant(st: SweepSettings) -> float:
@@ -145,18 +187,20 @@ def _likelihood_constant(st: SweepSettings) -> float:
     return -st.beta_for(st.n_max) * 0.5 * outputs * math.log(2 * math.pi * st.resolved_sigma() ** 2)
 
 
-def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, progress: bool = True, log=print) -> SMCSweep:
-    """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds."""
+def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, repeats: int = 1, progress: bool = True, log=print) -> SMCSweep:
+    """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds, and
+    ``repeats − 1`` further independent runs on dataset seed 0 (the Monte Carlo spread of one dataset,
+    reported apart from the spread over datasets)."""
     if sweep_settings.model != "tms" and sweep_settings.beta is None:
         raise ValueError("SMC across n needs a β that does not change with n; the ReLU models' default β = 1/log n does — set beta")
-    return SMCSweep(sweep_settings, smc_settings, out).run(progress=progress, log=log)
+    return SMCSweep(sweep_settings, smc_settings, out, repeats=repeats).run(progress=progress, log=log)
 
 
 def load_smc_sweep(out) -> SMCSweep:
     """Open an existing SMC directory without running anything."""
     body = read_manifest(out, "smc", "an SMC directory (tms-bayes smc)")
     s = body["settings"]
-    return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)
+    return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)  # repeats: those on disk
 
 
 def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):

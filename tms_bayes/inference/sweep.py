@@ -106,6 +106,13 @@ class SweepSettings:
             return float(self.beta)
         return 1.0 if self.model == "tms" else 1.0 / math.log(n)
 
+    def likelihood_scale(self) -> dict:
+        """σ and β of the likelihood, as the theory layer takes them (``sigma=``, ``beta=``): the energy is
+        n_eff L_n with n_eff = nβ/(2σ²).  Only for models whose β does not depend on n (TMS)."""
+        if self.beta is None and self.model != "tms":
+            raise ValueError(f"{self.model} tempers with β = 1/log n, which has no single likelihood scale")
+        return {"sigma": self.resolved_sigma(), "beta": self.beta_for(self.n[0])}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["n"] = list(self.n)

@@ -17,7 +17,7 @@ Two conventions (``convention=``), both in the energy n_eff L with n_eff = nβ/(
   normaliser and the prior mass of the dead columns' flat region.
 
 In both, F_α − F_β = a·n_eff + b·log n_eff + c', so F_α − F_β has at most two roots in log n: every root
-≥ 1 is returned by :func:`crossovers`, each marked ``trusted`` when n ≥ ``trusted_from``.
+≥ 1 is returned by :func:`crossovers`, each marked ``trusted`` when n_eff ≥ ``trusted_from``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .laplace import CONVENTIONS, constant_steps, laplace_terms, n_effective
 
 __all__ = ["free_energy", "phase_free_energies", "theoretical_occupancy", "crossover", "crossovers", "crossover_steps", "winner_changes", "TRUSTED_FROM"]
 
-#: Smallest n at which a crossover of the expansions is marked trusted.  Measured on the population
+#: Smallest n_eff = nβ/(2σ²) at which a crossover of the expansions is marked trusted.  Measured on the population
 #: model by restricted-phase SMC (benchmarks/phase_free_energy.py, regions with dead_tol = 0): the
 #: Laplace F₅ − F₆ is off by −0.40 ± 0.08 nats at n = 300, −0.37 at 10³, −0.10 at 3·10³ and −0.03 at
 #: 3·10⁴ (F₅₊ − F₆ by < 0.4 everywhere), while each phase's own residual grows quickly below a few
@@ -136,7 +136,7 @@ def crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Ma
 
     With t = log n_eff the difference g(t) = ΔL e^t + Δcoef t + Δconst is convex or concave in t, so it
     has at most two roots; each is bracketed on a fine grid and refined by Brent's method.  A root is
-    ``trusted`` when n ≥ ``trusted_from`` (the expansions are asymptotic; module constant TRUSTED_FROM)."""
+    ``trusted`` when n_eff = nβ/(2σ²) ≥ ``trusted_from`` (the expansions are asymptotic; module constant TRUSTED_FROM)."""
     sigma, tb, prior_std, convention = _scale(sigma, beta, prior_std, convention)
     names, L, coef, const = _coefficients(catalogue, [phase_a, phase_b], lambdas, convention, prior_std)
     return _roots(names, L, coef, const, float(n_effective(1.0, beta=tb, sigma=sigma)), trusted_from)
@@ -157,7 +157,7 @@ def _roots(names, L, coef, const, n_eff_per_n: float, trusted_from: float) -> li
         t = optimize.brentq(g, ts[i], ts[i + 1], xtol=1e-14, rtol=1e-14)
         n = math.exp(t - t0)
         winner = names[0] if g(ts[i + 1]) < 0 else names[1]
-        out.append({"n": n, "trusted": bool(n >= trusted_from), "winner_after": winner})
+        out.append({"n": n, "trusted": bool(n * n_eff_per_n >= trusted_from), "winner_after": winner})  # trust is in n_eff
     return out
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "flat_region_mass",
     "label_copies",
     "n_effective",
+    "region_log_ratio",
     "CONVENTIONS",
 ]
 
@@ -113,6 +114,62 @@ def _flat_region_mass(c, k, sigma, prior_std, samples, seed, batch):
         )
     p = hits / samples
     return p, math.sqrt((1.0 - p) / hits)
+
+
+def region_log_ratio(
+    catalogue: xr.Dataset,
+    phase: str,
+    n_eff,
+    *,
+    tol: float,
+    prior_std: float = 1.0,
+    samples: int = 200_000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(log R, SE of log R) per n_eff: how much more mass the phase's region at dead tolerance ``tol``
+    holds than its flat region, with the live columns at w*:
+
+        R(n) = ∫_{region τ} φ(w_d) e^{−n_eff ΔL(w_d)} dw_d  /  ∫_{flat} φ(w_d) dw_d,
+
+    ΔL = L(w*, w_d) − L(w*, dead columns removed) (zero on the flat region, rising like the cube of the
+    excess in its shell).  The Laplace expansion counts the flat region only (P_flat); the classifier's
+    region (τ = 0.4) adds the shell, whose mass is o(1) as n → ∞ but not small at n in the hundreds:
+    F_α(τ) = F_α(flat) − log R(n).  Monte Carlo over the dead columns drawn from the prior N(0, s²),
+    the same draws for every n; SE by the delta method on the ratio of means.  A phase without dead
+    columns has R = 1."""
+    from .potential import potential
+    from .regions import in_phase_xp
+
+    k, sigma, phi = parse_phase(phase)
+    n_eff = np.atleast_1d(np.asarray(n_eff, dtype=float))
+    row = catalogue.sel(phase=phase)
+    W0, b0 = np.asarray(row.W.values), np.asarray(row.b.values)
+    r, c = W0.shape
+    dead = np.arange(k + sigma, c)
+    if dead.size == 0 or phi:
+        return np.zeros_like(n_eff), np.zeros_like(n_eff)
+    rng = np.random.default_rng(seed)
+    W = np.broadcast_to(W0, (samples, r, c)).copy()
+    b = np.broadcast_to(b0, (samples, c)).copy()
+    W[:, :, dead] = rng.normal(0.0, prior_std, size=(samples, r, dead.size))
+    b[:, dead] = rng.normal(0.0, prior_std, size=(samples, dead.size))
+    Wk, bk = W.copy(), b.copy()
+    Wk[:, :, dead], bk[:, dead] = 0.0, -1.0
+    dL = np.maximum(potential(W, b) - potential(Wk, bk), 0.0)
+    flat = in_phase_xp(np, W, b, k, sigma, 0, tol=0.0).astype(float)
+    region = in_phase_xp(np, W, b, k, sigma, 0, tol=float(tol)).astype(float)
+    if flat.sum() == 0:
+        raise ValueError(f"no prior draw of {samples} fell in the flat region of {phase}; raise samples")
+    out, se = [], []
+    for ne in n_eff:
+        w = region * np.exp(-ne * dL)
+        ratio = w.mean() / flat.mean()
+        # delta method for log(mean(w) / mean(f)) with paired draws
+        cov = np.cov(np.stack([w, flat]))
+        var = (cov[0, 0] / w.mean() ** 2 + cov[1, 1] / flat.mean() ** 2 - 2 * cov[0, 1] / (w.mean() * flat.mean())) / samples
+        out.append(math.log(ratio))
+        se.append(math.sqrt(max(var, 0.0)))
+    return np.array(out), np.array(se)
 
 
 def laplace_terms(
