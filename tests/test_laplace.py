@@ -180,3 +180,25 @@ def test_sign_changes():
     assert sign_changes([1, 2, 3, 4], [-1.0, 1.0, 1.0, -3.0]) == [1.5, 3.25]
     assert sign_changes([1, 2, 3], [1.0, 0.0, -1.0]) == [2.0]
     assert sign_changes([1, 2], [1.0, 2.0]) == []
+
+
+def test_region_log_ratio_matches_the_share_of_posterior_like_draws(cat6):
+    """The classifier's 5-gon region (dead_tol 0.4) holds log R(n) more mass than the flat region.
+    Two independent routes: importance weights e^{−n ΔL} over prior draws of the dead column
+    (region_log_ratio), and the share of rejection-sampled posterior-like draws that the flat-region rule
+    still labels 5 (neighbourhood_draws, which also moves the live columns): log(share τ=0.4 / share τ=0).
+    2000 draws give SE ≈ 0.04 on the log-share; tolerance 0.15 also covers the live columns' effect.
+    R = 1 for τ = 0 and for phases with no dead column; log R falls with n (the shell is o(1))."""
+    from tms_bayes.analysis.phases import FunctionalRule, classify_tms
+    from tms_bayes.theory.laplace import neighbourhood_draws, region_log_ratio
+
+    n = np.array([300.0, 600.0, 1200.0])
+    lr, se = region_log_ratio(cat6, "5", n, tol=0.4)
+    assert np.all(np.diff(lr) < 0) and np.all(se < 0.03) and 0.8 < lr[-1] < lr[0] < 1.5
+    for k, nk in enumerate(n):
+        W, b = neighbourhood_draws(cat6, "5", nk, 2000, seed=int(nk))
+        wide = np.mean(classify_tms(W, b, FunctionalRule(dead_tol=0.4)) == "5")
+        flat = np.mean(classify_tms(W, b, FunctionalRule(dead_tol=0.0)) == "5")
+        assert math.log(wide / flat) == pytest.approx(lr[k], abs=0.15), (nk, wide, flat)
+    np.testing.assert_allclose(region_log_ratio(cat6, "5", n, tol=0.0)[0], 0, atol=1e-12)  # ΔL = 0 on the flat region, up to rounding
+    assert np.all(region_log_ratio(cat6, "6", n, tol=0.4)[0] == 0)

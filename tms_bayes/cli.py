@@ -268,7 +268,7 @@ def _cmd_compare(args) -> int:
 
     runs = {}
     for item in args.runs:
-        label, sep, path = item.partition("=")
+        label, sep, path = item.rpartition("=")  # the last '=': labels such as "σ² = 1/2=runs/a" keep theirs
         runs[label if sep else item] = path if sep else item
     comp = compare_runs(runs, args.out)
     print(comp.table().to_string(index=False))
@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.set_defaults(func=_cmd_relu)
 
     cp = sub.add_parser("compare", help="runs of the main job side by side: the 5 -> 6 crossover by every estimator, F5 - F6 against n")
-    cp.add_argument("runs", nargs="+", help="run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR")
+    cp.add_argument("runs", nargs="+", help="run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR (split at the last '=')")
     cp.add_argument("--out", default="results/compare", help="output directory (default results/compare)")
     cp.set_defaults(func=_cmd_compare)
 

@@ -5,7 +5,8 @@ The conventions study (which likelihood scale reproduces the TMS paper's observe
 directory holds ``smc/report/crossovers.csv`` and ``smc/report/agreement.nc``, written by
 :func:`tms_bayes.analysis.smc_report.smc_report`; nothing is recomputed here.
 
-Files (atomic) under ``out/``: ``crossovers.csv`` (one row per run and estimator), ``log_odds.png``
+Files (atomic) under ``out/``: ``crossovers.csv`` (one row per run and estimator), ``table.csv`` (the
+same as estimators × runs, as printed), ``log_odds.png``
 (one panel per run, shared axes) and ``report.md``.
 """
 
@@ -69,6 +70,7 @@ def compare_runs(runs: dict[str, str | Path], out) -> RunComparison:
         agreements[label] = ag
     comp = RunComparison(pd.concat(frames, ignore_index=True), agreements)
     files = {"crossovers_csv": write_text(out / "crossovers.csv", comp.crossovers.to_csv(index=False))}
+    files["table_csv"] = write_text(out / "table.csv", comp.table().to_csv(index=False))
     files["log_odds_png"] = write_figure(out / "log_odds.png", _figure(agreements))
     md = comp.table().to_markdown(index=False) if _has_tabulate() else comp.table().to_string(index=False)
     text = ["# Crossover 5 → 6 by estimator, run by run", "", md, "",
@@ -89,7 +91,6 @@ def _figure(agreements: dict[str, xr.Dataset]):
     axes = fig.subplots(1, len(agreements), sharey=True, squeeze=False)[0]
     for ax, (label, ag) in zip(axes, agreements.items()):
         plots.log_odds(ag, title=f"{label} (σ = {ag.attrs.get('sigma', math.nan):.3g})", ax=ax)
-    lo = min(float(np.nanmin(np.clip(ag.smc_dF.values, -30, 30))) for ag in agreements.values())
-    hi = max(float(np.nanmax(np.clip(ag.smc_dF.values, -30, 30))) for ag in agreements.values())
-    axes[0].set_ylim(min(lo, -1) - 1, max(hi, 1) + 1)
+    lims = np.array([ax.get_ylim() for ax in axes])
+    axes[0].set_ylim(lims[:, 0].min(), lims[:, 1].max())  # shared y: the union of the panels' ranges
     return fig

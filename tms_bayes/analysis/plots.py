@@ -500,29 +500,49 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
 def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, title: str | None = None, ax=None) -> Figure:
     """ΔF = F₅ − F₆ against n (log axis): SMC (mean over datasets, ± 2 SE, filled), NUTS chain shares
     (hollow; no interval, chains are not independent draws), the per-dataset Laplace theory (mean,
-    ± 2 SE band) from :func:`tms_bayes.analysis.free_energy.agreement`, and ``curves`` {label: (n, ΔF)}
-    such as the population Laplace expansion and the paper's formula.  ΔF > 0: the 6-gon holds more
-    mass.  Grid points where SMC is not comparable (< 20 effective particles in a phase) are grey."""
+    ± 2 SE band) from :func:`tms_bayes.analysis.free_energy.agreement`, the population curves stored
+    with it (``laplace_dF``: Laplace expansion; ``paper_dF``: the paper's formula) and any further
+    ``curves`` {label: (n, ΔF)}.  ΔF > 0: the 6-gon holds more mass.  SMC points that are not
+    comparable (< 20 effective particles in a phase) are grey; infinite log-odds (a phase with no
+    particle or draw at all) are drawn as triangles at the edge of the plot."""
     fig, ax = _new(ax, figsize=(6.8, 4.4))
     n = agreement.n.values.astype(float)
     th, th_se = agreement.theory_dF.values, np.nan_to_num(agreement.theory_se.values)
+    curves = dict(curves or {})
+    for var, label in (("laplace_dF", "Laplace, population (flat region)"), ("paper_dF", "paper's formula (c = ½‖w*‖²)")):
+        if var in agreement:
+            curves.setdefault(label, (n, agreement[var].values))
+    finite = [v[np.isfinite(v)] for v in (th, agreement.smc_dF.values, agreement.get("chains_dF", xr.DataArray([])).values)]
+    finite = np.concatenate([f for f in finite if f.size]) if any(f.size for f in finite) else np.array([0.0])
+    lo, hi = min(float(finite.min()), -1.0) - 1.0, max(float(finite.max()), 1.0) + 1.0
+
+    def edge(y):
+        return np.where(np.isposinf(y), hi, np.where(np.isneginf(y), lo, y)), ~np.isfinite(y) & ~np.isnan(y)
+
     ax.fill_between(n, th - 2 * th_se, th + 2 * th_se, color="C2", alpha=0.18, lw=0)
-    ax.plot(n, th, "-", color="C2", lw=1.4, label="Laplace, per dataset (mean ± 2 SE)")
+    ax.plot(n, th, "-", color="C2", lw=1.4, label="Laplace, per dataset, classifier's region (mean ± 2 SE)")
     ok = agreement.comparable.values.astype(bool)
-    y, se = np.clip(agreement.smc_dF.values, -30, 30), np.nan_to_num(agreement.smc_se.values)
-    for mask, color, label in ((ok, "C0", "SMC posterior mass (mean ± 2 SE)"), (~ok, "0.6", "SMC, not comparable (< 20 eff. particles)")):
+    y, off = edge(agreement.smc_dF.values)
+    se = np.nan_to_num(agreement.smc_se.values)
+    for mask, color, label in ((ok, "C0", "SMC posterior mass (mean ± 2 SE)"), (~ok & ~off, "0.6", "SMC, not comparable (< 20 eff. particles)")):
         if mask.any():
             ax.errorbar(n[mask], y[mask], yerr=2 * se[mask], fmt="o", ms=5, capsize=2, color=color, label=label)
+    if off.any():
+        ax.plot(n[off], y[off], "^", color="0.6", ms=6, label="SMC: a phase holds no particle (ΔF = ±∞)")
     if "chains_dF" in agreement:
-        ax.plot(n, np.clip(agreement.chains_dF.values, -30, 30), "s", ms=6, mfc="none", color="C1", label="NUTS chain shares")
-    for k, (label, (cn, cdf)) in enumerate((curves or {}).items()):
+        yc, offc = edge(agreement.chains_dF.values)
+        ax.plot(n[~offc], yc[~offc], "s", ms=6, mfc="none", color="C1", label="NUTS chain shares")
+        if offc.any():
+            ax.plot(n[offc], yc[offc], "^", ms=6, mfc="none", color="C1")
+    for k, (label, (cn, cdf)) in enumerate(curves.items()):
         ax.plot(cn, cdf, ("--", "-.", ":")[k % 3], color="0.3", lw=1.1, label=label)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xscale("log")
+    ax.set_ylim(lo - 0.3, hi + 0.3)
     ax.set_xlabel("sample size n")
     ax.set_ylabel("ΔF = F₅ − F₆  (> 0: 6-gon ahead)")
     ax.set_title(title or "Log-odds of the 6-gon over the 5-gon")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6.5)
     return fig
 
 

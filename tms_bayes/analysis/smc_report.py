@@ -52,6 +52,8 @@ class SMCReport:
                            "SMC − theory": a.difference.values, "± SE ": a.difference_se.values, "min ESS": a.min_phase_ess.values,
                            "verdict": a.verdict.values, "why": a.why.values})
         df.insert(3, "SD datasets", a.smc_sd.values)
+        if "shell_log_ratio" in a:
+            df.insert(df.columns.get_loc("theory ΔF") + 1, "of which shell", -a.shell_log_ratio.values)
         if "smc_sd_runs" in a:
             df.insert(4, "SD SMC runs", a.smc_sd_runs.values)
         if "chains_dF" in a:
@@ -170,6 +172,9 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
         rep.agreement["theory_dF_seed"] = theory_dF
         rep.agreement["theory_dF_flat"] = flat_dF.mean("seed")
         rep.agreement["shell_log_ratio"] = ("n", shell.values)
+        rep.agreement["paper_dF"] = ("n", (theory_F.sel(phase="5") - theory_F.sel(phase="6")).values)
+        if laplace_F is not None:
+            rep.agreement["laplace_dF"] = ("n", (laplace_F.sel(phase="5") - laplace_F.sel(phase="6")).values)
         rep.agreement.attrs["region"] = (f"the classifier's: dead columns up to dead_tol = {tol:g} (the flat region and its shell); "
                                          "theory = per-dataset Laplace (flat region) − log R(n), R from theory.laplace.region_log_ratio")
         rep.agreement["smc_dF_seed"] = log_odds(occ.share_seed)
@@ -196,12 +201,8 @@ def smc_report(smc, out, *, loss_min: xr.DataArray | None = None, chains: xr.Dat
     files["free_energy_png"] = write_figure(out / "free_energy.png", plots.phase_free_energy(F_phase, theory_F, growth, phases=phases))
     files.update(files_extra)
     if rep.agreement is not None:
-        nn = np.array(st.n, dtype=float)
-        curves = {"Laplace, population": (nn, (laplace_F.sel(phase="5") - laplace_F.sel(phase="6")).values) if laplace_F is not None else None,
-                  "paper's formula (c = ½‖w*‖²)": (nn, (theory_F.sel(phase="5") - theory_F.sel(phase="6")).values)}
         files["log_odds_png"] = write_figure(out / "log_odds.png", plots.log_odds(
-            rep.agreement, {k: v for k, v in curves.items() if v is not None},
-            title=f"F₅ − F₆ (σ = {scale['sigma']:.3g}, β = {scale['beta']:g}, {rep.agreement.attrs['datasets']} datasets)"))
+            rep.agreement, title=f"F₅ − F₆ (σ = {scale['sigma']:.3g}, β = {scale['beta']:g}, {rep.agreement.attrs['datasets']} datasets)"))
     files["crossovers_csv"] = write_text(out / "crossovers.csv", crossover_frame(crossovers, scale).to_csv(index=False))
     rep.files = files
     files["report"] = write_text(out / "report.md", _markdown(rep, smc, table))
@@ -216,6 +217,19 @@ def _shell_dF(cat, n, tol: float, scale: dict, prior_std: float) -> xr.DataArray
     ne = n_effective(n, **scale)
     lr = region_log_ratio(cat, "5", ne, tol=tol, prior_std=prior_std)[0] - region_log_ratio(cat, "6", ne, tol=tol, prior_std=prior_std)[0]
     return xr.DataArray(lr, dims="n", coords={"n": n.astype(int)}, name="shell_log_ratio")
+
+
+def _disagreements(a: xr.Dataset) -> list[str]:
+    """Markdown lines listing each n where SMC and theory disagree, with what was measured there."""
+    bad = [i for i, v in enumerate(a.verdict.values) if v == "disagree"]
+    if not bad:
+        return ["No comparable n disagrees.", ""]
+    lines = ["Disagreements (beyond 2 SE of the paired difference), with what was measured there:", ""]
+    for i in bad:
+        runs = f"; SD over SMC runs on one dataset {float(a.smc_sd_runs[i]):.2f}" if "smc_sd_runs" in a else ""
+        lines.append(f"- n = {int(a.n[i])}: SMC − theory = {float(a.difference[i]):+.2f} ± {float(a.difference_se[i]):.2f}; "
+                     f"min effective particles {float(a.min_phase_ess[i]):.0f}; SD over datasets {float(a.smc_sd[i]):.2f}{runs}")
+    return [*lines, ""]
 
 
 def crossover_frame(crossovers: list[dict], scale: dict) -> pd.DataFrame:
@@ -247,9 +261,13 @@ def _markdown(rep: SMCReport, smc, table: pd.DataFrame) -> str:
             md(rep.agreement_table()), "", "![log-odds](log_odds.png)", "",
             f"Paired over the {rep.agreement.attrs['datasets']} datasets: {rep.agreement.attrs['verdict']}. "
             f"Verdicts: {', '.join(f'{v} {int((rep.agreement.verdict == v).sum())}' for v in ('agree', 'disagree', 'not comparable'))}. "
+            "Theory: the per-dataset Laplace expansion (theory.dataset_free_energies, flat region of the dead column) on the "
+            "classifier's region — its 5-gon also holds the dead column's cubic shell, which adds log R₅(n) of mass "
+            "(theory.laplace.region_log_ratio; column 'of which shell' = −log R₅). "
             "SD datasets: the standard deviation of SMC's ΔF over datasets (data and sampler); "
             + (f"SD SMC runs: over {rep.agreement.attrs['runs_on_one_dataset']} independent SMC runs on dataset 0 (the sampler alone)."
-               if "smc_sd_runs" in rep.agreement else "run with repeats > 1 for the sampler's own spread."), ""]
+               if "smc_sd_runs" in rep.agreement else "run with repeats > 1 for the sampler's own spread."), "",
+            *_disagreements(rep.agreement)]
            if rep.agreement is not None else []),
         "## Occupancy: posterior mass (SMC, 95 % bootstrap over seeds) vs NUTS chain shares vs theory",
         "",
