@@ -104,6 +104,15 @@ def test_agreement_verdicts_on_synthetic_shares():
     assert list(ag.verdict.values) == ["agree", "agree", "not comparable"]
     np.testing.assert_allclose(ag.smc_dF.values, dF.mean(1), atol=1e-12)
     assert list(agreement(occ, good + 2.0).verdict.values[:2]) == ["disagree", "disagree"]
+    # chains on the same datasets: equal to SMC where mixed -> agree; shifted by 1 nat -> disagree; unmixed flagged
+    cshare = share.copy()
+    p6c = 1 / (1 + np.exp(-(dF[1] + 1.0)))
+    cshare[1] = np.stack([1 - p6c, p6c], -1)
+    chains = xr.Dataset({"share": (("n", "phase"), cshare.mean(1)), "share_seed": (("n", "seed", "phase"), cshare),
+                         "mixed": ("n", [True, True, False])}, coords={"n": n, "seed": np.arange(S), "phase": ["5", "6"]})
+    ag = agreement(occ, good, chains_occ=chains)
+    assert list(ag.chains_verdict.values) == ["agree", "disagree", "unmixed"]
+    assert float(ag.chains_minus_smc[1]) == pytest.approx(1.0) and float(ag.chains_minus_smc[0]) == pytest.approx(0.0, abs=1e-12)
 
 
 def _log_odds_fixture(dF, S=4):

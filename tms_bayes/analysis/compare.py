@@ -7,7 +7,7 @@ directory holds ``smc/report/crossovers.csv`` and ``smc/report/agreement.nc``, w
 
 Files (atomic) under ``out/``: ``crossovers.csv`` (one row per run and estimator), ``table.csv`` (the
 same as estimators × runs, as printed), ``log_odds.png``
-(one panel per run, shared axes) and ``report.md``.
+(one panel per run) and ``report.md``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -88,9 +87,7 @@ def _figure(agreements: dict[str, xr.Dataset]):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.2 * len(agreements), 4.4), layout="constrained")
-    axes = fig.subplots(1, len(agreements), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(agreements), squeeze=False)[0]
     for ax, (label, ag) in zip(axes, agreements.items()):
         plots.log_odds(ag, title=f"{label} (σ = {ag.attrs.get('sigma', math.nan):.3g})", ax=ax)
-    lims = np.array([ax.get_ylim() for ax in axes])
-    axes[0].set_ylim(lims[:, 0].min(), lims[:, 1].max())  # shared y: the union of the panels' ranges
     return fig

@@ -180,8 +180,9 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
       phase holds fewer than ``min_particles`` effective particles on some dataset (its share is then
       not measured, only bounded), or when n < ``trusted_from``, below the range where the theory's
       expansion holds (:data:`tms_bayes.theory.free_energy.TRUSTED_FROM`); the reason is in ``why``;
-    - chains (optional): ΔF from the pooled chain shares, for reference (no SE: chains are not
-      independent draws of the posterior mass);
+    - chains (optional): ΔF from the pooled chain shares, and the paired difference chains − SMC per
+      dataset (mean, SE) with ``chains_verdict``: ``"unmixed"`` where some chain never changed label
+      (its share then reflects where it started), else agree / disagree by the same 2-SE rule;
     - the spread of SMC's ΔF reported two ways: the standard deviation over datasets (``smc_sd``: data
       and sampler together) and, with ``repeats`` (:func:`repeat_spread`), over independent SMC runs on
       one dataset (``smc_sd_runs``: the sampler alone).
@@ -213,6 +214,15 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
         out["smc_sd_runs"] = repeats.sd.reindex(n=smc_occ.n.values)
     if chains_occ is not None:
         out["chains_dF"] = log_odds(chains_occ.share, phase_a, phase_b).sel(n=smc_occ.n.values)
+        if "share_seed" in chains_occ and set(chains_occ.seed.values) >= set(smc_occ.seed.values):
+            # chains against SMC on the same datasets, paired; only where every chain changed label
+            cdf = log_odds(chains_occ.share_seed, phase_a, phase_b).sel(n=smc_occ.n.values, seed=smc_occ.seed.values)
+            m_c, se_c = mean_se(cdf - smc_dF)
+            mixed = chains_occ.mixed.sel(n=smc_occ.n.values).values.astype(bool) if "mixed" in chains_occ else np.ones(len(m_c), bool)
+            ok = np.isfinite(m_c.values) & np.isfinite(se_c.values)
+            out["chains_minus_smc"], out["chains_minus_smc_se"] = m_c, se_c
+            out["chains_verdict"] = ("n", np.where(~mixed, "unmixed", np.where(~ok, "not comparable",
+                                                   np.where(np.abs(m_c.values) <= 2 * se_c.values, "agree", "disagree"))).astype(str))
     out.attrs = {**({"runs_on_one_dataset": int(repeats.sizes["run"])} if repeats is not None else {}),
                  "log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})", "datasets": S,
                  "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; not comparable below {min_particles:g} effective "

@@ -499,7 +499,7 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
 
 def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, title: str | None = None, ax=None) -> Figure:
     """ΔF = F₅ − F₆ against n (log axis): SMC (mean over datasets, ± 2 SE, filled), NUTS chain shares
-    (hollow; no interval, chains are not independent draws), the per-dataset Laplace theory (mean,
+    (hollow squares where every chain changed label; faint crosses at unmixed n), the per-dataset Laplace theory (mean,
     ± 2 SE band) from :func:`tms_bayes.analysis.free_energy.agreement`, the population curves stored
     with it (``laplace_dF``: Laplace expansion; ``paper_dF``: the paper's formula) and any further
     ``curves`` {label: (n, ΔF)}.  ΔF > 0: the 6-gon holds more mass.  SMC points that are not
@@ -531,9 +531,12 @@ def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, t
         ax.plot(n[off], y[off], "^", color="0.6", ms=6, label="SMC: a phase holds no particle (ΔF = ±∞)")
     if "chains_dF" in agreement:
         yc, offc = edge(agreement.chains_dF.values)
-        ax.plot(n[~offc], yc[~offc], "s", ms=6, mfc="none", color="C1", label="NUTS chain shares")
-        if offc.any():
-            ax.plot(n[offc], yc[offc], "^", ms=6, mfc="none", color="C1")
+        unmixed = (agreement.chains_verdict.values == "unmixed") if "chains_verdict" in agreement else np.zeros(len(n), bool)
+        for mask, style, label in ((~unmixed, dict(mfc="none", color="C1"), "NUTS chain shares (mixed n)"),
+                                   (unmixed, dict(color="C1", alpha=0.45), "NUTS chain shares, UNMIXED n (not an estimate)")):
+            if mask.any():
+                ax.plot(n[mask & ~offc], yc[mask & ~offc], "x" if style.get("alpha") else "s", ms=6, ls="none", label=label, **style)
+                ax.plot(n[mask & offc], yc[mask & offc], "^", ms=6, ls="none", **style)
     for k, (label, (cn, cdf)) in enumerate(curves.items()):
         ax.plot(cn, cdf, ("--", "-.", ":")[k % 3], color="0.3", lw=1.1, label=label)
     ax.axhline(0, color="k", lw=0.6)

@@ -57,7 +57,11 @@ class SMCReport:
         if "smc_sd_runs" in a:
             df.insert(4, "SD SMC runs", a.smc_sd_runs.values)
         if "chains_dF" in a:
-            df.insert(df.columns.get_loc("theory ΔF") + 1, "chains ΔF", a.chains_dF.values)
+            df.insert(df.columns.get_loc("verdict") + 2, "chains ΔF", a.chains_dF.values)
+        if "chains_verdict" in a:
+            df.insert(df.columns.get_loc("chains ΔF") + 1, "chains − SMC", a.chains_minus_smc.values)
+            df.insert(df.columns.get_loc("chains − SMC") + 1, "± SE  ", a.chains_minus_smc_se.values)
+            df.insert(df.columns.get_loc("± SE  ") + 1, "chains vs SMC", a.chains_verdict.values)
         return df.round(2)
 
     def occupancy_table(self, phases=("5", "5+", "6"), theory: xr.DataArray | None = None) -> pd.DataFrame:
