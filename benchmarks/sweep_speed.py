@@ -1,6 +1,7 @@
 """The same posterior sweep three ways, side by side in one process:
 
-1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), both chain methods;
+1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), both chain methods,
+   chains sharded over the cores (``tms_bayes.configure()``) and, for comparison, on one device;
 2. a loop of ``pm.sample(nuts_sampler="numpyro")`` (PyMC's JAX path: one new JAX program per job);
 3. a loop of ``pm.sample()`` with PyMC's default NUTS sampler.
 
@@ -25,6 +26,10 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 
+import tms_bayes  # noqa: E402
+
+tms_bayes.configure()  # one XLA device per core before JAX starts, as the CLI does: chains shard across cores
+
 from tms_bayes._jax import jax, jnp  # noqa: E402
 from tms_bayes.cli import parse_grid  # noqa: E402
 from tms_bayes.inference.compile import as_jax, compile_model  # noqa: E402
@@ -35,15 +40,18 @@ def ess_of(L):
     return float(az.ess(np.asarray(L), method="bulk"))
 
 
-def ours(settings, chain_method):
+def ours(settings, chain_method, devices=None):
     st = SweepSettings(**{**settings.to_dict(), "chain_method": chain_method})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        sweep = run_sweep(st, tmp, progress=False, log=lambda *_: None)
+        sweep = run_sweep(st, tmp, progress=False, log=lambda *_: None, devices=devices)
         wall = time.perf_counter() - t0
         ess = sum(ess_of(sweep.load(n, s).posterior["L_n"].values) for n, s in sweep.jobs())
         depth = np.mean([sweep.load(n, s).sample_stats["n_steps"].values.mean() for n, s in sweep.jobs()])
-    return {"method": f"tms-bayes ({chain_method})", "wall": wall, "compile": sweep.timings["compile_s"], "ess": ess, "steps": depth}
+    from tms_bayes.inference.nuts import shard_count
+
+    shards = shard_count(settings.chains, devices)
+    return {"method": f"tms-bayes ({chain_method}, {shards} shard{'s' if shards > 1 else ''})", "wall": wall, "compile": sweep.timings["compile_s"], "ess": ess, "steps": depth}
 
 
 def pymc_loop(settings, sampler):
@@ -105,7 +113,7 @@ def main():
     header = f"{'method':<42}{'wall s':>9}{'compile s':>10}{'ESS(L_n)':>10}{'ESS/s':>9}{'leapfrog/draw':>14}{'our wall ×':>11}{'our ESS/s ×':>12}"
     print()
     print(header, flush=True)
-    runs = [lambda: ours(settings, "sequential"), lambda: ours(settings, "vectorized")]
+    runs = [lambda: ours(settings, "sequential"), lambda: ours(settings, "sequential", devices=1), lambda: ours(settings, "vectorized")]
     if not args.skip_numpyro:
         runs.append(lambda: pymc_loop(settings, "numpyro"))
     if not args.skip_pymc_default:

@@ -94,7 +94,8 @@ def test_occupancy_refuses_non_tms_and_empty_sweeps(tmp_path):
 
 def test_run_command_is_sweep_plus_report(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["run", "--n", "400,800", "--seeds", "1", "--chains", "2", "--tune", "60", "--draws", "30", "--out", str(out), "--no-progress", "--tsne-samples", "60"]
+    argv = ["run", "--estimator", "chains", "--n", "400,800", "--seeds", "1", "--chains", "2", "--tune", "60", "--draws", "30", "--out", str(out),
+            "--no-progress", "--tsne-samples", "60"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "Empirical occupancy" in text and (out / "report.md").exists() and (out / "manifest.json").exists()

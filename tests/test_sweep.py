@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pymc as pm
@@ -170,3 +171,50 @@ def test_pymc_backend_produces_the_same_layout(tmp_path):
     assert idata.posterior.attrs["backend"] == "pymc"
     for stat in ("diverging", "tree_depth", "energy", "step_size"):
         assert stat in idata.sample_stats
+
+
+_SHARD_SCRIPT = r"""
+import json, sys
+import tms_bayes
+tms_bayes.configure(2)
+import numpy as np
+from tms_bayes.inference.sweep import SweepSettings, run_sweep, load_run
+st = SweepSettings(n=(40,), seeds=1, chains=2, tune=30, draws=20)
+out = {}
+for devices in (None, 1):
+    sweep = run_sweep(st, sys.argv[1] + f"/d{devices}", progress=False, log=lambda *_: None, devices=devices)
+    idata = load_run(sweep.out / "runs" / "n000040_seed000.nc")
+    out[str(devices)] = {"shards": int(idata.posterior.attrs["device_shards"]), "W": idata.posterior.W.values.tolist()}
+try:
+    tms_bayes.configure(3)
+except ValueError as exc:
+    out["late"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_chains_shard_over_cores_and_give_the_same_draws(tmp_path):
+    """tms_bayes.configure() before JAX starts gives one XLA device per core; the sweep then shards
+    chains (device_shards == 2 on a 2-core machine, as on CI) and the draws are bitwise those of the
+    unsharded run; configuring after JAX started is a clear error."""
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["None"]["shards"] == 2 and out["1"]["shards"] == 1
+    assert out["None"]["W"] == out["1"]["W"]
+    assert "already running with 2 CPU device" in out["late"]
+
+
+def test_importing_tms_bayes_leaves_xla_flags_alone():
+    import subprocess
+    import sys
+
+    code = "import os; import tms_bayes.inference.sweep, tms_bayes.theory; print(os.environ.get('XLA_FLAGS', ''))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, "XLA_FLAGS": "--xla_dump_to=/tmp/x"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "--xla_dump_to=/tmp/x"

@@ -15,4 +15,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "configure"]
+
+
+def configure(devices: int | None = None, *, strict: bool = True) -> int:
+    """One XLA host device per core (or ``devices``), so that NUTS chains shard across cores; call it
+    before the first JAX computation, e.g. in a notebook's first cell.  x64 is always on (required).
+    See :func:`tms_bayes._devices.configure`."""
+    from ._devices import configure as _configure
+
+    return _configure(devices, strict=strict)

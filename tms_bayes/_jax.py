@@ -1,21 +1,19 @@
 """Single place where tms-bayes configures JAX.
 
-The theory layer compares closed forms to 1e-10 and PyMC's graphs are float64 (pytensor's
-``floatX``), so every JAX computation in tms-bayes runs with 64-bit floats.  Import ``jax`` and
-``jnp`` from here rather than from ``jax`` directly so that the flag is always set first.
+**x64 is required.**  The theory layer compares closed forms to 1e-10 and PyMC's graphs are float64
+(pytensor's ``floatX``), so importing any tms-bayes module that computes with JAX turns on
+``jax_enable_x64`` for the session.  Import ``jax`` and ``jnp`` from here rather than from ``jax``
+directly so that the flag is always set first.
 
-On CPU, XLA runs one program on one core.  Unless the user has set it, the host platform is split
-into one device per core (``--xla_force_host_platform_device_count``) so that the sampler can shard
-chains across cores (``tms_bayes.inference.nuts``).  This takes effect only if tms-bayes is imported
-before JAX initialises its backends; otherwise chains simply run on one core.
+**Devices.**  On CPU, XLA runs one program on one core.  ``tms_bayes.configure`` splits the host into one
+device per core (``--xla_force_host_platform_device_count``) so that the NUTS engine can shard chains
+across cores (:mod:`tms_bayes.inference.nuts`).  It only works before JAX starts its backends (the first
+computation or ``jax.devices()``), so the ``tms-bayes`` command line calls it first thing (:mod:`tms_bayes._devices`), and a notebook
+calls ``tms_bayes.configure()`` in its first cell.  Nothing else in tms-bayes touches the user's
+``XLA_FLAGS``: without ``tms_bayes.configure``, chains run on one device.
 """
 
-import os
-
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={os.cpu_count() or 1}").strip()
-
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 

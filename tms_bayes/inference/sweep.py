@@ -192,7 +192,7 @@ class Sweep:
         body = {"tms_bayes_version": __version__, "settings": self.settings.to_dict(), "completed": self.completed}
         write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
 
-    def run(self, progress: bool = True, log=print) -> "Sweep":
+    def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
         """Run every pending job; each finished job is written before the next starts."""
         self.out.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
@@ -202,7 +202,7 @@ class Sweep:
             return self
         if len(todo) < len(self.jobs()):
             log(f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs already finished")
-        runner = _JaxRunner(self) if self.settings.backend == "jax" else _PymcRunner(self)
+        runner = _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
         from tqdm.auto import tqdm
 
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
@@ -251,9 +251,12 @@ class Sweep:
         return self._loaded[name]
 
 
-def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print) -> Sweep:
-    """Run (or resume) the sweep ``settings`` into ``out``; returns the :class:`Sweep`."""
-    return Sweep(settings, out).run(progress=progress, log=log)
+def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None) -> Sweep:
+    """Run (or resume) the sweep ``settings`` into ``out``; returns the :class:`Sweep`.  ``devices``
+    (JAX backend): how many devices to shard each job's chains over (None: as many as divide the
+    chains, up to ``jax.device_count()``; see ``tms_bayes.configure``).  A run-time choice, not a
+    setting: sharded and unsharded chains give the same draws."""
+    return Sweep(settings, out).run(progress=progress, log=log, devices=devices)
 
 
 def load_run(path) -> az.InferenceData:
@@ -290,7 +293,7 @@ class _JaxRunner:
     """Compiles warmup and sampling once (AOT, :class:`~tms_bayes.inference.nuts.ChainSampler`) and
     runs every job through them."""
 
-    def __init__(self, sweep: Sweep):
+    def __init__(self, sweep: Sweep, devices: int | None = None):
         from .._jax import jax
         from .compile import compile_model
         from .nuts import ChainSampler, NutsSettings
@@ -298,7 +301,9 @@ class _JaxRunner:
         self.jax = jax
         self.sweep = sweep
         st = sweep.settings
-        nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method)
+        nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method,
+                            devices=devices)
+        self.devices = devices
         t0 = time.perf_counter()
         model = build_model(st, dataset(st, 0), st.n_max)
         self.model = model
@@ -343,7 +348,7 @@ class _JaxRunner:
         return _to_idata(
             posterior, self.sampler.stats(draws, step_size), _observed(data, n), self.dims, self.coords,
             _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth,
-                   device_shards=shard_count(st.chains), jax_backend=jax.default_backend()),
+                   device_shards=shard_count(st.chains, self.devices), jax_backend=jax.default_backend()),
         )
 
 

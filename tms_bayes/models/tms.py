@@ -19,6 +19,9 @@ import pytensor.tensor as pt
 
 from .. import _validate
 from ..theory.potential import _potential
+from ._pymc_compat import patch_blackjax_sampler
+
+patch_blackjax_sampler()  # pm.sample(nuts_sampler="blackjax") on these models, with the blackjax we pin (see _pymc_compat)
 
 __all__ = ["tms_model", "tms_population_model", "SIGMA_PAPER"]
 
