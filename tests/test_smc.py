@@ -2,6 +2,7 @@
 quadrature free energies, phase shares that separated NUTS chains cannot recover, the SMC sweep,
 PyMC's reference path and the reports."""
 
+import json
 import math
 
 import numpy as np
@@ -175,6 +176,15 @@ def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
         run_smc_sweep(tiny_smc.sweep_settings, SMCSettings(particles=128), tiny_smc.out, progress=False)
 
 
+def test_open_sweep_stacks_the_smc_particles(tiny_smc):
+    import tms_bayes
+
+    tree = tms_bayes.open_sweep(tiny_smc.out)
+    assert tree.attrs["kind"] == "smc" and json.loads(tree.attrs["settings"])["smc"]["particles"] == 64
+    np.testing.assert_array_equal(tree["posterior"]["W"].sel(n=60, seed=1).values, tiny_smc.load(60, 1).posterior.W.values)
+    np.testing.assert_array_equal(tree["sample_stats"]["log_weight"].sel(n=90, seed=0).values, tiny_smc.load(90, 0).sample_stats.log_weight.values)
+
+
 def test_free_energy_report(tiny_smc, tmp_path):
     from tms_bayes.analysis.free_energy import phase_free_energy, smc_labels, smc_occupancy
     from tms_bayes.analysis.smc_report import smc_report
@@ -245,33 +255,40 @@ def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_smc_posterior_mass_agrees_with_finite_n_theory_and_not_with_the_old_instruments(tmp_path):
-    """Issue 14's headline on a small grid (the default run's datasets 0-3 at n = 400, 500; 1024
-    particles): SMC's log-odds F5 − F6 agrees with the per-dataset Laplace theory on the classifier's
-    region (flat region + shell) within 2 SE of the paired difference — SE measured over the 4 datasets
-    (0.11-0.18 nats in the default run), capped at 0.35 so a noisy run cannot agree by default — and
-    disagrees with (a) the paper's constant c = ½‖w*‖² (its crossover is 601: ΔF < 0 here, where SMC
-    measures ΔF ≈ +1.3 to +2.2) and (b) SMC shares from the old threshold classifier, which loses the
-    shell's 5-gon mass (≈ 1.1 nats at these n, theory.laplace.region_log_ratio)."""
+    """Issue 14's headline on a small grid (the default run's datasets 0-3 at n = 400, 500; 2048
+    particles).  Agreement is |SMC − theory| ≤ 2 SE of the paired difference over the 4 datasets, with
+    the SE capped at 0.5 nats (measured: 0.11-0.18 in the default run, 0.41 in one run of this grid
+    with 1024 particles, whose Monte Carlo SD per dataset is ≈ 0.3) so that a noisy run cannot agree
+    by default.  SMC's log-odds F5 − F6 agrees with the per-dataset Laplace theory on the classifier's
+    region (flat region + shell), and fails against (a) the paper's constant c = ½‖w*‖² (crossover
+    601: ΔF < 0 here, where SMC measures ΔF ≈ +1.3 to +2.2) and (b) SMC shares from the old threshold
+    classifier, which on the same particles loses the shell's 5-gon mass: ΔF shifts up by log R₅(n) ≈
+    1.1-1.2 nats (theory.laplace.region_log_ratio), predicted within 0.4."""
     from tms_bayes.analysis.free_energy import agreement, smc_labels, smc_occupancy
     from tms_bayes.analysis.phases import Thresholds
     from tms_bayes.analysis.smc_report import smc_report
     from tms_bayes.inference.smc_sweep import run_smc_sweep
     from tms_bayes.inference.sweep import SweepSettings
     from tms_bayes.theory import critical_points, phase_free_energies
+    from tms_bayes.theory.laplace import region_log_ratio
 
-    smc = run_smc_sweep(SweepSettings(n=(400, 500), seeds=4), SMCSettings(particles=1024), tmp_path / "smc", progress=False, log=lambda *_: None)
-    rep = smc_report(smc, tmp_path / "rep")
-    ag = rep.agreement
-    assert list(ag.verdict.values) == ["agree", "agree"], ag[["smc_dF", "theory_dF", "difference", "difference_se"]].to_dataframe()
-    assert np.all(ag.difference_se.values <= 0.35)
+    def agrees(a):  # the capped rule of the docstring
+        return np.abs(a.difference.values) <= 2 * np.minimum(a.difference_se.values, 0.5)
+
+    n = np.array([400.0, 500.0])
+    smc = run_smc_sweep(SweepSettings(n=(400, 500), seeds=4), SMCSettings(particles=2048), tmp_path / "smc", progress=False, log=lambda *_: None)
+    ag = smc_report(smc, tmp_path / "rep").agreement
+    table = ag[["smc_dF", "theory_dF", "difference", "difference_se"]].to_dataframe()
+    assert list(ag.verdict.values) == ["agree", "agree"] and np.all(ag.difference_se.values <= 0.5) and agrees(ag).all(), table
     assert np.all(ag.smc_dF.values > 0.5)  # the 6-gon already holds most of the mass at n = 400
 
     theory = ag.theory_dF_seed.transpose("n", "seed")
-    paper = phase_free_energies(critical_points(6), ["5", "6"], np.array([400.0, 500.0]))
+    paper = phase_free_energies(critical_points(6), ["5", "6"], n)
     paper_dF = (paper.sel(phase="5") - paper.sel(phase="6")).values
     assert np.all(paper_dF < 0)
     occ = smc_occupancy(smc_labels(smc), n_boot=50)
-    with_paper = agreement(occ, theory * 0 + paper_dF[:, None])
-    assert list(with_paper.verdict.values) == ["disagree", "disagree"]
+    assert not agrees(agreement(occ, theory * 0 + paper_dF[:, None])).any()
     old = agreement(smc_occupancy(smc_labels(smc, Thresholds()), n_boot=50), theory)
-    assert list(old.verdict.values) == ["disagree", "disagree"] and np.all(old.difference.values > 0.5)
+    assert not agrees(old).any(), old[["smc_dF", "difference", "difference_se"]].to_dataframe()
+    shift = old.smc_dF.values - ag.smc_dF.values
+    np.testing.assert_allclose(shift, region_log_ratio(critical_points(6), "5", n, tol=0.4)[0], atol=0.4)

@@ -218,3 +218,30 @@ def test_importing_tms_bayes_leaves_xla_flags_alone():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, "XLA_FLAGS": "--xla_dump_to=/tmp/x"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == "--xla_dump_to=/tmp/x"
+
+
+def test_open_sweep_is_one_labelled_object_equal_to_the_files(tmp_path):
+    """open_sweep stacks the per-(n, seed) files into (n, seed, chain, draw, …) with the settings in
+    attrs; values are the files' own; an unfinished job is NaN and listed."""
+    import tms_bayes
+
+    settings = SweepSettings(n=(40, 80), seeds=2, chains=2, tune=20, draws=10)
+    sweep = run_sweep(settings, tmp_path / "sw", progress=False, log=lambda *_: None)
+    tree = tms_bayes.open_sweep(sweep.out)
+    post = tree["posterior"].to_dataset()
+    assert dict(post.W.sizes) == {"n": 2, "seed": 2, "chain": 2, "draw": 10, **{d: s for d, s in zip(post.W.dims[4:], (2, 6))}}
+    for n in (40, 80):
+        for s in (0, 1):
+            one = sweep.load(n, s)
+            np.testing.assert_array_equal(post.W.sel(n=n, seed=s).values, one.posterior.W.values)
+            np.testing.assert_array_equal(tree["sample_stats"]["n_steps"].sel(n=n, seed=s).values, one.sample_stats.n_steps.values)
+    assert json.loads(tree.attrs["settings"]) == settings.to_dict() and json.loads(tree.attrs["missing"]) == []
+    # a job missing from the manifest: NaN, listed
+    partial = Sweep(settings, sweep.out)
+    partial.completed.pop(next(iter(partial.completed)))
+    partial._write_manifest()
+    tree = tms_bayes.open_sweep(sweep.out)
+    assert json.loads(tree.attrs["missing"]) == ["n=40 seed=0"]
+    assert np.isnan(tree["posterior"]["L_n"].sel(n=40, seed=0).values).all()
+    with pytest.raises(ValueError, match="no manifest"):
+        tms_bayes.open_sweep(tmp_path)

@@ -15,7 +15,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "configure"]
+__all__ = ["__version__", "configure", "open_sweep"]
 
 
 def configure(devices: int | None = None, *, strict: bool = True) -> int:
@@ -25,3 +25,12 @@ def configure(devices: int | None = None, *, strict: bool = True) -> int:
     from ._devices import configure as _configure
 
     return _configure(devices, strict=strict)
+
+
+
+def open_sweep(path):
+    """A sweep or SMC run directory as one ``xarray.DataTree`` over (n, seed, chain, draw), settings in
+    attrs (:func:`tms_bayes.inference.opening.open_sweep`)."""
+    from .inference.opening import open_sweep as _open
+
+    return _open(path)
