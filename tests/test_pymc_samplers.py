@@ -54,9 +54,11 @@ def test_our_engine_recovers_the_exact_posterior(regression):
     _posterior_mean_check(np.asarray(cm.unravel(draws["position"])["w"]), exact, sd)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", BACKENDS)
 def test_pm_sample_backend_runs_on_the_tms_model(sampler):
-    """Tiny draws: every backend samples the TMS posterior and records L_n (the sweep's invariant)."""
+    """Tiny draws: every backend samples the TMS posterior and records L_n (the sweep's invariant).
+    Slow (≈ 40 s for the four, mostly compiling): the default suite keeps its 15-minute budget."""
     if sampler == "nutpie":
         pytest.importorskip("nutpie")
     from tms_bayes.models.data import tms_inputs

@@ -232,7 +232,8 @@ def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "run"
     args = ["run", "--estimator", "both", "--n", "40,80", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "30",
-            "--particles", "32", "--mcmc-steps", "1", "--leapfrog-steps", "4", "--tsne-samples", "100", "--no-progress", "--out", str(out)]
+            "--particles", "32", "--mcmc-steps", "1", "--leapfrog-steps", "4", "--smc-repeats", "2", "--tsne-samples", "100", "--no-progress",
+            "--out", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "crossover 5 -> 6 (theory)" in text
