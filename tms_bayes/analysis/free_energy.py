@@ -78,15 +78,24 @@ def repeat_labels(smc, thresholds: Rule | None = None) -> xr.Dataset | None:
 def repeat_spread(rep_labels: xr.Dataset, phase_a: str = "5", phase_b: str = "6") -> xr.Dataset:
     """ΔF = F_a − F_b = log P(b | D_n) − log P(a | D_n) of each independent SMC run on one dataset, and
     their mean and standard deviation over runs per n: the sampler's Monte Carlo error alone."""
-    W = np.exp(rep_labels["log_weight"].values)
-    W = W / W.sum(axis=-1, keepdims=True)
     lab = rep_labels["label"].values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dF = np.log((W * (lab == phase_b)).sum(-1)) - np.log((W * (lab == phase_a)).sum(-1))  # (n, run)
-    dF = xr.DataArray(dF, dims=("n", "run"), coords={"n": rep_labels.n.values, "run": rep_labels.run.values})
+    phases = _phase_order(lab)
+    share, _ = _weighted_shares(lab, rep_labels["log_weight"].values, phases)
+    dF = log_odds(xr.DataArray(share, dims=("n", "run", "phase"), coords={"n": rep_labels.n.values, "run": rep_labels.run.values, "phase": phases}),
+                  phase_a, phase_b)
     finite = dF.where(np.isfinite(dF))
     return xr.Dataset({"dF": dF, "mean": finite.mean("run"), "sd": finite.std("run", ddof=1), "runs": np.isfinite(dF).sum("run")},
                       attrs={"log_odds": f"F_{phase_a} - F_{phase_b}", "spread": "independent SMC runs (fresh particles and PRNG) on dataset seed 0"})
+
+
+def _weighted_shares(lab: np.ndarray, log_weight: np.ndarray, phases) -> tuple[np.ndarray, np.ndarray]:
+    """Per run and n: each phase's share of the normalised weights and its effective number of
+    particles (Σ w)² / Σ w² over the phase's particles; arrays (…, phase)."""
+    W = np.exp(log_weight)
+    W = W / W.sum(axis=-1, keepdims=True)
+    share = np.stack([(W * (lab == p)).sum(axis=-1) for p in phases], axis=-1)
+    ess = np.stack([np.where(lab == p, W, 0).sum(-1) ** 2 / np.maximum(np.where(lab == p, W**2, 0).sum(-1), 1e-300) for p in phases], axis=-1)
+    return share, ess
 
 
 def smc_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
@@ -95,10 +104,7 @@ def smc_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95
     :func:`~tms_bayes.analysis.occupancy.empirical_crossover` applies unchanged."""
     lab = labels["label"].values
     phases = _phase_order(lab)
-    W = np.exp(labels["log_weight"].values)
-    W = W / W.sum(axis=-1, keepdims=True)
-    per_seed = np.stack([(W * (lab == p)).sum(axis=-1) for p in phases], axis=-1)  # (n, seed, P)
-    ess = np.stack([np.where(lab == p, W, 0).sum(-1) ** 2 / np.maximum(np.where(lab == p, W**2, 0).sum(-1), 1e-300) for p in phases], axis=-1)
+    per_seed, ess = _weighted_shares(lab, labels["log_weight"].values, phases)  # (n, seed, P)
     share, lo, hi, boot = bootstrap_shares(per_seed, n_boot=n_boot, level=level, seed=seed)
     return xr.Dataset(
         {
