@@ -17,7 +17,7 @@ SMALL = {"runs": 3, "epochs": 60, "checkpoints": 8, "llc_steps": 60, "llc_chains
 def test_training_reduces_the_loss_and_resumes(tmp_path):
     s = DynamicsSettings(**SMALL)
     ds = run_dynamics(s, tmp_path / "d", progress=False, log=None)
-    assert ds.sizes == {"run": 3, "checkpoint": len(checkpoint_epochs(60, 8)), "row": 2, "col": 6}
+    assert ds.sizes == {"run": 3, "checkpoint": len(checkpoint_epochs(60, 8)), "hidden": 2, "feature": 6}
     assert (ds.loss.isel(checkpoint=-1) < ds.loss.isel(checkpoint=0) - 0.003).all()  # measured: 0.117 -> 0.108
     assert (ds.loss.diff("checkpoint") < 1e-4).all()  # SGD at lr 0.005 does not climb
     assert np.isfinite(ds.llc).all() and ds.attrs["lr"] == 0.005 and ds.attrs["batch_size"] == 20

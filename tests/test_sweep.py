@@ -60,7 +60,7 @@ def test_sweep_compiles_once_and_writes_inferencedata(tmp_path):
     assert sweep.compilations == 2  # warmup + sampling, for all three n
     assert len(sweep.completed) == 3
     idata = sweep.load(80, 0)
-    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data"}
+    assert set(idata.groups()) == {"posterior", "sample_stats", "log_likelihood", "observed_data"}
     assert idata.posterior["W"].shape == (2, 30, 2, 6)
     assert idata.observed_data["X"].shape == (80, 6)
     for stat in ("diverging", "tree_depth", "energy", "step_size", "lp"):
@@ -76,6 +76,33 @@ def test_sweep_compiles_once_and_writes_inferencedata(tmp_path):
     assert manifest["settings"]["n"] == [40, 80, 120] and len(manifest["completed"]) == 3
     assert (tmp_path / "sw" / "diagnostics.csv").exists()
     assert not list((tmp_path / "sw").rglob("*.tmp"))
+    _check_pymc_workflow_on_saved_run(idata)
+
+
+def _check_pymc_workflow_on_saved_run(idata):
+    """A saved run is a PyMC result: its log_likelihood (one value per row of D_n, float32) equals
+    PyMC's own pointwise log-likelihood of the rebuilt model summed per row, az.waic/az.loo run on it,
+    and posterior predictive sampling draws data of D_n's shape."""
+    import arviz as az
+
+    from tms_bayes.inference.sweep import run_model
+
+    model = run_model(idata)
+    assert [rv.name for rv in model.observed_RVs] == ["X_obs"] and model["X"].get_value().shape == (80, 6)
+    ref = pm.compute_log_likelihood(idata.copy(), model=model, progressbar=False, extend_inferencedata=False)["X_obs"].sum("feature")
+    stored = idata.log_likelihood["X_obs"]
+    assert stored.dims == ("chain", "draw", "obs") and stored.dtype == np.float32
+    np.testing.assert_allclose(stored.values, ref.values, rtol=1e-6, atol=1e-5)
+    waic, loo = az.waic(idata), az.loo(idata)
+    assert waic.n_data_points == 80 and np.isfinite(waic.elpd_waic) and np.isfinite(loo.elpd_loo)
+    # elpd ≈ Σ_k log p(x_k | w) at the posterior, minus p_waic: within the spread of the draws' log-likelihoods
+    total = stored.sum("obs").values.astype(float)
+    assert total.min() - 5 * total.std() <= waic.elpd_waic <= total.max()
+    pp = pm.sample_posterior_predictive(idata, model=model, progressbar=False, random_seed=1).posterior_predictive
+    assert pp["X_obs"].shape == (2, 30, 80, 6)
+    # the predictive draws are f(x; W, b) + N(0, σ²): their residual variance about the mean is σ² = 1/2
+    resid = pp["X_obs"].values - pp["X_obs"].values.mean(axis=(0, 1))
+    assert resid.var() == pytest.approx(0.5, rel=0.1)
 
 
 def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def match_plateaus(ds: xr.Dataset, *, labels: xr.DataArray | None = None, catalo
     """One row per plateau of every run: run, first/last checkpoint and step, label, matched phase,
     how it was matched, plateau L and L_n, the catalogue's L and λ, and λ̂ ± SE over the plateau."""
     labels = label_checkpoints(ds) if labels is None else labels
-    cat = critical_points(int(ds.attrs.get("c", ds.sizes["col"]))) if catalogue is None else catalogue
+    cat = critical_points(int(ds.attrs.get("c", ds.sizes["feature"]))) if catalogue is None else catalogue
     cat_phase, cat_loss, cat_lam = cat.phase.values, cat.loss.values, cat.lambda_.values
     loss_tol = _validate.positive("loss_tol", loss_tol)
     steps = ds.step.values.astype(float)

@@ -34,7 +34,7 @@ class DynamicsReport:
 def dynamics_report(ds: xr.Dataset, out, *, thresholds: Rule | None = None, slope_tol: float = 0.02, min_span: float = 2.0, loss_tol: float = 0.005, example_runs: int = 3) -> DynamicsReport:
     """Analyse ``ds`` (from :func:`tms_bayes.inference.dynamics.run_dynamics`) and write the report to ``out``."""
     out = Path(out)
-    cat = critical_points(int(ds.attrs.get("c", ds.sizes["col"])))
+    cat = critical_points(int(ds.attrs.get("c", ds.sizes["feature"])))
     labels = label_checkpoints(ds, thresholds)
     plateaus = match_plateaus(ds, labels=labels, catalogue=cat, slope_tol=slope_tol, min_span=min_span, loss_tol=loss_tol)
     sequences = trajectory_table(plateaus)

@@ -5,9 +5,11 @@ dataset means a new JAX program and a new compilation.  Here every ``pm.Data`` c
 (data, padding mask, tempering β) is replaced by a symbolic input before the graph is converted with
 PyMC's ``get_jaxified_graph``; the result is a pure function
 
-    logp(w_flat, data) -> float,        loss(w_flat, data) -> L_n
+    logp(w_flat, data) -> float,   loss(w_flat, data) -> L_n,   pointwise(w_flat, data) -> (N,)
 
-that one ``jax.jit`` compiles once for a whole sweep.  The PyMC model stays the single source of
+that one ``jax.jit`` compiles once for a whole sweep.  ``pointwise`` is the untempered log-likelihood
+ℓ_k = log p(x_k | w) of each row of the model's observed variable (summed over its other axes): what
+ArviZ's ``log_likelihood`` group holds, for WAIC, LOO and WBIC.  The PyMC model stays the single source of
 truth: this is its own ``model.logp()`` graph (value variables in the unconstrained space, Jacobians
 included), not a re-implementation.
 """
@@ -40,6 +42,8 @@ class CompiledModel:
     data: dict[str, np.ndarray]  # the model's current data values (defaults for every argument)
     _logp: Callable
     _loss: Callable | None
+    _pointwise: Callable | None = None
+    observed_name: str | None = None  # the observed variable behind ``pointwise``
 
     @property
     def dim(self) -> int:
@@ -68,6 +72,12 @@ class CompiledModel:
         if self._loss is None:
             raise ValueError("this model records no Deterministic 'L_n'")
         return self._loss(*self._args(flat, data))[0]
+
+    def pointwise(self, flat, data):
+        """ℓ_k = log p(x_k | w), one value per row of the observed variable (untempered, unmasked)."""
+        if self._pointwise is None:
+            raise ValueError("this model has no observed variable, so no pointwise log-likelihood (its likelihood is a Potential)")
+        return self._pointwise(*self._args(flat, data))[0]
 
     def with_data(self, **data) -> dict:
         """A full data dict: the model's own values, overridden by ``data`` (shapes must match)."""
@@ -119,10 +129,15 @@ def compile_model(model: pm.Model) -> CompiledModel:
     has_loss = "L_n" in model.named_vars
     if has_loss:
         outputs.append(model.replace_rvs_by_values([model["L_n"]])[0])
+    observed = model.observed_RVs[0] if len(model.observed_RVs) == 1 else None
+    if observed is not None:
+        ell = model.logp(vars=[observed], sum=False)[0]
+        outputs.append(ell.sum(axis=tuple(range(1, ell.ndim))) if ell.ndim > 1 else ell)
     replaced = clone_replace(outputs, replace=symbolic)
     inputs = [*value_vars, *symbolic.values()]
     logp_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[0]])
     loss_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[1]]) if has_loss else None
+    pointwise_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[-1]]) if observed is not None else None
 
     ip = model.initial_point()
     return CompiledModel(
@@ -133,6 +148,8 @@ def compile_model(model: pm.Model) -> CompiledModel:
         data={s.name: np.asarray(s.get_value(), dtype=float) for s in shared},
         _logp=logp_fn,
         _loss=loss_fn,
+        _pointwise=pointwise_fn,
+        observed_name=observed.name if observed is not None else None,
     )
 
 

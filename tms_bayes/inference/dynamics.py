@@ -234,8 +234,8 @@ def _run_batch(s: DynamicsSettings, run_ids: np.ndarray, epochs_at: np.ndarray, 
     loss = jax.vmap(jax.vmap(potential_jax))(W, b)
     K = len(epochs_at)
     out = {
-        "W": (("run", "checkpoint", "row", "col"), np.asarray(W)),
-        "b": (("run", "checkpoint", "col"), np.asarray(b)),
+        "W": (("run", "checkpoint", "hidden", "feature"), np.asarray(W)),
+        "b": (("run", "checkpoint", "feature"), np.asarray(b)),
         "loss_n": (("run", "checkpoint"), np.asarray(loss_n)),
         "loss": (("run", "checkpoint"), np.asarray(loss)),
     }

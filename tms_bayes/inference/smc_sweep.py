@@ -135,7 +135,7 @@ class _UnitRunner:
 
         self.sweep, self.model, self.cm = sweep, model, cm
         self.dims = dict(model.named_vars_to_dims)
-        self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k not in ("obs", "xdim", "obs_dim")}
+        self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k != "obs"}
         self.loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
         self.logp_const = _likelihood_constant(sweep.sweep_settings)
 
@@ -191,8 +191,8 @@ def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out,
     """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds, and
     ``repeats − 1`` further independent runs on dataset seed 0 (the Monte Carlo spread of one dataset,
     reported apart from the spread over datasets)."""
-    if sweep_settings.model != "tms" and sweep_settings.beta is None:
-        raise ValueError("SMC across n needs a β that does not change with n; the ReLU models' default β = 1/log n does — set beta")
+    if sweep_settings.beta_depends_on_n():
+        raise ValueError(f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} does — set a number")
     return SMCSweep(sweep_settings, smc_settings, out, repeats=repeats).run(progress=progress, log=log)
 
 

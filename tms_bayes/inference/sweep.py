@@ -9,7 +9,9 @@ On disk (``out/``):
 
 - ``manifest.json``: the settings and the finished jobs (rewritten atomically after each job);
 - ``runs/n{n}_seed{s}.nc``: one ArviZ InferenceData per job (posterior, sample_stats,
-  observed_data = D_n, attrs with every setting, the seed and the package version);
+  log_likelihood = ℓ_k = log p(x_k | w) of the n rows of D_n, untempered, in float32 — ample for
+  WAIC/LOO/WBIC, whose Monte Carlo error is far larger — observed_data = D_n, attrs with every
+  setting, the seed and the package version);
 - ``diagnostics.csv``: the invariant-quantity diagnostics of every finished job.
 
 Re-running the same sweep into the same directory skips finished jobs; a sweep with different
@@ -31,7 +33,7 @@ import numpy as np
 from .. import __version__, _validate
 from .storage import check_manifest, read_manifest, write_netcdf, write_text
 
-__all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "MODELS", "BACKENDS"]
+__all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
 MODELS = ("tms", "relu-pt1", "relu-pt2")
 BACKENDS = ("jax", "pymc")
@@ -56,7 +58,7 @@ class SweepSettings:
     c: int = 6
     r: int = 2
     sigma: float | None = None  # None: √(1/2) for TMS (the paper's convention), 1 for ReLU
-    beta: float | None = None  # None: 1 for TMS, 1/log n for ReLU (SPEC 5)
+    beta: float | str | None = None  # None: 1 for TMS, 1/log n for ReLU (SPEC 5); "a/log n": a/log n at every n (WBIC)
     # ReLU
     theta: float = 1.26
     vartheta: float = 1.5
@@ -81,10 +83,12 @@ class SweepSettings:
             _validate.integer("r", self.r, minimum=1)
         if self.sigma is not None:
             _validate.positive("sigma", self.sigma)
-        if self.beta is not None:
+        if isinstance(self.beta, str):
+            object.__setattr__(self, "beta", f"{parse_log_beta(self.beta):g}/log n")
+        elif self.beta is not None:
             _validate.positive("beta", self.beta)
-        if self.model.startswith("relu") and min(n) < 2 and self.beta is None:
-            raise ValueError("n must be >= 2 for the ReLU models' default β = 1/log n")
+        if min(n) < 2 and self.beta_depends_on_n():
+            raise ValueError(f"n must be >= 2 for β = {self.beta or '1/log n'} (log n > 0), got n = {min(n)}")
         from .nuts import NutsSettings
 
         NutsSettings(self.tune, self.draws, 50, self.target_accept, self.max_tree_depth, self.chain_method)
@@ -101,16 +105,22 @@ class SweepSettings:
     def resolved_d(self) -> int:
         return self.d if self.d is not None else (2 if self.model == "relu-pt1" else 3)
 
+    def beta_depends_on_n(self) -> bool:
+        """True when β is a/log n (the ReLU default, or a WBIC sweep), not one number."""
+        return isinstance(self.beta, str) or (self.beta is None and self.model != "tms")
+
     def beta_for(self, n: int) -> float:
+        if isinstance(self.beta, str):
+            return parse_log_beta(self.beta) / math.log(n)
         if self.beta is not None:
             return float(self.beta)
         return 1.0 if self.model == "tms" else 1.0 / math.log(n)
 
     def likelihood_scale(self) -> dict:
         """σ and β of the likelihood, as the theory layer takes them (``sigma=``, ``beta=``): the energy is
-        n_eff L_n with n_eff = nβ/(2σ²).  Only for models whose β does not depend on n (TMS)."""
-        if self.beta is None and self.model != "tms":
-            raise ValueError(f"{self.model} tempers with β = 1/log n, which has no single likelihood scale")
+        n_eff L_n with n_eff = nβ/(2σ²).  Only for a β that does not depend on n."""
+        if self.beta_depends_on_n():
+            raise ValueError(f"this {self.model} sweep tempers with β = {self.beta or '1/log n'}, which has no single likelihood scale")
         return {"sigma": self.resolved_sigma(), "beta": self.beta_for(self.n[0])}
 
     def to_dict(self) -> dict:
@@ -123,6 +133,19 @@ class SweepSettings:
         d = dict(d)
         d["n"] = tuple(d["n"])
         return cls(**d)
+
+
+def parse_log_beta(text: str) -> float:
+    """The factor a of a tempering written "a/log n" ("1/log n", "1.5/log n"; WBIC's β = 1/log n)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)?\s*/\s*log\s*\(?\s*n\s*\)?\s*", str(text))
+    if not m:
+        raise ValueError(f"beta must be a positive number or 'a/log n' (e.g. '1/log n' for WBIC), got {text!r}")
+    a = float(m.group(1) or 1.0)
+    if not a > 0:
+        raise ValueError(f"beta 'a/log n' needs a > 0, got {text!r}")
+    return a
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +178,27 @@ def build_model(settings: SweepSettings, data: dict, n: int, *, padded: bool = T
     if settings.model == "tms":
         return tms_model(rows["X"], r=settings.r, prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
     return relu_model(rows["X"], rows["y"], d=settings.resolved_d(), prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
+
+
+def run_model(idata):
+    """The PyMC model of a saved run (settings from its attrs, D_n from its observed data, exactly n
+    rows): e.g. ``pm.sample_posterior_predictive(idata, model=run_model(idata))``."""
+    attrs = idata.posterior.attrs
+    keys = [k for k in attrs if k.startswith("setting_")]
+    if not keys or "n" not in attrs:
+        raise ValueError("this InferenceData is not a tms-bayes sweep run (no setting_* attrs)")
+    raw = {k[len("setting_"):]: attrs[k] for k in keys}
+    fields = {}
+    for k, v in raw.items():
+        if isinstance(v, str):
+            try:  # lists and None were stored as JSON; names ("tms") and "a/log n" as plain text
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
+        fields[k] = v.item() if hasattr(v, "item") else v
+    settings = SweepSettings.from_dict(fields)
+    data = {k: np.asarray(idata.observed_data[k].values) for k in idata.observed_data.data_vars}
+    return build_model(settings, data, int(attrs["n"]), padded=False)
 
 
 def run_name(n: int, seed: int) -> str:
@@ -312,6 +356,7 @@ class _JaxRunner:
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
         self.sampler = ChainSampler(self.cm, nuts, st.chains)
         self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
+        self.pointwise = jax.jit(jax.vmap(self.cm.pointwise, in_axes=(0, None)))
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
 
     @property
@@ -342,11 +387,13 @@ class _JaxRunner:
         self.timings["compile_s"] = self.sampler.compile_s
         pos = draws["position"]
         flat = pos.reshape(-1, self.cm.dim)
-        L = np.asarray(self.loss(jnp.asarray(flat), {k: jnp.asarray(v) for k, v in job_data.items()})).reshape(st.chains, st.draws)
+        jdata = {k: jnp.asarray(v) for k, v in job_data.items()}
+        L = np.asarray(self.loss(jnp.asarray(flat), jdata)).reshape(st.chains, st.draws)
+        ell = np.asarray(self.pointwise(jnp.asarray(flat), jdata))[:, :n].reshape(st.chains, st.draws, n)
         posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
         posterior["L_n"] = L
         return _to_idata(
-            posterior, self.sampler.stats(draws, step_size), _observed(data, n), self.dims, self.coords,
+            posterior, self.sampler.stats(draws, step_size), _observed(data, n), self.dims, self.coords, {self.cm.observed_name: ell},
             _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth,
                    device_shards=shard_count(st.chains, self.devices), jax_backend=jax.default_backend()),
         )
@@ -371,7 +418,7 @@ class _PymcRunner:
             idata = pm.sample(
                 draws=st.draws, tune=st.tune, chains=st.chains, cores=1, random_seed=[st.seed_offset + seed, n],
                 target_accept=st.target_accept, progressbar=progress, compute_convergence_checks=False,
-                nuts={"max_treedepth": st.max_tree_depth}, idata_kwargs={"log_likelihood": False},
+                nuts={"max_treedepth": st.max_tree_depth}, idata_kwargs={"log_likelihood": True},
             )
         elapsed = time.perf_counter() - t0
         post = {k: idata.posterior[k].values for k in idata.posterior.data_vars}
@@ -380,17 +427,28 @@ class _PymcRunner:
         stats["reached_max_treedepth"] = ss["reached_max_treedepth"].values if "reached_max_treedepth" in ss else stats["tree_depth"] >= st.max_tree_depth
         dims = dict(model.named_vars_to_dims)
         coords = {k: np.asarray(v) for k, v in model.coords.items()}
-        return _to_idata(post, stats, _observed(data, n), dims, coords, _attrs(st, n, seed, backend="pymc", sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth))
+        ll = {k: _rowwise(idata.log_likelihood[k]) for k in idata.log_likelihood.data_vars}
+        attrs = _attrs(st, n, seed, backend="pymc", sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth)
+        return _to_idata(post, stats, _observed(data, n), dims, coords, ll, attrs)
 
 
-def _to_idata(posterior, stats, observed, dims, coords, attrs) -> az.InferenceData:
-    obs_dims = {"X": ["obs", "xfeature"], "y": ["obs"]}
+def _rowwise(ll) -> np.ndarray:
+    """A PyMC log-likelihood variable (chain, draw, obs, ...) summed to one value per row."""
+    return ll.sum([d for d in ll.dims if d not in ("chain", "draw", "obs")]).values
+
+
+def _to_idata(posterior, stats, observed, dims, coords, log_likelihood, attrs) -> az.InferenceData:
+    """One job's InferenceData; ``log_likelihood`` {observed name: (chain, draw, n)} is stored in float32."""
+    obs_dims = {k: list(dims[k]) for k in observed}
     n = len(next(iter(observed.values())))
-    coords = {**coords, "obs": np.arange(n), "xfeature": np.arange(observed["X"].shape[1])}
+    coords = {**{k: v for k, v in coords.items() if k != "obs"}, "obs": np.arange(n)}
     var_dims = {k: list(v) for k, v in dims.items() if k in posterior and v}
+    ll_dims = {k: ["obs"] for k in log_likelihood}
+    log_likelihood = {k: np.asarray(v, dtype=np.float32) for k, v in log_likelihood.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed, coords=coords, dims={**var_dims, **obs_dims})
+        idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed, log_likelihood=log_likelihood, coords=coords,
+                             dims={**var_dims, **obs_dims, **ll_dims})
     for g in idata.groups():
         getattr(idata, g).attrs.update(attrs)
     return idata

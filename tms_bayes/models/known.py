@@ -1,7 +1,8 @@
 """Models whose learning coefficient λ is known, for validating λ̂ (SPEC 3).
 
 Each builder follows the TMS model's conventions: data, padding mask and tempering β are
-``pm.Data``; the likelihood is a ``pm.Potential``; N(0, prior_std²) priors; Gaussian noise σ = 1.
+``pm.Data``; the responses are an observed variable (``y_obs``/``Y_obs``) tempered and masked by one
+``pm.Potential`` (:func:`~tms_bayes.models.tms.observed_gaussian`); N(0, prior_std²) priors; Gaussian noise σ = 1.
 
 - :func:`regression_model`: y = ⟨w, x⟩ + ε, w ∈ R^d, true w ≠ 0 — regular, λ = d/2.
 - :func:`normal_crossing_model`: y = x·∏ w_i^{k_i} + ε with truth w = 0 (y is noise) — λ = 1/(2 max k_i).
@@ -23,9 +24,9 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .. import _validate
-from .tms import _mask, tempered_gaussian_loglik
+from .tms import _mask, observed_gaussian
 
-__all__ = ["regression_model", "regression_log_evidence", "one_dim_model", "normal_crossing_model", "normal_crossing_llc", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
+__all__ = ["regression_model", "regression_log_evidence", "regression_tempered_energy", "normal_crossing_tempered_energy", "one_dim_model", "normal_crossing_model", "normal_crossing_llc", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
 
 
 def rrr_learning_coefficient(N: int, M: int, H: int, r: int) -> float:
@@ -53,7 +54,7 @@ def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=No
         Xd, yd = pm.Data("X", X), pm.Data("y", y)
         md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
         w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=X.shape[1])
-        pm.Potential("loglik", tempered_gaussian_loglik(yd, pt.dot(Xd, w), md, bd, 1.0))
+        observed_gaussian("y_obs", pt.dot(Xd, w), 1.0, yd, md, bd, None)
     return m
 
 
@@ -95,7 +96,7 @@ def normal_crossing_model(x, y, k, *, prior_std: float = 1.0, beta: float = 1.0,
         md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
         w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=len(k))
         prod = pt.prod(pt.stack([w[i] ** k[i] for i in range(len(k))]))
-        pm.Potential("loglik", tempered_gaussian_loglik(yd, xd * prod, md, bd, 1.0))
+        observed_gaussian("y_obs", xd * prod, 1.0, yd, md, bd, None)
     return m
 
 
@@ -163,7 +164,7 @@ def reduced_rank_model(X, Y, *, H: int, prior_std: float = 1.0, beta: float = 1.
         md, bd = pm.Data("mask", _mask(mask, len(Y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
         A = pm.Normal("A", 0.0, prior_std, shape=(H, X.shape[1]))
         B = pm.Normal("B", 0.0, prior_std, shape=(Y.shape[1], H))
-        pm.Potential("loglik", tempered_gaussian_loglik(Yd, pt.dot(pt.dot(Xd, A.T), B.T), md, bd, 1.0))
+        observed_gaussian("Y_obs", pt.dot(pt.dot(Xd, A.T), B.T), 1.0, Yd, md, bd, None)
     return m
 
 
@@ -191,3 +192,29 @@ def known_data(kind: str, n: int, seed: int = 0, **kw):
         X = rng.normal(size=(n, N))
         return {"X": X, "Y": X @ A0.T @ B0.T + rng.normal(size=(n, M))}, {"A": A0, "B": B0}
     raise ValueError(f"kind must be one of regression, normal_crossing, rrr; got {kind!r}")
+
+
+def regression_tempered_energy(X, y, beta: float, *, prior_std: float = 1.0) -> float:
+    """Exact E_β[n L_n(w)] of :func:`regression_model` (all rows), n L_n(w) = −Σ_k log N(y_k | ⟨w, x_k⟩, 1):
+    the tempered posterior is N(m, P⁻¹), P = βXᵀX + I/prior_std², m = βP⁻¹Xᵀy, so
+
+        E_β[n L_n] = ½‖y − Xm‖² + ½ tr(XᵀX P⁻¹) + (n/2) log 2π.
+
+    At β = 1/log n this is the exact value WBIC estimates (Watanabe 2013)."""
+    X, y = _validate.finite_array("X", X), _validate.finite_array("y", y)
+    beta = _validate.positive("beta", beta)
+    XtX = X.T @ X
+    P = beta * XtX + np.eye(X.shape[1]) / _validate.positive("prior_std", prior_std) ** 2
+    Pinv = np.linalg.inv(P)
+    m = beta * Pinv @ X.T @ y
+    return float(0.5 * np.sum((y - X @ m) ** 2) + 0.5 * np.trace(XtX @ Pinv) + 0.5 * len(y) * math.log(2 * math.pi))
+
+
+def normal_crossing_tempered_energy(x, y, k, beta: float, *, prior_std: float = 1.0) -> float:
+    """Exact E_β[n L_n(w)] of :func:`normal_crossing_model` (all rows, one or two parameters), by the
+    quadrature of :func:`normal_crossing_llc`: with g(w) = β(S_xx f²/2 − S_xy f), f = ∏ w_i^{k_i},
+    n L_n(w) = Σy²/2 + (n/2) log 2π + g(w)/β, and the tempered posterior ∝ e^{−g − ‖w‖²/(2 prior_std²)}."""
+    x, y = _validate.finite_array("x", x), _validate.finite_array("y", y)
+    beta = _validate.positive("beta", beta)
+    g = normal_crossing_llc(x, y, k, nbeta=len(x) * beta, gamma=1.0 / _validate.positive("prior_std", prior_std) ** 2)
+    return float(0.5 * np.sum(y * y) + 0.5 * len(y) * math.log(2 * math.pi) + g / beta)

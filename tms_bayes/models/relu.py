@@ -3,7 +3,8 @@
 Model   f(x; w) = Σ_{a=1..d} q_a ReLU(⟨w_a, x⟩ + b_a) + c,   x ∈ R², 4d + 1 parameters, N(0, prior_std²) priors.
 Data    x ~ U([−1, 1]²),  y = f(x; w⁰) + N(0, 1).
 Tempered posterior: the likelihood N(y | f, σ²) is raised to β (default 1/log n, as the published
-experiments); a mask selects D_n ⊂ D_N, as for TMS.
+experiments); a mask selects D_n ⊂ D_N, as for TMS.  ``y`` is the observed variable ``y_obs`` (dims
+``obs``), tempered and masked by one Potential (:func:`tms_bayes.models.tms.observed_gaussian`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytensor.tensor as pt
 
 from .. import _validate
 from .data import relu_inputs
-from .tms import _mask, tempered_gaussian_loglik
+from .tms import _mask, observed_gaussian
 
 __all__ = [
     "ReluTruth", "pt1_truth", "pt2_truth", "symmetric_truth", "relu_data", "relu_forward", "relu_model", "default_beta",
@@ -121,9 +122,9 @@ def relu_model(X, y, *, d: int, prior_std: float = 1.0, sigma: float = 1.0, beta
     N = X.shape[0]
     m = _mask(mask, N)
     beta = default_beta(max(m.sum(), 2)) if beta is None else _validate.positive("beta", beta)
-    coords = {"node": np.arange(d), "input": np.arange(2), "obs": np.arange(N), "xdim": np.arange(2)}
+    coords = {"node": np.arange(d), "input": np.arange(2), "obs": np.arange(N)}
     with pm.Model(coords=coords) as model:
-        Xd = pm.Data("X", X, dims=("obs", "xdim"))
+        Xd = pm.Data("X", X, dims=("obs", "input"))
         yd = pm.Data("y", y, dims="obs")
         md = pm.Data("mask", m, dims="obs")
         bd = pm.Data("beta", np.asarray(beta, dtype=float))
@@ -133,6 +134,6 @@ def relu_model(X, y, *, d: int, prior_std: float = 1.0, sigma: float = 1.0, beta
         c = pm.Normal("c", 0.0, prior_std)
         f = pt.dot(pt.maximum(pt.dot(Xd, w.T) + b, 0.0), q) + c
         pm.Deterministic("L_n", pt.sum(md * (yd - f) ** 2) / pt.sum(md))
-        pm.Potential("loglik", tempered_gaussian_loglik(yd, f, md, bd, sigma))
+        observed_gaussian("y_obs", f, sigma, yd, md, bd, "obs")
     model.tms_settings = {"model": "relu", "d": d, "prior_std": prior_std, "sigma": sigma}
     return model

@@ -7,6 +7,10 @@ With σ² = 1/2 (the default, the paper's convention) the log-likelihood is −�
 log density is −n β L_n − ½‖w‖²/prior_std² + const.  The mask m ∈ {0, 1}^N selects the first n of N
 rows (D_n ⊂ D_N), so one compiled log density serves every n of a sweep; β tempers the likelihood.
 Data, mask and β are ``pm.Data`` containers: the sampling engine turns them into arguments.
+
+The data are an **observed** random variable (``X_obs``, dims ``(obs, feature)``), so PyMC's
+log-likelihood, ArviZ's WAIC/LOO and posterior predictive sampling work as for any PyMC model; the
+tempering and the mask are one ``pm.Potential`` correction (:func:`observed_gaussian`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ._pymc_compat import patch_blackjax_sampler
 
 patch_blackjax_sampler()  # pm.sample(nuts_sampler="blackjax") on these models, with the blackjax we pin (see _pymc_compat)
 
-__all__ = ["tms_model", "tms_population_model", "SIGMA_PAPER"]
+__all__ = ["tms_model", "tms_population_model", "observed_gaussian", "SIGMA_PAPER"]
 
 #: σ = √(1/2): the Gaussian likelihood whose log is −n L_n + const (SPEC 2).
 SIGMA_PAPER = math.sqrt(0.5)
@@ -40,13 +44,23 @@ def _mask(mask, N: int) -> np.ndarray:
     return mask.astype(float)
 
 
-def tempered_gaussian_loglik(y, f, mask, beta, sigma):
-    """β Σ_k m_k Σ_j log N(y_kj | f_kj, σ²) as a pytensor expression (rows k, optional outputs j)."""
-    resid2 = (y - f) ** 2
-    per_row = -0.5 * resid2 / sigma**2 - 0.5 * math.log(2 * math.pi * sigma**2)
-    if per_row.ndim == 2:
-        per_row = per_row.sum(axis=1)
-    return beta * pt.sum(mask * per_row)
+def observed_gaussian(name: str, mu, sigma, data, mask, beta, dims):
+    """Declare ``data ~ N(mu, σ²)`` as the observed variable ``name`` and temper it with a mask:
+
+        Σ_kj log N(y_kj | μ_kj, σ²)              (observed: untempered, every row)
+      + Σ_k (β m_k − 1) ℓ_k,  ℓ_k = Σ_j log N(y_kj | μ_kj, σ²)     (Potential "tempering")
+      = β Σ_k m_k ℓ_k,
+
+    the tempered likelihood of the selected rows, so ``model.logp()`` (what every sampler sees) is
+    that of a ``pm.Potential`` likelihood, while the observed variable gives PyMC and ArviZ the
+    pointwise, untempered log-likelihood ℓ_k (WAIC, LOO) and a predictive distribution.  At β = 1
+    and no mask the correction is exactly 0."""
+    obs = pm.Normal(name, mu=mu, sigma=sigma, observed=data, dims=dims)
+    ell = pm.logp(obs, data)
+    if ell.ndim == 2:
+        ell = ell.sum(axis=1)
+    pm.Potential("tempering", pt.sum((beta * mask - 1.0) * ell))
+    return obs
 
 
 def tms_model(X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAPER, beta: float = 1.0, mask=None) -> pm.Model:
@@ -63,17 +77,17 @@ def tms_model(X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAP
     sigma = _validate.positive("sigma", sigma)
     beta = _validate.positive("beta", beta)
     N, c = X.shape
-    coords = {"row": np.arange(r), "col": np.arange(c), "obs": np.arange(N), "feature": np.arange(c)}
+    coords = {"hidden": np.arange(r), "feature": np.arange(c), "obs": np.arange(N)}
     with pm.Model(coords=coords) as model:
         Xd = pm.Data("X", X, dims=("obs", "feature"))
         md = pm.Data("mask", _mask(mask, N), dims="obs")
         bd = pm.Data("beta", np.asarray(beta, dtype=float))
-        W = pm.Normal("W", 0.0, prior_std, dims=("row", "col"))
-        b = pm.Normal("b", 0.0, prior_std, dims="col")
+        W = pm.Normal("W", 0.0, prior_std, dims=("hidden", "feature"))
+        b = pm.Normal("b", 0.0, prior_std, dims="feature")
         f = pt.maximum(pt.dot(Xd, pt.dot(W.T, W)) + b, 0.0)
         n = pt.sum(md)
         pm.Deterministic("L_n", pt.sum(md * pt.sum((Xd - f) ** 2, axis=1)) / n)
-        pm.Potential("loglik", tempered_gaussian_loglik(Xd, f, md, bd, sigma))
+        observed_gaussian("X_obs", f, sigma, Xd, md, bd, ("obs", "feature"))
     model.tms_settings = {"model": "tms", "r": r, "c": c, "prior_std": prior_std, "sigma": sigma}
     return model
 
@@ -94,12 +108,12 @@ def tms_population_model(c: int, *, n: int, r: int = 2, prior_std: float = 1.0, 
     n = _validate.integer("n", n, minimum=2)
     prior_std = _validate.positive("prior_std", prior_std)
     beta = _validate.positive("beta", beta)
-    coords = {"row": np.arange(r), "col": np.arange(c)}
+    coords = {"hidden": np.arange(r), "feature": np.arange(c)}
     with pm.Model(coords=coords) as model:
         nd = pm.Data("n", np.asarray(float(n)))
         bd = pm.Data("beta", np.asarray(beta, dtype=float))
-        W = pm.Normal("W", 0.0, prior_std, dims=("row", "col"))
-        b = pm.Normal("b", 0.0, prior_std, dims="col")
+        W = pm.Normal("W", 0.0, prior_std, dims=("hidden", "feature"))
+        b = pm.Normal("b", 0.0, prior_std, dims="feature")
         L = _potential(pt, W, b)
         pm.Deterministic("L_n", L)
         pm.Potential("loglik", -bd * nd * L)

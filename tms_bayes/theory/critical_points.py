@@ -285,10 +285,10 @@ def _critical_points(c: int, r: int) -> xr.Dataset:
             "lambda_source": ("phase", np.array(rows["src"], dtype=object)),
             "c_alpha": ("phase", np.array(rows["c_alpha"]), {"formula": "0.5*|w*|^2 over non-flat coordinates"}),
             "hessian_eigenvalues": (("phase", "param"), np.array(rows["eig"])),
-            "W": (("phase", "row", "col"), np.array(rows["W"])),
-            "b": (("phase", "col"), np.array(rows["b"])),
+            "W": (("phase", "hidden", "feature"), np.array(rows["W"])),
+            "b": (("phase", "feature"), np.array(rows["b"])),
         },
-        coords={"phase": names, "param": np.arange(d), "row": np.arange(r), "col": np.arange(c)},
+        coords={"phase": names, "param": np.arange(d), "hidden": np.arange(r), "feature": np.arange(c)},
         attrs={
             "c": c,
             "r": r,
