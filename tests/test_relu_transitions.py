@@ -192,16 +192,24 @@ def test_truth_sweep_runs_every_trial_on_its_own_data_through_one_program(small_
     np.testing.assert_array_equal(trial_data(st, 1, 0)[1], y0)  # regenerated exactly from its seed
     idata = small_sweep.load(1)
     post = idata.posterior
-    assert post.sizes["chain"] == 3 and post.sizes["draw"] == 40
+    # independent trials sit on their own dim, not on chain: ArviZ's R̂ is then per trial, never across unrelated posteriors
+    assert post.sizes["chain"] == 1 and post.sizes["trial"] == 3 and post.sizes["draw"] == 40
+    assert idata.sample_stats.diverging.dims == ("chain", "draw", "trial")
+    import arviz as az
+
+    assert set(az.summary(idata, var_names=["c"], kind="diagnostics").index) == {"c[0]", "c[1]", "c[2]"}
     assert post.attrs["value"] == pytest.approx(math.pi / 2) and post.attrs["beta_used"] == pytest.approx(1 / math.log(400))
     # stored L_n is the mean squared error of each draw on its own trial's data
+    from tms_bayes.inference.truth_sweep import trial_draws
     from tms_bayes.models.relu import relu_forward
 
+    w, b, q, c, L = (trial_draws(post, k) for k in ("w", "b", "q", "c", "L_n"))
+    assert w.shape == (3, 40, 2, 2)
     for t in range(3):
         X, y = trial_data(st, 1, t)
         k = 7
-        f = relu_forward(X, post.w.values[t, k], post.b.values[t, k], post.q.values[t, k], post.c.values[t, k])
-        assert float(post.L_n.values[t, k]) == pytest.approx(np.mean((y - f) ** 2), rel=1e-9)
+        f = relu_forward(X, w[t, k], b[t, k], q[t, k], c[t, k])
+        assert float(L[t, k]) == pytest.approx(np.mean((y - f) ** 2), rel=1e-9)
 
 
 def test_truth_sweep_resumes_and_refuses_other_settings(small_sweep, tmp_path):

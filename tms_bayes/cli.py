@@ -280,7 +280,16 @@ def _cmd_compare(args) -> int:
 
 def _cmd_occupancy(args) -> int:
     from .analysis.report import occupancy_report
+    from .inference.sweep import load_sweep
 
+    if load_sweep(args.run_dir).settings.model.startswith("relu"):
+        from .analysis.relu_report import relu_sweep_report
+
+        rep = relu_sweep_report(args.run_dir, args.out, progress=not getattr(args, "no_progress", False))
+        print(rep["occupancy"].share.to_pandas().round(3).to_string())
+        for path in rep["files"].values():
+            print(f"wrote {path}")
+        return 0
     thresholds = _rule(args)
     report = occupancy_report(
         args.run_dir, args.out, theory_phases=[p.strip() for p in args.theory_phases.split(",") if p.strip()],
@@ -310,6 +319,39 @@ def _cmd_sweep(args) -> int:
     table = pd.read_csv(sweep.out / "diagnostics.csv")
     print(format_table(table))
     print(f"{len(sweep.completed)} jobs in {sweep.out} ({wall:.1f} s this run; compile {sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)")
+    return 0
+
+
+def _cmd_wbic(args) -> int:
+    from .experiments import wbic
+
+    if args.beta is not None:
+        raise ValueError("tms-bayes wbic sets β itself (1/log n and --beta-ratio/log n); drop --beta")
+    settings = wbic.WbicSettings(sweep=_sweep_settings(args), beta_ratio=args.beta_ratio)
+    out = args.out or f"runs/wbic-{args.model}"
+    wbic.run(settings, out, progress=not args.no_progress)
+    ds = wbic.analyse(out)
+    files = wbic.report(ds, out)
+    print(ds[["wbic", "wbic_mcse", "lambda", "lambda_se"]].to_dataframe().round(3).to_string())
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_criteria(args) -> int:
+    from pathlib import Path
+
+    from .analysis.criteria import sweep_criteria
+    from .inference.storage import write_text
+    from .inference.sweep import load_sweep
+
+    ds = sweep_criteria(load_sweep(args.run_dir))
+    frame = ds.drop_vars([v for v in ds.data_vars if v.startswith("wbic")]).to_dataframe().reset_index()
+    path = write_text(Path(args.out or args.run_dir) / "criteria.csv", frame.to_csv(index=False, float_format="%.6g"))
+    print(frame.round(3).to_string(index=False))
+    if ds.attrs["tempered"]:
+        print("note: these runs are tempered (β ≠ 1): WAIC and LOO are those of the tempered posterior, not Watanabe's criteria")
+    print(f"wrote {path}")
     return 0
 
 
@@ -585,6 +627,17 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", default="results/compare", help="output directory (default results/compare)")
     cp.set_defaults(func=_cmd_compare)
 
+    wb = sub.add_parser("wbic", help="WBIC per n (two sweeps at beta = 1/log n and a/log n) and Watanabe's two-temperature lambda")
+    _add_sweep_args(wb)
+    wb.set_defaults(n="100,200,400,800,1600", seeds=2)
+    wb.add_argument("--beta-ratio", type=float, default=1.5, help="second temperature a/log n (default a = 1.5)")
+    wb.set_defaults(func=_cmd_wbic)
+
+    cr = sub.add_parser("criteria", help="WAIC and PSIS-LOO (and WBIC where beta = 1/log n) of every run of a sweep")
+    cr.add_argument("run_dir", help="a sweep directory (tms-bayes sweep or run)")
+    cr.add_argument("--out", default=None, help="where criteria.csv goes (default: the sweep directory)")
+    cr.set_defaults(func=_cmd_criteria)
+
     o = sub.add_parser("occupancy", help="re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report")
     o.add_argument("run_dir", help="a sweep directory (with manifest.json)")
     o.add_argument("--out", default=None, help="report directory (default: the sweep directory)")
@@ -611,10 +664,24 @@ def _add_sweep_args(p) -> None:
     p.add_argument("--target-accept", type=float, default=0.8)
     p.add_argument("--prior-std", type=float, default=1.0)
     p.add_argument("--sigma", type=float, default=None, help="likelihood σ (default √½ for TMS, 1 for ReLU)")
-    p.add_argument("--beta", type=float, default=None, help="likelihood tempering β (default 1 for TMS, 1/log n for ReLU)")
+    p.add_argument("--beta", type=_beta_arg, default=None,
+                   help="likelihood tempering β: a number or 'a/log n' (e.g. 1/log-n, WBIC's) (default 1 for TMS, 1/log n for ReLU)")
     p.add_argument("--seed-offset", type=int, default=0, help="first dataset seed (default 0)")
     p.add_argument("--out", default=None, help="sweep directory (default runs/<model>[-c<c>])")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _beta_arg(text: str):
+    """--beta: a positive number, or 'a/log n' (spaces optional, '-' accepted for the space: 1/log-n)."""
+    from .inference.sweep import parse_log_beta
+
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return f"{parse_log_beta(text.replace('-', ' ')):g}/log n"
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_smc_args(p) -> None:

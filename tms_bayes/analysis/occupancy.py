@@ -31,16 +31,14 @@ from ..theory import crossover as theory_crossover
 from ..theory import phase_free_energies
 from .phases import UNCLASSIFIED, FunctionalRule, Rule, classify_tms
 
-__all__ = ["sweep_labels", "bootstrap_shares", "on_phases", "OTHER", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
+__all__ = ["sweep_labels", "label_sweep", "bootstrap_shares", "on_phases", "OTHER", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
 
 
-def sweep_labels(sweep, thresholds: Rule | None = None, *, progress: bool = False) -> xr.Dataset:
-    """Exact phase labels and L_n of every draw of a TMS sweep: dims (n, seed, chain, draw)."""
+def label_sweep(sweep, classify, attrs: dict, *, progress: bool = False) -> xr.Dataset:
+    """Phase label and L_n of every draw of a finished sweep over n, dims (n, seed, chain, draw):
+    ``classify(posterior) -> labels (chain, draw)`` is applied to each run; ``attrs`` describe the rule
+    (``phases``: the phase names in display order, ``catch_all``: the label of draws in no phase)."""
     st = sweep.settings
-    if st.model != "tms":
-        raise ValueError(f"k-gon occupancy needs a TMS sweep; {sweep.out} is a {st.model!r} sweep")
-    if st.r != 2:
-        raise ValueError(f"the exact k-gon classifier is defined for r = 2; this sweep has r = {st.r}")
     jobs = [(n, s) for n, s in sweep.jobs() if f"n{n:06d}_seed{s:03d}" in sweep.completed]
     if not jobs:
         raise ValueError(f"{sweep.out} has no finished runs to analyse")
@@ -56,17 +54,32 @@ def sweep_labels(sweep, thresholds: Rule | None = None, *, progress: bool = Fals
     for n, s in tqdm(jobs, desc="classify", unit="run", disable=not progress, leave=False):
         post = sweep.load(n, s).posterior
         i, j = ns.index(n), seeds.index(s)
-        labels[i, j] = classify_tms(post["W"].values, post["b"].values, thresholds)
+        labels[i, j] = classify(post)
         loss[i, j] = post["L_n"].values
-    t = thresholds or FunctionalRule()
     return xr.Dataset(
         {"label": (("n", "seed", "chain", "draw"), labels.astype(str)), "L_n": (("n", "seed", "chain", "draw"), loss)},
         coords={"n": ns, "seed": seeds, "chain": np.arange(st.chains), "draw": np.arange(st.draws)},
-        attrs={"sweep": str(sweep.out), **t.attrs(), "classifier_rule": t.describe()},
+        attrs={"sweep": str(sweep.out), "model": st.model, **attrs},
     )
 
 
-def _phase_order(labels: np.ndarray) -> list[str]:
+def sweep_labels(sweep, thresholds: Rule | None = None, *, progress: bool = False) -> xr.Dataset:
+    """Exact k-gon labels and L_n of every draw of a TMS sweep: dims (n, seed, chain, draw)."""
+    st = sweep.settings
+    if st.model != "tms":
+        raise ValueError(f"k-gon occupancy needs a TMS sweep; {sweep.out} is a {st.model!r} sweep "
+                         "(ReLU sweeps: tms_bayes.analysis.relu_phases.relu_sweep_labels)")
+    if st.r != 2:
+        raise ValueError(f"the exact k-gon classifier is defined for r = 2; this sweep has r = {st.r}")
+    t = thresholds or FunctionalRule()
+    return label_sweep(sweep, lambda post: classify_tms(post["W"].values, post["b"].values, thresholds), {**t.attrs(), "classifier_rule": t.describe()},
+                       progress=progress)
+
+
+def _phase_order(labels: np.ndarray, declared=None) -> list[str]:
+    """Display order of the phases: ``declared`` (a classifier's own list) or k-gon order, most vertices first."""
+    if declared is not None:
+        return [str(p) for p in np.atleast_1d(declared)]
     from ..theory import parse_phase
 
     names = sorted({str(x) for x in np.unique(labels)} - {UNCLASSIFIED}, key=lambda p: (-parse_phase(p)[0], parse_phase(p)[1:]))
@@ -153,7 +166,8 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     lab = labels["label"].values  # (n, seed, chain, draw)
-    phases = _phase_order(lab)
+    phases = _phase_order(lab, labels.attrs.get("phases"))
+    catch_all = labels.attrs.get("catch_all", UNCLASSIFIED)
     onehot = np.stack([(lab == p) for p in phases], axis=-1).astype(float)  # (n, seed, chain, draw, P)
     per_chain = onehot.mean(axis=3)  # (n, seed, chain, P)
     N, S, C, P = per_chain.shape
@@ -162,7 +176,7 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     chain_share = np.stack([(majority == k).mean(axis=(1, 2)) for k in range(P)], axis=-1)
     Ln = labels["L_n"].values
     mean_loss = np.array([[Ln[i][lab[i] == p].mean() if np.any(lab[i] == p) else np.nan for p in phases] for i in range(N)])
-    mix = mixing_summary(labels, [p for p in phases if p != UNCLASSIFIED])
+    mix = mixing_summary(labels, [p for p in phases if p != catch_all])
     return xr.Dataset(
         {
             "share": (("n", "phase"), share, {"long_name": "share of draws (pooled over seeds and chains)"}),

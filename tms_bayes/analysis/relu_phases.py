@@ -51,7 +51,7 @@ from .. import __version__, _validate
 from .occupancy import bootstrap_shares, crossing_with_interval
 
 __all__ = [
-    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "truth_sweep_labels",
+    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "truth_sweep_labels", "relu_sweep_labels",
     "phase_fractions", "critical_value", "vanishing_value", "PHASES",
 ]
 
@@ -132,13 +132,15 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
     if not idx:
         raise ValueError(f"{sweep.out} has no finished values to analyse")
     eps = DEFAULT_EPSILON[st.experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
+    from ..inference.truth_sweep import trial_draws
+
     labels, loss, eff = [], [], []
     for i in idx:
         post = sweep.load(i).posterior
-        w, q = post["w"].values, post["q"].values
+        w, q = trial_draws(post, "w"), trial_draws(post, "q")
         truth = (np.array(json.loads(post.attrs["truth_w"])), np.array(json.loads(post.attrs["truth_q"])))
         labels.append(classify_relu(st.experiment, w, q, truth=truth, epsilon=eps))
-        loss.append(post["L_n"].values)
+        loss.append(trial_draws(post, "L_n"))
         eff.append(effective_weights(w, q))
     loss = np.stack(loss)
     keep, z = trial_filter(loss.mean(axis=-1), z_max=z_max)
@@ -155,6 +157,30 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
         coords={"value": values, "trial": np.arange(st.trials), "draw": np.arange(st.draws), "node": np.arange(st.resolved_d()), "input": [0, 1]},
         attrs={"experiment": st.experiment, "parameter": st.parameter, "epsilon": eps, "z_max": z_max, "n": st.n, "sweep": str(sweep.out)},
     )
+
+
+def relu_sweep_labels(sweep, *, epsilon: float | None = None, progress: bool = False) -> xr.Dataset:
+    """Phase label and L_n of every draw of a ReLU sweep over n (``tms-bayes sweep --model relu-pt1``
+    or ``relu-pt2``), dims (n, seed, chain, draw): the labels of the truth-sweep experiments (module
+    docstring) at the sweep's fixed truth; :func:`tms_bayes.analysis.occupancy.empirical_occupancy`
+    turns them into shares against n."""
+    from ..models.relu import pt1_truth, pt2_truth
+    from .occupancy import label_sweep
+
+    st = sweep.settings
+    if not st.model.startswith("relu"):
+        raise ValueError(f"{sweep.out} is a {st.model!r} sweep; ReLU phases need a relu-pt1 or relu-pt2 sweep (TMS: occupancy.sweep_labels)")
+    experiment = "pt1" if st.model == "relu-pt1" else "pt2"
+    if st.resolved_d() != {"pt1": 2, "pt2": 3}[experiment]:
+        raise ValueError(f"the {experiment} phases are defined for d = {2 if experiment == 'pt1' else 3} nodes; this sweep has d = {st.resolved_d()}")
+    truth = pt1_truth(st.theta) if experiment == "pt1" else pt2_truth(st.vartheta)
+    eps = DEFAULT_EPSILON[experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
+
+    def classify(post):
+        return classify_relu(experiment, post["w"].values, post["q"].values, truth=(truth.w, truth.q), epsilon=eps)
+
+    return label_sweep(sweep, classify, {"experiment": experiment, "truth": truth.name, "epsilon": eps, "phases": list(PHASES[experiment]),
+                                         "catch_all": NEITHER}, progress=progress)
 
 
 def phase_fractions(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:

@@ -11,8 +11,11 @@ of one job — each chain with its own dataset, which the compile-once engine al
 per-chain arguments — so the whole sweep uses the two programs compiled for the first value.
 
 On disk (``out/``): ``manifest.json`` (settings, finished values; rewritten atomically after each),
-``runs/v{index}.nc`` (one InferenceData per value, ``chain`` = trial, attrs with the truth, the
-value, every setting and each trial's data seed).  Datasets are not stored: :func:`trial_data`
+``runs/v{index}.nc`` (one InferenceData per value: the trials are independent posteriors on their own
+data, so they sit on a ``trial`` dim beside ``chain`` = 1 — ``az.summary`` then gives each trial its own
+R̂ instead of mixing unrelated chains; attrs with the truth, the value, every setting and each trial's
+data seed; :func:`trial_draws` reads any variable as (trial, draw, ...), also from files written before
+the ``trial`` dim, where ``chain`` was the trial).  Datasets are not stored: :func:`trial_data`
 regenerates any of them exactly from its seed.  Re-running the same command resumes; different
 settings are refused.
 """
@@ -250,11 +253,27 @@ class _TrialRunner:
             "backend": "jax-blackjax", "jax_backend": jax.default_backend(), "sampling_time_s": elapsed,
             "tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
-        dims = {k: list(v) for k, v in self.dims.items() if k in posterior and v}
-        idata = az.from_dict(posterior=posterior, sample_stats=self.sampler.stats(draws, step_size), coords=self.coords, dims=dims)
+        dims = {k: ["trial", *self.dims.get(k, ())] for k in posterior}
+        stats = self.sampler.stats(draws, step_size)
+        idata = az.from_dict(posterior={k: _on_trial_dim(v) for k, v in posterior.items()}, sample_stats={k: _on_trial_dim(v) for k, v in stats.items()},
+                             coords={**self.coords, "trial": np.arange(st.trials)}, dims={**dims, **{k: ["trial"] for k in stats}})
         for g in idata.groups():
             getattr(idata, g).attrs.update(attrs)
         return idata
+
+
+def _on_trial_dim(a) -> np.ndarray:
+    """(trial, draw, ...) -> (chain = 1, draw, trial, ...)."""
+    return np.moveaxis(np.asarray(a), 0, 1)[None]
+
+
+def trial_draws(posterior, name: str) -> np.ndarray:
+    """Variable ``name`` of a truth-sweep posterior as an array (trial, draw, ...).  Files written before
+    the ``trial`` dim kept one trial per chain; they are read the same way."""
+    x = posterior[name]
+    if "trial" in x.dims:
+        return x.isel(chain=0).transpose("trial", "draw", ...).values
+    return x.values
 
 
 def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = "sgld", progress: bool = True, **llc_kwargs):
@@ -299,7 +318,7 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
                 continue
             t, d = np.unravel_index(np.argmin(np.where(inside, sel.L_n.values, np.inf)), inside.shape)
             post = sweep.load(index).posterior
-            w_star = {k: post[k].values[t, d] for k in ("w", "b", "q", "c")}
+            w_star = {k: trial_draws(post, k)[t, d] for k in ("w", "b", "q", "c")}
             model = build_trial_model(st, index, int(t), beta=1.0)
             with _warnings.catch_warnings(record=True) as caught:
                 _warnings.simplefilter("always")
