@@ -67,6 +67,8 @@ def test_pm_sample_gives_waic_loo_and_predictive_on_masked_rows_only():
     assert crit["p_waic"] == pytest.approx(3.0, abs=1.0)  # sampling spread of V_n for n = 40 is ≈ 0.5
     assert crit["loo"] == pytest.approx(crit["waic"], abs=0.5)  # LOO and WAIC agree to O(1/n) per point
     assert pp["y_obs"].shape == (2, 1000, 60)
+    assert model.observed_RVs == [model["y_obs"]]  # PyMC 5.28.5 appends it again in place; tms-bayes' wrapper restores it
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
     assert (pp["y_obs"] - pp["y_obs"].mean(("chain", "draw"))).var().item() == pytest.approx(1.0, rel=0.1)
 
 

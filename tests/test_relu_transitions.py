@@ -284,3 +284,34 @@ def test_relu_cli_end_to_end(tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "dropped trials" in text and (out / "report" / "report.md").exists()
+
+
+def test_relu_sweep_over_n_gets_the_occupancy_analysis(tmp_path):
+    """A ReLU sweep over n (fixed truth) is analysed like a TMS sweep: every draw labelled by the PT1
+    rule, shares pooled over datasets and chains equal the label counts, the phase order is the
+    experiment's own, and the report names where one phase overtakes the other (or that none does)."""
+    from tms_bayes.analysis.occupancy import empirical_occupancy, sweep_labels
+    from tms_bayes.analysis.relu_phases import classify_relu, relu_sweep_labels
+    from tms_bayes.analysis.relu_report import relu_sweep_report
+    from tms_bayes.inference.sweep import SweepSettings, run_sweep
+    from tms_bayes.models.relu import pt1_truth
+
+    sw = run_sweep(SweepSettings(model="relu-pt1", theta=1.26, n=(100, 300), seeds=2, chains=2, tune=40, draws=25), tmp_path / "sw",
+                   progress=False, log=lambda *_: None)
+    labels = relu_sweep_labels(sw)
+    assert labels.label.dims == ("n", "seed", "chain", "draw") and labels.attrs["phases"] == ["degenerate", "non-degenerate", "neither"]
+    post = sw.load(300, 1).posterior
+    truth = pt1_truth(1.26)
+    np.testing.assert_array_equal(labels.label.sel(n=300, seed=1).values, classify_relu("pt1", post.w.values, post.q.values, truth=(truth.w, truth.q)))
+    occ = empirical_occupancy(labels, n_boot=50)
+    assert list(occ.phase.values) == ["degenerate", "non-degenerate", "neither"]
+    for n in (100, 300):
+        counts = {p: float((labels.label.sel(n=n).values == p).mean()) for p in occ.phase.values}
+        for p, share in counts.items():
+            assert float(occ.share.sel(n=n, phase=p)) == pytest.approx(share)
+    with pytest.raises(ValueError, match="relu_sweep_labels"):
+        sweep_labels(sw)
+    rep = relu_sweep_report(sw.out, tmp_path / "report", n_boot=50)
+    assert set(rep["files"]) == {"labels", "occupancy", "csv", "png", "report"} and rep["occupancy"].equals(rep["occupancy"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "pt1(theta=1.26)" in text and "degenerate" in text

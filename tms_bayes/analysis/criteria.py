@@ -57,7 +57,7 @@ def _beta(idata) -> float:
     if "beta_used" in post.attrs:
         return float(post.attrs["beta_used"])
     if "constant_data" in idata.groups() and "beta" in idata.constant_data:
-        return float(idata.constant_data["beta"].values)
+        return float(np.ravel(idata.constant_data["beta"].values)[0])  # 0-d, or (1,) from nutpie
     return 1.0
 
 

@@ -10,11 +10,18 @@ against the blackjax we pin: Stan-style window adaptation for ``tune`` steps, th
 transitions in one ``lax.scan``, with the sample statistics PyMC expects (no progress bar).  It is
 applied when a model module of tms-bayes is imported, is idempotent, and does nothing where PyMC has no
 such function.
+
+**Posterior predictive.**  ``pm.sample_posterior_predictive`` (PyMC 5.28.5) extends ``model.observed_RVs``
+in place (``observed_vars = model.observed_RVs; observed_vars += [...]``, where a name is compared with
+variables, so every observed variable is appended again) whenever the trace has an ``observed_data``
+group: afterwards the model lists each observed variable twice and ``model.logp()`` fails ("Cannot
+convert None to a tensor variable") — so would any sampler or tms-bayes' compiler on that model.
+:func:`patch_posterior_predictive` wraps it so that the model's list is restored after the call.
 """
 
 from __future__ import annotations
 
-__all__ = ["patch_blackjax_sampler"]
+__all__ = ["patch_blackjax_sampler", "patch_posterior_predictive"]
 
 
 def _inference_loop(seed, init_position, logp_fn, draws, tune, target_accept, **adaptation_kwargs):
@@ -56,4 +63,32 @@ def patch_blackjax_sampler() -> bool:
     if not hasattr(pm_jax, "_blackjax_inference_loop"):
         return False
     pm_jax._blackjax_inference_loop = _inference_loop
+    return True
+
+
+def patch_posterior_predictive() -> bool:
+    """Wrap ``pm.sample_posterior_predictive`` so that it leaves ``model.observed_RVs`` as it found it
+    (module docstring); idempotent.  True if wrapped."""
+    import functools
+
+    import pymc as pm
+    import pymc.sampling.forward as forward
+
+    original = forward.sample_posterior_predictive
+    if getattr(original, "_tms_bayes_patched", False):
+        return True
+
+    @functools.wraps(original)
+    def sample_posterior_predictive(*args, **kwargs):
+        model = pm.modelcontext(kwargs.get("model"))
+        kept = model.observed_RVs
+        model.observed_RVs = list(kept)  # a copy for PyMC to extend
+        try:
+            return original(*args, **kwargs)
+        finally:
+            model.observed_RVs = kept
+
+    sample_posterior_predictive._tms_bayes_patched = True
+    forward.sample_posterior_predictive = sample_posterior_predictive
+    pm.sample_posterior_predictive = sample_posterior_predictive
     return True

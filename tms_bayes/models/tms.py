@@ -23,9 +23,10 @@ import pytensor.tensor as pt
 
 from .. import _validate
 from ..theory.potential import _potential
-from ._pymc_compat import patch_blackjax_sampler
+from ._pymc_compat import patch_blackjax_sampler, patch_posterior_predictive
 
 patch_blackjax_sampler()  # pm.sample(nuts_sampler="blackjax") on these models, with the blackjax we pin (see _pymc_compat)
+patch_posterior_predictive()  # pm.sample_posterior_predictive leaves the model usable (see _pymc_compat)
 
 __all__ = ["tms_model", "tms_population_model", "observed_gaussian", "SIGMA_PAPER"]
 
@@ -56,7 +57,7 @@ def observed_gaussian(name: str, mu, sigma, data, mask, beta, dims):
     pointwise, untempered log-likelihood ℓ_k (WAIC, LOO) and a predictive distribution.  At β = 1
     and no mask the correction is exactly 0."""
     obs = pm.Normal(name, mu=mu, sigma=sigma, observed=data, dims=dims)
-    ell = pm.logp(obs, data)
+    ell = pm.logp(pm.Normal.dist(mu=mu, sigma=sigma), data)  # a fresh node: the registered RV stays out of the Potential
     if ell.ndim == 2:
         ell = ell.sum(axis=1)
     pm.Potential("tempering", pt.sum((beta * mask - 1.0) * ell))
