@@ -2,7 +2,7 @@
 
 import pytest
 
-from tms_bayes.inference.storage import atomic_write, write_text
+from tms_bayes.store.atomic import atomic_write, write_text
 
 
 def test_failed_write_keeps_old_file(tmp_path):

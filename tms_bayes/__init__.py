@@ -2,10 +2,14 @@
 
 Subpackages (imported on demand, so ``import tms_bayes`` stays cheap):
 
-- :mod:`tms_bayes.theory`    exact TMS potential, k-gon critical points, λ, free energies
-- :mod:`tms_bayes.models`    PyMC model builders and data generators
-- :mod:`tms_bayes.inference` samplers, sweeps and run storage
-- :mod:`tms_bayes.analysis`  phases, occupancy, plots and reports
+- :mod:`tms_bayes.store`       atomic writes (the only code that writes result files)
+- :mod:`tms_bayes.theory`      exact TMS potential, k-gon critical points, λ, free energies
+- :mod:`tms_bayes.models`      PyMC model builders and data generators
+- :mod:`tms_bayes.inference`   samplers and sweeps
+- :mod:`tms_bayes.analysis`    phases, occupancy, criteria, plots and reports
+- :mod:`tms_bayes.experiments` workflows that sample, then analyse (posterior sweep, WBIC)
+
+Imports point down this list and never back (``tests/test_architecture.py``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

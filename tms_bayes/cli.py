@@ -308,16 +308,15 @@ def _cmd_sweep(args) -> int:
     import pandas as pd
 
     from .analysis.diagnostics import format_table
-    from .inference.sweep import run_sweep
+    from .experiments.posterior_sweep import run
 
     settings = _sweep_settings(args)
     out = _default_out(args)
     t0 = time.perf_counter()
     # beside the SMC process each sampler keeps one core; alone, chains shard over every core
-    sweep = run_sweep(settings, out, progress=not args.no_progress, devices=1 if getattr(args, "smc_beside", False) else None)
+    sweep = run(settings, out, progress=not args.no_progress, devices=1 if getattr(args, "smc_beside", False) else None)
     wall = time.perf_counter() - t0
-    table = pd.read_csv(sweep.out / "diagnostics.csv")
-    print(format_table(table))
+    print(format_table(pd.read_csv(sweep.out / "diagnostics.csv")))
     print(f"{len(sweep.completed)} jobs in {sweep.out} ({wall:.1f} s this run; compile {sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)")
     return 0
 
@@ -342,7 +341,7 @@ def _cmd_criteria(args) -> int:
     from pathlib import Path
 
     from .analysis.criteria import sweep_criteria
-    from .inference.storage import write_text
+    from .store.atomic import write_text
     from .inference.sweep import load_sweep
 
     ds = sweep_criteria(load_sweep(args.run_dir))
@@ -359,7 +358,7 @@ def _cmd_llc(args) -> int:
     import math
 
     from .inference.llc import estimate_llc
-    from .inference.storage import write_netcdf, write_text
+    from .store.atomic import write_netcdf, write_text
     from .models.data import tms_inputs
     from .models.tms import tms_model, tms_population_model
     from .theory import critical_points, kgon, parse_phase
@@ -468,7 +467,7 @@ def _cmd_relu(args) -> int:
     import time
 
     from .analysis.relu_report import relu_report
-    from .inference.storage import write_netcdf
+    from .store.atomic import write_netcdf
     from .inference.truth_sweep import TruthSweepSettings, phase_llc, run_truth_sweep
 
     values = parse_values(args.values, "--values")

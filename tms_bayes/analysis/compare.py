@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from ..inference.storage import write_figure, write_text
+from ..store.atomic import write_figure, write_text
 from . import plots
 from .report import _has_tabulate
 

@@ -72,11 +72,10 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
 
 
 def sweep_diagnostics(sweep) -> pd.DataFrame:
-    """:func:`summarize_run` for every finished job of a :class:`~tms_bayes.inference.sweep.Sweep`."""
-    from ..inference.sweep import load_run
-
-    rows = [summarize_run(load_run(sweep.out / sweep.completed[name])) for name in sorted(sweep.completed)]
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    """:func:`summarize_run` for every finished job of a :class:`~tms_bayes.inference.sweep.Sweep`,
+    sorted by (n, seed)."""
+    rows = [summarize_run(sweep.load(n, s)) for n, s in sweep.finished()]
+    return pd.concat(rows, ignore_index=True).sort_values(["n", "seed"], kind="stable", ignore_index=True) if rows else pd.DataFrame()
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from ..inference.storage import write_figure, write_text
+from ..store.atomic import write_figure, write_text
 from ..theory import critical_points
 from . import plots
 from .dynamics import bah_check, bah_summary, label_checkpoints, match_plateaus, trajectory_table, transition_table

@@ -1,5 +1,5 @@
 """Figures.  Every function returns a ``matplotlib.figure.Figure`` built without pyplot's global
-state (safe headless and in threads); save it with :func:`tms_bayes.inference.storage.write_figure`
+state (safe headless and in threads); save it with :func:`tms_bayes.store.atomic.write_figure`
 or let a notebook display it."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..inference.storage import write_figure, write_netcdf, write_text
+from ..store.atomic import write_figure, write_netcdf, write_text
 from ..inference.truth_sweep import trial_draws
 from . import plots
 from .coarse_grain import CoarseGrainer, agreement

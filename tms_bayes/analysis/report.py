@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from ..inference.storage import write_figure, write_netcdf, write_text
+from ..store.atomic import write_figure, write_netcdf, write_text
 from ..inference.sweep import load_sweep
 from ..theory import critical_points, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..inference.storage import write_figure, write_netcdf, write_text
+from ..store.atomic import write_figure, write_netcdf, write_text
 from ..theory import critical_points, phase_free_energies, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers
 from ..theory.free_energy import TRUSTED_FROM

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import __version__
-from ..inference.storage import write_figure, write_netcdf, write_text
+from ..store.atomic import write_figure, write_netcdf, write_text
 from ..theory import critical_points, crossover_steps, crossovers, laplace_terms, theoretical_occupancy, winner_changes
 from . import plots
 

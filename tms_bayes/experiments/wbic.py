@@ -125,7 +125,7 @@ def report(ds: xr.Dataset, out) -> dict[str, Path]:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ..inference.storage import write_figure, write_netcdf, write_text
+    from ..store.atomic import write_figure, write_netcdf, write_text
 
     out = Path(out)
     frame = ds[["wbic", "wbic_mcse", "energy_2", "lambda", "lambda_se"]].to_dataframe().reset_index()

@@ -1,2 +1,2 @@
-"""Running models and keeping their results: run storage (atomic, resumable) now; samplers,
-sweeps, λ̂ estimation and SGD dynamics build on it."""
+"""Running models: compile a PyMC model to JAX, NUTS / SMC / SGLD kernels, sweeps over n and truths,
+λ̂ estimation and SGD dynamics.  Results are written through :mod:`tms_bayes.store`."""

@@ -32,7 +32,7 @@ from .._jax import jax, jnp
 from ..models.data import tms_inputs
 from ..theory.potential import empirical_loss_jax, potential_jax
 from .llc import sgld_trace
-from .storage import check_manifest, write_netcdf, write_text
+from ..store.atomic import check_manifest, write_netcdf, write_text
 
 __all__ = ["DynamicsSettings", "checkpoint_epochs", "initial_params", "train", "trajectory_llc", "run_dynamics", "load_dynamics"]
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from .. import __version__, _validate
 from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
-from .storage import check_manifest, read_manifest, write_netcdf, write_text
+from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
 from .sweep import SweepSettings, build_model, dataset
 
 __all__ = ["SMCSweep", "run_smc_sweep", "run_seed", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]

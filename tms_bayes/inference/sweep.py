@@ -12,7 +12,9 @@ On disk (``out/``):
   log_likelihood = ℓ_k = log p(x_k | w) of the n rows of D_n, untempered, in float32 — ample for
   WAIC/LOO/WBIC, whose Monte Carlo error is far larger — observed_data = D_n, attrs with every
   setting, the seed and the package version);
-- ``diagnostics.csv``: the invariant-quantity diagnostics of every finished job.
+- ``diagnostics.csv`` (written by :func:`tms_bayes.experiments.posterior_sweep.run` and the CLI, not
+  here): the invariant-quantity diagnostics, a table derived from the run files and rebuilt from all
+  of them after every run, so it can never miss a job.
 
 Re-running the same sweep into the same directory skips finished jobs; a sweep with different
 settings is refused.  An interruption loses at most the job in flight.
@@ -31,7 +33,7 @@ import arviz as az
 import numpy as np
 
 from .. import __version__, _validate
-from .storage import check_manifest, read_manifest, write_netcdf, write_text
+from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
@@ -263,7 +265,6 @@ class Sweep:
                 write_netcdf(self.out / "runs" / f"{name}.nc", idata)
                 self.completed[name] = f"runs/{name}.nc"
                 self._write_manifest()
-                self._append_diagnostics(idata)
                 overall.update(1)
         finally:
             overall.close()
@@ -271,19 +272,9 @@ class Sweep:
             self.timings = runner.timings
         return self
 
-    def _append_diagnostics(self, idata):
-        """Add one finished run's invariant diagnostics to ``diagnostics.csv`` (rewritten atomically)."""
-        import pandas as pd
-
-        from ..analysis.diagnostics import summarize_run
-
-        path = self.out / "diagnostics.csv"
-        new = summarize_run(idata)
-        if path.exists():
-            old = pd.read_csv(path)
-            old = old[~((old["n"] == new["n"].iloc[0]) & (old["seed"] == new["seed"].iloc[0]))]
-            new = pd.concat([old, new], ignore_index=True)
-        write_text(path, new.sort_values(["n", "seed"], kind="stable").to_csv(index=False))
+    def finished(self) -> list[tuple[int, int]]:
+        """The finished jobs (n, seed), in job order."""
+        return [(n, s) for n, s in self.jobs() if run_name(n, s) in self.completed]
 
     def load(self, n: int, seed: int) -> az.InferenceData:
         """The finished run (n, seed), read once and kept in memory."""

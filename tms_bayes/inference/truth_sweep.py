@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import __version__, _validate
 from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
-from .storage import check_manifest, read_manifest, write_netcdf, write_text
+from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
 
 __all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model", "phase_llc"]
 
