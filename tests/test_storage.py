@@ -23,3 +23,39 @@ def test_failed_write_keeps_old_file(tmp_path):
 def test_creates_parent_directories(tmp_path):
     path = write_text(tmp_path / "a" / "b" / "c.txt", "x")
     assert path.read_text() == "x"
+
+
+def test_run_directory_resumes_refuses_and_stays_inside(tmp_path):
+    """RunDir: a job counts as finished once recorded and on disk; other settings or another kind are
+    refused; a manifest path outside the directory is refused; format-1 posterior sweeps are read and
+    other format-1 kinds refused naming the version that wrote them."""
+    import json
+
+    from tms_bayes.store.rundir import RunDir, read_kind
+
+    rd = RunDir(tmp_path / "r", "sweep", {"n": [1, 2]}, "a sweep").start()
+    rd.commit("job1", {"runs/job1.txt": lambda p: write_text(p, "one")})
+    again = RunDir(tmp_path / "r", "sweep", {"n": [1, 2]}, "a sweep")
+    assert again.done("job1") and again.pending(["job1", "job2"]) == ["job2"] and again.path("job1").read_text() == "one"
+    (tmp_path / "r" / "runs" / "job1.txt").unlink()  # a recorded job whose file has gone is pending again
+    assert RunDir(tmp_path / "r", "sweep", {"n": [1, 2]}, "a sweep").pending(["job1"]) == ["job1"]
+    with pytest.raises(ValueError, match="different settings.*n: \\[1, 2\\] there, \\[3\\] now"):
+        RunDir(tmp_path / "r", "sweep", {"n": [3]}, "a sweep")
+    with pytest.raises(ValueError, match="is not an SMC run: it holds a 'sweep' run"):
+        RunDir(tmp_path / "r", "smc", {"n": [1, 2]}, "an SMC run")
+    body = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    body["completed"] = {"evil": ["../../outside.txt"]}
+    (tmp_path / "outside.txt").write_text("secret")
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(body))
+    with pytest.raises(ValueError, match="outside the run directory"):
+        RunDir(tmp_path / "r", "sweep", {"n": [1, 2]}, "a sweep")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"tms_bayes_version": "0.1.0", "settings": {"n": [1]}, "completed": {}}))
+    assert read_kind(old) == "sweep" and RunDir(old, "sweep", {"n": [1]}, "a sweep").completed == {}
+    (old / "manifest.json").write_text(json.dumps({"kind": "smc", "tms_bayes_version": "0.1.0", "settings": {}, "completed": [0]}))
+    with pytest.raises(ValueError, match="written by tms-bayes 0.1.0 in the previous run-directory layout"):
+        RunDir(old, "smc", {}, "an SMC run")
+    (old / "manifest.json").write_text(json.dumps({"kind": "smc", "format": 99, "tms_bayes_version": "9.0", "settings": {}}))
+    with pytest.raises(ValueError, match="upgrade tms-bayes"):
+        RunDir(old, "smc", {}, "an SMC run")

@@ -27,11 +27,10 @@ GROUPS = ("posterior", "sample_stats")
 def open_sweep(path) -> xr.DataTree:
     """The sweep (``tms-bayes sweep``/``run``) or SMC run (``tms-bayes smc``, ``run``'s ``smc/``) in
     ``path`` as one DataTree (module docstring)."""
+    from ..store.rundir import read_kind
+
     path = Path(path)
-    manifest = path / "manifest.json"
-    if not manifest.exists():
-        raise ValueError(f"{path} is not a run directory: it has no manifest.json (a tms-bayes sweep or SMC directory)")
-    kind = json.loads(manifest.read_text()).get("kind")
+    kind = read_kind(path)
     if kind == "smc":
         from .smc_sweep import load_smc_sweep
 
@@ -39,7 +38,7 @@ def open_sweep(path) -> xr.DataTree:
         ns, seeds, done = list(run.sweep_settings.n), run.seeds, set(run.completed)
         settings = {"sweep": run.sweep_settings.to_dict(), "smc": run.settings.to_dict()}
         load = run.load
-    elif kind is None:
+    elif kind == "sweep":
         from .sweep import load_sweep, run_name
 
         run = load_sweep(path)
@@ -49,7 +48,7 @@ def open_sweep(path) -> xr.DataTree:
         load = run.load
     else:
         raise ValueError(f"{path} holds a {kind!r} run; open_sweep opens posterior sweeps over n and SMC runs")
-    finished = [(n, s) for n in ns for s in seeds if ((n, s) in done if kind is None else s in done)]
+    finished = [(n, s) for n in ns for s in seeds if ((n, s) in done if kind == "sweep" else s in done)]
     if not finished:
         raise ValueError(f"{path} has no finished job yet")
     template = {g: _strip(load(*finished[0])[g]) for g in GROUPS}

@@ -23,7 +23,6 @@ F_n = −log ∫ φ e^{−n L_n} when σ² = 1/2, β = 1.  They differ by the co
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -33,9 +32,10 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from .. import __version__, _validate
+from .. import _validate
 from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
-from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
+from ..store.atomic import write_netcdf, write_text
+from ..store.rundir import RunDir, make_attrs
 from .sweep import SweepSettings, build_model, dataset
 
 __all__ = ["SMCSweep", "run_smc_sweep", "run_seed", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
@@ -58,26 +58,26 @@ class SMCSweep:
         self.sweep_settings = sweep_settings
         self.settings = smc_settings
         self.out = Path(out)
-        self.manifest_path = self.out / "manifest.json"
-        self.completed: list[int] = []
-        self.repeats_completed: list[int] = []  # independent SMC runs r ≥ 1 on dataset seed 0 (module docstring)
+        self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run")
         self._loaded: dict[str, az.InferenceData] = {}
-        if self.manifest_path.exists():
-            m = check_manifest(self.manifest_path, self._settings_dict(), "an SMC run")
-            self.completed = [s for s in m.get("completed", []) if self._on_disk(s)]
-            self.repeats_completed = [r for r in m.get("repeats_completed", []) if self._on_disk(0, r)]
         self.repeats = max(_validate.integer("repeats", repeats, minimum=1), 1 + max(self.repeats_completed, default=0))
 
-    def _on_disk(self, seed: int, rep: int = 0) -> bool:
-        return all((self.out / "smc" / f"{_name(n, seed, rep)}.nc").exists() for n in self.sweep_settings.n)
+    @staticmethod
+    def _key(seed: int, rep: int = 0) -> str:
+        return f"seed{seed:03d}" + (f"_rep{rep:02d}" if rep else "")
+
+    @property
+    def completed(self) -> list[int]:
+        """Dataset seeds whose SMC run (rep 0) is finished."""
+        return [s for s in range(self.sweep_settings.seeds) if self.rundir.done(self._key(s))]
+
+    @property
+    def repeats_completed(self) -> list[int]:
+        """Finished independent repeats r ≥ 1 on dataset seed 0 (module docstring)."""
+        return sorted(int(k.rsplit("_rep", 1)[1]) for k in self.rundir.completed if k.startswith("seed000_rep"))
 
     def _settings_dict(self) -> dict:
         return {"sweep": self.sweep_settings.to_dict(), "smc": self.settings.to_dict()}
-
-    def _write_manifest(self):
-        body = {"kind": "smc", "tms_bayes_version": __version__, "settings": self._settings_dict(), "completed": sorted(self.completed),
-                "repeats_completed": sorted(self.repeats_completed)}
-        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
 
     @property
     def seeds(self) -> list[int]:
@@ -88,8 +88,7 @@ class SMCSweep:
         from .compile import compile_model
 
         st = self.sweep_settings
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_manifest()
+        self.rundir.start()
         todo = [(s, 0) for s in self.seeds if s not in self.completed]
         todo += [(0, r) for r in range(1, self.repeats) if r not in self.repeats_completed]
         total = len(self.seeds) + self.repeats - 1
@@ -103,11 +102,7 @@ class SMCSweep:
         unit = _UnitRunner(self, model, cm)
         for s, r in todo:
             wall, stages = unit.run(s, r, progress)
-            if r == 0:
-                self.completed.append(s)
-            else:
-                self.repeats_completed.append(r)
-            self._write_manifest()
+            self.rundir.record(self._key(s, r), [f"smc/{_name(n, s, r)}.nc" for n in st.n])
             log(f"seed {s}" + (f" repeat {r}" if r else "") + f": {stages} SMC stages in {wall:.1f} s")
         return self
 
@@ -118,7 +113,7 @@ class SMCSweep:
         if name not in self._loaded:
             from .sweep import load_run
 
-            self._loaded[name] = load_run(self.out / "smc" / f"{name}.nc")
+            self._loaded[name] = load_run(self.rundir.path(self._key(seed, rep), list(self.sweep_settings.n).index(n)))
         return self._loaded[name]
 
     def evidence(self, repeats: bool = False) -> pd.DataFrame:
@@ -159,12 +154,11 @@ class _UnitRunner:
             post["L_n"] = np.asarray(self.loss(jnp.asarray(part), dn))[None]
             F = -float(res.log_evidence[i])
             F_loss = F + n * self.logp_const  # F_n − n·β·const  (module docstring)
-            attrs = {
-                "n": n, "seed": s, "rep": r, "smc_seed": prng, "data_seed": st.seed_offset + s, "log_evidence": float(res.log_evidence[i]),
-                "free_energy": F, "free_energy_loss": F_loss, "ess": float(ess_all[i]), "wall_time_s": res.wall_time_s,
-                **{f"setting_{k}": (json.dumps(v) if isinstance(v, (list, tuple, dict)) or v is None else v) for k, v in st.to_dict().items()},
-                **smc_attrs(sw.settings), "jax_backend": jax.default_backend(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
+            attrs = make_attrs(
+                st.to_dict(), n=n, seed=s, rep=r, smc_seed=prng, data_seed=st.seed_offset + s, log_evidence=float(res.log_evidence[i]),
+                free_energy=F, free_energy_loss=F_loss, ess=float(ess_all[i]), wall_time_s=res.wall_time_s, **smc_attrs(sw.settings),
+                jax_backend=jax.default_backend(),
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 idata = az.from_dict(posterior=post, sample_stats={"log_weight": res.log_weights[i][None]}, coords=self.coords,
@@ -198,8 +192,7 @@ def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out,
 
 def load_smc_sweep(out) -> SMCSweep:
     """Open an existing SMC directory without running anything."""
-    body = read_manifest(out, "smc", "an SMC directory (tms-bayes smc)")
-    s = body["settings"]
+    s = RunDir.existing_settings(out, "smc", "an SMC directory (tms-bayes smc)")
     return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)  # repeats: those on disk
 
 

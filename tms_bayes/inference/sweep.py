@@ -32,8 +32,9 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
-from .. import __version__, _validate
-from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
+from .. import _validate
+from ..store.atomic import write_netcdf
+from ..store.rundir import RunDir, make_attrs
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
@@ -216,32 +217,28 @@ class Sweep:
     def __init__(self, settings: SweepSettings, out: str | Path):
         self.settings = settings
         self.out = Path(out)
-        self.manifest_path = self.out / "manifest.json"
-        self.completed: dict[str, str] = {}
+        self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
         self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
         self.timings: dict[str, float] = {}
         self._loaded: dict[str, az.InferenceData] = {}  # runs read from disk (analyses read each run several times)
-        if self.manifest_path.exists():
-            self._check_manifest()
 
-    def _check_manifest(self):
-        manifest = check_manifest(self.manifest_path, self.settings.to_dict(), "a sweep")
-        self.completed = {k: v for k, v in manifest.get("completed", {}).items() if (self.out / v).exists()}
+    @property
+    def completed(self) -> dict[str, str]:
+        """{job name: its run file, relative to ``out``} for every finished job."""
+        return {k: v[0] for k, v in self.rundir.completed.items()}
 
     def jobs(self) -> list[tuple[int, int]]:
         return [(n, s) for s in range(self.settings.seeds) for n in self.settings.n]
 
     def pending(self) -> list[tuple[int, int]]:
-        return [(n, s) for n, s in self.jobs() if run_name(n, s) not in self.completed]
+        return [(n, s) for n, s in self.jobs() if not self.rundir.done(run_name(n, s))]
 
     def _write_manifest(self):
-        body = {"tms_bayes_version": __version__, "settings": self.settings.to_dict(), "completed": self.completed}
-        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+        self.rundir.start()
 
     def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
         """Run every pending job; each finished job is written before the next starts."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_manifest()
+        self.rundir.start()
         todo = self.pending()
         if not todo:
             log(f"all {len(self.jobs())} jobs of {self.out} are already finished")
@@ -262,9 +259,7 @@ class Sweep:
                 idata = runner.run_job(n, s, datasets[s], progress=progress)
                 idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
                 name = run_name(n, s)
-                write_netcdf(self.out / "runs" / f"{name}.nc", idata)
-                self.completed[name] = f"runs/{name}.nc"
-                self._write_manifest()
+                self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
                 overall.update(1)
         finally:
             overall.close()
@@ -274,15 +269,15 @@ class Sweep:
 
     def finished(self) -> list[tuple[int, int]]:
         """The finished jobs (n, seed), in job order."""
-        return [(n, s) for n, s in self.jobs() if run_name(n, s) in self.completed]
+        return [(n, s) for n, s in self.jobs() if self.rundir.done(run_name(n, s))]
 
     def load(self, n: int, seed: int) -> az.InferenceData:
         """The finished run (n, seed), read once and kept in memory."""
         name = run_name(n, seed)
-        if name not in self.completed:
+        if not self.rundir.done(name):
             raise ValueError(f"no finished run for n={n}, seed={seed} in {self.out}")
         if name not in self._loaded:
-            self._loaded[name] = load_run(self.out / self.completed[name])
+            self._loaded[name] = load_run(self.rundir.path(name))
         return self._loaded[name]
 
 
@@ -304,8 +299,7 @@ def load_run(path) -> az.InferenceData:
 
 def load_sweep(out) -> Sweep:
     """Open an existing sweep directory (its manifest's settings) without running anything."""
-    body = read_manifest(out, None, "a sweep directory (tms-bayes sweep or run)")
-    settings = SweepSettings.from_dict(body["settings"])
+    settings = SweepSettings.from_dict(RunDir.existing_settings(out, "sweep", "a sweep directory (tms-bayes sweep or run)"))
     return Sweep(settings, out)
 
 
@@ -313,11 +307,8 @@ def load_sweep(out) -> Sweep:
 # Backends
 # ---------------------------------------------------------------------------------------------
 def _attrs(settings: SweepSettings, n: int, seed: int, **extra) -> dict:
-    attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in settings.to_dict().items()}
-    attrs.update({"n": n, "seed": seed, "data_seed": settings.seed_offset + seed, "beta_used": settings.beta_for(n), "sigma_used": settings.resolved_sigma()})
-    attrs.update({"tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    attrs.update(extra)
-    return attrs
+    return make_attrs(settings.to_dict(), n=n, seed=seed, data_seed=settings.seed_offset + seed, beta_used=settings.beta_for(n),
+                      sigma_used=settings.resolved_sigma(), **extra)
 
 
 def _observed(data: dict, n: int) -> dict:

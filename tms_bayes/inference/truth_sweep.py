@@ -33,7 +33,8 @@ import numpy as np
 
 from .. import __version__, _validate
 from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
-from ..store.atomic import check_manifest, read_manifest, write_netcdf, write_text
+from ..store.atomic import write_netcdf
+from ..store.rundir import RunDir, make_attrs
 
 __all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model", "phase_llc"]
 
@@ -133,31 +134,27 @@ class TruthSweep:
     def __init__(self, settings: TruthSweepSettings, out: str | Path):
         self.settings = settings
         self.out = Path(out)
-        self.manifest_path = self.out / "manifest.json"
-        self.completed: dict[str, str] = {}
+        self.rundir = RunDir(out, "truth-sweep", settings.to_dict(), "a truth sweep")
         self.compilations = 0
         self.timings: dict[str, float] = {}
         self._loaded: dict[str, az.InferenceData] = {}
-        if self.manifest_path.exists():
-            manifest = check_manifest(self.manifest_path, settings.to_dict(), "a truth sweep")
-            self.completed = {k: v for k, v in manifest.get("completed", {}).items() if (self.out / v).exists()}
+
+    @property
+    def completed(self) -> dict[str, str]:
+        """{value's run name: its file, relative to ``out``} for every finished value."""
+        return {k: v[0] for k, v in self.rundir.completed.items()}
 
     def pending(self) -> list[int]:
-        return [i for i in range(len(self.settings.values)) if run_name(i) not in self.completed]
+        return [i for i in range(len(self.settings.values)) if not self.rundir.done(run_name(i))]
 
     def finished(self) -> list[int]:
-        return [i for i in range(len(self.settings.values)) if run_name(i) in self.completed]
-
-    def _write_manifest(self):
-        body = {"kind": "truth-sweep", "tms_bayes_version": __version__, "settings": self.settings.to_dict(), "completed": self.completed}
-        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+        return [i for i in range(len(self.settings.values)) if self.rundir.done(run_name(i))]
 
     def run(self, progress: bool = True, log=print) -> "TruthSweep":
         """Run every pending value; each finished value is written before the next starts."""
         from tqdm.auto import tqdm
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._write_manifest()
+        self.rundir.start()
         todo = self.pending()
         total = len(self.settings.values)
         if not todo:
@@ -171,9 +168,7 @@ class TruthSweep:
             for i in todo:
                 bar.set_postfix_str(f"{self.settings.parameter}={self.settings.values[i]:.4g}")
                 idata = runner.run_value(i, progress=progress)
-                write_netcdf(self.out / "runs" / f"{run_name(i)}.nc", idata)
-                self.completed[run_name(i)] = f"runs/{run_name(i)}.nc"
-                self._write_manifest()
+                self.rundir.commit(run_name(i), {f"runs/{run_name(i)}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
                 bar.update(1)
         finally:
             bar.close()
@@ -184,12 +179,12 @@ class TruthSweep:
     def load(self, index: int) -> az.InferenceData:
         """The finished run of the ``index``-th value, read once and kept in memory."""
         name = run_name(index)
-        if name not in self.completed:
+        if not self.rundir.done(name):
             raise ValueError(f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} in {self.out}")
         if name not in self._loaded:
             from .sweep import load_run
 
-            self._loaded[name] = load_run(self.out / self.completed[name])
+            self._loaded[name] = load_run(self.rundir.path(name))
         return self._loaded[name]
 
 
@@ -200,8 +195,8 @@ def run_truth_sweep(settings: TruthSweepSettings, out, *, progress: bool = True,
 
 def load_truth_sweep(out) -> TruthSweep:
     """Open an existing truth-sweep directory without running anything."""
-    body = read_manifest(out, "truth-sweep", "a ReLU truth-sweep directory (tms-bayes relu)")
-    return TruthSweep(TruthSweepSettings.from_dict(body["settings"]), out)
+    settings = RunDir.existing_settings(out, "truth-sweep", "a ReLU truth-sweep directory (tms-bayes relu)")
+    return TruthSweep(TruthSweepSettings.from_dict(settings), out)
 
 
 class _TrialRunner:
@@ -244,14 +239,13 @@ class _TrialRunner:
         posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
         posterior["L_n"] = np.asarray(self.loss(jnp.asarray(pos), stacked))
         truth = experiment_truth(st.experiment, value)
-        attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in st.to_dict().items()}
+        attrs = make_attrs(st.to_dict())
         attrs.update({
             "experiment": st.experiment, "parameter": st.parameter, "value": value, "index": index, "n": st.n,
             "beta_used": st.resolved_beta(), "truth": truth.name,
             "truth_w": json.dumps(truth.w.tolist()), "truth_b": json.dumps(truth.b.tolist()), "truth_q": json.dumps(truth.q.tolist()), "truth_c": truth.c,
             "data_seeds": json.dumps([st.data_seed(index, t) for t in range(st.trials)]),
             "backend": "jax-blackjax", "jax_backend": jax.default_backend(), "sampling_time_s": elapsed,
-            "tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
         dims = {k: ["trial", *self.dims.get(k, ())] for k in posterior}
         stats = self.sampler.stats(draws, step_size)

@@ -1,0 +1,180 @@
+"""One run directory for every experiment: a manifest, finished jobs, and their files.
+
+A run directory holds ``manifest.json``::
+
+    {"kind": "sweep" | "truth-sweep" | "smc" | …, "format": 2, "tms_bayes_version": …,
+     "settings": {…}, "completed": {job key: [relative file, …]}}
+
+and the files of the finished jobs.  :class:`RunDir` is the only code that reads or writes manifests:
+
+- opening an existing directory checks its kind and refuses other settings (listing every difference),
+  so a re-run with the same settings resumes and nothing else can write into it;
+- a job is finished when its files are written (atomically) *and* recorded in the manifest — the
+  manifest is rewritten atomically after each job, so an interruption loses at most the job in flight;
+  a recorded job whose file has gone is pending again;
+- every path read from a manifest must stay inside the directory (a manifest is data, not a pointer
+  to anywhere on disk);
+- directories written by an older layout are read where the layout is the same (posterior sweeps of
+  format 1 — no ``kind``, ``completed`` as {key: file}) and otherwise refused with a message naming the
+  version that wrote them.
+
+:func:`make_attrs` is the one provenance stamp (settings, package version, creation time) put on every
+saved dataset; :data:`VOLATILE_ATTRS` lists the attrs that legitimately differ between identical runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .. import __version__
+from .atomic import write_text
+
+__all__ = ["RunDir", "make_attrs", "read_kind", "VOLATILE_ATTRS", "FORMAT"]
+
+#: the manifest layout written by this version
+FORMAT = 2
+
+#: attrs that differ between two runs with identical settings and seeds: wall times, timestamps, the
+#: machine, the number of device shards (the draws do not depend on it).  "Identical runs" means arrays
+#: bitwise equal and every other attr equal (``tests/conftest.py::assert_identical_runs``).
+VOLATILE_ATTRS = frozenset({
+    "created", "created_at", "wall_time_s", "sampling_time_s", "device_shards", "jax_backend", "host", "arviz_version",
+    "inference_library_version",
+})
+
+
+def make_attrs(settings: dict, **extra) -> dict:
+    """The provenance stamp of a saved dataset: every setting as ``setting_<name>`` (lists, dicts and
+    None as JSON), the package version, the creation time, then ``extra``."""
+    attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in settings.items()}
+    attrs.update({"tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    attrs.update(extra)
+    return attrs
+
+
+class RunDir:
+    """The run directory ``out`` of ``kind`` with ``settings`` (module docstring).
+
+    ``what`` names the experiment in messages ("a sweep", "an SMC run").  Opening never writes;
+    :meth:`start` creates the directory and the manifest (call it when the work is about to begin)."""
+
+    def __init__(self, out, kind: str, settings: dict, what: str):
+        self.out = Path(out)
+        self.kind = kind
+        self.settings = settings
+        self.what = what
+        self.completed: dict[str, list[str]] = {}
+        self.extra: dict = {}
+        path = self.manifest_path
+        if path.exists():
+            body = self._read(path)
+            diffs = _differences(body.get("settings", {}), settings)
+            if diffs:
+                raise ValueError(f"{self.out} holds {what} with different settings ({'; '.join(diffs)}); "
+                                 "use a new --out or the same settings to resume")
+            self.extra = {k: v for k, v in body.items() if k not in ("kind", "format", "tms_bayes_version", "settings", "completed")}
+            for key, files in body.get("completed", {}).items():
+                files = [files] if isinstance(files, str) else list(files)
+                if all(self._inside(f).exists() for f in files):
+                    self.completed[key] = files
+
+    @classmethod
+    def existing_settings(cls, out, kind: str, what: str) -> dict:
+        """The settings recorded in the existing run directory ``out`` of ``kind`` (to reopen it)."""
+        path = Path(out) / "manifest.json"
+        if not path.exists():
+            raise ValueError(f"{out} is not {what}: it has no manifest.json")
+        probe = cls.__new__(cls)
+        probe.out, probe.kind, probe.what = Path(out), kind, what
+        return probe._read(path).get("settings", {})
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out / "manifest.json"
+
+    def _inside(self, relative: str) -> Path:
+        """``out / relative``, refused unless it stays inside ``out``."""
+        root = self.out.resolve()
+        path = (self.out / relative).resolve()
+        if path != root and root not in path.parents:
+            raise ValueError(f"{self.manifest_path} lists {relative!r}, a path outside the run directory; the manifest is corrupt")
+        return path
+
+    def _read(self, path: Path) -> dict:
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc}); choose another --out") from None
+        if not isinstance(body, dict):
+            raise ValueError(f"{path} is not a tms-bayes manifest (not a JSON object); choose another --out")
+        kind, fmt = body.get("kind"), body.get("format", 1)
+        written = body.get("tms_bayes_version", "an unknown version")
+        if fmt > FORMAT:
+            raise ValueError(f"{self.out} was written by tms-bayes {written} (run-directory format {fmt}); this is {__version__} "
+                             f"(format {FORMAT}): upgrade tms-bayes to read it")
+        if kind is None and fmt == 1:
+            kind = "sweep"  # format 1 posterior sweeps carried no kind; their layout is this one
+        elif fmt == 1:
+            raise ValueError(f"{self.out} was written by tms-bayes {written} in the previous run-directory layout ({kind!r}, "
+                             f"format 1), which this version ({__version__}) does not read; re-run into a new --out")
+        if kind != self.kind:
+            raise ValueError(f"{self.out} is not {self.what}: it holds a {kind!r} run")
+        return body
+
+    def start(self) -> "RunDir":
+        """Create the directory and write the manifest (before the first job)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.write_manifest()
+        return self
+
+    def write_manifest(self) -> None:
+        body = {"kind": self.kind, "format": FORMAT, "tms_bayes_version": __version__, "settings": self.settings,
+                "completed": {k: v for k, v in sorted(self.completed.items())}, **self.extra}
+        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+
+    def done(self, key: str) -> bool:
+        return key in self.completed
+
+    def pending(self, keys: Iterable[str]) -> list[str]:
+        return [k for k in keys if k not in self.completed]
+
+    def commit(self, key: str, files: dict[str, Callable[[Path], object]]) -> None:
+        """Write a job's files ({relative path: writer(path)}, each writer atomic), then record the job."""
+        for relative, write in files.items():
+            write(self._inside(relative))
+        self.record(key, list(files))
+
+    def record(self, key: str, files: list[str]) -> None:
+        """Record the job ``key`` as finished: its ``files`` (relative) are already written."""
+        missing = [f for f in files if not self._inside(f).exists()]
+        if missing:
+            raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
+        self.completed[key] = list(files)
+        self.write_manifest()
+
+    def path(self, key: str, index: int = 0) -> Path:
+        """The ``index``-th file of the finished job ``key``."""
+        if key not in self.completed:
+            raise ValueError(f"{key} is not finished in {self.out}")
+        return self._inside(self.completed[key][index])
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def read_kind(out) -> str:
+    """The kind of the run directory ``out`` ("sweep" for format-1 posterior sweeps); a ValueError when
+    ``out`` holds no readable manifest."""
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise ValueError(f"{out} is not a run directory: it has no manifest.json")
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc})") from None
+    kind = body.get("kind") if isinstance(body, dict) else None
+    return kind if kind is not None else "sweep"
