@@ -19,7 +19,6 @@ same settings resumes, a different one is refused.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,7 +31,8 @@ from .._jax import jax, jnp
 from ..models.data import tms_inputs
 from ..theory.potential import empirical_loss_jax, potential_jax
 from .llc import sgld_trace
-from ..store.atomic import check_manifest, write_netcdf, write_text
+from ..store.atomic import write_netcdf
+from ..store.rundir import RunDir
 
 __all__ = ["DynamicsSettings", "checkpoint_epochs", "initial_params", "train", "trajectory_llc", "run_dynamics", "load_dynamics"]
 
@@ -266,27 +266,20 @@ def run_dynamics(settings: DynamicsSettings, out, *, progress: bool = True, log=
     from tqdm.auto import tqdm
 
     out = Path(out)
-    manifest = out / "manifest.json"
     compared = {**settings.to_dict(), "init": None if init is None else [np.asarray(a).tolist() for a in init]}
-    if manifest.exists():
-        check_manifest(manifest, compared, "a dynamics run")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(manifest, json.dumps({"kind": "tms-bayes dynamics", "settings": compared}, indent=2, sort_keys=True))
+    rundir = RunDir(out, "dynamics", compared, "a dynamics run").start()
     epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
     batches = [np.arange(i, min(i + settings.run_batch, settings.runs)) for i in range(0, settings.runs, settings.run_batch)]
     parts = []
     bar = tqdm(total=settings.runs, desc="dynamics", unit="run", disable=not progress)
     for ids in batches:
-        path = out / "parts" / f"runs_{ids[0]:05d}_{ids[-1]:05d}.nc"
-        if path.exists():
-            with xr.open_dataset(path) as f:
-                part = f.load()
-        else:
+        key = f"runs_{ids[0]:05d}_{ids[-1]:05d}"
+        if not rundir.done(key):
             part = _run_batch(settings, ids, epochs_at, init)
             part.attrs.update(_attrs(settings))
-            write_netcdf(path, part)
-        parts.append(part)
+            rundir.commit(key, {f"parts/{key}.nc": lambda path, part=part: write_netcdf(path, part)})
+        with xr.open_dataset(rundir.path(key)) as f:
+            parts.append(f.load())
         bar.update(len(ids))
     bar.close()
     ds = xr.concat(parts, dim="run")

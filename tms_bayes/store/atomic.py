@@ -5,13 +5,12 @@ same directory, flush to disk, then ``os.replace``, which is atomic on POSIX and
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_text", "write_netcdf", "write_figure", "check_manifest"]
+__all__ = ["atomic_write", "write_text", "write_netcdf", "write_figure"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,36 +57,3 @@ def write_netcdf(path, data) -> Path:
 def write_figure(path, fig, *, dpi: int = 130) -> Path:
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
-
-
-def check_manifest(path, settings: dict, what: str) -> dict:
-    """Read the manifest at ``path`` and refuse it unless its ``settings`` equal ``settings``.
-
-    Returns the manifest.  A re-run with the same settings resumes; anything else raises a
-    ``ValueError`` listing every differing setting (``what``: "a sweep", "a dynamics run", ...)."""
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc}); choose another --out") from None
-    old = manifest.get("settings", {})
-    diffs = [f"{k}: {old.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-    if diffs:
-        raise ValueError(f"{path.parent} holds {what} with different settings ({'; '.join(diffs)}); use a new --out or the same settings to resume")
-    return manifest
-
-
-def read_manifest(out, kind: str | None, what: str) -> dict:
-    """The manifest of the run directory ``out``, refused unless its ``kind`` is ``kind``
-    (None: a posterior sweep over n, whose manifests carry no kind).  ``what`` names the expected
-    directory in the error, e.g. "an SMC directory (tms-bayes smc)"."""
-    path = Path(out) / "manifest.json"
-    if not path.exists():
-        raise ValueError(f"{out} is not {what}: it has no manifest.json")
-    try:
-        body = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc})") from None
-    if body.get("kind") != kind:
-        raise ValueError(f"{out} is not {what}: it holds {body.get('kind') or 'a posterior sweep over n'}")
-    return body
