@@ -192,3 +192,18 @@ def test_calibration_grid_and_plot(regression):
     assert ok.llc_mean.sel(gamma=1e4) < 0.2 < 1.0 < ok.llc_mean.sel(gamma=1.0)  # measured 0.10 and 1.33
     assert np.isnan(cal.llc_mean.sel(step_size=1e-2)).all() and (cal.n_warnings.sel(step_size=1e-2) > 0).all()
     assert len(llc_calibration(cal).axes) == 2
+
+
+def test_llc_command_validates_before_any_work(capsys):
+    """`tms-bayes llc` builds its settings (experiments.llc_catalogue.LlcSettings) first: bad input is one
+    line and exit 2 without sampling."""
+    from tms_bayes.cli import main
+    from tms_bayes.experiments.llc_catalogue import LlcSettings
+
+    assert main(["llc", "--phase", "5,9"]) == 2
+    assert "unknown phase '9' at c=6" in capsys.readouterr().err
+    assert main(["llc", "--batch-size", "10"]) == 2
+    assert "needs data='empirical'" in capsys.readouterr().err
+    from tms_bayes.theory import critical_points
+
+    assert LlcSettings(phases=("all",)).phases == tuple(critical_points(6).phase.values)  # 'all': the catalogue, in its order

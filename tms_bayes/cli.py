@@ -355,55 +355,17 @@ def _cmd_criteria(args) -> int:
 
 
 def _cmd_llc(args) -> int:
-    import math
+    from .experiments import llc_catalogue as exp
 
-    from .inference.llc import estimate_llc
-    from .store.atomic import write_netcdf, write_text
-    from .models.data import tms_inputs
-    from .models.tms import tms_model, tms_population_model
-    from .theory import critical_points, kgon, parse_phase
-
-    cat = critical_points(args.c)
-    phases = list(cat.phase.values) if args.phase == "all" else [p.strip().replace("−", "-") for p in args.phase.split(",") if p.strip()]
-    for p in phases:
-        if p not in cat.phase.values:
-            raise ValueError(f"unknown phase {p!r} at c={args.c}; allowed: {', '.join(cat.phase.values)} or 'all'")
-    if args.data == "population":
-        if args.sampler == "sgld" and args.batch_size:
-            raise ValueError("--batch-size needs --data empirical (the population model has no rows to batch)")
-        model = tms_population_model(args.c, n=args.n)
-    else:
-        model = tms_model(tms_inputs(args.n, args.c, seed=args.seed))
-    rows = ["phase,llc_hat,se,lambda_theory,lambda_source,hessian_negative,loss_star,data,sampler,n,nbeta,gamma,share_below_w_star,acceptance,warnings"]
-    print(f"λ̂ at c={args.c}, {args.data} loss, n={args.n}, γ={args.gamma:g}, {args.sampler}, {args.chains} chains")
-    print(f"{'phase':<9}{'λ̂':>9}{'± se':>8}{'λ theory':>10}   notes")
-    for p in phases:
-        k, s_, f = parse_phase(p)
-        pt = kgon(k, args.c, sigma=s_, phi=f)
-        res = estimate_llc(
-            model, {"W": pt.W, "b": pt.b}, sampler=args.sampler, gamma=args.gamma, nbeta=args.nbeta, chains=args.chains,
-            draws=args.draws, tune=args.tune, step_size=args.step_size, batch_size=args.batch_size, refine=args.refine, seed=args.seed,
-        )
-        row = cat.sel(phase=p)
-        lam, neg = float(row.lambda_), int(row.hessian_negative)
-        theory = f"{lam:g}" if math.isfinite(lam) else "unknown"
-        notes = []
-        if neg:
-            notes.append(f"saddle of L ({neg} negative-curvature directions): λ̂ is not a learning coefficient")
-        elif not math.isfinite(lam):
-            notes.append("ESTIMATE (theory unknown)")
-        notes += [w.split(":")[0] for w in res.warnings]
-        print(f"{p:<9}{res.llc_mean:>9.3f}{res.llc_se:>8.3f}{theory:>10}   {'; '.join(notes)}")
-        d = res.diagnostics
-        rows.append(
-            f"{p},{res.llc_mean},{res.llc_se},{lam},{row.lambda_source.item()},{neg},{res.loss_star},{args.data},{args.sampler},{args.n},"
-            f"{res.idata.posterior.attrs['nbeta']},{args.gamma},{d['share_below_w_star']},{d['acceptance']},\"{' | '.join(res.warnings)}\""
-        )
-        if args.out:
-            write_netcdf(f"{args.out}/llc_{p}.nc", res.idata)
+    st = exp.LlcSettings(c=args.c, phases=tuple(args.phase.split(",")), data=args.data, n=args.n, refine=args.refine, sampler=args.sampler,
+                         chains=args.chains, draws=args.draws, tune=args.tune, gamma=args.gamma, nbeta=args.nbeta, step_size=args.step_size,
+                         batch_size=args.batch_size, seed=args.seed)
+    print(f"λ̂ at c={st.c}, {st.data} loss, n={st.n}, γ={st.gamma:g}, {st.sampler}, {st.chains} chains")
+    ds, idatas = exp.run(st)
+    print(exp.table(ds))
     if args.out:
-        path = write_text(f"{args.out}/llc.csv", "\n".join(rows) + "\n")
-        print(f"wrote {path} and one InferenceData per phase")
+        files = exp.report(ds, idatas, args.out)
+        print(f"wrote {files['csv']} and one InferenceData per phase")
     return 0
 
 
