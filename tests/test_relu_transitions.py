@@ -19,7 +19,8 @@ from tms_bayes.analysis.relu_phases import (
     vanishing_value,
 )
 from tms_bayes.cli import main, parse_values
-from tms_bayes.inference.truth_sweep import TruthSweepSettings, load_truth_sweep, phase_llc, run_truth_sweep, trial_data
+from tms_bayes.experiments.relu import phase_llc
+from tms_bayes.inference.truth_sweep import TruthSweepSettings, load_truth_sweep, run_truth_sweep, trial_data
 from tms_bayes.models.relu import PT1_THETAS, PT2_VARTHETAS, experiment_truth, pt1_truth, pt2_truth
 
 
@@ -200,7 +201,7 @@ def test_truth_sweep_runs_every_trial_on_its_own_data_through_one_program(small_
     assert set(az.summary(idata, var_names=["c"], kind="diagnostics").index) == {"c[0]", "c[1]", "c[2]"}
     assert post.attrs["value"] == pytest.approx(math.pi / 2) and post.attrs["beta_used"] == pytest.approx(1 / math.log(400))
     # stored L_n is the mean squared error of each draw on its own trial's data
-    from tms_bayes.inference.truth_sweep import trial_draws
+    from tms_bayes.analysis.relu_phases import trial_draws
     from tms_bayes.models.relu import relu_forward
 
     w, b, q, c, L = (trial_draws(post, k) for k in ("w", "b", "q", "c", "L_n"))

@@ -212,41 +212,22 @@ def _smc_settings(args):
 
 
 def _cmd_smc(args) -> int:
-    import math
     import time
-    from pathlib import Path
 
-    import xarray as xr
-
-    from .analysis.free_energy import smc_labels
-    from .analysis.smc_report import smc_report
-    from .inference.smc_sweep import phase_minima, pymc_smc_reference, run_smc_sweep
+    from .experiments import smc as exp
 
     settings = _sweep_settings(args)
-    if settings.model != "tms":
-        raise ValueError("tms-bayes smc analyses TMS k-gon phases; --model must be tms")
     smc_settings = _smc_settings(args)
     out = getattr(args, "smc_out", None) or args.out or f"runs/smc-c{args.c}"
-    chains = None
-    if getattr(args, "chains_run", None):
-        path = Path(args.chains_run) / "occupancy.nc"
-        if not path.exists():
-            raise ValueError(f"--chains-run {args.chains_run} has no occupancy.nc; run tms-bayes run (or occupancy) there first")
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            chains = ds.load()
-        if list(chains.n.values) != list(settings.n):
-            raise ValueError(f"--chains-run {args.chains_run} covers n = {list(chains.n.values)}, not this grid {list(settings.n)}")
+    phases = [p.strip() for p in args.theory_phases.split(",") if p.strip()]
+    chains = exp.chains_occupancy(args.chains_run, settings.n) if getattr(args, "chains_run", None) else None
     t0 = time.perf_counter()
-    smc = run_smc_sweep(settings, smc_settings, out, repeats=args.smc_repeats, progress=not args.no_progress)
+    smc = exp.run(settings, smc_settings, out, repeats=args.smc_repeats, progress=not args.no_progress)
     split = getattr(args, "split", {})
     if not any(k.startswith("SMC (") for k in split):
         split["SMC"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    th = _rule(args)
-    labels = smc_labels(smc, th)
-    phases = [p.strip() for p in args.theory_phases.split(",") if p.strip()]
-    loss_min = phase_minima(smc, labels, phases, progress=not args.no_progress)
-    rep = smc_report(smc, f"{out}/report", loss_min=loss_min, chains=chains, phases=phases, thresholds=th)
+    rep = exp.analyse(smc, rule=_rule(args), phases=phases, chains=chains, progress=not args.no_progress)
     print(rep.occupancy_table(phases).to_string(index=False))
     for c in rep.crossovers:
         print(f"crossover 5 -> 6 ({c['kind']}): n = {c['n_crit']:.1f}  [{c['lower']:.1f}, {c['upper']:.1f}]")
@@ -255,10 +236,9 @@ def _cmd_smc(args) -> int:
             g = rep.growth.sel(phase=p)
             print(f"λ from free energy, phase {p}: {float(g['lambda']):.2f} ± {float(g.se):.2f} (theory {float(g.lambda_theory):g})")
     if getattr(args, "reference_n", None):
-        ref = pymc_smc_reference(settings, 0, args.reference_n, draws=smc_settings.particles)
-        ours = smc.evidence().query("seed == 0 and n == @args.reference_n")
-        mine = float(ours.log_evidence.iloc[0]) if len(ours) else math.nan
-        print(f"log Z at n = {args.reference_n}, seed 0: tms-bayes SMC {mine:.2f}; pm.sample_smc {ref['mean']:.2f} (chains {', '.join(f'{v:.2f}' for v in ref['log_evidence'])}; {ref['wall_time_s']:.0f} s)")
+        ref = exp.pymc_reference(smc, args.reference_n)
+        print(f"log Z at n = {args.reference_n}, seed 0: tms-bayes SMC {ref['ours']:.2f}; pm.sample_smc {ref['pymc']:.2f} "
+              f"(chains {', '.join(f'{v:.2f}' for v in ref['pymc_chains'])}; {ref['wall_time_s']:.0f} s)")
     print(f"report: {out}/report/report.md")
     split["SMC analysis (phase minima, per-dataset theory, report)"] = time.perf_counter() - t0
     return 0
@@ -428,33 +408,22 @@ def _cmd_relu(args) -> int:
     import math
     import time
 
-    from .analysis.relu_report import relu_report
-    from .store.atomic import write_netcdf
-    from .inference.truth_sweep import TruthSweepSettings, phase_llc, run_truth_sweep
+    from .experiments import relu as exp
+    from .inference.truth_sweep import TruthSweepSettings
 
     values = parse_values(args.values, "--values")
     llc_text = _LLC_DEFAULTS[args.experiment] if args.llc_values is None else args.llc_values
-    llc_values = () if llc_text.strip().lower() == "none" else parse_values(llc_text, "--llc-values")
     settings = TruthSweepSettings(
         experiment=args.experiment, values=values, trials=args.trials, n=args.n, tune=args.tune, draws=args.draws, target_accept=args.target_accept,
         max_tree_depth=args.max_tree_depth, prior_std=args.prior_std, init_scale=args.init_scale, beta=args.beta, d=args.d, seed_offset=args.seed_offset,
     )  # fmt: skip
-    out = args.out or f"runs/relu-{args.experiment}"
-    if llc_values:
-        missing = [v for v in llc_values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
-        if missing:
-            raise ValueError(f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}")
+    llc_values = exp.check_llc_values(settings, () if llc_text.strip().lower() == "none" else parse_values(llc_text, "--llc-values"))
     t0 = time.perf_counter()
-    sweep = run_truth_sweep(settings, out, progress=not args.no_progress)
+    sweep = exp.run(settings, args.out or f"runs/relu-{args.experiment}", progress=not args.no_progress)
     print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
-    llc = None
-    if llc_values:
-        from .analysis.relu_phases import truth_sweep_labels
-
-        labels = truth_sweep_labels(sweep, epsilon=args.epsilon, z_max=args.z_max)
-        llc = phase_llc(sweep, labels, llc_values, sampler=args.llc_sampler, progress=not args.no_progress, **({"step_size": args.llc_step_size, "draws": args.llc_draws} if args.llc_sampler == "sgld" else {"draws": args.llc_draws}))
-        write_netcdf(f"{out}/report/llc.nc", llc)
-    rep = relu_report(sweep, f"{out}/report", epsilon=args.epsilon, z_max=args.z_max, llc=llc, coarse_grain=not args.no_coarse_grain)
+    llc_kwargs = {"draws": args.llc_draws, **({"step_size": args.llc_step_size} if args.llc_sampler == "sgld" else {})}
+    rep = exp.analyse(sweep, epsilon=args.epsilon, z_max=args.z_max, llc_values=llc_values, llc_sampler=args.llc_sampler, llc_kwargs=llc_kwargs,
+                      coarse_grain=not args.no_coarse_grain, progress=not args.no_progress)
     print(rep.table().to_string(index=False))
     t = rep.transition
     sym = "θ" if args.experiment == "pt1" else "ϑ"
@@ -463,9 +432,9 @@ def _cmd_relu(args) -> int:
     else:
         print(f"annihilation phase last present at {sym} = {t['last_present']:.3g}, absent from {sym} = {t['first_absent']:.3g}")
     print(f"dropped trials: {int((~rep.trials.kept).sum())} of {len(rep.trials)}")
-    if llc is not None:
-        print(llc[["llc", "llc_se"]].to_dataframe().to_string())
-    print(f"report: {out}/report/report.md")
+    if rep.llc is not None:
+        print(rep.llc[["llc", "llc_se"]].to_dataframe().to_string())
+    print(f"report: {sweep.out}/report/report.md")
     return 0
 
 

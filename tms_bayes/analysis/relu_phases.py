@@ -51,7 +51,7 @@ from .. import __version__, _validate
 from .occupancy import bootstrap_shares, crossing_with_interval
 
 __all__ = [
-    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "truth_sweep_labels", "relu_sweep_labels",
+    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "trial_draws", "truth_sweep_labels", "relu_sweep_labels",
     "phase_fractions", "critical_value", "vanishing_value", "PHASES",
 ]
 
@@ -123,6 +123,15 @@ def trial_filter(mean_loss, *, z_max: float = 1.5) -> tuple[np.ndarray, np.ndarr
     return np.abs(z) < z_max, z
 
 
+def trial_draws(posterior, name: str) -> np.ndarray:
+    """Variable ``name`` of a truth-sweep posterior as an array (trial, draw, ...).  Files written before
+    the ``trial`` dim kept one trial per chain; they are read the same way."""
+    x = posterior[name]
+    if "trial" in x.dims:
+        return x.isel(chain=0).transpose("trial", "draw", ...).values
+    return x.values
+
+
 def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.5) -> xr.Dataset:
     """Phase label and L_n of every draw of a finished truth sweep, dims (value, trial, draw), with the
     trial filter's z-scores and verdicts (value, trial) and the effective weights (value, trial, draw,
@@ -132,8 +141,6 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
     if not idx:
         raise ValueError(f"{sweep.out} has no finished values to analyse")
     eps = DEFAULT_EPSILON[st.experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
-    from ..inference.truth_sweep import trial_draws
-
     labels, loss, eff = [], [], []
     for i in idx:
         post = sweep.load(i).posterior

@@ -19,12 +19,11 @@ import pandas as pd
 import xarray as xr
 
 from ..store.atomic import write_figure, write_netcdf, write_text
-from ..inference.truth_sweep import trial_draws
 from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .phases import relu_features
 from .report import _has_tabulate
-from .relu_phases import critical_value, phase_fractions, relu_sweep_labels, truth_sweep_labels, vanishing_value
+from .relu_phases import critical_value, phase_fractions, relu_sweep_labels, trial_draws, truth_sweep_labels, vanishing_value
 
 __all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep", "relu_sweep_report"]
 

@@ -14,7 +14,7 @@ On disk (``out/``): ``manifest.json`` (settings, finished values; rewritten atom
 ``runs/v{index}.nc`` (one InferenceData per value: the trials are independent posteriors on their own
 data, so they sit on a ``trial`` dim beside ``chain`` = 1 — ``az.summary`` then gives each trial its own
 R̂ instead of mixing unrelated chains; attrs with the truth, the value, every setting and each trial's
-data seed; :func:`trial_draws` reads any variable as (trial, draw, ...), also from files written before
+data seed; :func:`tms_bayes.analysis.relu_phases.trial_draws` reads any variable as (trial, draw, ...), also from files written before
 the ``trial`` dim, where ``chain`` was the trial).  Datasets are not stored: :func:`trial_data`
 regenerates any of them exactly from its seed.  Re-running the same command resumes; different
 settings are refused.
@@ -31,12 +31,12 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 
-from .. import __version__, _validate
+from .. import _validate
 from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
 
-__all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model", "phase_llc"]
+__all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model"]
 
 
 @dataclass(frozen=True)
@@ -259,77 +259,3 @@ class _TrialRunner:
 def _on_trial_dim(a) -> np.ndarray:
     """(trial, draw, ...) -> (chain = 1, draw, trial, ...)."""
     return np.moveaxis(np.asarray(a), 0, 1)[None]
-
-
-def trial_draws(posterior, name: str) -> np.ndarray:
-    """Variable ``name`` of a truth-sweep posterior as an array (trial, draw, ...).  Files written before
-    the ``trial`` dim kept one trial per chain; they are read the same way."""
-    x = posterior[name]
-    if "trial" in x.dims:
-        return x.isel(chain=0).transpose("trial", "draw", ...).values
-    return x.values
-
-
-def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = "sgld", progress: bool = True, **llc_kwargs):
-    """λ̂ of each phase at a few truth values: an xarray Dataset (value, phase).
-
-    For every requested value and phase, w* is the draw of that phase with the lowest L_n among the
-    kept trials of ``labels`` (:func:`tms_bayes.analysis.relu_phases.truth_sweep_labels`); λ̂ is
-    estimated on that trial's dataset with :func:`tms_bayes.inference.llc.estimate_llc`
-    (nβ = n/log n, the experiments' tempering) after refining w* to the nearest local minimum of L_n;
-    when refining would move w* by more than 0.5 (no local minimum near it: the phase does not hold a
-    critical point at this value) λ̂ is estimated at the draw itself and the note says so.
-    Phases without draws, and the catch-all "neither", give NaN.  ``llc_kwargs`` go to estimate_llc."""
-    import warnings as _warnings
-
-    import xarray as xr
-    from tqdm.auto import tqdm
-
-    from .llc import estimate_llc
-
-    st = sweep.settings
-    all_values = np.array(labels.value.values, dtype=float)
-    values = np.atleast_1d(np.asarray(values, dtype=float))
-    picks = []
-    for v in values:
-        j = int(np.argmin(np.abs(all_values - v)))
-        if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
-            raise ValueError(f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}")
-        picks.append(j)
-    phases = [p for p in np.unique(labels.label.values) if p != "neither"] if phases is None else list(phases)
-    fields = ("llc", "llc_se", "loss_star", "trial", "draw", "refined_distance", "acceptance", "share_below_w_star")
-    out = {f: np.full((len(values), len(phases)), np.nan) for f in fields}
-    notes = np.full((len(values), len(phases)), "", dtype=object)
-    bar = tqdm(total=len(values) * len(phases), desc="λ̂ per phase", unit="fit", disable=not progress)
-    for a, j in enumerate(picks):
-        sel = labels.isel(value=j)
-        index = st.values.index(float(sel.value))
-        for b, p in enumerate(phases):
-            inside = (sel.label.values == p) & sel.kept.values[:, None]
-            bar.update(1)
-            if not inside.any():
-                notes[a, b] = "no draws in this phase"
-                continue
-            t, d = np.unravel_index(np.argmin(np.where(inside, sel.L_n.values, np.inf)), inside.shape)
-            post = sweep.load(index).posterior
-            w_star = {k: trial_draws(post, k)[t, d] for k in ("w", "b", "q", "c")}
-            model = build_trial_model(st, index, int(t), beta=1.0)
-            with _warnings.catch_warnings(record=True) as caught:
-                _warnings.simplefilter("always")
-                try:
-                    res = estimate_llc(model, w_star, sampler=sampler, refine=True, **llc_kwargs)
-                except ValueError as exc:  # no local minimum near the best draw: estimate at the draw itself, and say so
-                    res = estimate_llc(model, w_star, sampler=sampler, refine=False, **llc_kwargs)
-                    caught.append(_warnings.WarningMessage(f"not refined ({exc})", RuntimeWarning, __file__, 0))
-            vals = (res.llc_mean, res.llc_se, res.loss_star, t, d, res.diagnostics["refined_distance"], res.diagnostics["acceptance"], res.diagnostics["share_below_w_star"])
-            for f, v in zip(fields, vals):
-                out[f][a, b] = v
-            notes[a, b] = "; ".join(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
-    bar.close()
-    return xr.Dataset(
-        {**{f: (("value", "phase"), out[f]) for f in fields}, "notes": (("value", "phase"), notes.astype(str))},
-        coords={"value": values, "phase": phases},
-        attrs={"experiment": st.experiment, "parameter": st.parameter, "sampler": sampler, "n": st.n, "nbeta": st.n / math.log(st.n),
-               "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
-               **{f"llc_{k}": v for k, v in llc_kwargs.items()}, "tms_bayes_version": __version__},
-    )

@@ -1,0 +1,113 @@
+"""The ReLU phase-transition experiments (SPEC 5, Carroll): a truth sweep over θ (PT1) or ϑ (PT2), the
+phase fractions and critical value, and λ̂ per phase at chosen values.
+
+:func:`run` — the truth sweep (:mod:`tms_bayes.inference.truth_sweep`); :func:`analyse` — λ̂ per phase
+at ``llc_values`` (each must be a value of the sweep: checked before any work by :func:`check_llc_values`)
+and the report (:mod:`tms_bayes.analysis.relu_report`) written to ``<out>/report``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from ..analysis.relu_phases import trial_draws, truth_sweep_labels
+from ..analysis.relu_report import relu_report
+from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, run_truth_sweep
+from ..store.atomic import write_netcdf
+
+__all__ = ["run", "check_llc_values", "analyse", "phase_llc"]
+
+
+def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, ...]:
+    """``llc_values`` as a tuple, refused unless every one is a value of the sweep."""
+    llc_values = tuple(float(v) for v in llc_values)
+    missing = [v for v in llc_values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
+    if missing:
+        raise ValueError(f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}")
+    return llc_values
+
+
+def run(settings: TruthSweepSettings, out, *, progress: bool = True, log=print):
+    """Run (or resume) the truth sweep into ``out``; returns the :class:`~tms_bayes.inference.truth_sweep.TruthSweep`."""
+    return run_truth_sweep(settings, out, progress=progress, log=log)
+
+
+def analyse(sweep, *, epsilon: float | None = None, z_max: float = 1.5, llc_values=(), llc_sampler: str = "sgld", llc_kwargs: dict | None = None,
+            coarse_grain: bool = True, progress: bool = True):
+    """λ̂ per phase at ``llc_values`` (none: skipped) and the report in ``<sweep>/report``; returns the
+    :class:`~tms_bayes.analysis.relu_report.ReluReport` (its ``llc`` holds the λ̂ table)."""
+    llc_values = check_llc_values(sweep.settings, llc_values)
+    llc = None
+    if llc_values:
+        labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max)
+        llc = phase_llc(sweep, labels, llc_values, sampler=llc_sampler, progress=progress, **(llc_kwargs or {}))
+        write_netcdf(sweep.out / "report" / "llc.nc", llc)
+    return relu_report(sweep, sweep.out / "report", epsilon=epsilon, z_max=z_max, llc=llc, coarse_grain=coarse_grain)
+
+
+def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = "sgld", progress: bool = True, **llc_kwargs):
+    """λ̂ of each phase at a few truth values: an xarray Dataset (value, phase).
+
+    For every requested value and phase, w* is the draw of that phase with the lowest L_n among the
+    kept trials of ``labels`` (:func:`tms_bayes.analysis.relu_phases.truth_sweep_labels`); λ̂ is
+    estimated on that trial's dataset with :func:`tms_bayes.inference.llc.estimate_llc`
+    (nβ = n/log n, the experiments' tempering) after refining w* to the nearest local minimum of L_n;
+    when refining would move w* by more than 0.5 (no local minimum near it: the phase does not hold a
+    critical point at this value) λ̂ is estimated at the draw itself and the note says so.
+    Phases without draws, and the catch-all "neither", give NaN.  ``llc_kwargs`` go to estimate_llc."""
+    import warnings as _warnings
+
+    from tqdm.auto import tqdm
+
+    from ..inference.llc import estimate_llc
+
+    st = sweep.settings
+    all_values = np.array(labels.value.values, dtype=float)
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    picks = []
+    for v in values:
+        j = int(np.argmin(np.abs(all_values - v)))
+        if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
+            raise ValueError(f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}")
+        picks.append(j)
+    phases = [p for p in np.unique(labels.label.values) if p != "neither"] if phases is None else list(phases)
+    fields = ("llc", "llc_se", "loss_star", "trial", "draw", "refined_distance", "acceptance", "share_below_w_star")
+    out = {f: np.full((len(values), len(phases)), np.nan) for f in fields}
+    notes = np.full((len(values), len(phases)), "", dtype=object)
+    bar = tqdm(total=len(values) * len(phases), desc="λ̂ per phase", unit="fit", disable=not progress)
+    for a, j in enumerate(picks):
+        sel = labels.isel(value=j)
+        index = st.values.index(float(sel.value))
+        for b, p in enumerate(phases):
+            inside = (sel.label.values == p) & sel.kept.values[:, None]
+            bar.update(1)
+            if not inside.any():
+                notes[a, b] = "no draws in this phase"
+                continue
+            t, d = np.unravel_index(np.argmin(np.where(inside, sel.L_n.values, np.inf)), inside.shape)
+            post = sweep.load(index).posterior
+            w_star = {k: trial_draws(post, k)[t, d] for k in ("w", "b", "q", "c")}
+            model = build_trial_model(st, index, int(t), beta=1.0)
+            with _warnings.catch_warnings(record=True) as caught:
+                _warnings.simplefilter("always")
+                try:
+                    res = estimate_llc(model, w_star, sampler=sampler, refine=True, **llc_kwargs)
+                except ValueError as exc:  # no local minimum near the best draw: estimate at the draw itself, and say so
+                    res = estimate_llc(model, w_star, sampler=sampler, refine=False, **llc_kwargs)
+                    caught.append(_warnings.WarningMessage(f"not refined ({exc})", RuntimeWarning, __file__, 0))
+            vals = (res.llc_mean, res.llc_se, res.loss_star, t, d, res.diagnostics["refined_distance"], res.diagnostics["acceptance"], res.diagnostics["share_below_w_star"])
+            for f, v in zip(fields, vals):
+                out[f][a, b] = v
+            notes[a, b] = "; ".join(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
+    bar.close()
+    return xr.Dataset(
+        {**{f: (("value", "phase"), out[f]) for f in fields}, "notes": (("value", "phase"), notes.astype(str))},
+        coords={"value": values, "phase": phases},
+        attrs={"experiment": st.experiment, "parameter": st.parameter, "sampler": sampler, "n": st.n, "nbeta": st.n / math.log(st.n),
+               "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
+               **{f"llc_{k}": v for k, v in llc_kwargs.items()}, "tms_bayes_version": __version__},
+    )
