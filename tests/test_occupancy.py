@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 from tms_bayes.analysis.occupancy import empirical_crossover, empirical_occupancy, sweep_labels, theory_crossover_interval
-from tms_bayes.analysis.report import occupancy_report
+from tms_bayes.experiments.occupancy import occupancy_report
 from tms_bayes.cli import main
 from tms_bayes.inference.sweep import SweepSettings, load_sweep, run_sweep
 from tms_bayes.theory import critical_points

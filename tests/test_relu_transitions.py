@@ -293,7 +293,7 @@ def test_relu_sweep_over_n_gets_the_occupancy_analysis(tmp_path):
     experiment's own, and the report names where one phase overtakes the other (or that none does)."""
     from tms_bayes.analysis.occupancy import empirical_occupancy, sweep_labels
     from tms_bayes.analysis.relu_phases import classify_relu, relu_sweep_labels
-    from tms_bayes.analysis.relu_report import relu_sweep_report
+    from tms_bayes.experiments.relu import relu_sweep_report
     from tms_bayes.inference.sweep import SweepSettings, run_sweep
     from tms_bayes.models.relu import pt1_truth
 

@@ -259,11 +259,11 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_occupancy(args) -> int:
-    from .analysis.report import occupancy_report
+    from .experiments.occupancy import occupancy_report
     from .inference.sweep import load_sweep
 
     if load_sweep(args.run_dir).settings.model.startswith("relu"):
-        from .analysis.relu_report import relu_sweep_report
+        from .experiments.relu import relu_sweep_report
 
         rep = relu_sweep_report(args.run_dir, args.out, progress=not getattr(args, "no_progress", False))
         print(rep["occupancy"].share.to_pandas().round(3).to_string())

@@ -23,9 +23,9 @@ from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .phases import relu_features
 from .report import _has_tabulate
-from .relu_phases import critical_value, phase_fractions, relu_sweep_labels, trial_draws, truth_sweep_labels, vanishing_value
+from .relu_phases import critical_value, phase_fractions, trial_draws, truth_sweep_labels, vanishing_value
 
-__all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep", "relu_sweep_report"]
+__all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep"]
 
 _SYMBOL = {"theta": "θ", "vartheta": "ϑ"}
 
@@ -181,45 +181,3 @@ def _markdown(rep: ReluReport, sweep) -> str:
                   df.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else df.to_string(index=False), ""]
     lines += [f"Settings: `{json.dumps(st.to_dict())}`", ""]
     return "\n".join(lines)
-
-
-def relu_sweep_report(run_dir, out=None, *, epsilon: float | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> dict:
-    """Phases against n of a ReLU sweep over n (fixed truth): the TMS occupancy analysis with the ReLU
-    phases — shares pooled over seeds and chains with hierarchical-bootstrap intervals, chain mixing
-    between phases, and where the share of the second phase overtakes the first (e.g. PT1:
-    non-degenerate → degenerate) with its interval.  Writes ``labels.nc``, ``occupancy.nc``,
-    ``occupancy.csv``, ``occupancy.png`` and ``report.md`` into ``out`` (default: the sweep directory);
-    returns {"labels", "occupancy", "crossover", "files"}."""
-    from ..inference.sweep import load_sweep
-    from .occupancy import empirical_crossover, empirical_occupancy
-
-    sweep = load_sweep(run_dir)
-    out = Path(out) if out is not None else Path(run_dir)
-    labels = relu_sweep_labels(sweep, epsilon=epsilon, progress=progress)
-    occ = empirical_occupancy(labels, n_boot=n_boot, seed=seed)
-    a, b = list(labels.attrs["phases"])[:2]
-    cross = None
-    if len(occ.n) > 1:  # whichever of the two phases overtakes the other (last up-crossing), if either does
-        found = [c for c in (empirical_crossover(occ, b, a), empirical_crossover(occ, a, b)) if math.isfinite(c["n_crit"])]
-        cross = {**found[0], "kind": "empirical"} if found else None
-    files = {
-        "labels": write_netcdf(out / "labels.nc", labels),
-        "occupancy": write_netcdf(out / "occupancy.nc", occ.drop_vars("bootstrap")),
-        "csv": write_text(out / "occupancy.csv", occ[["share", "lower", "upper", "chain_share", "mean_L_n"]].to_dataframe().reset_index().to_csv(index=False)),
-        "png": write_figure(out / "occupancy.png", plots.empirical_occupancy(occ, crossovers=[cross] if cross else None)),
-    }
-    st = sweep.settings
-    table = occ.share.to_pandas().round(3)
-    lines = [f"# ReLU {labels.attrs['experiment'].upper()} sweep over n: {labels.attrs['truth']}", "",
-             f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, β = {st.beta or '1/log n'}, "
-             f"phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w (draws in no phase: '{labels.attrs['catch_all']}').", "",
-             "## Shares of draws (pooled over datasets and chains)", "", table.to_markdown() if _has_tabulate() else table.to_string(), "",
-             "![occupancy](occupancy.png)", ""]
-    if cross:
-        lines.append(f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, 95 % interval [{_fmt(cross['lower'], 0)}, "
-                     f"{_fmt(cross['upper'], 0)}] ({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross).")
-    unmixed = [int(n) for n, m in zip(occ.n.values, occ.mixed.values) if not m]
-    if unmixed:
-        lines.append(f"Chains did not all change phase at n = {unmixed}: shares there depend on the starting points.")
-    files["report"] = write_text(out / "report.md", "\n".join(lines + [""]))
-    return {"labels": labels, "occupancy": occ, "crossover": cross, "files": files}

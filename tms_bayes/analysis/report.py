@@ -18,7 +18,6 @@ import xarray as xr
 
 from .. import __version__
 from ..store.atomic import write_figure, write_netcdf, write_text
-from ..inference.sweep import load_sweep
 from ..theory import critical_points, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers
 from . import plots
@@ -26,7 +25,7 @@ from .coarse_grain import CoarseGrainer, agreement
 from .occupancy import empirical_crossover, empirical_occupancy, sweep_labels, theory_crossover_interval
 from .phases import UNCLASSIFIED, Rule, tms_features
 
-__all__ = ["OccupancyReport", "occupancy_report"]
+__all__ = ["OccupancyReport", "write_occupancy_report"]
 
 
 @dataclass
@@ -131,8 +130,8 @@ def _features(sweep, labels: xr.Dataset, max_samples: int, seed: int):
     return X, lab.reshape(-1)[pick]
 
 
-def occupancy_report(
-    run_dir,
+def write_occupancy_report(
+    sweep,
     out=None,
     *,
     theory_phases=("5", "5+", "6"),
@@ -143,9 +142,10 @@ def occupancy_report(
     seed: int = 0,
     progress: bool = False,
 ) -> OccupancyReport:
-    """Analyse the TMS sweep in ``run_dir`` and write the report into ``out`` (default: ``run_dir``)."""
-    sweep = load_sweep(run_dir)
-    out = Path(out) if out is not None else Path(run_dir)
+    """Analyse the TMS sweep ``sweep`` (a :class:`~tms_bayes.inference.sweep.Sweep`) and write the report
+    into ``out`` (default: the sweep's directory).  :func:`tms_bayes.experiments.occupancy.occupancy_report`
+    does the same from a directory."""
+    out = Path(out) if out is not None else Path(sweep.out)
     labels = sweep_labels(sweep, thresholds, progress=progress)
     occ = empirical_occupancy(labels, n_boot=n_boot, seed=seed)
     cat = critical_points(sweep.settings.c, sweep.settings.r)

@@ -96,7 +96,6 @@ def per_dataset_theory(smc, seeds=None, *, progress: bool = False) -> xr.DataArr
     background process right after the SMC runs."""
     from tqdm.auto import tqdm
 
-    from ..inference.sweep import dataset
     from ..theory import critical_points
     from ..theory.laplace import dataset_free_energies
 
@@ -115,7 +114,7 @@ def per_dataset_theory(smc, seeds=None, *, progress: bool = False) -> xr.DataArr
                     cached = da.load()
         if cached is None:
             cat = critical_points(st.c, st.r) if cat is None else cat
-            ds = dataset_free_energies(cat, ["5", "6"], dataset(st, s)["X"], list(st.n), **scale)
+            ds = dataset_free_energies(cat, ["5", "6"], smc.dataset(s)["X"], list(st.n), **scale)
             cached = (ds.free_energy.sel(phase="5") - ds.free_energy.sel(phase="6")).drop_vars("phase", errors="ignore")
             cached.attrs = {"key": json.dumps(key), "formula": ds.attrs.get("formula", ""), "log_odds": "F_5 - F_6"}
             write_netcdf(path, cached.rename("theory_dF"))

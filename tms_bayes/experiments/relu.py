@@ -9,6 +9,7 @@ and the report (:mod:`tms_bayes.analysis.relu_report`) written to ``<out>/report
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -19,7 +20,7 @@ from ..analysis.relu_report import relu_report
 from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, run_truth_sweep
 from ..store.atomic import write_netcdf
 
-__all__ = ["run", "check_llc_values", "analyse", "phase_llc"]
+__all__ = ["run", "check_llc_values", "analyse", "phase_llc", "relu_sweep_report"]
 
 
 def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, ...]:
@@ -111,3 +112,50 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
                "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
                **{f"llc_{k}": v for k, v in llc_kwargs.items()}, "tms_bayes_version": __version__},
     )
+
+
+def relu_sweep_report(run_dir, out=None, *, epsilon: float | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> dict:
+    """Phases against n of a ReLU sweep over n (fixed truth): the TMS occupancy analysis with the ReLU
+    phases — shares pooled over seeds and chains with hierarchical-bootstrap intervals, chain mixing
+    between phases, and where the share of the second phase overtakes the first (e.g. PT1:
+    non-degenerate → degenerate) with its interval.  Writes ``labels.nc``, ``occupancy.nc``,
+    ``occupancy.csv``, ``occupancy.png`` and ``report.md`` into ``out`` (default: the sweep directory);
+    returns {"labels", "occupancy", "crossover", "files"}."""
+    from ..analysis import plots
+    from ..analysis.occupancy import empirical_crossover, empirical_occupancy
+    from ..analysis.relu_phases import relu_sweep_labels
+    from ..analysis.relu_report import _fmt
+    from ..analysis.report import _has_tabulate
+    from ..inference.sweep import load_sweep
+    from ..store.atomic import write_figure, write_text
+
+    sweep = load_sweep(run_dir)
+    out = Path(out) if out is not None else Path(run_dir)
+    labels = relu_sweep_labels(sweep, epsilon=epsilon, progress=progress)
+    occ = empirical_occupancy(labels, n_boot=n_boot, seed=seed)
+    a, b = list(labels.attrs["phases"])[:2]
+    cross = None
+    if len(occ.n) > 1:  # whichever of the two phases overtakes the other (last up-crossing), if either does
+        found = [c for c in (empirical_crossover(occ, b, a), empirical_crossover(occ, a, b)) if math.isfinite(c["n_crit"])]
+        cross = {**found[0], "kind": "empirical"} if found else None
+    files = {
+        "labels": write_netcdf(out / "labels.nc", labels),
+        "occupancy": write_netcdf(out / "occupancy.nc", occ.drop_vars("bootstrap")),
+        "csv": write_text(out / "occupancy.csv", occ[["share", "lower", "upper", "chain_share", "mean_L_n"]].to_dataframe().reset_index().to_csv(index=False)),
+        "png": write_figure(out / "occupancy.png", plots.empirical_occupancy(occ, crossovers=[cross] if cross else None)),
+    }
+    st = sweep.settings
+    table = occ.share.to_pandas().round(3)
+    lines = [f"# ReLU {labels.attrs['experiment'].upper()} sweep over n: {labels.attrs['truth']}", "",
+             f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, β = {st.beta or '1/log n'}, "
+             f"phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w (draws in no phase: '{labels.attrs['catch_all']}').", "",
+             "## Shares of draws (pooled over datasets and chains)", "", table.to_markdown() if _has_tabulate() else table.to_string(), "",
+             "![occupancy](occupancy.png)", ""]
+    if cross:
+        lines.append(f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, 95 % interval [{_fmt(cross['lower'], 0)}, "
+                     f"{_fmt(cross['upper'], 0)}] ({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross).")
+    unmixed = [int(n) for n, m in zip(occ.n.values, occ.mixed.values) if not m]
+    if unmixed:
+        lines.append(f"Chains did not all change phase at n = {unmixed}: shares there depend on the starting points.")
+    files["report"] = write_text(out / "report.md", "\n".join(lines + [""]))
+    return {"labels": labels, "occupancy": occ, "crossover": cross, "files": files}

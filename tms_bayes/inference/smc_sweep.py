@@ -79,6 +79,10 @@ class SMCSweep:
     def _settings_dict(self) -> dict:
         return {"sweep": self.sweep_settings.to_dict(), "smc": self.settings.to_dict()}
 
+    def dataset(self, seed: int) -> dict:
+        """The full dataset (N = max n rows) of dataset seed ``seed``: D_n is its first n rows."""
+        return dataset(self.sweep_settings, seed)
+
     @property
     def seeds(self) -> list[int]:
         return list(range(self.sweep_settings.seeds))
