@@ -30,7 +30,7 @@ from .. import __version__, _validate
 from .._jax import jax, jnp
 from ..models.data import tms_inputs
 from ..theory.potential import empirical_loss_jax, potential_jax
-from .llc import sgld_trace
+from .llc import llc_standard_error, sgld_trace
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir
 
@@ -191,8 +191,9 @@ def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
 def trajectory_llc(key, W, b, X, s: DynamicsSettings):
     """λ̂ by SGLD at every checkpoint of every run: W (runs, K, r, c), b (runs, K, c), X (runs, n, c).
 
-    Returns (λ̂ mean over chains, its standard error from the chains' batch means, MALA acceptance),
-    each (runs, K).  λ̂ per chain = nβ (mean L_n over the kept steps − L_n(w*)) (SPEC 3)."""
+    Returns (λ̂, its standard error, MALA acceptance), each (runs, K): λ̂ = nβ (mean L_n over the kept
+    steps of every chain − L_n(w*)) (SPEC 3), and the one standard error of every λ̂ in tms-bayes,
+    sd/√ESS (:func:`tms_bayes.inference.llc.llc_standard_error`)."""
     runs, K = W.shape[:2]
     nbeta, n = s.nbeta_value, s.n
     beta = nbeta / n
@@ -204,25 +205,21 @@ def trajectory_llc(key, W, b, X, s: DynamicsSettings):
     def chain(k, w_star, Xr):
         nll_and_grad = jax.value_and_grad(lambda w: nll(w, Xr))
         trace, acc = sgld_trace(k, w_star, nll_and_grad, eps=s.llc_eps, gamma=s.llc_gamma, beta=beta, steps=s.llc_steps)
-        kept = trace[s.llc_burn_in :]
-        return beta * (kept.mean() - nll(w_star, Xr)), acc[s.llc_burn_in :].mean(), _batch_means_se(beta * kept)
+        return beta * (trace[s.llc_burn_in :] - nll(w_star, Xr)), acc[s.llc_burn_in :].mean()
 
     def point(k, w_star, Xr):
-        lam, acc, se = jax.vmap(chain, in_axes=(0, None, None))(jax.random.split(k, s.llc_chains), w_star, Xr)
-        # chains and, within a chain, 5 batch means give the error
-        return lam.mean(), jnp.sqrt(jnp.mean(se**2) / s.llc_chains), acc.mean()
+        excess, acc = jax.vmap(chain, in_axes=(0, None, None))(jax.random.split(k, s.llc_chains), w_star, Xr)
+        return excess, acc.mean()
 
     keys = jax.random.split(key, runs * K).reshape(runs, K)
     fn = jax.jit(jax.vmap(jax.vmap(point, in_axes=(0, 0, None)), in_axes=(0, 0, 0)))
-    lam, se, acc = fn(keys, flat, X)
-    return np.asarray(lam), np.asarray(se), np.asarray(acc)
-
-
-def _batch_means_se(x, batches: int = 5):
-    """Standard error of the mean of a correlated trace by non-overlapping batch means."""
-    m = x.shape[0] // batches
-    means = x[: m * batches].reshape(batches, m).mean(axis=1)
-    return jnp.std(means, ddof=1) / jnp.sqrt(batches)
+    excess, acc = fn(keys, flat, X)  # excess: (runs, K, chains, kept steps)
+    excess = np.asarray(excess)
+    lam, se = np.empty((runs, K)), np.empty((runs, K))
+    for i in range(runs):
+        for j in range(K):
+            lam[i, j], se[i, j], _ = llc_standard_error(excess[i, j])
+    return lam, se, np.asarray(acc)
 
 
 def _run_batch(s: DynamicsSettings, run_ids: np.ndarray, epochs_at: np.ndarray, init=None) -> xr.Dataset:

@@ -42,7 +42,7 @@ from .. import __version__, _validate
 from .._jax import jax, jnp
 from .compile import compile_expression, compile_model, ravel_point
 
-__all__ = ["localized_model", "estimate_llc", "calibrate_llc", "sgld_trace", "LLCResult"]
+__all__ = ["llc_standard_error", "localized_model", "estimate_llc", "calibrate_llc", "sgld_trace", "LLCResult"]
 
 
 def sgld_trace(key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad=None):
@@ -72,6 +72,24 @@ def sgld_trace(key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad
 
     _, u0, g0 = full(w_star)
     return jax.lax.scan(step, (w_star, u0, g0), jax.random.split(key, steps))[1]
+
+
+def llc_standard_error(excess) -> tuple[float, float, float]:
+    """λ̂ and its one standard error from the kept trace of nβ (L_n(w_t) − L_n(w*)), (chains, steps):
+
+        λ̂ = mean over chains and steps,   SE = sd / √ESS,
+
+    sd over every kept step and ESS ArviZ's "mean" effective sample size over the chains (NaN with ≤ 3
+    steps).  Every λ̂ in tms-bayes (estimate_llc, SGD trajectories) reports this SE.  Returns (λ̂, SE, ESS)."""
+    excess = np.asarray(excess, dtype=float)
+    if excess.ndim == 1:
+        excess = excess[None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ess = float(az.ess(excess, method="mean")) if excess.shape[1] > 3 else float("nan")
+    sd = float(np.std(excess))
+    se = sd / math.sqrt(ess) if ess > 0 and math.isfinite(ess) else float("nan")
+    return float(excess.mean()), se, ess
 
 
 def _n_observations(model: pm.Model) -> int:
@@ -245,11 +263,7 @@ def estimate_llc(
     trace = nll / n  # L_n per draw
     loss_star = nll_star / n
     llc_chain = beta * (nll.mean(axis=1) - nll_star)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ess = float(az.ess(trace, method="mean")) if trace.shape[1] > 3 else float("nan")
-    sd = float(np.std(beta * (nll - nll_star)))
-    se = sd / math.sqrt(ess) if ess > 0 and math.isfinite(ess) else float("nan")
+    _, se, ess = llc_standard_error(beta * (nll - nll_star))
     third = max(trace.shape[1] // 3, 1)
     first, last = trace[:, :third].mean(), trace[:, -third:].mean()
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
