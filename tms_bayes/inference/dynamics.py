@@ -132,24 +132,17 @@ def initial_params(key, s: DynamicsSettings):
 
 
 def _optimizer(s: DynamicsSettings):
-    """(init, update) of plain SGD or Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) on a parameter pytree."""
-    if s.optimizer == "sgd":
-        return (lambda p: ()), (lambda p, g, st: (jax.tree.map(lambda a, b: a - s.lr * b, p, g), st))
+    """(init, update) of plain SGD or Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) on a parameter pytree, from
+    optax (``optax.sgd``, ``optax.adam``)."""
+    import optax
 
-    def init(p):
-        z = jax.tree.map(jnp.zeros_like, p)
-        return (z, z, jnp.zeros((), dtype=jnp.int32))
+    tx = optax.sgd(s.lr) if s.optimizer == "sgd" else optax.adam(s.lr, b1=0.9, b2=0.999, eps=1e-8)
 
     def update(p, g, st):
-        m, v, t = st
-        t = t + 1
-        m = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
-        v = jax.tree.map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
-        corr = jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-        p = jax.tree.map(lambda a, mm, vv: a - s.lr * corr * mm / (jnp.sqrt(vv) + 1e-8), p, m, v)
-        return p, (m, v, t)
+        updates, st = tx.update(g, st, p)
+        return optax.apply_updates(p, updates), st
 
-    return init, update
+    return tx.init, update
 
 
 def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
