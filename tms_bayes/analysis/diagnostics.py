@@ -36,9 +36,10 @@ def invariant_quantities(idata: az.InferenceData) -> xr.Dataset:
         norms = np.sqrt((post["W"].values ** 2).sum(axis=2))  # (chain, draw, col)
         biases = post["b"].values
     elif "w" in post and "q" in post:
-        aq = np.abs(post["q"].values)
-        norms = aq * np.sqrt((post["w"].values ** 2).sum(axis=3))
-        biases = aq * post["b"].values
+        from .phases import effective_weights
+
+        norms = np.linalg.norm(effective_weights(post["w"].values, post["q"].values), axis=-1)
+        biases = np.abs(post["q"].values) * post["b"].values
     else:
         raise ValueError("the run's posterior has neither TMS (W, b) nor ReLU (w, b, q) parameters")
     return xr.Dataset(

@@ -83,6 +83,16 @@ def tms_features(W, b) -> np.ndarray:
     return rows.reshape(*rows.shape[:-2], c * (c + 1))
 
 
+def effective_weights(w, q) -> np.ndarray:
+    """Effective weights ŵ_a = |q_a| w_a of a two-layer ReLU network, invariant under the scaling
+    (w_a, b_a, q_a) → (α w_a, α b_a, q_a/α), α > 0: w (..., d, 2), q (..., d) -> (..., d, 2)."""
+    w = _validate.finite_array("w", w, ndim_min=2)
+    q = _validate.finite_array("q", q)
+    if w.shape[:-1] != q.shape:
+        raise ValueError(f"q must have shape w.shape[:-1] = {w.shape[:-1]}, got {q.shape}")
+    return np.abs(q)[..., None] * w
+
+
 def relu_features(w, b, q, *, grid: int = 9, extent: float = 2.5, bandwidth: float = 0.4) -> np.ndarray:
     """Scaling- and permutation-invariant features of ReLU samples: w (..., d, 2), b (..., d), q (..., d).
 
@@ -96,7 +106,7 @@ def relu_features(w, b, q, *, grid: int = 9, extent: float = 2.5, bandwidth: flo
     b = _validate.finite_array("b", b)
     q = _validate.finite_array("q", q)
     aq = np.abs(q)
-    eff = aq[..., None] * w  # (..., d, 2)
+    eff = effective_weights(w, q)  # (..., d, 2)
     axis = np.linspace(-extent, extent, grid)
     centers = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)  # (K, 2)
     d2 = ((eff[..., :, None, :] - centers) ** 2).sum(-1)  # (..., d, K)

@@ -438,7 +438,9 @@ def raw_vs_effective(w, q, labels=None, *, title: str = "", max_points: int = 40
     samples, w (..., d, 2), q (..., d): the scaling symmetry smears raw weights along rays."""
     w = np.asarray(w, dtype=float).reshape(-1, np.shape(w)[-2], 2)
     q = np.asarray(q, dtype=float).reshape(len(w), -1)
-    eff = np.abs(q)[..., None] * w
+    from .phases import effective_weights
+
+    eff = effective_weights(w, q)
     lab = np.broadcast_to(np.asarray(labels).reshape(-1)[:, None], q.shape).reshape(-1) if labels is not None else np.full(q.size, "")
     rng = np.random.default_rng(seed)
     take = rng.choice(q.size, size=min(max_points, q.size), replace=False)

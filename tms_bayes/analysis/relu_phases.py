@@ -49,6 +49,7 @@ import xarray as xr
 
 from .. import __version__, _validate
 from .occupancy import bootstrap_shares, crossing_with_interval
+from .phases import effective_weights
 
 __all__ = [
     "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "trial_draws", "truth_sweep_labels", "relu_sweep_labels",
@@ -58,15 +59,6 @@ __all__ = [
 NEITHER = "neither"
 PHASES = {"pt1": ("degenerate", "non-degenerate", NEITHER), "pt2": ("non-annihilation", "annihilation", NEITHER)}
 DEFAULT_EPSILON = {"pt1": 0.3, "pt2": 0.25}
-
-
-def effective_weights(w, q) -> np.ndarray:
-    """ŵ_a = |q_a| w_a: w (..., d, 2), q (..., d) -> (..., d, 2) (module docstring)."""
-    w = _validate.finite_array("w", w, ndim_min=2)
-    q = _validate.finite_array("q", q)
-    if w.shape[:-1] != q.shape:
-        raise ValueError(f"q must have shape w.shape[:-1] = {w.shape[:-1]}, got {q.shape}")
-    return np.abs(q)[..., None] * w
 
 
 def pt1_phase(w, q, *, epsilon: float = 0.3) -> np.ndarray:
