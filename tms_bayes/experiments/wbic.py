@@ -104,7 +104,9 @@ def analyse(out) -> xr.Dataset:
         ds[f"{f}_mean"] = ds[f].mean("seed")
         ds[f"{f}_sd"] = ds[f].std("seed", ddof=1) if st.seeds > 1 else ds[f] * np.nan
     ds["log_n"] = ("n", np.log(np.asarray(st.n, dtype=float)))
-    ds.attrs.update({"model": st.model, "beta_1": "1/log n", "beta_2": str(two.settings.beta), "seeds": st.seeds, "chains": st.chains,
+    first = one.load(*one.finished()[0]).posterior if one.finished() else None
+    dim = sum(int(np.prod(first[v].shape[2:])) for v in first.data_vars if v != "L_n") if first is not None else 0
+    ds.attrs.update({"model": st.model, "parameters": dim, "beta_1": "1/log n", "beta_2": str(two.settings.beta), "seeds": st.seeds, "chains": st.chains,
                      "draws": st.draws, "formula": "wbic = E_{1/log n}[n L_n]; lambda = (E_b1[n L_n] - E_b2[n L_n]) / (1/b1 - 1/b2) (Watanabe 2013)",
                      "n_L_n": "-sum_k log p(x_k | w) over the n rows of D_n (nats)"})
     return ds
@@ -134,6 +136,8 @@ def report(ds: xr.Dataset, out) -> dict[str, Path]:
     for s in ds.seed.values:
         sub = ds.sel(seed=s)
         ax.errorbar(sub.n.values, sub["lambda"].values, yerr=2 * sub.lambda_se.values, marker="o", ms=3, lw=1, capsize=2, label=f"seed {s}")
+    if ds.attrs.get("parameters"):
+        ax.axhline(ds.attrs["parameters"] / 2, color="0.4", ls="--", lw=1, label=f"d/2 = {ds.attrs['parameters'] / 2:g} (a regular model's λ)")
     ax.set_xscale("log")
     ax.set_xlabel("n")
     ax.set_ylabel("two-temperature λ̂  (± 2 SE)")
