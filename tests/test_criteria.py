@@ -68,6 +68,10 @@ def test_pm_sample_gives_waic_loo_and_predictive_on_masked_rows_only():
     assert crit["loo"] == pytest.approx(crit["waic"], abs=0.5)  # LOO and WAIC agree to O(1/n) per point
     assert pp["y_obs"].shape == (2, 1000, 60)
     assert model.observed_RVs == [model["y_obs"]]  # PyMC 5.28.5 appends it again in place; tms-bayes' wrapper restores it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm.sample_posterior_predictive(idata, model, progressbar=False, random_seed=7)  # the model as PyMC's 2nd positional argument
+    assert model.observed_RVs == [model["y_obs"]]
     assert np.isfinite(model.compile_logp()(model.initial_point()))
     assert (pp["y_obs"] - pp["y_obs"].mean(("chain", "draw"))).var().item() == pytest.approx(1.0, rel=0.1)
 

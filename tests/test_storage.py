@@ -59,3 +59,23 @@ def test_run_directory_resumes_refuses_and_stays_inside(tmp_path):
     (old / "manifest.json").write_text(json.dumps({"kind": "smc", "format": 99, "tms_bayes_version": "9.0", "settings": {}}))
     with pytest.raises(ValueError, match="upgrade tms-bayes"):
         RunDir(old, "smc", {}, "an SMC run")
+
+
+def test_run_files_with_the_old_dim_names_are_read_with_todays(tmp_path):
+    """A format-1 sweep resumed by this version mixes old files (W (row, col), X (obs, xfeature)) with new ones
+    (W (hidden, feature)); load_run renames the old dims so the runs of one sweep line up."""
+    import warnings
+
+    import arviz as az
+    import numpy as np
+
+    from tms_bayes.inference.sweep import load_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = az.from_dict(posterior={"W": np.zeros((1, 3, 2, 6)), "b": np.zeros((1, 3, 6))}, observed_data={"X": np.zeros((5, 6))},
+                           dims={"W": ["row", "col"], "b": ["col"], "X": ["obs", "xfeature"]})
+    old.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    idata = load_run(tmp_path / "old.nc")
+    assert idata.posterior.W.dims == ("chain", "draw", "hidden", "feature") and idata.posterior.b.dims == ("chain", "draw", "feature")
+    assert idata.observed_data.X.dims == ("obs", "feature")

@@ -609,7 +609,7 @@ def _beta_arg(text: str):
         return float(text)
     except ValueError:
         try:
-            return f"{parse_log_beta(text.replace('-', ' ')):g}/log n"
+            return f"{parse_log_beta(text.replace('log-n', 'log n')):g}/log n"
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 

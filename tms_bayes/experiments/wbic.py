@@ -102,7 +102,7 @@ def analyse(out) -> xr.Dataset:
     ds = xr.Dataset({f: (("n", "seed"), v) for f, v in table.items()}, coords={"n": list(st.n), "seed": np.arange(st.seeds)})
     for f in ("wbic", "lambda"):
         ds[f"{f}_mean"] = ds[f].mean("seed")
-        ds[f"{f}_sd"] = ds[f].std("seed", ddof=1) if st.seeds > 1 else ds[f] * np.nan
+        ds[f"{f}_sd"] = ds[f].std("seed", ddof=1) if st.seeds > 1 else xr.full_like(ds[f"{f}_mean"], np.nan)
     ds["log_n"] = ("n", np.log(np.asarray(st.n, dtype=float)))
     first = one.load(*one.finished()[0]).posterior if one.finished() else None
     dim = sum(int(np.prod(first[v].shape[2:])) for v in first.data_vars if v != "L_n") if first is not None else 0

@@ -188,8 +188,8 @@ def run_model(idata):
     rows): e.g. ``pm.sample_posterior_predictive(idata, model=run_model(idata))``."""
     attrs = idata.posterior.attrs
     keys = [k for k in attrs if k.startswith("setting_")]
-    if not keys or "n" not in attrs:
-        raise ValueError("this InferenceData is not a tms-bayes sweep run (no setting_* attrs)")
+    if not keys or "n" not in attrs or "observed_data" not in idata.groups():
+        raise ValueError("this InferenceData is not a tms-bayes sweep run (no setting_* attrs or no observed data)")
     raw = {k[len("setting_"):]: attrs[k] for k in keys}
     fields = {}
     for k, v in raw.items():
@@ -289,11 +289,19 @@ def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print,
     return Sweep(settings, out).run(progress=progress, log=log, devices=devices)
 
 
+#: dims of run files written before one feature-axis name (W (row, col), b (col), X (obs, xfeature); ReLU X (obs, xdim))
+_OLD_DIMS = {"row": "hidden", "col": "feature", "xfeature": "feature", "xdim": "input"}
+
+
 def load_run(path) -> az.InferenceData:
-    """Read one job's InferenceData fully into memory (the file is not kept open)."""
+    """Read one job's InferenceData fully into memory (the file is not kept open).  Files written before
+    the dims were renamed get today's names, so old and new runs of one sweep line up."""
     idata = az.from_netcdf(path, engine="h5netcdf")
     for g in idata.groups():
-        getattr(idata, g).load()
+        ds = getattr(idata, g).load()
+        old = {k: v for k, v in _OLD_DIMS.items() if k in ds.dims}
+        if old:
+            setattr(idata, g, ds.rename(old))
     return idata
 
 

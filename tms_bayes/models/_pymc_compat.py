@@ -80,7 +80,7 @@ def patch_posterior_predictive() -> bool:
 
     @functools.wraps(original)
     def sample_posterior_predictive(*args, **kwargs):
-        model = pm.modelcontext(kwargs.get("model"))
+        model = pm.modelcontext(kwargs.get("model", args[1] if len(args) > 1 else None))  # model: 2nd positional
         kept = model.observed_RVs
         model.observed_RVs = list(kept)  # a copy for PyMC to extend
         try:
