@@ -79,9 +79,9 @@ def _mean_and_mcse(x: xr.DataArray) -> tuple[float, float]:
 
 def tempered_energy(idata) -> dict:
     """E_β[n L_n] of the run, its Monte Carlo error, β and n."""
-    e = energy_draws(idata)
-    mean, mcse = _mean_and_mcse(e)
-    return {"energy": mean, "mcse": mcse, "beta": _beta(idata), "n": int(pointwise_log_likelihood(idata).sizes["obs"])}
+    ll = pointwise_log_likelihood(idata)
+    mean, mcse = _mean_and_mcse(-ll.sum("obs"))
+    return {"energy": mean, "mcse": mcse, "beta": _beta(idata), "n": int(ll.sizes["obs"])}
 
 
 def wbic(idata, *, rtol: float = 1e-6) -> dict:

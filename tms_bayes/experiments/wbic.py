@@ -22,7 +22,7 @@ import xarray as xr
 from .. import _validate
 from ..analysis.criteria import two_temperature_lambda, wbic
 from ..inference.sweep import Sweep, SweepSettings, load_sweep, run_sweep
-from ..inference.wbic import sample_tempered
+from ..inference.wbic import sample_tempered, selected_rows
 
 __all__ = ["model_wbic", "WbicSettings", "run", "analyse", "report"]
 
@@ -40,7 +40,7 @@ def model_wbic(model, *, beta_ratio: float = 1.5, chains: int = 4, tune: int = 5
     if math.isclose(beta_ratio, 1.0):
         raise ValueError("beta_ratio must differ from 1 (the two temperatures must differ)")
     cm = compile_model(model)
-    n = int(round(float(np.sum(cm.data.get("mask", np.ones(1))))))
+    n, _ = selected_rows(cm)
     if n < 2:
         raise ValueError(f"WBIC needs n >= 2 rows (β = 1/log n), the model selects {n}")
     first = sample_tempered(model, 1.0 / math.log(n), chains=chains, tune=tune, draws=draws, seed=seed, progress=progress, compiled=(cm, None))

@@ -20,11 +20,14 @@ import numpy as np
 
 from .. import __version__, _validate
 
-__all__ = ["sample_tempered"]
+__all__ = ["sample_tempered", "selected_rows"]
 
 
-def _n_rows(cm) -> tuple[int, np.ndarray]:
-    mask = np.asarray(cm.data.get("mask", np.ones(1)), dtype=float)
+def selected_rows(cm) -> tuple[int, np.ndarray]:
+    """(n, indices) of the rows the compiled model's ``mask`` data container selects."""
+    if "mask" not in cm.data:
+        raise ValueError("this model has no 'mask' data container; build it with the tms_bayes.models builders")
+    mask = np.asarray(cm.data["mask"], dtype=float)
     keep = np.flatnonzero(mask > 0.5)
     return len(keep), keep
 
@@ -53,7 +56,7 @@ def sample_tempered(model, beta: float, *, chains: int = 4, tune: int = 500, dra
         raise ValueError("sample_tempered needs a model with one observed variable and a 'beta' data container (the tms_bayes.models builders)")
     if sampler is None:
         sampler = ChainSampler(cm, NutsSettings(tune=tune, draws=draws, chunk=min(100, draws)), chains)
-    n, keep = _n_rows(cm)
+    n, keep = selected_rows(cm)
     data = cm.with_data(beta=beta)
     rng = np.random.default_rng([seed, 17])
     init = jnp.asarray(rng.normal(size=(chains, cm.dim)))
