@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Iterable
 
@@ -71,3 +73,24 @@ def _range_text(minimum, maximum) -> str:
     if maximum is not None:
         return f"<= {maximum}"
     return ""
+
+
+_NO_CEILINGS = contextvars.ContextVar("tms_bayes_no_ceilings", default=False)
+
+
+def ceiling(name: str, value, limit, unit: str = "") -> None:
+    """Refuse ``value`` above ``limit`` — a size that would exhaust memory or run for days, most often a
+    typo — unless inside :func:`no_ceilings` (the CLI's ``--force``) for a real large run."""
+    if value > limit and not _NO_CEILINGS.get():
+        raise ValueError(f"{name} = {value:g}{unit} is above the ceiling {limit:g}{unit} (a guard against typos); "
+                         "pass --force (in Python: with tms_bayes.no_ceilings():) for a real large run")
+
+
+@contextlib.contextmanager
+def no_ceilings():
+    """Lift the size ceilings of :func:`ceiling` inside the ``with`` block."""
+    token = _NO_CEILINGS.set(True)
+    try:
+        yield
+    finally:
+        _NO_CEILINGS.reset(token)

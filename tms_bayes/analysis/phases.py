@@ -50,6 +50,7 @@ free-energy estimator (:mod:`tms_bayes.inference.phase_smc`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,10 +58,12 @@ from scipy.spatial import ConvexHull, QhullError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .. import _validate
+from .._options import setting
 from ..theory import regions
 from ..theory.critical_points import phase_name
 
-__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "Rule", "rule_from_options"]
+__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "Rule", "rule_from_options",
+           "ClassifierOptions"]
 
 UNCLASSIFIED = "unclassified"
 
@@ -173,6 +176,34 @@ class Thresholds:
 
 
 Rule = FunctionalRule | Thresholds
+
+
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """The phase rule as settings (``--classifier`` and its options); :meth:`rule` builds it."""
+
+    classifier: str = setting("function", "phase rule: by what the columns do, or the old column-norm thresholds",
+                              choices=("function", "threshold"))
+    dead_tol: float = setting(regions.DEFAULT_DEAD_TOL, "function rule: a column whose outputs stay off up to this is dead")
+    vertex_norm: float = setting(0.5, "classifier: min column norm of a polygon vertex / of a φ− column")
+    zero_norm: float = setting(0.25, "threshold rule: max column norm of a zero column")
+    bias_tol: float = setting(0.0, "threshold rule: a zero column with bias above this is σ+")
+    off_factor: float = setting(1.0, "threshold rule: a vertex with b < -off_factor·|W_j|² is switched off")
+
+    def __post_init__(self):
+        _validate.choice("classifier", self.classifier, ("function", "threshold"))
+        _validate.positive("dead_tol", self.dead_tol, strict=False)
+        _validate.positive("vertex_norm", self.vertex_norm)
+        _validate.positive("zero_norm", self.zero_norm, strict=False)
+        if not (math.isfinite(self.bias_tol)):
+            raise ValueError(f"bias_tol must be a finite number, got {self.bias_tol!r}")
+        _validate.positive("off_factor", self.off_factor, strict=False)
+        if self.zero_norm >= self.vertex_norm:
+            raise ValueError(f"zero_norm must be below vertex_norm, got {self.zero_norm} >= {self.vertex_norm}")
+
+    def rule(self) -> "Rule":
+        return rule_from_options(self.classifier, dead_tol=self.dead_tol, vertex_norm=self.vertex_norm,
+                                 zero_norm=self.zero_norm, bias_tol=self.bias_tol, off_factor=self.off_factor)
 
 
 def rule_from_options(classifier: str = "function", *, dead_tol: float = regions.DEFAULT_DEAD_TOL, vertex_norm: float = 0.5,

@@ -20,28 +20,33 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate
+from .._options import setting
+from .._parse import parse_names
+from . import Command
 
-__all__ = ["LlcSettings", "run", "report", "table"]
+__all__ = ["LlcSettings", "run", "report", "table", "main", "COMMAND"]
 
 
 @dataclass(frozen=True)
 class LlcSettings:
     """Every setting of a λ̂-at-the-catalogue run; validated on construction, before any work."""
 
-    c: int = 6
-    phases: tuple[str, ...] = ("5",)  # () or ("all",): the whole catalogue
-    data: str = "population"  # "population": closed-form L at sample size n; "empirical": L_n on n rows
-    n: int = 100_000
-    refine: bool = False
-    sampler: str = "nuts"
-    chains: int = 4
-    draws: int = 500
-    tune: int = 300
-    gamma: float = 1.0
-    nbeta: float | None = None
-    step_size: float = 1e-3
-    batch_size: int | None = None
-    seed: int = 0
+    c: int = setting(6, "features c")
+    phases: tuple[str, ...] = setting(("5",), "phase name(s), comma-separated, or 'all' for the whole catalogue",
+                                      flag="--phase", parse=parse_names)
+    data: str = setting("population", "population: closed-form L at sample size n (no dataset noise); "
+                        "empirical: L_n on a dataset of n rows", choices=("population", "empirical"))
+    n: int = setting(100_000, "sample size n (nβ = n/log n)")
+    refine: bool = setting(False, "empirical: first move w* to the nearest local minimum of L_n")
+    sampler: str = setting("nuts", "λ̂ sampler", choices=("nuts", "sgld"))
+    chains: int = setting(4, "chains per estimate")
+    draws: int = setting(500, "draws (NUTS) or steps (SGLD) per chain")
+    tune: int = setting(300, "NUTS adaptation steps")
+    gamma: float = setting(1.0, "localisation strength γ")
+    nbeta: float | None = setting(None, "nβ", parse=float, show="n/log n")
+    step_size: float = setting(1e-3, "SGLD step ε")
+    batch_size: int | None = setting(None, "SGLD minibatch size", parse=int, show="full batch")
+    seed: int = setting(0, "PRNG seed")
 
     def __post_init__(self):
         from ..theory import critical_points
@@ -50,8 +55,10 @@ class LlcSettings:
         _validate.choice("data", self.data, ("population", "empirical"))
         _validate.choice("sampler", self.sampler, ("nuts", "sgld"))
         _validate.integer("n", self.n, minimum=2)
+        _validate.ceiling("n", self.n, 10_000_000)
         _validate.integer("chains", self.chains, minimum=1)
         _validate.integer("draws", self.draws, minimum=1)
+        _validate.ceiling("chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), 10_000_000)
         _validate.integer("tune", self.tune, minimum=1)
         _validate.positive("gamma", self.gamma)
         _validate.positive("step_size", self.step_size)
@@ -147,3 +154,20 @@ def report(ds: xr.Dataset, idatas: dict, out) -> dict[str, Path]:
     for p, idata in idatas.items():
         files[f"idata_{p}"] = write_netcdf(out / f"llc_{p}.nc", idata)
     return files
+
+
+def main(settings: LlcSettings, out=None, *, progress: bool = True) -> int:
+    """Estimate, print the table, and write ``llc.csv`` and the InferenceData when ``out`` is given (the
+    CLI's ``llc``)."""
+    st = settings
+    print(f"λ̂ at c={st.c}, {st.data} loss, n={st.n}, γ={st.gamma:g}, {st.sampler}, {st.chains} chains")
+    ds, idatas = run(st)
+    print(table(ds))
+    if out:
+        files = report(ds, idatas, out)
+        print(f"wrote {files['csv']} and one InferenceData per phase")
+    return 0
+
+
+COMMAND = Command("llc", "local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)", LlcSettings, main,
+                  None)

@@ -12,8 +12,9 @@ import pandas as pd
 from ..analysis.diagnostics import sweep_diagnostics
 from ..inference.sweep import Sweep, SweepSettings, run_sweep
 from ..store.atomic import write_text
+from . import Command
 
-__all__ = ["run", "write_diagnostics"]
+__all__ = ["run", "write_diagnostics", "main", "default_out", "COMMAND"]
 
 
 def write_diagnostics(sweep: Sweep) -> pd.DataFrame:
@@ -28,3 +29,26 @@ def run(settings: SweepSettings, out, *, progress: bool = True, log=print, devic
     sweep = run_sweep(settings, out, progress=progress, log=log, devices=devices)
     write_diagnostics(sweep)
     return sweep
+
+
+def default_out(settings: SweepSettings) -> str:
+    """``runs/<model>`` (TMS: ``runs/tms-c<c>``)."""
+    return f"runs/{settings.model}" + (f"-c{settings.c}" if settings.model == "tms" else "")
+
+
+def main(settings: SweepSettings, out=None, *, progress: bool = True, devices: int | None = None) -> int:
+    """Run the sweep and print its diagnostics table (the CLI's ``sweep``)."""
+    import time
+
+    from ..analysis.diagnostics import format_table
+
+    t0 = time.perf_counter()
+    sweep = run(settings, out or default_out(settings), progress=progress, devices=devices)
+    print(format_table(pd.read_csv(sweep.out / "diagnostics.csv")))
+    print(f"{len(sweep.completed)} jobs in {sweep.out} ({time.perf_counter() - t0:.1f} s this run; compile "
+          f"{sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)")
+    return 0
+
+
+COMMAND = Command("sweep", "fit posteriors over a range of n (NUTS, compiled once per sweep); resumable",
+                  SweepSettings, main, default_out, writes=("sweep",))

@@ -9,6 +9,7 @@ and the report (:mod:`tms_bayes.analysis.relu_report`) written to ``<out>/report
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,58 @@ from ..analysis.relu_phases import trial_draws, truth_sweep_labels
 from ..analysis.relu_report import relu_report
 from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, run_truth_sweep
 from ..store.atomic import write_netcdf
+from .. import _validate
+from .._options import setting
+from .._parse import parse_values
+from . import Command
 
-__all__ = ["run", "check_llc_values", "analyse", "phase_llc", "relu_sweep_report"]
+__all__ = ["run", "check_llc_values", "analyse", "phase_llc", "relu_sweep_report", "ReluAnalysis", "ReluJob", "main",
+           "COMMAND"]
+
+#: the values at which ``tms-bayes relu`` estimates λ̂ per phase by default
+LLC_DEFAULTS = {"pt1": (1.1, 1.26, math.pi / 2), "pt2": (1.0, 2.0)}
+
+
+def _llc_values(text: str):
+    return () if text.strip().lower() == "none" else parse_values(text, "--llc-values")
+
+
+@dataclass(frozen=True)
+class ReluAnalysis:
+    """How a truth sweep is analysed: phase radius, trial filter, λ̂ per phase, coarse-graining."""
+
+    epsilon: float | None = setting(None, "phase radius ε", parse=float, show="0.3 for pt1, 0.25 for pt2")
+    z_max: float = setting(1.5, "drop trials whose mean L_n has |z| >= this")
+    llc_values: tuple[float, ...] | None = setting(None, "values at which to estimate λ̂ per phase, or 'none'",
+                                                   parse=_llc_values, show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0")
+    llc_sampler: str = setting("sgld", "λ̂ sampler", choices=("sgld", "nuts"))
+    llc_step_size: float = setting(1e-4, "SGLD step ε for λ̂")
+    llc_draws: int = setting(2000, "λ̂ steps (SGLD) or draws (NUTS) per chain")
+    coarse_grain: bool = setting(True, "skip the t-SNE + HDBSCAN comparison", flag="--no-coarse-grain")
+
+    def __post_init__(self):
+        if self.epsilon is not None:
+            _validate.positive("epsilon", self.epsilon)
+        _validate.positive("z_max", self.z_max)
+        _validate.positive("llc_step_size", self.llc_step_size)
+        _validate.integer("llc_draws", self.llc_draws, minimum=10)
+        _validate.ceiling("llc_draws", self.llc_draws, 1_000_000)
+
+
+@dataclass(frozen=True)
+class ReluJob:
+    """``tms-bayes relu``: the truth sweep and its analysis; the λ̂ values are checked against the sweep."""
+
+    sweep: TruthSweepSettings = setting(default_factory=TruthSweepSettings)
+    analysis: ReluAnalysis = setting(default_factory=ReluAnalysis)
+
+    def __post_init__(self):
+        check_llc_values(self.sweep, self.llc_values)
+
+    @property
+    def llc_values(self) -> tuple[float, ...]:
+        given = self.analysis.llc_values
+        return LLC_DEFAULTS[self.sweep.experiment] if given is None else tuple(given)
 
 
 def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, ...]:
@@ -159,3 +210,36 @@ def relu_sweep_report(run_dir, out=None, *, epsilon: float | None = None, n_boot
         lines.append(f"Chains did not all change phase at n = {unmixed}: shares there depend on the starting points.")
     files["report"] = write_text(out / "report.md", "\n".join(lines + [""]))
     return {"labels": labels, "occupancy": occ, "crossover": cross, "files": files}
+
+
+def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
+    """Run the truth sweep into ``out`` (default ``runs/relu-<experiment>``), analyse it and print the
+    phase table, the critical value and λ̂ per phase (the CLI's ``relu``)."""
+    import time
+
+    st, an = job.sweep, job.analysis
+    t0 = time.perf_counter()
+    sweep = run(st, out or f"runs/relu-{st.experiment}", progress=progress)
+    print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
+    llc_kwargs = {"draws": an.llc_draws, **({"step_size": an.llc_step_size} if an.llc_sampler == "sgld" else {})}
+    rep = analyse(sweep, epsilon=an.epsilon, z_max=an.z_max, llc_values=job.llc_values, llc_sampler=an.llc_sampler,
+                  llc_kwargs=llc_kwargs, coarse_grain=an.coarse_grain, progress=progress)
+    print(rep.table().to_string(index=False))
+    t = rep.transition
+    sym = "θ" if st.experiment == "pt1" else "ϑ"
+    if "critical" not in t:
+        print(f"annihilation phase last present at {sym} = {t['last_present']:.3g}, absent from {sym} = "
+              f"{t['first_absent']:.3g}")
+    elif math.isfinite(t["critical"]):
+        print(f"{sym}_c = {t['critical']:.4f}  95% interval [{t['lower']:.4f}, {t['upper']:.4f}]")
+    else:
+        print("no overtaking of the non-degenerate phase on this grid")
+    print(f"dropped trials: {int((~rep.trials.kept).sum())} of {len(rep.trials)}")
+    if rep.llc is not None:
+        print(rep.llc[["llc", "llc_se"]].to_dataframe().to_string())
+    print(f"report: {sweep.out}/report/report.md")
+    return 0
+
+
+COMMAND = Command("relu", "ReLU phase transitions: sweep the truth (pt1: θ, pt2: ϑ), phase fractions, critical value, "
+                  "λ̂ per phase", ReluJob, main, lambda job: f"runs/relu-{job.sweep.experiment}", writes=("truth-sweep",))

@@ -13,18 +13,20 @@ much hotter than the Bayes posterior): it is an option, not part of ``tms-bayes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from .. import _validate
+from .._options import setting
 from ..analysis.criteria import two_temperature_lambda, wbic
 from ..inference.sweep import Sweep, SweepSettings, load_sweep, run_sweep
 from ..inference.wbic import sample_tempered, selected_rows
+from . import Command
 
-__all__ = ["model_wbic", "WbicSettings", "run", "analyse", "report"]
+__all__ = ["model_wbic", "WbicSettings", "run", "analyse", "report", "main", "COMMAND"]
 
 
 def model_wbic(model, *, beta_ratio: float = 1.5, chains: int = 4, tune: int = 500, draws: int = 1000, seed: int = 0,
@@ -56,10 +58,12 @@ def model_wbic(model, *, beta_ratio: float = 1.5, chains: int = 4, tune: int = 5
 class WbicSettings:
     """A WBIC sweep: the posterior sweep ``sweep`` (its β is replaced) at β₁ = 1/log n and β₂ = ``beta_ratio``/log n."""
 
-    sweep: SweepSettings = field(default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2))
-    beta_ratio: float = 1.5
+    sweep: SweepSettings = setting(default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2))
+    beta_ratio: float = setting(1.5, "second temperature a/log n")
 
     def __post_init__(self):
+        if self.sweep.beta is not None:
+            raise ValueError("WBIC sets β itself (1/log n and beta_ratio/log n); drop beta (--beta)")
         _validate.positive("beta_ratio", self.beta_ratio)
         if math.isclose(self.beta_ratio, 1.0):
             raise ValueError("beta_ratio must differ from 1 (the two temperatures must differ)")
@@ -146,3 +150,20 @@ def report(ds: xr.Dataset, out) -> dict[str, Path]:
     files["png"] = write_figure(out / "wbic.png", fig)
     plt.close(fig)
     return files
+
+
+def main(settings: WbicSettings, out=None, *, progress: bool = True) -> int:
+    """Run both sweeps, analyse and report into ``out`` (default ``runs/wbic-<model>``) and print the
+    table (the CLI's ``wbic``)."""
+    out = out or f"runs/wbic-{settings.sweep.model}"
+    run(settings, out, progress=progress)
+    ds = analyse(out)
+    files = report(ds, out)
+    print(ds[["wbic", "wbic_mcse", "lambda", "lambda_se"]].to_dataframe().round(3).to_string())
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0
+
+
+COMMAND = Command("wbic", "WBIC per n (two sweeps at beta = 1/log n and a/log n) and Watanabe's two-temperature lambda",
+                  WbicSettings, main, lambda s: f"runs/wbic-{s.sweep.model}")

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__, _validate
+from .._options import setting
 from .._jax import jax, jnp
 from ..models.data import tms_inputs
 from ..theory.potential import empirical_loss_jax, potential_jax
@@ -43,37 +44,43 @@ OPTIMIZERS = ("sgd", "adam")
 class DynamicsSettings:
     """Settings of a dynamics experiment (module docstring); the defaults are the published protocol."""
 
-    runs: int = 64
-    c: int = 6
-    r: int = 2
-    n: int = 1000
-    batch_size: int = 20
-    lr: float = 0.005
-    epochs: int = 4500
-    optimizer: str = "sgd"
-    init_k: int = 4
-    init_norm: float = 0.9
-    init_noise: float = 0.01
-    init_bias_std: float = 0.01
-    checkpoints: int = 40
-    llc: bool = True
-    llc_eps: float = 1e-3
-    llc_gamma: float = 1.0
-    llc_steps: int = 500
-    llc_chains: int = 2
-    llc_burn_in: int = 100
-    nbeta: float | None = None
-    seed: int = 0
-    run_batch: int = 16
+    runs: int = setting(64, "training runs, vectorised")
+    c: int = setting(6, "features c")
+    r: int = setting(2, "hidden dimension r", cli=False)
+    n: int = setting(1000, "training samples per run")
+    batch_size: int = setting(20, "SGD minibatch size")
+    lr: float = setting(0.005, "learning rate")
+    epochs: int = setting(4500, "epochs")
+    optimizer: str = setting("sgd", "optimiser (optax)", choices=OPTIMIZERS)
+    init_k: int = setting(4, "start at a k-gon")
+    init_norm: float = setting(0.9, "column norm of the starting k-gon")
+    init_noise: float = setting(0.01, "std of the noise added to the starting W")
+    init_bias_std: float = setting(0.01, "std of the starting bias")
+    checkpoints: int = setting(40, "log-spaced checkpoints")
+    llc: bool = setting(True, "skip λ̂ at the checkpoints", flag="--no-llc")
+    llc_eps: float = setting(1e-3, "SGLD step ε for λ̂")
+    llc_gamma: float = setting(1.0, "λ̂ localisation strength γ")
+    llc_steps: int = setting(500, "SGLD steps per λ̂ chain")
+    llc_chains: int = setting(2, "SGLD chains per checkpoint")
+    llc_burn_in: int | None = setting(None, "SGLD steps dropped before averaging", parse=int,
+                                      show="min(100, steps/5)")
+    nbeta: float | None = setting(None, "nβ for λ̂", parse=float, show="n/log n")
+    seed: int = setting(0, "PRNG seed")
+    run_batch: int = setting(16, "runs per saved batch (resume granularity)")
 
     def __post_init__(self):
         _validate.integer("runs", self.runs, minimum=1)
+        _validate.ceiling("runs", self.runs, 100_000)
+        _validate.ceiling("n", self.n, 1_000_000)
         _validate.integer("c", self.c, minimum=2)
         _validate.integer("r", self.r, minimum=1)
         _validate.integer("n", self.n, minimum=2)
         _validate.integer("batch_size", self.batch_size, minimum=1, maximum=self.n)
         _validate.positive("lr", self.lr)
+        if self.lr > 1:
+            raise ValueError(f"lr must be in (0, 1] (larger steps diverge on these models), got {self.lr!r}")
         _validate.integer("epochs", self.epochs, minimum=1)
+        _validate.ceiling("optimiser steps (epochs × n / batch_size)", self.epochs * self.n // self.batch_size, 100_000_000)
         _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
         _validate.integer("init_k", self.init_k, minimum=3 if self.r == 2 else 1, maximum=self.c)
         _validate.positive("init_norm", self.init_norm)
@@ -86,6 +93,8 @@ class DynamicsSettings:
         _validate.positive("llc_gamma", self.llc_gamma)
         _validate.integer("llc_steps", self.llc_steps, minimum=10)
         _validate.integer("llc_chains", self.llc_chains, minimum=1)
+        if self.llc_burn_in is None:
+            object.__setattr__(self, "llc_burn_in", min(100, int(self.llc_steps) // 5))
         _validate.integer("llc_burn_in", self.llc_burn_in, minimum=0, maximum=self.llc_steps - 5)
         if self.nbeta is not None:
             _validate.positive("nbeta", self.nbeta)

@@ -39,6 +39,7 @@ import blackjax
 import numpy as np
 
 from .. import __version__, _validate
+from .._options import setting
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
@@ -49,14 +50,14 @@ __all__ = ["SMCSettings", "SMCResult", "ess", "conditional_ess", "systematic_res
 class SMCSettings:
     """Settings of a data-tempered SMC run (module docstring)."""
 
-    particles: int = 1024
-    cess_target: float = 0.5
-    resample_threshold: float = 0.5
-    mcmc_steps: int = 3
-    leapfrog_steps: int = 10
-    target_accept: float = 0.65
-    initial_step_size: float = 0.05
-    max_stages: int = 5000
+    particles: int = setting(1024, "SMC particles per seed")
+    cess_target: float = setting(0.5, "SMC step size: conditional ESS target as a share of particles")
+    resample_threshold: float = setting(0.5, "resample when ESS < this share of particles", cli=False)
+    mcmc_steps: int = setting(3, "HMC moves per SMC stage")
+    leapfrog_steps: int = setting(10, "leapfrog steps per HMC move")
+    target_accept: float = setting(0.65, "HMC step-size target acceptance", cli=False)
+    initial_step_size: float = setting(0.05, "first HMC step size", cli=False)
+    max_stages: int = setting(5000, "most tempering stages per run", cli=False)
 
     def __post_init__(self):
         _validate.integer("particles", self.particles, minimum=8)

@@ -33,6 +33,8 @@ import arviz as az
 import numpy as np
 
 from .. import _validate
+from .._options import setting
+from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
 
@@ -40,33 +42,37 @@ __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run
 
 MODELS = ("tms", "relu-pt1", "relu-pt2")
 BACKENDS = ("jax", "pymc")
+#: size ceilings (``_validate.ceiling``; lifted by ``--force`` / ``tms_bayes.no_ceilings()``)
+MAX_N, MAX_JOBS, MAX_CHAINS, MAX_TRANSITIONS = 1_000_000, 1000, 1024, 10_000_000
 
 
 @dataclass(frozen=True)
 class SweepSettings:
     """Every setting of a sweep; two sweeps with equal settings produce the same results."""
 
-    model: str = "tms"
-    n: tuple[int, ...] = tuple(range(100, 1201, 100))
-    seeds: int = 4
-    chains: int = 4
-    tune: int = 300
-    draws: int = 300
-    backend: str = "jax"
-    chain_method: str = "sequential"
-    max_tree_depth: int = 10
-    target_accept: float = 0.8
-    prior_std: float = 1.0
+    model: str = setting("tms", "model", choices=MODELS)
+    n: tuple[int, ...] = setting(tuple(range(100, 1201, 100)), "sample sizes, start:stop:step inclusive or a comma list",
+                                 parse=parse_sizes, show="100:1200:100")
+    seeds: int = setting(4, "datasets, one per seed")
+    chains: int = setting(4, "chains per (n, seed)")
+    tune: int = setting(300, "warm-up transitions per chain")
+    draws: int = setting(300, "kept transitions per chain")
+    backend: str = setting("jax", "jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample", choices=BACKENDS)
+    chain_method: str = setting("sequential", "map chains with lax.map or vmap", choices=("sequential", "vectorized"))
+    max_tree_depth: int = setting(10, "NUTS maximum tree depth")
+    target_accept: float = setting(0.8, "NUTS target acceptance rate")
+    prior_std: float = setting(1.0, "prior std of every parameter")
     # TMS
-    c: int = 6
-    r: int = 2
-    sigma: float | None = None  # None: √(1/2) for TMS (the paper's convention), 1 for ReLU
-    beta: float | str | None = None  # None: 1 for TMS, 1/log n for ReLU (SPEC 5); "a/log n": a/log n at every n (WBIC)
+    c: int = setting(6, "TMS: features c")
+    r: int = setting(2, "TMS: hidden dimension r")
+    sigma: float | None = setting(None, "likelihood std σ", parse=float, show="√½ for TMS, 1 for ReLU")
+    beta: float | str | None = setting(None, "likelihood tempering β: a number or 'a/log n' (e.g. 1/log-n, WBIC's)",
+                                       parse=parse_beta, show="1 for TMS, 1/log n for ReLU")
     # ReLU
-    theta: float = 1.26
-    vartheta: float = 1.5
-    d: int | None = None  # None: 2 for PT1, 3 for PT2
-    seed_offset: int = 0
+    theta: float = setting(1.26, "relu-pt1: truth angle θ")
+    vartheta: float = setting(1.5, "relu-pt2: output weight ϑ of the (-1,0) node", flag="--q-scale")
+    d: int | None = setting(None, "ReLU: model nodes", parse=int, show="2 for pt1, 3 for pt2")
+    seed_offset: int = setting(0, "first dataset seed")
 
     def __post_init__(self):
         _validate.choice("model", self.model, MODELS)
@@ -79,6 +85,11 @@ class SweepSettings:
         object.__setattr__(self, "n", tuple(sorted(n)))
         _validate.integer("seeds", self.seeds, minimum=1)
         _validate.integer("chains", self.chains, minimum=1)
+        _validate.ceiling("n", max(n), MAX_N)
+        _validate.ceiling("the number of sample sizes", len(n), MAX_JOBS)
+        _validate.ceiling("seeds", self.seeds, MAX_JOBS)
+        _validate.ceiling("chains", self.chains, MAX_CHAINS)
+        _validate.ceiling("chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), MAX_TRANSITIONS)
         _validate.integer("seed_offset", self.seed_offset, minimum=0)
         _validate.positive("prior_std", self.prior_std)
         if self.model == "tms":
@@ -138,17 +149,7 @@ class SweepSettings:
         return cls(**d)
 
 
-def parse_log_beta(text: str) -> float:
-    """The factor a of a tempering written "a/log n" ("1/log n", "1.5/log n"; WBIC's β = 1/log n)."""
-    import re
-
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)?\s*/\s*log\s*\(?\s*n\s*\)?\s*", str(text))
-    if not m:
-        raise ValueError(f"beta must be a positive number or 'a/log n' (e.g. '1/log n' for WBIC), got {text!r}")
-    a = float(m.group(1) or 1.0)
-    if not a > 0:
-        raise ValueError(f"beta 'a/log n' needs a > 0, got {text!r}")
-    return a
+parse_log_beta = log_beta_factor  # the factor a of β = a/log n (kept under its old name)
 
 
 # ---------------------------------------------------------------------------------------------

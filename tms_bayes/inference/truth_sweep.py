@@ -32,6 +32,8 @@ import arviz as az
 import numpy as np
 
 from .. import _validate
+from .._options import setting
+from .._parse import parse_values
 from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
@@ -43,21 +45,23 @@ __all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sw
 class TruthSweepSettings:
     """Every setting of a truth sweep (module docstring).  ``values`` None: SPEC 5's grid."""
 
-    experiment: str = "pt1"
-    values: tuple[float, ...] | None = None
-    trials: int = 6
-    n: int = 10_000
-    tune: int = 300
-    draws: int = 500
-    target_accept: float = 0.8
-    max_tree_depth: int = 10
-    chain_method: str = "sequential"
-    prior_std: float = 1.0
-    init_scale: float = 2.0  # initial points uniform(−init_scale, init_scale)
-    sigma: float = 1.0
-    beta: float | None = None  # None: 1/log n (SPEC 5)
-    d: int | None = None  # None: 2 for pt1, 3 for pt2
-    seed_offset: int = 0
+    experiment: str = setting("pt1", "pt1: deforming to degeneracy (θ); pt2: weight annihilation (ϑ)",
+                              positional=True, choices=("pt1", "pt2"))
+    values: tuple[float, ...] | None = setting(None, "truth values, start:stop:step or a comma list, pi allowed",
+                                               parse=parse_values, show="SPEC 5's grid")
+    trials: int = setting(6, "trials per value: one chain on its own dataset each")
+    n: int = setting(10_000, "samples per dataset")
+    tune: int = setting(300, "NUTS warm-up transitions")
+    draws: int = setting(500, "NUTS kept transitions")
+    target_accept: float = setting(0.8, "NUTS target acceptance rate")
+    max_tree_depth: int = setting(10, "NUTS maximum tree depth")
+    chain_method: str = setting("sequential", "map trials with lax.map or vmap", cli=False)
+    prior_std: float = setting(1.0, "prior std of every parameter")
+    init_scale: float = setting(2.0, "initial points uniform(-s, s)")
+    sigma: float = setting(1.0, "likelihood std σ", cli=False)
+    beta: float | None = setting(None, "tempering β", parse=float, show="1/log n")
+    d: int | None = setting(None, "model nodes", parse=int, show="2 for pt1, 3 for pt2")
+    seed_offset: int = setting(0, "first dataset seed")
 
     def __post_init__(self):
         from .nuts import NutsSettings

@@ -32,7 +32,7 @@ from pathlib import Path
 from .. import __version__
 from .atomic import write_text
 
-__all__ = ["RunDir", "make_attrs", "read_kind", "VOLATILE_ATTRS", "FORMAT"]
+__all__ = ["RunDir", "make_attrs", "read_kind", "check_output", "VOLATILE_ATTRS", "FORMAT"]
 
 #: the manifest layout written by this version
 FORMAT = 2
@@ -133,7 +133,13 @@ class RunDir:
     def write_manifest(self) -> None:
         body = {"kind": self.kind, "format": FORMAT, "tms_bayes_version": __version__, "settings": self.settings,
                 "completed": {k: v for k, v in sorted(self.completed.items())}, **self.extra}
-        write_text(self.manifest_path, json.dumps(body, indent=2, sort_keys=True))
+        text = json.dumps(body, indent=2, sort_keys=True)
+        try:
+            if self.manifest_path.read_text() == text:
+                return  # unchanged: a finished run in a read-only directory can still be opened and listed
+        except OSError:
+            pass
+        write_text(self.manifest_path, text)
 
     def done(self, key: str) -> bool:
         return key in self.completed
@@ -178,3 +184,30 @@ def read_kind(out) -> str:
         raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc})") from None
     kind = body.get("kind") if isinstance(body, dict) else None
     return kind if kind is not None else "sweep"
+
+
+def check_output(out, kinds=(None,)) -> Path:
+    """Refuse an output directory before any work: ``out`` must be a directory or creatable (no file in
+    the way, a writable parent), writable if it exists, and — when it already holds a run directory —
+    of one of ``kinds`` (None: a plain directory without a manifest).  Returns ``out`` as a Path."""
+    import os
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory; choose another --out")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {out} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out} is not writable (no write permission on {probe})")
+    manifest = out / "manifest.json"
+    if manifest.exists():
+        kind = read_kind(out)
+        if kind not in kinds:
+            wanted = " or ".join("a plain directory" if k is None else f"a {k!r} run" for k in kinds)
+            raise ValueError(f"--out {out} holds a {kind!r} run, and this command writes {wanted}; choose another --out")
+    return out
