@@ -12,6 +12,7 @@ a bad value raises ``ValueError`` naming the setting, before anything is written
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import MISSING, field, fields, is_dataclass, replace
 
@@ -96,6 +97,8 @@ def from_args(defaults, args: argparse.Namespace, *, prefix: str = ""):
             except ValueError as exc:
                 name = f.name if meta.get("positional") else flag_of(f)
                 raise ValueError(str(exc) if name in str(exc) else f"{name}: {exc}") from None
+        if isinstance(given, float) and not math.isfinite(given):
+            raise ValueError(f"{flag_of(f)} must be a finite number, got {given!r}")
         changes[f.name] = given
     return replace(defaults, **changes)
 

@@ -71,7 +71,10 @@ def number(text: str) -> float:
     t = text.strip().lower().replace("π", "pi").replace(" ", "")
     m = re.fullmatch(r"([0-9.]*)\*?pi(?:/([0-9.]+))?", t)
     if m:
-        return (float(m.group(1)) if m.group(1) else 1.0) * math.pi / (float(m.group(2)) if m.group(2) else 1.0)
+        den = float(m.group(2)) if m.group(2) else 1.0
+        if den == 0:
+            raise ValueError(f"division by zero in {text!r}")
+        return (float(m.group(1)) if m.group(1) else 1.0) * math.pi / den
     return float(t)
 
 

@@ -103,6 +103,10 @@ class SweepSettings:
             _validate.positive("beta", self.beta)
         if min(n) < 2 and self.beta_depends_on_n():
             raise ValueError(f"n must be >= 2 for β = {self.beta or '1/log n'} (log n > 0), got n = {min(n)}")
+        from ..models.relu import pt1_truth, pt2_truth
+
+        pt1_truth(self.theta)  # θ in (0, π/2] and ϑ > 0 (recorded with every model), before any directory is made
+        pt2_truth(self.vartheta)
         from .nuts import NutsSettings
 
         NutsSettings(self.tune, self.draws, 50, self.target_accept, self.max_tree_depth, self.chain_method)
