@@ -31,7 +31,6 @@ def configure(devices: int | None = None, *, strict: bool = True) -> int:
     return _configure(devices, strict=strict)
 
 
-
 def open_sweep(path):
     """A sweep or SMC run directory as one ``xarray.DataTree`` over (n, seed, chain, draw), settings in
     attrs (:func:`tms_bayes.inference.opening.open_sweep`)."""

@@ -30,8 +30,11 @@ def configure(devices: int | None = None, *, strict: bool = True) -> int:
 
         have = jax.local_device_count(backend="cpu")
         if strict and have != want:
-            raise ValueError(f"JAX is already running with {have} CPU device(s); call tms_bayes.configure(devices={want}) before the "
-                             "first JAX computation (e.g. in a notebook's first cell, or restart the kernel)")
+            raise ValueError(
+                f"JAX is already running with {have} CPU device(s); "
+                f"call tms_bayes.configure(devices={want}) before the "
+                "first JAX computation (e.g. in a notebook's first cell, or restart the kernel)"
+            )
         return have
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_FLAG)]
     os.environ["XLA_FLAGS"] = " ".join([*flags, f"{_FLAG}={want}"])

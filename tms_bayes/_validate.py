@@ -30,7 +30,9 @@ def positive(name: str, value, *, strict: bool = True) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}") from None
+        raise ValueError(
+            f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}"
+        ) from None
     if not math.isfinite(x) or x < 0 or (strict and x == 0):
         raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {value!r}")
     return x
@@ -40,7 +42,9 @@ def sample_sizes(name: str, values) -> np.ndarray:
     """Return a 1-D float array of sample sizes n > 0 (finite); raise naming ``name`` otherwise."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of sample sizes > 0, got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D sequence of sample sizes > 0, got shape {arr.shape}"
+        )
     bad = ~np.isfinite(arr) | (arr <= 0)
     if bad.any():
         raise ValueError(f"{name} must contain only finite sample sizes > 0, got {arr[bad][:5].tolist()}")
@@ -54,7 +58,9 @@ def finite_array(name: str, value, *, ndim_min: int = 1) -> np.ndarray:
         raise ValueError(f"{name} must have at least {ndim_min} dimension(s), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         n_bad = int((~np.isfinite(arr)).sum())
-        raise ValueError(f"{name} must be finite; it has {n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}")
+        raise ValueError(
+            f"{name} must be finite; it has {n_bad} NaN or infinite entr{'y' if n_bad == 1 else 'ies'}"
+        )
     return arr
 
 

@@ -38,7 +38,13 @@ class CoarseGrainer(BaseEstimator):
     −1 for noise, and ``n_clusters_``.
     """
 
-    def __init__(self, perplexity: float = 30.0, min_cluster_size: int | None = None, max_samples: int = 3000, random_state: int = 0):
+    def __init__(
+        self,
+        perplexity: float = 30.0,
+        min_cluster_size: int | None = None,
+        max_samples: int = 3000,
+        random_state: int = 0,
+    ):
         self.perplexity = perplexity
         self.min_cluster_size = min_cluster_size
         self.max_samples = max_samples
@@ -50,13 +56,21 @@ class CoarseGrainer(BaseEstimator):
             raise ValueError(f"features must be a 2-D array with at least 10 samples, got shape {X.shape}")
         max_samples = _validate.integer("max_samples", self.max_samples, minimum=10)
         rng = np.random.default_rng(self.random_state)
-        idx = np.sort(rng.choice(X.shape[0], size=max_samples, replace=False)) if X.shape[0] > max_samples else np.arange(X.shape[0])
+        idx = (
+            np.sort(rng.choice(X.shape[0], size=max_samples, replace=False))
+            if X.shape[0] > max_samples
+            else np.arange(X.shape[0])
+        )
         Z = StandardScaler().fit_transform(X[idx])
         Z = Z[:, np.isfinite(Z).all(axis=0)]
         perplexity = min(float(self.perplexity), (len(idx) - 1) / 3.0)
-        self.embedding_ = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=self.random_state).fit_transform(Z)
+        self.embedding_ = TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=self.random_state
+        ).fit_transform(Z)
         mcs = self.min_cluster_size or max(10, len(idx) // 100)
-        self.labels_ = HDBSCAN(min_cluster_size=_validate.integer("min_cluster_size", mcs, minimum=2), copy=True).fit_predict(self.embedding_)
+        self.labels_ = HDBSCAN(
+            min_cluster_size=_validate.integer("min_cluster_size", mcs, minimum=2), copy=True
+        ).fit_predict(self.embedding_)
         self.sample_index_ = idx
         self.n_clusters_ = int(len(set(self.labels_)) - (1 if -1 in self.labels_ else 0))
         return self
@@ -70,5 +84,7 @@ def agreement(exact_labels, clusters) -> float:
     exact_labels = np.asarray(exact_labels)
     clusters = np.asarray(clusters)
     if exact_labels.shape != clusters.shape:
-        raise ValueError(f"labels and clusters must have the same shape, got {exact_labels.shape} and {clusters.shape}")
+        raise ValueError(
+            f"labels and clusters must have the same shape, got {exact_labels.shape} and {clusters.shape}"
+        )
     return float(adjusted_rand_score(exact_labels, clusters))

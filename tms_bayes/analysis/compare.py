@@ -1,4 +1,5 @@
-"""Runs of the main job set side by side: the 5 → 6 crossover by every estimator, and F₅ − F₆ against n.
+"""Runs of the main job set side by side: the 5 → 6 crossover by every estimator, and F₅ − F₆
+against n.
 
 The conventions study (which likelihood scale reproduces the TMS paper's observed crossover?) is
 ``tms-bayes run`` at σ² = 1/2 and at σ = 1, then :func:`compare_runs` on the two directories.  Each run
@@ -32,7 +33,10 @@ def read_run(run_dir) -> tuple[pd.DataFrame, xr.Dataset]:
     report = Path(run_dir) / "smc" / "report"
     missing = [name for name in ("crossovers.csv", "agreement.nc") if not (report / name).exists()]
     if missing:
-        raise ValueError(f"{run_dir} has no {' or '.join(missing)} under smc/report; run tms-bayes run (estimator smc or both) there first")
+        raise ValueError(
+            f"{run_dir} has no {' or '.join(missing)} under smc/report; "
+            "run tms-bayes run (estimator smc or both) there first"
+        )
     with xr.open_dataset(report / "agreement.nc", engine="h5netcdf") as ds:
         agreement = ds.load()
     return pd.read_csv(report / "crossovers.csv"), agreement
@@ -46,15 +50,24 @@ class RunComparison:
 
     def table(self) -> pd.DataFrame:
         """Estimators as rows, runs as columns: 'n_crit [lower, upper]'."""
+
         def cell(r):
             if not math.isfinite(r.n_crit):
                 return "none on the grid"
-            interval = f" [{r.lower:.0f}, {r.upper:.0f}]" if math.isfinite(r.lower) and math.isfinite(r.upper) else ""
+            interval = (
+                f" [{r.lower:.0f}, {r.upper:.0f}]"
+                if math.isfinite(r.lower) and math.isfinite(r.upper)
+                else ""
+            )
             return f"{r.n_crit:.0f}{interval}"
 
         df = self.crossovers.assign(cell=[cell(r) for r in self.crossovers.itertuples()])
         order = list(dict.fromkeys(df.estimator))
-        return df.pivot(index="estimator", columns="run", values="cell").reindex(order)[list(self.agreements)].reset_index()
+        return (
+            df.pivot(index="estimator", columns="run", values="cell")
+            .reindex(order)[list(self.agreements)]
+            .reset_index()
+        )
 
 
 def compare_runs(runs: dict[str, str | Path], out) -> RunComparison:
@@ -72,12 +85,27 @@ def compare_runs(runs: dict[str, str | Path], out) -> RunComparison:
     files["table_csv"] = write_text(out / "table.csv", comp.table().to_csv(index=False))
     files["log_odds_png"] = write_figure(out / "log_odds.png", _figure(agreements))
     md = comp.table().to_markdown(index=False) if _has_tabulate() else comp.table().to_string(index=False)
-    text = ["# Crossover 5 → 6 by estimator, run by run", "", md, "",
-            "Intervals: per-dataset crossovers (min–max with ≤ 6 datasets) for the measured and per-dataset estimators; "
-            "the band |ΔF| ≤ 1 for the paper's formula.", "", "![log-odds](log_odds.png)", ""]
+    text = [
+        "# Crossover 5 → 6 by estimator, run by run",
+        "",
+        md,
+        "",
+        "Intervals: per-dataset crossovers (min–max with ≤ 6 datasets) for the measured and "
+        "per-dataset estimators; "
+        "the band |ΔF| ≤ 1 for the paper's formula.",
+        "",
+        "![log-odds](log_odds.png)",
+        "",
+    ]
     for label, ag in agreements.items():
-        counts = ", ".join(f"{v} {int((ag.verdict == v).sum())}" for v in ("agree", "disagree", "not comparable"))
-        text.append(f"- {label}: σ = {ag.attrs.get('sigma', math.nan):.4g}, β = {ag.attrs.get('beta', math.nan):g}; SMC vs per-dataset Laplace: {counts}.")
+        counts = ", ".join(
+            f"{v} {int((ag.verdict == v).sum())}" for v in ("agree", "disagree", "not comparable")
+        )
+        text.append(
+            f"- {label}: σ = {ag.attrs.get('sigma', math.nan):.4g}, "
+            f"β = {ag.attrs.get('beta', math.nan):g}; "
+            f"SMC vs per-dataset Laplace: {counts}."
+        )
     files["report"] = write_text(out / "report.md", "\n".join(text) + "\n")
     comp.files = files
     return comp

@@ -27,15 +27,25 @@ import warnings
 import numpy as np
 import xarray as xr
 
-__all__ = ["pointwise_log_likelihood", "energy_draws", "tempered_energy", "wbic", "two_temperature_lambda", "waic_loo", "sweep_criteria"]
+__all__ = [
+    "pointwise_log_likelihood",
+    "energy_draws",
+    "tempered_energy",
+    "wbic",
+    "two_temperature_lambda",
+    "waic_loo",
+    "sweep_criteria",
+]
 
 
 def pointwise_log_likelihood(idata) -> xr.DataArray:
     """ℓ_k(w) of every draw: (chain, draw, obs), the rows of D_n only.  Raises a ValueError when the
     run has no ``log_likelihood`` group or several observed variables."""
     if "log_likelihood" not in idata.groups():
-        raise ValueError("this InferenceData has no log_likelihood group: use a saved tms-bayes run, or pm.sample(..., "
-                         "idata_kwargs={'log_likelihood': True}) on a model with an observed variable")
+        raise ValueError(
+            "this InferenceData has no log_likelihood group: use a saved tms-bayes run, or pm.sample(..., "
+            "idata_kwargs={'log_likelihood': True}) on a model with an observed variable"
+        )
     names = list(idata.log_likelihood.data_vars)
     if len(names) != 1:
         raise ValueError(f"expected one observed variable in log_likelihood, got {names}")
@@ -90,14 +100,18 @@ def wbic(idata, *, rtol: float = 1e-6) -> dict:
     out = tempered_energy(idata)
     n, beta = out["n"], out["beta"]
     if n < 2 or abs(beta * math.log(n) - 1.0) > rtol:
-        raise ValueError(f"WBIC needs a run sampled at β = 1/log n = {1 / math.log(max(n, 2)):.6g} (n = {n}); this one used β = {beta:.6g}. "
-                         "Sample at beta='1/log n' (tms-bayes sweep --beta 1/log-n, or tms_bayes.inference.wbic.wbic)")
+        raise ValueError(
+            f"WBIC needs a run sampled at β = 1/log n = {1 / math.log(max(n, 2)):.6g} (n = {n}); "
+            f"this one used β = {beta:.6g}. "
+            "Sample at beta='1/log n' (tms-bayes sweep --beta 1/log-n, or tms_bayes.inference.wbic.wbic)"
+        )
     return {"wbic": out["energy"], "mcse": out["mcse"], "beta": beta, "n": n}
 
 
 def two_temperature_lambda(idata_1, idata_2) -> dict:
-    """Watanabe's λ̂ = (E_{β₁}[n L_n] − E_{β₂}[n L_n]) / (1/β₁ − 1/β₂) from two runs on the same data
-    at β₁ ≠ β₂; the standard error combines both runs' Monte Carlo errors (independent chains)."""
+    """Watanabe's λ̂ = (E_{β₁}[n L_n] − E_{β₂}[n L_n]) / (1/β₁ − 1/β₂) from two runs on the
+    same data at β₁ ≠ β₂; the standard error combines both runs' Monte Carlo errors (independent
+    chains)."""
     a, b = tempered_energy(idata_1), tempered_energy(idata_2)
     if a["n"] != b["n"]:
         raise ValueError(f"the two runs must be on the same data; they have n = {a['n']} and {b['n']} rows")
@@ -105,8 +119,15 @@ def two_temperature_lambda(idata_1, idata_2) -> dict:
         raise ValueError(f"the two runs must use different β, both used {a['beta']:.6g}")
     scale = 1.0 / a["beta"] - 1.0 / b["beta"]
     lam = (a["energy"] - b["energy"]) / scale
-    return {"lambda": lam, "se": math.hypot(a["mcse"], b["mcse"]) / abs(scale), "beta_1": a["beta"], "beta_2": b["beta"], "n": a["n"],
-            "energy_1": a["energy"], "energy_2": b["energy"]}
+    return {
+        "lambda": lam,
+        "se": math.hypot(a["mcse"], b["mcse"]) / abs(scale),
+        "beta_1": a["beta"],
+        "beta_2": b["beta"],
+        "n": a["n"],
+        "energy_1": a["energy"],
+        "energy_2": b["energy"],
+    }
 
 
 def waic_loo(idata) -> dict:
@@ -115,16 +136,27 @@ def waic_loo(idata) -> dict:
     import arviz as az
 
     ll = pointwise_log_likelihood(idata)
-    single = az.InferenceData(posterior=idata.posterior[[next(iter(idata.posterior.data_vars))]], log_likelihood=xr.Dataset({"ll": ll}))
+    single = az.InferenceData(
+        posterior=idata.posterior[[next(iter(idata.posterior.data_vars))]],
+        log_likelihood=xr.Dataset({"ll": ll}),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        w = az.waic(single, pointwise=True)  # (arviz 0.23 names the pointwise=False result "waic", not "elpd_waic")
+        w = az.waic(
+            single, pointwise=True
+        )  # (arviz 0.23 names the pointwise=False result "waic", not "elpd_waic")
         lo = az.loo(single, pointwise=True)
     k = np.asarray(lo.pareto_k)
     return {
-        "waic": -float(w.elpd_waic), "waic_se": float(w.se), "p_waic": float(w.p_waic),
-        "loo": -float(lo.elpd_loo), "loo_se": float(lo.se), "p_loo": float(lo.p_loo),
-        "pareto_k_bad": int(np.sum(k > 0.7)), "n": int(ll.sizes["obs"]), "beta": _beta(idata),
+        "waic": -float(w.elpd_waic),
+        "waic_se": float(w.se),
+        "p_waic": float(w.p_waic),
+        "loo": -float(lo.elpd_loo),
+        "loo_se": float(lo.se),
+        "p_loo": float(lo.p_loo),
+        "pareto_k_bad": int(np.sum(k > 0.7)),
+        "n": int(ll.sizes["obs"]),
+        "beta": _beta(idata),
     }
 
 
@@ -136,7 +168,18 @@ def sweep_criteria(sweep, *, progress: bool = False) -> xr.Dataset:
     from tqdm.auto import tqdm
 
     st = sweep.settings
-    fields = ("waic", "waic_se", "p_waic", "loo", "loo_se", "p_loo", "pareto_k_bad", "energy", "energy_mcse", "beta")
+    fields = (
+        "waic",
+        "waic_se",
+        "p_waic",
+        "loo",
+        "loo_se",
+        "p_loo",
+        "pareto_k_bad",
+        "energy",
+        "energy_mcse",
+        "beta",
+    )
     table = {f: np.full((len(st.n), st.seeds), np.nan) for f in fields}
     jobs = [(i, n, s) for i, n in enumerate(st.n) for s in range(st.seeds)]
     for i, n, s in tqdm(jobs, desc="criteria", unit="run", disable=not progress):
@@ -149,12 +192,27 @@ def sweep_criteria(sweep, *, progress: bool = False) -> xr.Dataset:
         row.update(energy=e["energy"], energy_mcse=e["mcse"])
         for f in fields:
             table[f][i, s] = row[f]
-    ds = xr.Dataset({f: (("n", "seed"), v) for f, v in table.items()}, coords={"n": list(st.n), "seed": np.arange(st.seeds)})
+    ds = xr.Dataset(
+        {f: (("n", "seed"), v) for f, v in table.items()},
+        coords={"n": list(st.n), "seed": np.arange(st.seeds)},
+    )
     betas = ds.beta.values[np.isfinite(ds.beta.values)]
-    is_wbic = bool(betas.size) and bool(np.allclose(betas * np.log(np.broadcast_to(ds.n.values[:, None], ds.beta.shape)[np.isfinite(ds.beta.values)]), 1.0))
+    is_wbic = bool(betas.size) and bool(
+        np.allclose(
+            betas * np.log(np.broadcast_to(ds.n.values[:, None], ds.beta.shape)[np.isfinite(ds.beta.values)]),
+            1.0,
+        )
+    )
     if is_wbic:
         ds["wbic"], ds["wbic_mcse"] = ds.energy, ds.energy_mcse
-    ds.attrs.update({"tempered": bool(betas.size) and not bool(np.allclose(betas, 1.0)), "wbic": is_wbic,
-                     "beta_setting": str(st.beta), "model": st.model,
-                     "formula": "waic = -elpd_waic = -sum_k log E[p(x_k|w)] + sum_k Var[log p(x_k|w)]; energy = E_beta[-sum_k log p(x_k|w)]"})
+    ds.attrs.update(
+        {
+            "tempered": bool(betas.size) and not bool(np.allclose(betas, 1.0)),
+            "wbic": is_wbic,
+            "beta_setting": str(st.beta),
+            "model": st.model,
+            "formula": "waic = -elpd_waic = -sum_k log E[p(x_k|w)] + sum_k Var[log p(x_k|w)]; "
+            "energy = E_beta[-sum_k log p(x_k|w)]",
+        }
+    )
     return ds

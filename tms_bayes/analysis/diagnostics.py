@@ -66,7 +66,9 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
     summ.insert(0, "seed", attrs.get("seed"))
     summ.insert(0, "n", attrs.get("n"))
     summ["divergences"] = int(ss["diverging"].values.sum())
-    summ["max_treedepth_share"] = float(np.mean(ss["reached_max_treedepth"].values)) if "reached_max_treedepth" in ss else np.nan
+    summ["max_treedepth_share"] = (
+        float(np.mean(ss["reached_max_treedepth"].values)) if "reached_max_treedepth" in ss else np.nan
+    )
     summ["mean_tree_depth"] = float(np.mean(ss["tree_depth"].values)) if "tree_depth" in ss else np.nan
     summ["min_ebfmi"] = float(np.min(bfmi))
     return summ
@@ -76,18 +78,27 @@ def sweep_diagnostics(sweep) -> pd.DataFrame:
     """:func:`summarize_run` for every finished job of a :class:`~tms_bayes.inference.sweep.Sweep`,
     sorted by (n, seed)."""
     rows = [summarize_run(sweep.load(n, s)) for n, s in sweep.finished()]
-    return pd.concat(rows, ignore_index=True).sort_values(["n", "seed"], kind="stable", ignore_index=True) if rows else pd.DataFrame()
+    return (
+        pd.concat(rows, ignore_index=True).sort_values(["n", "seed"], kind="stable", ignore_index=True)
+        if rows
+        else pd.DataFrame()
+    )
 
 
 def format_table(table: pd.DataFrame) -> str:
     """A per-n summary for the terminal: L_n's R̂ and ESS (worst over seeds), sampler health."""
     if table.empty:
         return "(no finished jobs)"
-    lines = [f"{'n':>6}{'seeds':>6}{'mean L_n':>11}{'max R̂(L_n)':>12}{'min ESS(L_n)':>13}{'max R̂ inv':>11}{'div':>6}{'maxdepth%':>10}{'min E-BFMI':>11}"]
+    lines = [
+        f"{'n':>6}{'seeds':>6}{'mean L_n':>11}{'max R̂(L_n)':>12}{'min ESS(L_n)':>13}"
+        f"{'max R̂ inv':>11}{'div':>6}{'maxdepth%':>10}{'min E-BFMI':>11}"
+    ]
     for n, g in table.groupby("n"):
         L = g[g.quantity == "L_n"]
         lines.append(
-            f"{n:>6}{g.seed.nunique():>6}{L['mean'].mean():>11.5f}{L['r_hat'].max():>12.3f}{L['ess_bulk'].min():>13.0f}"
-            f"{g['r_hat'].max():>11.3f}{int(L['divergences'].sum()):>6}{100 * L['max_treedepth_share'].mean():>10.1f}{L['min_ebfmi'].min():>11.2f}"
+            f"{n:>6}{g.seed.nunique():>6}{L['mean'].mean():>11.5f}{L['r_hat'].max():>12.3f}"
+            f"{L['ess_bulk'].min():>13.0f}"
+            f"{g['r_hat'].max():>11.3f}{int(L['divergences'].sum()):>6}"
+            f"{100 * L['max_treedepth_share'].mean():>10.1f}{L['min_ebfmi'].min():>11.2f}"
         )
     return "\n".join(lines)

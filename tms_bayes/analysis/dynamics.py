@@ -20,9 +20,9 @@ of sequences and transitions (it is still listed).
 **BAH (operational form, SPEC 4).**  For each observed transition α → β: ΔL = L_β − L_α < 0 and
 Δλ = λ_β − λ_α > 0, with theory λ where the catalogue has it and the trajectory's λ̂ (mean over the
 plateau's checkpoints, with its standard error) otherwise.  Verdict per condition: ``pass``, ``fail``,
-or ``inconclusive`` when |Δλ| < 2 SE.  Along consecutive transitions of a run, r = ΔL/Δλ must increase:
-the Bayesian transition α → β happens where n/log n = −Δλ/ΔL = −1/r, so r increasing means each next
-transition has its Bayesian antecedent at larger n.
+or ``inconclusive`` when |Δλ| < 2 SE.  Along consecutive transitions of a run, r = ΔL/Δλ must
+increase: the Bayesian transition α → β happens where n/log n = −Δλ/ΔL = −1/r, so r increasing
+means each next transition has its Bayesian antecedent at larger n.
 """
 
 from __future__ import annotations
@@ -38,7 +38,15 @@ from .. import _validate
 from ..theory import critical_points
 from .phases import UNCLASSIFIED, Rule, classify_tms
 
-__all__ = ["detect_plateaus", "label_checkpoints", "match_plateaus", "trajectory_table", "transition_table", "bah_check", "bah_summary"]
+__all__ = [
+    "detect_plateaus",
+    "label_checkpoints",
+    "match_plateaus",
+    "trajectory_table",
+    "transition_table",
+    "bah_check",
+    "bah_summary",
+]
 
 
 def detect_plateaus(loss, steps, *, slope_tol: float = 0.02, min_span: float = 2.0) -> list[tuple[int, int]]:
@@ -71,10 +79,23 @@ def detect_plateaus(loss, steps, *, slope_tol: float = 0.02, min_span: float = 2
 
 def label_checkpoints(ds: xr.Dataset, thresholds: Rule | None = None) -> xr.DataArray:
     """Exact k-gon label of every (run, checkpoint)."""
-    return xr.DataArray(classify_tms(ds.W.values, ds.b.values, thresholds), dims=("run", "checkpoint"), coords={"run": ds.run, "checkpoint": ds.checkpoint}, name="label")
+    return xr.DataArray(
+        classify_tms(ds.W.values, ds.b.values, thresholds),
+        dims=("run", "checkpoint"),
+        coords={"run": ds.run, "checkpoint": ds.checkpoint},
+        name="label",
+    )
 
 
-def match_plateaus(ds: xr.Dataset, *, labels: xr.DataArray | None = None, catalogue: xr.Dataset | None = None, slope_tol: float = 0.02, min_span: float = 2.0, loss_tol: float = 0.005) -> pd.DataFrame:
+def match_plateaus(
+    ds: xr.Dataset,
+    *,
+    labels: xr.DataArray | None = None,
+    catalogue: xr.Dataset | None = None,
+    slope_tol: float = 0.02,
+    min_span: float = 2.0,
+    loss_tol: float = 0.005,
+) -> pd.DataFrame:
     """One row per plateau of every run: run, first/last checkpoint and step, label, matched phase,
     how it was matched, plateau L and L_n, the catalogue's L and λ, and λ̂ ± SE over the plateau."""
     labels = label_checkpoints(ds) if labels is None else labels
@@ -98,9 +119,12 @@ def match_plateaus(ds: xr.Dataset, *, labels: xr.DataArray | None = None, catalo
             se = ds.llc_se.values[ri, first : last + 1]
             m = np.isfinite(lam_hat)
             rows.append({
-                "run": int(run), "first": first, "last": last, "step_first": int(steps[first]), "step_last": int(steps[last]),
-                "label": label, "phase": cat_phase[j] if by != "none" else UNCLASSIFIED, "matched_by": by, "matched": by in ("label", "loss"),
-                "loss": level, "loss_n": float(ds.loss_n.values[ri, last]), "catalogue_loss": float(cat_loss[j]), "lambda_theory": float(cat_lam[j]),
+                "run": int(run), "first": first, "last": last,
+                "step_first": int(steps[first]), "step_last": int(steps[last]),
+                "label": label, "phase": cat_phase[j] if by != "none" else UNCLASSIFIED,
+                "matched_by": by, "matched": by in ("label", "loss"),
+                "loss": level, "loss_n": float(ds.loss_n.values[ri, last]),
+                "catalogue_loss": float(cat_loss[j]), "lambda_theory": float(cat_lam[j]),
                 "llc": float(np.mean(lam_hat[m])) if m.any() else float("nan"),
                 "llc_se": float(np.sqrt(np.sum(se[m] ** 2)) / m.sum()) if m.any() else float("nan"),
             })  # fmt: skip
@@ -144,7 +168,8 @@ def _lam(row):
 
 
 def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
-    """One row per observed transition with ΔL, Δλ (± SE), the sources of λ and the verdicts (module docstring)."""
+    """One row per observed transition with ΔL, Δλ (± SE), the sources of λ and the verdicts
+    (module docstring)."""
     rows = []
     for run, a, b in _transitions(plateaus):
         la, sa, src_a = _lam(a)
@@ -157,17 +182,40 @@ def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
             lam_v = "pass" if dlam > 0 else "fail"
         loss_v = "pass" if dL < 0 else "fail"
         rows.append({
-            "run": run, "from": a.phase, "to": b.phase, "step": int(b.step_first), "dL": dL, "dlambda": dlam, "dlambda_se": se,
+            "run": run, "from": a.phase, "to": b.phase, "step": int(b.step_first),
+            "dL": dL, "dlambda": dlam, "dlambda_se": se,
             "lambda_source": f"{src_a}/{src_b}", "loss_verdict": loss_v, "lambda_verdict": lam_v,
-            "verdict": "fail" if "fail" in (loss_v, lam_v) else ("inconclusive" if lam_v == "inconclusive" else "pass"),
+            "verdict": (
+                "fail" if "fail" in (loss_v, lam_v)
+                else ("inconclusive" if lam_v == "inconclusive" else "pass")
+            ),
             "ratio": dL / dlam if math.isfinite(dlam) and dlam != 0 else float("nan"),
         })  # fmt: skip
-    df = pd.DataFrame(rows, columns=["run", "from", "to", "step", "dL", "dlambda", "dlambda_se", "lambda_source", "loss_verdict", "lambda_verdict", "verdict", "ratio"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "run",
+            "from",
+            "to",
+            "step",
+            "dL",
+            "dlambda",
+            "dlambda_se",
+            "lambda_source",
+            "loss_verdict",
+            "lambda_verdict",
+            "verdict",
+            "ratio",
+        ],
+    )
     # ΔL/Δλ increasing along consecutive transitions of the same run
     inc = []
     for _, g in df.groupby("run", sort=False):
         r = g.ratio.values
-        inc += [float("nan")] + [float(r[i] > r[i - 1]) if np.isfinite(r[i]) and np.isfinite(r[i - 1]) else float("nan") for i in range(1, len(r))]
+        inc += [float("nan")] + [
+            float(r[i] > r[i - 1]) if np.isfinite(r[i]) and np.isfinite(r[i - 1]) else float("nan")
+            for i in range(1, len(r))
+        ]
     df["ratio_increases"] = inc if len(df) else []
     return df
 

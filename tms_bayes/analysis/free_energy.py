@@ -10,12 +10,14 @@ posterior mass: mass moves between phases through the weights as data arrive.
 F_n = −log ∫ φ e^{−n L_n} (see :mod:`tms_bayes.inference.smc_sweep`).  Watanabe's expansion
 F_n(W_α) ≈ n L_n(w*_α) + λ_α log n + c_α is checked two ways:
 
-- against the theory layer's n L_α + λ_α log n + c_α (population loss L_α and c_α = ½‖w*_α‖² of the catalogue);
-- λ_α from the growth of G_n = F_n(W_α) − n_eff L_n(ŵ_α) in log n (n_eff = nβ/(2σ²), the energy's scale), where ŵ_α is the local minimum of L_n
-  inside the phase on D_n (found from the phase's best particle; it differs from the population
-  critical point by O(n^{-1/2}), which changes G_n by O(1)).  Per seed, an ordinary least-squares
-  slope of G_n on log n over the grid points where the phase holds at least ``min_particles``
-  effective particles; λ̂_α = the mean slope over seeds, with a t interval over seeds.
+- against the theory layer's n L_α + λ_α log n + c_α (population loss L_α and c_α = ½‖w*_α‖² of
+  the catalogue);
+- λ_α from the growth of G_n = F_n(W_α) − n_eff L_n(ŵ_α) in log n (n_eff = nβ/(2σ²), the
+  energy's scale), where ŵ_α is the local minimum of L_n inside the phase on D_n (found from the
+  phase's best particle; it differs from the population critical point by O(n^{-1/2}), which
+  changes G_n by O(1)).  Per seed, an ordinary least-squares slope of G_n on log n over the grid
+  points where the phase holds at least ``min_particles`` effective particles; λ̂_α = the mean slope
+  over seeds, with a t interval over seeds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ from .. import __version__, _validate
 from .occupancy import bootstrap_shares, _phase_order
 from .phases import Rule, classify_tms
 
-__all__ = ["smc_labels", "repeat_labels", "repeat_spread", "log_odds", "log_odds_crossover", "smc_occupancy", "phase_free_energy", "lambda_from_growth", "agreement"]
+__all__ = [
+    "smc_labels",
+    "repeat_labels",
+    "repeat_spread",
+    "log_odds",
+    "log_odds_crossover",
+    "smc_occupancy",
+    "phase_free_energy",
+    "lambda_from_growth",
+    "agreement",
+]
 
 
 def _unit_labels(smc, units, dim: str, coord, thresholds: Rule | None) -> xr.Dataset:
@@ -50,8 +62,13 @@ def _unit_labels(smc, units, dim: str, coord, thresholds: Rule | None) -> xr.Dat
             F[i, j] = post.attrs["free_energy_loss"]
             F_model[i, j] = post.attrs["free_energy"]
     return xr.Dataset(
-        {"label": (("n", dim, "particle"), lab.astype(str)), "log_weight": (("n", dim, "particle"), logw), "L_n": (("n", dim, "particle"), loss),
-         "F_n": (("n", dim), F, {"long_name": "−log ∫ φ e^{−nβ L_n/(2σ²)} (loss convention)"}), "F_n_model": (("n", dim), F_model)},
+        {
+            "label": (("n", dim, "particle"), lab.astype(str)),
+            "log_weight": (("n", dim, "particle"), logw),
+            "L_n": (("n", dim, "particle"), loss),
+            "F_n": (("n", dim), F, {"long_name": "−log ∫ φ e^{−nβ L_n/(2σ²)} (loss convention)"}),
+            "F_n_model": (("n", dim), F_model),
+        },
         coords={"n": np.array(st.n), dim: np.array(coord), "particle": np.arange(P)},
         attrs={"smc": str(smc.out), "particles": P},
     )
@@ -81,11 +98,28 @@ def repeat_spread(rep_labels: xr.Dataset, phase_a: str = "5", phase_b: str = "6"
     lab = rep_labels["label"].values
     phases = _phase_order(lab)
     share, _ = _weighted_shares(lab, rep_labels["log_weight"].values, phases)
-    dF = log_odds(xr.DataArray(share, dims=("n", "run", "phase"), coords={"n": rep_labels.n.values, "run": rep_labels.run.values, "phase": phases}),
-                  phase_a, phase_b)
+    dF = log_odds(
+        xr.DataArray(
+            share,
+            dims=("n", "run", "phase"),
+            coords={"n": rep_labels.n.values, "run": rep_labels.run.values, "phase": phases},
+        ),
+        phase_a,
+        phase_b,
+    )
     finite = dF.where(np.isfinite(dF))
-    return xr.Dataset({"dF": dF, "mean": finite.mean("run"), "sd": finite.std("run", ddof=1), "runs": np.isfinite(dF).sum("run")},
-                      attrs={"log_odds": f"F_{phase_a} - F_{phase_b}", "spread": "independent SMC runs (fresh particles and PRNG) on dataset seed 0"})
+    return xr.Dataset(
+        {
+            "dF": dF,
+            "mean": finite.mean("run"),
+            "sd": finite.std("run", ddof=1),
+            "runs": np.isfinite(dF).sum("run"),
+        },
+        attrs={
+            "log_odds": f"F_{phase_a} - F_{phase_b}",
+            "spread": "independent SMC runs (fresh particles and PRNG) on dataset seed 0",
+        },
+    )
 
 
 def _weighted_shares(lab: np.ndarray, log_weight: np.ndarray, phases) -> tuple[np.ndarray, np.ndarray]:
@@ -94,11 +128,19 @@ def _weighted_shares(lab: np.ndarray, log_weight: np.ndarray, phases) -> tuple[n
     W = np.exp(log_weight)
     W = W / W.sum(axis=-1, keepdims=True)
     share = np.stack([(W * (lab == p)).sum(axis=-1) for p in phases], axis=-1)
-    ess = np.stack([np.where(lab == p, W, 0).sum(-1) ** 2 / np.maximum(np.where(lab == p, W**2, 0).sum(-1), 1e-300) for p in phases], axis=-1)
+    ess = np.stack(
+        [
+            np.where(lab == p, W, 0).sum(-1) ** 2 / np.maximum(np.where(lab == p, W**2, 0).sum(-1), 1e-300)
+            for p in phases
+        ],
+        axis=-1,
+    )
     return share, ess
 
 
-def smc_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
+def smc_occupancy(
+    labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> xr.Dataset:
     """Posterior-mass shares per (n, phase) with bootstrap intervals over seeds (module docstring).
     Same variable names as :func:`tms_bayes.analysis.occupancy.empirical_occupancy`, so
     :func:`~tms_bayes.analysis.occupancy.empirical_crossover` applies unchanged."""
@@ -112,12 +154,25 @@ def smc_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95
             "lower": (("n", "phase"), lo),
             "upper": (("n", "phase"), hi),
             "share_seed": (("n", "seed", "phase"), per_seed),
-            "phase_ess": (("n", "seed", "phase"), ess, {"long_name": "effective number of particles in the phase"}),
+            "phase_ess": (
+                ("n", "seed", "phase"),
+                ess,
+                {"long_name": "effective number of particles in the phase"},
+            ),
             "bootstrap": (("replicate", "n", "phase"), boot),
         },
-        coords={"n": labels.n.values, "phase": phases, "seed": labels.seed.values, "replicate": np.arange(n_boot)},
-        attrs={**labels.attrs, "estimator": "posterior mass: normalised SMC weights of each phase's particles",
-               "interval": f"{level:.0%} percentile bootstrap over seeds, {n_boot} replicates", "tms_bayes_version": __version__},
+        coords={
+            "n": labels.n.values,
+            "phase": phases,
+            "seed": labels.seed.values,
+            "replicate": np.arange(n_boot),
+        },
+        attrs={
+            **labels.attrs,
+            "estimator": "posterior mass: normalised SMC weights of each phase's particles",
+            "interval": f"{level:.0%} percentile bootstrap over seeds, {n_boot} replicates",
+            "tms_bayes_version": __version__,
+        },
     )
 
 
@@ -127,12 +182,25 @@ def phase_free_energy(labels: xr.Dataset, occ: xr.Dataset) -> xr.DataArray:
         logp = np.log(occ.share_seed.values)
     F = labels.F_n.values[..., None] - logp
     F[~np.isfinite(F)] = np.nan
-    return xr.DataArray(F, dims=("n", "seed", "phase"), coords={"n": occ.n.values, "seed": occ.seed.values, "phase": occ.phase.values},
-                        name="F_phase", attrs={"formula": "F_n(W_a) = F_n - log P(a | D_n), loss convention"})
+    return xr.DataArray(
+        F,
+        dims=("n", "seed", "phase"),
+        coords={"n": occ.n.values, "seed": occ.seed.values, "phase": occ.phase.values},
+        name="F_phase",
+        attrs={"formula": "F_n(W_a) = F_n - log P(a | D_n), loss convention"},
+    )
 
 
-def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Dataset, phases, *, n_eff=None, min_particles: float = 20.0,
-                       level: float = 0.95) -> xr.Dataset:
+def lambda_from_growth(
+    F_phase: xr.DataArray,
+    loss_min: xr.DataArray,
+    occ: xr.Dataset,
+    phases,
+    *,
+    n_eff=None,
+    min_particles: float = 20.0,
+    level: float = 0.95,
+) -> xr.Dataset:
     """λ̂_α from the slope of G_n = F_n(W_α) − n_eff L_n(ŵ_α) on log n, per seed and pooled (module
     docstring).  ``loss_min`` (n, seed, phase): L_n at the phase's local minimum on D_n.  ``n_eff``
     (per grid n): the energy's scale nβ/(2σ²) (:func:`tms_bayes.theory.laplace.n_effective`), default n
@@ -167,15 +235,32 @@ def lambda_from_growth(F_phase: xr.DataArray, loss_min: xr.DataArray, occ: xr.Da
         per_seed.append(slopes)
         G_all.append(G)
     return xr.Dataset(
-        {**{k: (("phase",), np.array(v, dtype=float)) for k, v in out.items()},
-         "lambda_seed": (("phase", "seed"), np.array(per_seed)), "G": (("phase", "n", "seed"), np.array(G_all))},
+        {
+            **{k: (("phase",), np.array(v, dtype=float)) for k, v in out.items()},
+            "lambda_seed": (("phase", "seed"), np.array(per_seed)),
+            "G": (("phase", "n", "seed"), np.array(G_all)),
+        },
         coords={"phase": list(phases), "seed": F_phase.seed.values, "n": n},
-        attrs={"formula": "slope of F_n(W_a) - n_eff L_n(w_a) on log n, OLS per seed; mean over seeds with a t interval", "level": level, "min_particles": min_particles},
+        attrs={
+            "formula": "slope of F_n(W_a) - n_eff L_n(w_a) on log n, OLS per seed; "
+            "mean over seeds with a t interval",
+            "level": level,
+            "min_particles": min_particles,
+        },
     )
 
 
-def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Dataset | None = None, repeats: xr.Dataset | None = None,
-              phase_a: str = "5", phase_b: str = "6", min_particles: float = 20.0, trusted_from: float = 0.0) -> xr.Dataset:
+def agreement(
+    smc_occ: xr.Dataset,
+    theory_dF: xr.DataArray,
+    *,
+    chains_occ: xr.Dataset | None = None,
+    repeats: xr.Dataset | None = None,
+    phase_a: str = "5",
+    phase_b: str = "6",
+    min_particles: float = 20.0,
+    trusted_from: float = 0.0,
+) -> xr.Dataset:
     """Measured against theory as log-odds, per n: ΔF = F_a − F_b = log P(b | D_n) − log P(a | D_n).
 
     - SMC: ΔF per dataset from the phases' weights; mean and standard error over datasets;
@@ -193,14 +278,20 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
       and sampler together) and, with ``repeats`` (:func:`repeat_spread`), over independent SMC runs on
       one dataset (``smc_sd_runs``: the sampler alone).
     Returns a Dataset (n) with these variables and the verdicts."""
-    ea, eb = (smc_occ.phase_ess.sel(phase=p) if p in smc_occ.phase.values else xr.zeros_like(smc_occ.phase_ess.isel(phase=0)) for p in (phase_a, phase_b))
+    ea, eb = (
+        smc_occ.phase_ess.sel(phase=p)
+        if p in smc_occ.phase.values
+        else xr.zeros_like(smc_occ.phase_ess.isel(phase=0))
+        for p in (phase_a, phase_b)
+    )
     smc_dF = log_odds(smc_occ.share_seed, phase_a, phase_b)  # (n, seed)
     th = theory_dF.sel(n=smc_occ.n.values, seed=smc_occ.seed.values)
     S = smc_occ.sizes["seed"]
     comparable = (np.minimum(ea, eb) >= min_particles).all("seed")
     paired = smc_dF - th
 
-    def mean_se(x):  # ΔF is ±∞ on a dataset where a phase holds no particle: its mean is ±∞, its SE NaN
+    # ΔF is ±∞ on a dataset where a phase holds no particle: its mean is ±∞, its SE NaN
+    def mean_se(x):
         with np.errstate(invalid="ignore"):
             return x.mean("seed"), x.std("seed", ddof=1) / math.sqrt(S) if S > 1 else x.mean("seed") * np.nan
 
@@ -210,11 +301,30 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
     few = ~comparable.values
     untrusted = smc_occ.n.values < trusted_from * (1 - 1e-9)  # trusted_from may come from a division
     comparable = comparable & ~untrusted
-    verdict = np.where(few | untrusted, "not comparable", np.where(np.abs(m_d.values) <= 2 * se_d.values, "agree", "disagree"))
-    why = np.where(few, f"< {min_particles:g} effective particles in a phase", np.where(untrusted, f"theory untrusted below n = {trusted_from:g}", ""))
-    out = xr.Dataset({"smc_dF": m_smc, "smc_se": se_smc, "theory_dF": m_th, "theory_se": se_th, "difference": m_d, "difference_se": se_d,
-                      "comparable": comparable, "verdict": ("n", verdict.astype(str)), "why": ("n", why.astype(str)),
-                      "min_phase_ess": np.minimum(ea, eb).min("seed")})
+    verdict = np.where(
+        few | untrusted,
+        "not comparable",
+        np.where(np.abs(m_d.values) <= 2 * se_d.values, "agree", "disagree"),
+    )
+    why = np.where(
+        few,
+        f"< {min_particles:g} effective particles in a phase",
+        np.where(untrusted, f"theory untrusted below n = {trusted_from:g}", ""),
+    )
+    out = xr.Dataset(
+        {
+            "smc_dF": m_smc,
+            "smc_se": se_smc,
+            "theory_dF": m_th,
+            "theory_se": se_th,
+            "difference": m_d,
+            "difference_se": se_d,
+            "comparable": comparable,
+            "verdict": ("n", verdict.astype(str)),
+            "why": ("n", why.astype(str)),
+            "min_phase_ess": np.minimum(ea, eb).min("seed"),
+        }
+    )
     out["smc_sd"] = se_smc * math.sqrt(S)
     if repeats is not None:
         out["smc_sd_runs"] = repeats.sd.reindex(n=smc_occ.n.values)
@@ -222,17 +332,37 @@ def agreement(smc_occ: xr.Dataset, theory_dF: xr.DataArray, *, chains_occ: xr.Da
         out["chains_dF"] = log_odds(chains_occ.share, phase_a, phase_b).sel(n=smc_occ.n.values)
         if "share_seed" in chains_occ and set(chains_occ.seed.values) >= set(smc_occ.seed.values):
             # chains against SMC on the same datasets, paired; only where every chain changed label
-            cdf = log_odds(chains_occ.share_seed, phase_a, phase_b).sel(n=smc_occ.n.values, seed=smc_occ.seed.values)
+            cdf = log_odds(chains_occ.share_seed, phase_a, phase_b).sel(
+                n=smc_occ.n.values, seed=smc_occ.seed.values
+            )
             m_c, se_c = mean_se(cdf - smc_dF)
-            mixed = chains_occ.mixed.sel(n=smc_occ.n.values).values.astype(bool) if "mixed" in chains_occ else np.ones(len(m_c), bool)
+            mixed = (
+                chains_occ.mixed.sel(n=smc_occ.n.values).values.astype(bool)
+                if "mixed" in chains_occ
+                else np.ones(len(m_c), bool)
+            )
             ok = np.isfinite(m_c.values) & np.isfinite(se_c.values)
             out["chains_minus_smc"], out["chains_minus_smc_se"] = m_c, se_c
-            out["chains_verdict"] = ("n", np.where(~mixed, "unmixed", np.where(~ok, "not comparable",
-                                                   np.where(np.abs(m_c.values) <= 2 * se_c.values, "agree", "disagree"))).astype(str))
-    out.attrs = {**({"runs_on_one_dataset": int(repeats.sizes["run"])} if repeats is not None else {}),
-                 "log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})", "datasets": S,
-                 "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; not comparable below {min_particles:g} effective "
-                            f"particles or below n = {trusted_from:g}"}
+            out["chains_verdict"] = (
+                "n",
+                np.where(
+                    ~mixed,
+                    "unmixed",
+                    np.where(
+                        ~ok,
+                        "not comparable",
+                        np.where(np.abs(m_c.values) <= 2 * se_c.values, "agree", "disagree"),
+                    ),
+                ).astype(str),
+            )
+    out.attrs = {
+        **({"runs_on_one_dataset": int(repeats.sizes["run"])} if repeats is not None else {}),
+        "log_odds": f"F_{phase_a} - F_{phase_b} = log P({phase_b}) - log P({phase_a})",
+        "datasets": S,
+        "verdict": f"agree when |mean paired difference| <= 2 SE over {S} datasets; "
+        f"not comparable below {min_particles:g} effective "
+        f"particles or below n = {trusted_from:g}",
+    }
     return out
 
 
@@ -244,7 +374,10 @@ LOG_ODDS_CLIP = 30.0
 def log_odds(share_seed: xr.DataArray, phase_a: str = "5", phase_b: str = "6") -> xr.DataArray:
     """ΔF = F_a − F_b = log P(b) − log P(a) from shares with a ``phase`` dimension (per dataset or
     pooled); a phase that was not observed at all has share 0."""
-    sa, sb = (share_seed.sel(phase=p) if p in share_seed.phase.values else xr.zeros_like(share_seed.isel(phase=0)) for p in (phase_a, phase_b))
+    sa, sb = (
+        share_seed.sel(phase=p) if p in share_seed.phase.values else xr.zeros_like(share_seed.isel(phase=0))
+        for p in (phase_a, phase_b)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         return (np.log(sb) - np.log(sa)).rename("dF")
 
@@ -261,7 +394,8 @@ def log_odds_crossover(dF: xr.DataArray, *, level: float = 0.95) -> dict:
     from .occupancy import last_upcrossing
 
     n = dF.n.values.astype(float)
-    x = np.clip(dF.transpose("n", "seed").values, -LOG_ODDS_CLIP, LOG_ODDS_CLIP)  # ±inf → ±clip; NaN stays
+    # ±inf → ±clip; NaN stays
+    x = np.clip(dF.transpose("n", "seed").values, -LOG_ODDS_CLIP, LOG_ODDS_CLIP)
     with np.errstate(invalid="ignore"):
         mean = np.nanmean(x, axis=1) if np.isfinite(x).any() else np.full(len(n), np.nan)
     ok_n = np.isfinite(mean)
@@ -283,4 +417,11 @@ def log_odds_crossover(dF: xr.DataArray, *, level: float = 0.95) -> dict:
         half = stats.t.ppf((1 + level) / 2, S - 1) * good.std(ddof=1) / math.sqrt(S)
         lo, hi = float(good.mean() - half), float(good.mean() + half)
         kind = f"{level:.0%} t-interval over {S} per-dataset crossovers"
-    return {"n_crit": point, "lower": lo, "upper": hi, "per_dataset": per.tolist(), "fraction_crossing": S / max(len(per), 1), "interval": kind}
+    return {
+        "n_crit": point,
+        "lower": lo,
+        "upper": hi,
+        "per_dataset": per.tolist(),
+        "fraction_crossing": S / max(len(per), 1),
+        "interval": kind,
+    }

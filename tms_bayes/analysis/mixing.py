@@ -91,7 +91,8 @@ def indicator_diagnostics(labels: xr.Dataset, phases) -> xr.Dataset:
         },
         coords={"n": labels.n.values, "phase": phases},
         attrs={
-            "rhat": "rank-normalised split R-hat of 1[label = phase], per dataset over its chains; max over datasets",
+            "rhat": "rank-normalised split R-hat of 1[label = phase], per dataset over its chains; "
+            "max over datasets",
             "ess_bulk": "bulk ESS of the indicator, summed over datasets",
             "assessable": "the indicator is not constant",
         },
@@ -137,5 +138,8 @@ def hierarchical_bootstrap(per_chain, *, n_boot: int = 1000, level: float = 0.95
         kind = f"{level:.0%} t-interval over {S} datasets (too few for a bootstrap)"
     else:
         lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        kind = f"{level:.0%} hierarchical bootstrap (datasets, then chains within a dataset), {n_boot} replicates"
+        kind = (
+            f"{level:.0%} hierarchical bootstrap (datasets, then chains within a dataset), "
+            f"{n_boot} replicates"
+        )
     return share, lo, hi, boot, kind

@@ -31,7 +31,18 @@ from ..theory import crossover as theory_crossover
 from ..theory import phase_free_energies
 from .phases import UNCLASSIFIED, FunctionalRule, Rule, classify_tms
 
-__all__ = ["sweep_labels", "label_sweep", "bootstrap_shares", "on_phases", "OTHER", "empirical_occupancy", "last_upcrossing", "empirical_crossover", "crossing_with_interval", "theory_crossover_interval"]
+__all__ = [
+    "sweep_labels",
+    "label_sweep",
+    "bootstrap_shares",
+    "on_phases",
+    "OTHER",
+    "empirical_occupancy",
+    "last_upcrossing",
+    "empirical_crossover",
+    "crossing_with_interval",
+    "theory_crossover_interval",
+]
 
 
 def label_sweep(sweep, classify, attrs: dict, *, progress: bool = False) -> xr.Dataset:
@@ -46,7 +57,10 @@ def label_sweep(sweep, classify, attrs: dict, *, progress: bool = False) -> xr.D
     seeds = sorted({s for _, s in jobs})
     missing = [(n, s) for n in ns for s in seeds if (n, s) not in set(jobs)]
     if missing:
-        raise ValueError(f"{sweep.out} is incomplete ({len(missing)} runs missing, e.g. n={missing[0][0]} seed={missing[0][1]}); finish it with the same sweep command")
+        raise ValueError(
+            f"{sweep.out} is incomplete ({len(missing)} runs missing, "
+            f"e.g. n={missing[0][0]} seed={missing[0][1]}); finish it with the same sweep command"
+        )
     labels = np.empty((len(ns), len(seeds), st.chains, st.draws), dtype=object)
     loss = np.empty(labels.shape)
     from tqdm.auto import tqdm
@@ -57,7 +71,10 @@ def label_sweep(sweep, classify, attrs: dict, *, progress: bool = False) -> xr.D
         labels[i, j] = classify(post)
         loss[i, j] = post["L_n"].values
     return xr.Dataset(
-        {"label": (("n", "seed", "chain", "draw"), labels.astype(str)), "L_n": (("n", "seed", "chain", "draw"), loss)},
+        {
+            "label": (("n", "seed", "chain", "draw"), labels.astype(str)),
+            "L_n": (("n", "seed", "chain", "draw"), loss),
+        },
         coords={"n": ns, "seed": seeds, "chain": np.arange(st.chains), "draw": np.arange(st.draws)},
         attrs={"sweep": str(sweep.out), "model": st.model, **attrs},
     )
@@ -67,22 +84,32 @@ def sweep_labels(sweep, thresholds: Rule | None = None, *, progress: bool = Fals
     """Exact k-gon labels and L_n of every draw of a TMS sweep: dims (n, seed, chain, draw)."""
     st = sweep.settings
     if st.model != "tms":
-        raise ValueError(f"k-gon occupancy needs a TMS sweep; {sweep.out} is a {st.model!r} sweep "
-                         "(ReLU sweeps: tms_bayes.analysis.relu_phases.relu_sweep_labels)")
+        raise ValueError(
+            f"k-gon occupancy needs a TMS sweep; {sweep.out} is a {st.model!r} sweep "
+            "(ReLU sweeps: tms_bayes.analysis.relu_phases.relu_sweep_labels)"
+        )
     if st.r != 2:
         raise ValueError(f"the exact k-gon classifier is defined for r = 2; this sweep has r = {st.r}")
     t = thresholds or FunctionalRule()
-    return label_sweep(sweep, lambda post: classify_tms(post["W"].values, post["b"].values, thresholds), {**t.attrs(), "classifier_rule": t.describe()},
-                       progress=progress)
+    return label_sweep(
+        sweep,
+        lambda post: classify_tms(post["W"].values, post["b"].values, thresholds),
+        {**t.attrs(), "classifier_rule": t.describe()},
+        progress=progress,
+    )
 
 
 def _phase_order(labels: np.ndarray, declared=None) -> list[str]:
-    """Display order of the phases: ``declared`` (a classifier's own list) or k-gon order, most vertices first."""
+    """Display order of the phases: ``declared`` (a classifier's own list) or k-gon order, most
+    vertices first."""
     if declared is not None:
         return [str(p) for p in np.atleast_1d(declared)]
     from ..theory import parse_phase
 
-    names = sorted({str(x) for x in np.unique(labels)} - {UNCLASSIFIED}, key=lambda p: (-parse_phase(p)[0], parse_phase(p)[1:]))
+    names = sorted(
+        {str(x) for x in np.unique(labels)} - {UNCLASSIFIED},
+        key=lambda p: (-parse_phase(p)[0], parse_phase(p)[1:]),
+    )
     return names + [UNCLASSIFIED]
 
 
@@ -105,7 +132,11 @@ def bootstrap_shares(units, valid=None, *, n_boot: int = 1000, level: float = 0.
             continue
         share[i] = ok.mean(axis=0)
         boot[:, i] = ok[rng.integers(0, len(ok), size=(n_boot, len(ok)))].mean(axis=1)
-    lo, hi = np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0) if np.isfinite(boot).any() else (share * np.nan, share * np.nan)
+    lo, hi = (
+        np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        if np.isfinite(boot).any()
+        else (share * np.nan, share * np.nan)
+    )
     return share, lo, hi, boot
 
 
@@ -125,7 +156,9 @@ def on_phases(occ: xr.Dataset, phases) -> xr.Dataset:
         raise ValueError("phases must name at least one phase")
 
     def pick(da):
-        parts = [da.sel(phase=p) if p in occ.phase.values else xr.zeros_like(da.isel(phase=0)) for p in phases]
+        parts = [
+            da.sel(phase=p) if p in occ.phase.values else xr.zeros_like(da.isel(phase=0)) for p in phases
+        ]
         return xr.concat(parts, dim="phase").assign_coords(phase=phases)
 
     def renorm(da):
@@ -137,8 +170,14 @@ def on_phases(occ: xr.Dataset, phases) -> xr.Dataset:
         return xr.concat([normed, other], dim="phase")
 
     share, boot, per_seed = renorm(occ.share), renorm(occ.bootstrap), renorm(occ.share_seed)
-    level = float(occ.attrs.get("interval", "95%").split("%")[0]) / 100 if "%" in occ.attrs.get("interval", "") else 0.95
-    if "t-interval" in occ.attrs.get("interval", ""):  # few datasets: the same t-interval, on the new normalisation
+    level = (
+        float(occ.attrs.get("interval", "95%").split("%")[0]) / 100
+        if "%" in occ.attrs.get("interval", "")
+        else 0.95
+    )
+    if "t-interval" in occ.attrs.get(
+        "interval", ""
+    ):  # few datasets: the same t-interval, on the new normalisation
         from scipy import stats
 
         S = per_seed.sizes["seed"]
@@ -148,18 +187,30 @@ def on_phases(occ: xr.Dataset, phases) -> xr.Dataset:
         lo = boot.quantile((1 - level) / 2, dim="replicate").drop_vars("quantile")
         hi = boot.quantile((1 + level) / 2, dim="replicate").drop_vars("quantile")
     share = share.transpose("n", "phase")
-    out = xr.Dataset({"share": share, "lower": lo.transpose(*share.dims), "upper": hi.transpose(*share.dims),
-                      "share_seed": per_seed.transpose("n", "seed", "phase"), "bootstrap": boot.transpose("replicate", "n", "phase")})
-    out.attrs = {**occ.attrs, "normalisation": f"renormalised over {','.join(phases)}; 'other' = mass outside them"}
+    out = xr.Dataset(
+        {
+            "share": share,
+            "lower": lo.transpose(*share.dims),
+            "upper": hi.transpose(*share.dims),
+            "share_seed": per_seed.transpose("n", "seed", "phase"),
+            "bootstrap": boot.transpose("replicate", "n", "phase"),
+        }
+    )
+    out.attrs = {
+        **occ.attrs,
+        "normalisation": f"renormalised over {','.join(phases)}; 'other' = mass outside them",
+    }
     return out
 
 
-def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
+def empirical_occupancy(
+    labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> xr.Dataset:
     """Shares per (n, phase) with intervals from a hierarchical bootstrap (datasets, then chains; a
-    t-interval over datasets when there are ≤ 6 of them — :func:`tms_bayes.analysis.mixing.hierarchical_bootstrap`),
-    per-seed shares, chain-majority shares, mean L_n per phase, and the chains' mixing between phases:
-    label transitions per chain, R̂ / ESS of the phase indicators, and ``mixed`` per n
-    (:mod:`tms_bayes.analysis.mixing`)."""
+    t-interval over datasets when there are ≤ 6 of them —
+    :func:`tms_bayes.analysis.mixing.hierarchical_bootstrap`), per-seed shares, chain-majority
+    shares, mean L_n per phase, and the chains' mixing between phases: label transitions per chain,
+    R̂ / ESS of the phase indicators, and ``mixed`` per n (:mod:`tms_bayes.analysis.mixing`)."""
     from .mixing import hierarchical_bootstrap, mixing_summary
 
     n_boot = _validate.integer("n_boot", n_boot, minimum=10)
@@ -175,7 +226,9 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
     majority = per_chain.argmax(axis=-1)  # (n, seed, chain)
     chain_share = np.stack([(majority == k).mean(axis=(1, 2)) for k in range(P)], axis=-1)
     Ln = labels["L_n"].values
-    mean_loss = np.array([[Ln[i][lab[i] == p].mean() if np.any(lab[i] == p) else np.nan for p in phases] for i in range(N)])
+    mean_loss = np.array(
+        [[Ln[i][lab[i] == p].mean() if np.any(lab[i] == p) else np.nan for p in phases] for i in range(N)]
+    )
     mix = mixing_summary(labels, [p for p in phases if p != catch_all])
     return xr.Dataset(
         {
@@ -193,13 +246,20 @@ def empirical_occupancy(labels: xr.Dataset, *, n_boot: int = 1000, level: float 
             "indicator_ess": mix.ess_bulk.rename(phase="mixing_phase"),
             "indicator_assessable": mix.assessable.rename(phase="mixing_phase"),
         },
-        coords={"n": labels.n.values, "phase": phases, "seed": labels.seed.values, "replicate": np.arange(n_boot)},
+        coords={
+            "n": labels.n.values,
+            "phase": phases,
+            "seed": labels.seed.values,
+            "replicate": np.arange(n_boot),
+        },
         attrs={
             **labels.attrs,
-            "estimator": "chain share: an MCMC estimate of posterior mass (NUTS from prior initialisations; chains cross slowly and may not have converged)",
+            "estimator": "chain share: an MCMC estimate of posterior mass "
+            "(NUTS from prior initialisations; chains cross slowly and may not have converged)",
             "interval": kind,
             "datasets": S,
-            "mixed": "an n is mixed only if every chain changes phase label at least once; unmixed n are flagged",
+            "mixed": "an n is mixed only if every chain changes phase label at least once; "
+            "unmixed n are flagged",
             "tms_bayes_version": __version__,
         },
     )
@@ -221,7 +281,7 @@ def crossing_with_interval(x, diff, replicates, *, level: float = 0.95) -> dict:
     point = last_upcrossing(x, np.asarray(diff, dtype=float))
     xs = np.array([last_upcrossing(x, r) for r in np.asarray(replicates, dtype=float)])
     ok = np.isfinite(xs)
-    lo, hi = (np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan))
+    lo, hi = np.quantile(xs[ok], [(1 - level) / 2, (1 + level) / 2]) if ok.any() else (math.nan, math.nan)
     return {"point": point, "lower": float(lo), "upper": float(hi), "fraction_crossing": float(ok.mean())}
 
 
@@ -229,13 +289,29 @@ def empirical_crossover(occ: xr.Dataset, alpha: str, beta: str, *, level: float 
     """Empirical α → β crossover with a bootstrap interval (module docstring)."""
     for p in (alpha, beta):
         if p not in occ.phase.values:
-            raise ValueError(f"phase {p!r} was not observed in this sweep; observed: {', '.join(map(str, occ.phase.values))}")
-    c = crossing_with_interval(occ.n.values, (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values,
-                               (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values, level=level)
-    return {"from": alpha, "to": beta, "n_crit": c["point"], "lower": c["lower"], "upper": c["upper"], "fraction_crossing": c["fraction_crossing"]}
+            raise ValueError(
+                f"phase {p!r} was not observed in this sweep; "
+                f"observed: {', '.join(map(str, occ.phase.values))}"
+            )
+    c = crossing_with_interval(
+        occ.n.values,
+        (occ.share.sel(phase=beta) - occ.share.sel(phase=alpha)).values,
+        (occ.bootstrap.sel(phase=beta) - occ.bootstrap.sel(phase=alpha)).values,
+        level=level,
+    )
+    return {
+        "from": alpha,
+        "to": beta,
+        "n_crit": c["point"],
+        "lower": c["lower"],
+        "upper": c["upper"],
+        "fraction_crossing": c["fraction_crossing"],
+    }
 
 
-def theory_crossover_interval(catalogue, phase_a: str, phase_b: str, *, lambdas=None, band: float = 1.0, **scale) -> dict:
+def theory_crossover_interval(
+    catalogue, phase_a: str, phase_b: str, *, lambdas=None, band: float = 1.0, **scale
+) -> dict:
     """Theoretical a → b crossover and the n-range where |F_a − F_b| ≤ ``band`` (module docstring).
     ``scale``: convention, sigma, beta, prior_std of :func:`tms_bayes.theory.phase_free_energies`."""
     n_crit = theory_crossover(catalogue, phase_a, phase_b, lambdas=lambdas, **scale)
@@ -251,5 +327,11 @@ def theory_crossover_interval(catalogue, phase_a: str, phase_b: str, *, lambdas=
             lo_i -= 1
         while hi_i < len(grid) - 1 and close[hi_i + 1]:
             hi_i += 1
-        return {"from": phase_a, "to": phase_b, "n_crit": n_crit, "lower": float(grid[lo_i]), "upper": float(grid[hi_i])}
+        return {
+            "from": phase_a,
+            "to": phase_b,
+            "n_crit": n_crit,
+            "lower": float(grid[lo_i]),
+            "upper": float(grid[hi_i]),
+        }
     return {"from": phase_a, "to": phase_b, "n_crit": n_crit, "lower": math.nan, "upper": math.nan}

@@ -10,8 +10,26 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["energy_levels", "occupancy_curves", "one_dim_free_energies", "merge_free_energies", "polygon", "empirical_occupancy", "embedding", "gallery", "share_vs_loss", "llc_calibration", "dynamics_trajectory", "loss_complexity",
-           "phase_fractions", "phase_min_loss", "effective_weights_grid", "raw_vs_effective", "occupancy_estimators", "phase_free_energy"]
+__all__ = [
+    "energy_levels",
+    "occupancy_curves",
+    "one_dim_free_energies",
+    "merge_free_energies",
+    "polygon",
+    "empirical_occupancy",
+    "embedding",
+    "gallery",
+    "share_vs_loss",
+    "llc_calibration",
+    "dynamics_trajectory",
+    "loss_complexity",
+    "phase_fractions",
+    "phase_min_loss",
+    "effective_weights_grid",
+    "raw_vs_effective",
+    "occupancy_estimators",
+    "phase_free_energy",
+]
 
 
 def _new(ax=None, figsize=(6.4, 4.2)):
@@ -34,7 +52,14 @@ def energy_levels(catalogue: xr.Dataset, ax=None) -> Figure:
         ax.annotate(s, (x, y), textcoords="offset points", xytext=(6, 2), fontsize=9)
     if (~known).any():
         x0 = (np.nanmax(lam) if known.any() else 0.0) + 2.0
-        ax.scatter(np.full((~known).sum(), x0), loss[~known], marker="_", s=200, color="C3", label="λ unknown (estimate with λ̂)")
+        ax.scatter(
+            np.full((~known).sum(), x0),
+            loss[~known],
+            marker="_",
+            s=200,
+            color="C3",
+            label="λ unknown (estimate with λ̂)",
+        )
         for y, s in zip(loss[~known], names[~known]):
             ax.annotate(s, (x0, y), textcoords="offset points", xytext=(10, -3), fontsize=7, color="C3")
         ax.axvline(x0 - 1.0, color="0.8", lw=0.8)
@@ -48,7 +73,13 @@ def energy_levels(catalogue: xr.Dataset, ax=None) -> Figure:
     return fig
 
 
-def occupancy_curves(occupancy: xr.DataArray, crossovers: list[dict] | None = None, ax=None, *, empirical: xr.DataArray | None = None) -> Figure:
+def occupancy_curves(
+    occupancy: xr.DataArray,
+    crossovers: list[dict] | None = None,
+    ax=None,
+    *,
+    empirical: xr.DataArray | None = None,
+) -> Figure:
     """Theoretical occupancy P(W_α | D_n) against n, one curve per phase, with crossovers n_crit
     marked as dashed lines.  ``empirical`` (dims n, phase; optional ``lower``/``upper`` coords) is
     drawn as points with intervals on the same axes."""
@@ -61,11 +92,26 @@ def occupancy_curves(occupancy: xr.DataArray, crossovers: list[dict] | None = No
             yerr = None
             if "lower" in e.coords and "upper" in e.coords:
                 yerr = np.vstack([e.values - e["lower"].values, e["upper"].values - e.values])
-            ax.errorbar(e.n.values, e.values, yerr=yerr, fmt="o", color=f"C{i}", ms=4, capsize=2, label=f"{phase} (samples)")
+            ax.errorbar(
+                e.n.values,
+                e.values,
+                yerr=yerr,
+                fmt="o",
+                color=f"C{i}",
+                ms=4,
+                capsize=2,
+                label=f"{phase} (samples)",
+            )
     for cr in crossovers or []:
         if math.isfinite(cr["n_crit"]):
             ax.axvline(cr["n_crit"], color="0.3", ls="--", lw=1)
-            ax.annotate(f"{cr['from']}→{cr['to']}\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.5), textcoords="offset points", xytext=(4, 0), fontsize=8)
+            ax.annotate(
+                f"{cr['from']}→{cr['to']}\nn≈{cr['n_crit']:.0f}",
+                (cr["n_crit"], 0.5),
+                textcoords="offset points",
+                xytext=(4, 0),
+                fontsize=8,
+            )
     ax.set_xlabel("sample size n")
     ax.set_ylabel("posterior occupancy")
     ax.set_ylim(-0.02, 1.02)
@@ -81,7 +127,13 @@ def occupancy_conventions(curves: dict[str, xr.DataArray], ax=None) -> Figure:
     styles = ["-", "--", ":", "-."]
     for j, (conv, occ) in enumerate(curves.items()):
         for i, phase in enumerate(occ.phase.values):
-            ax.plot(occ.n.values, occ.sel(phase=phase).values, color=f"C{i}", ls=styles[j % 4], label=f"{phase} ({conv})")
+            ax.plot(
+                occ.n.values,
+                occ.sel(phase=phase).values,
+                color=f"C{i}",
+                ls=styles[j % 4],
+                label=f"{phase} ({conv})",
+            )
     ax.set_xlabel("sample size n")
     ax.set_ylabel("posterior occupancy (softmax over the phases shown)")
     ax.set_ylim(-0.02, 1.02)
@@ -101,7 +153,13 @@ def one_dim_free_energies(curves: xr.DataArray, n_crit: float | None = None, ax=
     ax.plot(n, curves.min("phase").values, color="k", lw=0.8, ls=":", label="min (global phase)")
     if n_crit is not None and math.isfinite(n_crit):
         ax.axvline(n_crit, color="0.3", ls="--", lw=1)
-        ax.annotate(f"first-order transition\nn≈{n_crit:.1f}", (n_crit, ax.get_ylim()[1]), textcoords="offset points", xytext=(4, -24), fontsize=8)
+        ax.annotate(
+            f"first-order transition\nn≈{n_crit:.1f}",
+            (n_crit, ax.get_ylim()[1]),
+            textcoords="offset points",
+            xytext=(4, -24),
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("n")
     ax.set_ylabel("local free energy F_n")
@@ -124,7 +182,9 @@ def merge_free_energies(curves: xr.DataArray, ax=None) -> Figure:
     return fig
 
 
-def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0, vertex_norm: float = 0.5) -> Figure:
+def polygon(
+    W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0, vertex_norm: float = 0.5
+) -> Figure:
     """Draw the columns W_j ∈ R² of a TMS sample as arrows from the origin and the polygon through
     the tips of columns with ‖W_j‖ ≥ ``vertex_norm`` (the classifier's threshold); columns with
     positive bias are red, others blue (r = 2 only)."""
@@ -154,7 +214,14 @@ def polygon(W, b, ax=None, *, title: str | None = None, bias_tol: float = 0.0, v
     return fig
 
 
-def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, crossovers: list[dict] | None = None, *, min_share: float = 0.02, ax=None) -> Figure:
+def empirical_occupancy(
+    occ: xr.Dataset,
+    theory: xr.DataArray | None = None,
+    crossovers: list[dict] | None = None,
+    *,
+    min_share: float = 0.02,
+    ax=None,
+) -> Figure:
     """Empirical shares (points with bootstrap intervals, per-seed shares as faint dots) for every
     phase that reaches ``min_share`` somewhere, theoretical curves (lines) for the phases with known
     λ, and crossovers (theory: dashed; empirical: dotted, with the interval shaded).  With a theory,
@@ -175,15 +242,41 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
     for p in phases:
         s = occ.share.sel(phase=p).values
         yerr = np.vstack([s - occ.lower.sel(phase=p).values, occ.upper.sel(phase=p).values - s])
-        ax.errorbar(n[mixed], s[mixed], yerr=yerr[:, mixed], fmt="o", ms=4, capsize=2, color=colors[p], label=f"{p} (chains)")
+        ax.errorbar(
+            n[mixed],
+            s[mixed],
+            yerr=yerr[:, mixed],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colors[p],
+            label=f"{p} (chains)",
+        )
         if (~mixed).any():  # unmixed n: hollow, not drawn as equals of the mixed ones
-            ax.errorbar(n[~mixed], s[~mixed], yerr=yerr[:, ~mixed], fmt="o", ms=4, mfc="none", capsize=2, color=colors[p], alpha=0.6,
-                        label=f"{p} (chains, unmixed n)" if p == phases[0] else None)
+            ax.errorbar(
+                n[~mixed],
+                s[~mixed],
+                yerr=yerr[:, ~mixed],
+                fmt="o",
+                ms=4,
+                mfc="none",
+                capsize=2,
+                color=colors[p],
+                alpha=0.6,
+                label=f"{p} (chains, unmixed n)" if p == phases[0] else None,
+            )
         for seed in occ.seed.values:
             ax.plot(n, occ.share_seed.sel(phase=p, seed=seed).values, ".", color=colors[p], alpha=0.25, ms=3)
     if theory is not None:
         for p in theory_phases:
-            ax.plot(theory.n.values, theory.sel(phase=p).values, "-", color=colors[p], lw=1.5, label=f"{p} (theory)")
+            ax.plot(
+                theory.n.values,
+                theory.sel(phase=p).values,
+                "-",
+                color=colors[p],
+                lw=1.5,
+                label=f"{p} (theory)",
+            )
     for k, cr in enumerate(crossovers or []):
         if not math.isfinite(cr.get("n_crit", math.nan)):
             continue
@@ -191,21 +284,34 @@ def empirical_occupancy(occ: xr.Dataset, theory: xr.DataArray | None = None, cro
         ax.axvline(cr["n_crit"], color="0.3", ls=style, lw=1)
         if math.isfinite(cr.get("lower", math.nan)):
             ax.axvspan(cr["lower"], cr["upper"], color="0.5", alpha=0.12)
-        ax.annotate(f"{cr['from']}→{cr['to']} ({cr.get('kind', '')})\nn≈{cr['n_crit']:.0f}", (cr["n_crit"], 0.92 - 0.09 * k),
-                    textcoords="offset points", xytext=(4, 0), fontsize=7)
+        ax.annotate(
+            f"{cr['from']}→{cr['to']} ({cr.get('kind', '')})\nn≈{cr['n_crit']:.0f}",
+            (cr["n_crit"], 0.92 - 0.09 * k),
+            textcoords="offset points",
+            xytext=(4, 0),
+            fontsize=7,
+        )
     ax.set_xlabel("sample size n")
     ax.set_ylabel("occupancy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Phase occupancy: shares (points) vs softmax(−F_n) (lines)" + (", renormalised over the theory's phases" if theory is not None else ""))
+    ax.set_title(
+        "Phase occupancy: shares (points) vs softmax(−F_n) (lines)"
+        + (", renormalised over the theory's phases" if theory is not None else "")
+    )
     ax.legend(fontsize=7, ncol=2, loc="center right")
     return fig
 
 
-def embedding(emb: np.ndarray, labels, clusters, *, ari: float | None = None, label_title: str = "exact k-gon label") -> Figure:
+def embedding(
+    emb: np.ndarray, labels, clusters, *, ari: float | None = None, label_title: str = "exact k-gon label"
+) -> Figure:
     """t-SNE embedding coloured by exact label (left) and by HDBSCAN cluster (right)."""
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, lab, title in [(axes[0], np.asarray(labels).astype(str), label_title), (axes[1], np.asarray(clusters).astype(str), "HDBSCAN cluster (−1 = noise)")]:
+    for ax, lab, title in [
+        (axes[0], np.asarray(labels).astype(str), label_title),
+        (axes[1], np.asarray(clusters).astype(str), "HDBSCAN cluster (−1 = noise)"),
+    ]:
         for i, u in enumerate(sorted(set(lab), key=lambda s: (s in ("unclassified", "neither", "-1"), s))):
             m = lab == u
             color = "0.75" if u in ("unclassified", "neither", "-1") else f"C{i % 10}"
@@ -233,7 +339,9 @@ def gallery(samples: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     return fig
 
 
-def share_vs_loss(occ: xr.Dataset, catalogue: xr.Dataset | None = None, *, min_share: float = 0.02, ax=None) -> Figure:
+def share_vs_loss(
+    occ: xr.Dataset, catalogue: xr.Dataset | None = None, *, min_share: float = 0.02, ax=None
+) -> Figure:
     """Mean L_n of each phase's draws against its share, one point per n (size grows with n), with
     the catalogue's L(w*) as horizontal ticks."""
     fig, ax = _new(ax)
@@ -241,7 +349,13 @@ def share_vs_loss(occ: xr.Dataset, catalogue: xr.Dataset | None = None, *, min_s
     for i, p in enumerate(occ.phase.values):
         if p == "unclassified" or float(occ.share.sel(phase=p).max()) < min_share:
             continue
-        ax.scatter(occ.share.sel(phase=p).values, occ.mean_L_n.sel(phase=p).values, s=10 + 40 * (n - n.min()) / max(np.ptp(n), 1), color=f"C{i % 10}", label=p)
+        ax.scatter(
+            occ.share.sel(phase=p).values,
+            occ.mean_L_n.sel(phase=p).values,
+            s=10 + 40 * (n - n.min()) / max(np.ptp(n), 1),
+            color=f"C{i % 10}",
+            label=p,
+        )
         if catalogue is not None and p in catalogue.phase.values:
             ax.axhline(float(catalogue.loss.sel(phase=p)), color=f"C{i % 10}", lw=0.8, ls="--")
     ax.set_xlabel("share of draws")
@@ -267,13 +381,28 @@ def llc_calibration(cal: xr.Dataset) -> Figure:
             x, y, e = sub[xdim].values, sub.llc_mean.values, 2 * sub.llc_se.values
             warn = sub.n_warnings.values > 0
             label = f"{line_dim} = {v:g}" if np.isfinite(v) else None
-            line = ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=label, mfc="none" if warn.all() else None)
+            line = ax.errorbar(
+                x, y, yerr=e, marker="o", capsize=3, label=label, mfc="none" if warn.all() else None
+            )
             if warn.any() and not warn.all():
-                ax.scatter(x[warn], y[warn], s=80, facecolors="white", edgecolors=line[0].get_color(), zorder=4)
+                ax.scatter(
+                    x[warn], y[warn], s=80, facecolors="white", edgecolors=line[0].get_color(), zorder=4
+                )
         bad = ~np.isfinite(cal.llc_mean.transpose(line_dim, xdim).values)
         if bad.any():  # diverged runs: mark them on the x axis rather than dropping them silently
             xs = np.broadcast_to(cal[xdim].values, bad.shape)[bad]
-            ax.scatter(xs, np.full(xs.shape, np.nanmin(cal.llc_mean.values) if np.isfinite(cal.llc_mean.values).any() else 0.0), marker="x", color="C3", s=60, zorder=5, label="diverged")
+            ax.scatter(
+                xs,
+                np.full(
+                    xs.shape,
+                    np.nanmin(cal.llc_mean.values) if np.isfinite(cal.llc_mean.values).any() else 0.0,
+                ),
+                marker="x",
+                color="C3",
+                s=60,
+                zorder=5,
+                label="diverged",
+            )
         if math.isfinite(ref):
             ax.axhline(ref, color="k", ls="--", lw=1, label=f"known λ = {ref:g}")
         ax.set_xscale("log")
@@ -282,7 +411,10 @@ def llc_calibration(cal: xr.Dataset) -> Figure:
         ax.legend(fontsize=8)
 
     draw(axes[0], "gamma", "step_size")
-    axes[0].set_title(f"λ̂ against γ ({cal.attrs.get('sampler', '')}, nβ = {cal.attrs.get('nbeta', float('nan')):.4g}); hollow: warned")
+    axes[0].set_title(
+        f"λ̂ against γ ({cal.attrs.get('sampler', '')}, "
+        f"nβ = {cal.attrs.get('nbeta', float('nan')):.4g}); hollow: warned"
+    )
     if two:
         draw(axes[1], "step_size", "gamma")
         axes[1].set_title("λ̂ against ε")
@@ -311,22 +443,37 @@ def dynamics_trajectory(ds: xr.Dataset, run: int, plateaus=None, *, max_snapshot
     ax2.errorbar(t, lam, yerr=2 * se, color="C3", marker=".", lw=1, capsize=2, label="λ̂ (SGLD) ± 2 SE")
     ax2.set_ylabel("λ̂", color="C3")
     for r in rows:
-        ax.axvspan(max(r.step_first, 1), r.step_last, color="0.85" if r.get("matched", True) else "0.95", zorder=0)
-        ax.annotate(r.phase if r.get("matched", True) else "?", (math.sqrt(max(r.step_first, 1) * r.step_last), r.loss), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=9)
+        ax.axvspan(
+            max(r.step_first, 1), r.step_last, color="0.85" if r.get("matched", True) else "0.95", zorder=0
+        )
+        ax.annotate(
+            r.phase if r.get("matched", True) else "?",
+            (math.sqrt(max(r.step_first, 1) * r.step_last), r.loss),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=9,
+        )
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower left")
     ax.set_title(f"run {run}: loss falls and λ̂ rises through plateaus (shaded)")
     for i, r in enumerate(snaps):
         a = fig.add_subplot(grid[1, i])
-        polygon(sel.W.values[int(r["last"])], sel.b.values[int(r["last"])], ax=a, title=f"{r.phase} at step {int(r.step_last)}")
+        polygon(
+            sel.W.values[int(r["last"])],
+            sel.b.values[int(r["last"])],
+            ax=a,
+            title=f"{r.phase} at step {int(r.step_last)}",
+        )
     return fig
 
 
 def loss_complexity(catalogue: xr.Dataset, transitions=None, plateaus=None, ax=None) -> Figure:
     """The loss–complexity diagram: L against λ for catalogue points (theory λ filled; λ̂ from the
     trajectories' plateaus, hollow with its error bar, where theory is silent), observed transitions
-    as arrows with width by frequency.  ``transitions``: :func:`~tms_bayes.analysis.dynamics.transition_table`."""
+    as arrows with width by frequency.  ``transitions``:
+    :func:`~tms_bayes.analysis.dynamics.transition_table`."""
     fig, ax = _new(ax, figsize=(7.0, 5.0))
     lam = {p: float(v) for p, v in zip(catalogue.phase.values, catalogue.lambda_.values)}
     loss = {p: float(v) for p, v in zip(catalogue.phase.values, catalogue.loss.values)}
@@ -335,19 +482,30 @@ def loss_complexity(catalogue: xr.Dataset, transitions=None, plateaus=None, ax=N
         for p, g in plateaus[plateaus.matched].groupby("phase"):
             if not math.isfinite(lam.get(p, float("nan"))) and g.llc.notna().any():
                 lam[p] = float(g.llc.mean())
-                err[p] = float(g.llc.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else float(g.llc_se.iloc[0])
+                err[p] = (
+                    float(g.llc.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else float(g.llc_se.iloc[0])
+                )
     shown = [p for p in lam if math.isfinite(lam[p])]
     for p in shown:
         est = p in err
-        ax.errorbar(lam[p], loss[p], xerr=err.get(p), fmt="o", mfc="white" if est else "C0", color="C0", capsize=3)
+        ax.errorbar(
+            lam[p], loss[p], xerr=err.get(p), fmt="o", mfc="white" if est else "C0", color="C0", capsize=3
+        )
         ax.annotate(p, (lam[p], loss[p]), textcoords="offset points", xytext=(6, 2), fontsize=9)
     if transitions is not None and len(transitions):
         top = transitions["count"].max()
         for _, t in transitions.iterrows():
             a, b = t["from"], t["to"]
             if a in shown and b in shown:
-                ax.annotate("", xy=(lam[b], loss[b]), xytext=(lam[a], loss[a]), arrowprops={"arrowstyle": "->", "color": "C3", "lw": 0.8 + 3.2 * t["count"] / top})
-                ax.annotate(str(t["count"]), ((lam[a] + lam[b]) / 2, (loss[a] + loss[b]) / 2), color="C3", fontsize=8)
+                ax.annotate(
+                    "",
+                    xy=(lam[b], loss[b]),
+                    xytext=(lam[a], loss[a]),
+                    arrowprops={"arrowstyle": "->", "color": "C3", "lw": 0.8 + 3.2 * t["count"] / top},
+                )
+                ax.annotate(
+                    str(t["count"]), ((lam[a] + lam[b]) / 2, (loss[a] + loss[b]) / 2), color="C3", fontsize=8
+                )
     ax.set_xlabel("λ (filled: theory; hollow: λ̂ from the trajectories ± SE)")
     ax.set_ylabel("L at the critical point")
     ax.set_title("loss–complexity diagram: observed SGD transitions (arrows, width ∝ count)")
@@ -367,18 +525,29 @@ def phase_fractions(frac: xr.Dataset, critical: dict | None = None, ax=None) -> 
         color = "0.5" if p == "neither" else f"C{i}"
         s = frac.share.sel(phase=p).values
         yerr = np.vstack([s - frac.lower.sel(phase=p).values, frac.upper.sel(phase=p).values - s])
-        ax.errorbar(x, s, yerr=np.nan_to_num(yerr), fmt="o-", ms=4, lw=1, capsize=2, color=color, label=str(p))
+        ax.errorbar(
+            x, s, yerr=np.nan_to_num(yerr), fmt="o-", ms=4, lw=1, capsize=2, color=color, label=str(p)
+        )
         for t in frac.trial.values:
             ax.plot(x, frac.share_trial.sel(phase=p, trial=t).values, ".", color=color, alpha=0.2, ms=3)
     if critical is not None and math.isfinite(critical.get("critical", math.nan)):
         ax.axvline(critical["critical"], color="k", ls="--", lw=1)
         if math.isfinite(critical.get("lower", math.nan)):
             ax.axvspan(critical["lower"], critical["upper"], color="0.5", alpha=0.15)
-        ax.annotate(f"{sym}_c ≈ {critical['critical']:.3f}", (critical["critical"], 0.95), textcoords="offset points", xytext=(4, 0), fontsize=8)
+        ax.annotate(
+            f"{sym}_c ≈ {critical['critical']:.3f}",
+            (critical["critical"], 0.95),
+            textcoords="offset points",
+            xytext=(4, 0),
+            fontsize=8,
+        )
     ax.set_xlabel(sym)
     ax.set_ylabel("fraction of samples")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{frac.attrs.get('experiment', '').upper()}: phase fractions (ε = {frac.attrs.get('epsilon', float('nan')):g}, n = {frac.attrs.get('n', '?')})")
+    ax.set_title(
+        f"{frac.attrs.get('experiment', '').upper()}: phase fractions "
+        f"(ε = {frac.attrs.get('epsilon', float('nan')):g}, n = {frac.attrs.get('n', '?')})"
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -399,7 +568,9 @@ def phase_min_loss(frac: xr.Dataset, ax=None) -> Figure:
     return fig
 
 
-def effective_weights_grid(labels: xr.Dataset, values=None, *, max_points: int = 4000, ncols: int = 4, seed: int = 0) -> Figure:
+def effective_weights_grid(
+    labels: xr.Dataset, values=None, *, max_points: int = 4000, ncols: int = 4, seed: int = 0
+) -> Figure:
     """Pooled effective weights ŵ_a (all nodes, kept trials) per truth value: a scatter coloured by
     phase over a 2-D histogram density, one panel per value, with the true effective weights as
     crosses when the labels carry them."""
@@ -421,11 +592,14 @@ def effective_weights_grid(labels: xr.Dataset, values=None, *, max_points: int =
         for p in sorted(set(pl[take])):
             m = pl[take] == p
             ax.scatter(pts[take][m, 0], pts[take][m, 1], s=1, alpha=0.3, color=colors[p], label=p)
-        ax.set_title(f"{_PARAM_SYMBOL.get(labels.attrs.get('parameter'), 'value')} = {v:.3g} ({kept.sum()} trials)", fontsize=9)
+        ax.set_title(
+            f"{_PARAM_SYMBOL.get(labels.attrs.get('parameter'), 'value')} = {v:.3g} ({kept.sum()} trials)",
+            fontsize=9,
+        )
         ax.set_xlim(-2.5, 2.5)
         ax.set_ylim(-2.5, 2.5)
         ax.set_aspect("equal")
-    for ax in axes[len(vals):]:
+    for ax in axes[len(vals) :]:
         ax.axis("off")
     handles = [axes[0].scatter([], [], s=12, color=colors[p], label=p) for p in sorted(phases)]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(phases), fontsize=8)
@@ -441,14 +615,29 @@ def raw_vs_effective(w, q, labels=None, *, title: str = "", max_points: int = 40
     from .phases import effective_weights
 
     eff = effective_weights(w, q)
-    lab = np.broadcast_to(np.asarray(labels).reshape(-1)[:, None], q.shape).reshape(-1) if labels is not None else np.full(q.size, "")
+    lab = (
+        np.broadcast_to(np.asarray(labels).reshape(-1)[:, None], q.shape).reshape(-1)
+        if labels is not None
+        else np.full(q.size, "")
+    )
     rng = np.random.default_rng(seed)
     take = rng.choice(q.size, size=min(max_points, q.size), replace=False)
     fig = Figure(figsize=(9, 4.4), layout="constrained")
-    for ax, pts, name in zip(fig.subplots(1, 2), (w.reshape(-1, 2), eff.reshape(-1, 2)), ("raw weights w_a", "effective weights ŵ_a = |q_a| w_a")):
+    for ax, pts, name in zip(
+        fig.subplots(1, 2),
+        (w.reshape(-1, 2), eff.reshape(-1, 2)),
+        ("raw weights w_a", "effective weights ŵ_a = |q_a| w_a"),
+    ):
         for i, p in enumerate(sorted(set(lab[take]))):
             m = lab[take] == p
-            ax.scatter(pts[take][m, 0], pts[take][m, 1], s=2, alpha=0.4, color="0.6" if p == "neither" else f"C{i}", label=p or None)
+            ax.scatter(
+                pts[take][m, 0],
+                pts[take][m, 1],
+                s=2,
+                alpha=0.4,
+                color="0.6" if p == "neither" else f"C{i}",
+                label=p or None,
+            )
         ax.set_title(name)
         ax.set_aspect("equal")
         lim = float(np.quantile(np.abs(pts[take]), 0.995)) * 1.1 + 0.1
@@ -460,8 +649,15 @@ def raw_vs_effective(w, q, labels=None, *, title: str = "", max_points: int = 40
     return fig
 
 
-def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = None, theory: xr.DataArray | None = None, crossovers: list[dict] | None = None,
-                         *, phases=("5", "5+", "6"), ax=None) -> Figure:
+def occupancy_estimators(
+    smc_occ: xr.Dataset,
+    chains_occ: xr.Dataset | None = None,
+    theory: xr.DataArray | None = None,
+    crossovers: list[dict] | None = None,
+    *,
+    phases=("5", "5+", "6"),
+    ax=None,
+) -> Figure:
     """Three estimators of phase occupancy on one figure: posterior mass from SMC (filled markers,
     bootstrap interval over seeds), chain shares from NUTS (hollow markers) and softmax(−F_n) from
     theory (lines); crossovers as vertical lines with their intervals.  Both measured estimators are
@@ -477,12 +673,33 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
         color = f"C{i}"
         if p in smc_occ.phase.values:
             s = smc_occ.share.sel(phase=p).values
-            yerr = np.nan_to_num(np.vstack([s - smc_occ.lower.sel(phase=p).values, smc_occ.upper.sel(phase=p).values - s]))
-            ax.errorbar(smc_occ.n.values, s, yerr=yerr, fmt="o", ms=5, capsize=2, color=color, label=f"{p}: SMC posterior mass")
+            yerr = np.nan_to_num(
+                np.vstack([s - smc_occ.lower.sel(phase=p).values, smc_occ.upper.sel(phase=p).values - s])
+            )
+            ax.errorbar(
+                smc_occ.n.values,
+                s,
+                yerr=yerr,
+                fmt="o",
+                ms=5,
+                capsize=2,
+                color=color,
+                label=f"{p}: SMC posterior mass",
+            )
         if chains_occ is not None and p in chains_occ.phase.values:
-            ax.plot(chains_occ.n.values, chains_occ.share.sel(phase=p).values, "s", ms=5, mfc="none", color=color, label=f"{p}: NUTS chain share")
+            ax.plot(
+                chains_occ.n.values,
+                chains_occ.share.sel(phase=p).values,
+                "s",
+                ms=5,
+                mfc="none",
+                color=color,
+                label=f"{p}: NUTS chain share",
+            )
         if theory is not None and p in theory.phase.values:
-            ax.plot(theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1.2, label=f"{p}: theory")
+            ax.plot(
+                theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1.2, label=f"{p}: theory"
+            )
     styles = {"theory": "--", "smc": "-", "chains": ":"}
     for k, cr in enumerate(crossovers or []):
         if not math.isfinite(cr.get("n_crit", math.nan)):
@@ -490,7 +707,13 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
         ax.axvline(cr["n_crit"], color="0.25", ls=styles.get(cr.get("kind"), "-."), lw=1)
         if math.isfinite(cr.get("lower", math.nan)) and math.isfinite(cr.get("upper", math.nan)):
             ax.axvspan(cr["lower"], cr["upper"], color="0.5", alpha=0.08)
-        ax.annotate(f"{cr['from']}→{cr['to']} {cr.get('kind', '')}: {cr['n_crit']:.0f}", (cr["n_crit"], 0.97 - 0.07 * k), textcoords="offset points", xytext=(3, 0), fontsize=7)
+        ax.annotate(
+            f"{cr['from']}→{cr['to']} {cr.get('kind', '')}: {cr['n_crit']:.0f}",
+            (cr["n_crit"], 0.97 - 0.07 * k),
+            textcoords="offset points",
+            xytext=(3, 0),
+            fontsize=7,
+        )
     ax.set_xlabel("sample size n")
     ax.set_ylabel("P(phase | D_n)")
     ax.set_ylim(-0.02, 1.02)
@@ -499,11 +722,14 @@ def occupancy_estimators(smc_occ: xr.Dataset, chains_occ: xr.Dataset | None = No
     return fig
 
 
-def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, title: str | None = None, ax=None) -> Figure:
-    """ΔF = F₅ − F₆ against n (log axis): SMC (mean over datasets, ± 2 SE, filled), NUTS chain shares
-    (hollow squares where every chain changed label; faint crosses at unmixed n), the per-dataset Laplace theory (mean,
-    ± 2 SE band) from :func:`tms_bayes.analysis.free_energy.agreement`, the population curves stored
-    with it (``laplace_dF``: Laplace expansion; ``paper_dF``: the paper's formula) and any further
+def log_odds(
+    agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, title: str | None = None, ax=None
+) -> Figure:
+    """ΔF = F₅ − F₆ against n (log axis): SMC (mean over datasets, ± 2 SE, filled), NUTS chain
+    shares (hollow squares where every chain changed label; faint crosses at unmixed n), the
+    per-dataset Laplace theory (mean, ± 2 SE band) from
+    :func:`tms_bayes.analysis.free_energy.agreement`, the population curves stored with it
+    (``laplace_dF``: Laplace expansion; ``paper_dF``: the paper's formula) and any further
     ``curves`` {label: (n, ΔF)}.  ΔF > 0: the 6-gon holds more mass.  SMC points that are not
     comparable (< 20 effective particles in a phase) are grey; infinite log-odds (a phase with no
     particle or draw at all) are drawn as triangles at the edge of the plot."""
@@ -511,10 +737,16 @@ def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, t
     n = agreement.n.values.astype(float)
     th, th_se = agreement.theory_dF.values, np.nan_to_num(agreement.theory_se.values)
     curves = dict(curves or {})
-    for var, label in (("laplace_dF", "Laplace, population (flat region)"), ("paper_dF", "paper's formula (c = ½‖w*‖²)")):
+    for var, label in (
+        ("laplace_dF", "Laplace, population (flat region)"),
+        ("paper_dF", "paper's formula (c = ½‖w*‖²)"),
+    ):
         if var in agreement:
             curves.setdefault(label, (n, agreement[var].values))
-    finite = [v[np.isfinite(v)] for v in (th, agreement.smc_dF.values, agreement.get("chains_dF", xr.DataArray([])).values)]
+    finite = [
+        v[np.isfinite(v)]
+        for v in (th, agreement.smc_dF.values, agreement.get("chains_dF", xr.DataArray([])).values)
+    ]
     finite = np.concatenate([f for f in finite if f.size]) if any(f.size for f in finite) else np.array([0.0])
     lo, hi = min(float(finite.min()), -1.0) - 1.0, max(float(finite.max()), 1.0) + 1.0
 
@@ -526,18 +758,37 @@ def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, t
     ok = agreement.comparable.values.astype(bool)
     y, off = edge(agreement.smc_dF.values)
     se = np.nan_to_num(agreement.smc_se.values)
-    for mask, color, label in ((ok, "C0", "SMC posterior mass (mean ± 2 SE)"), (~ok & ~off, "0.6", "SMC, not comparable (< 20 eff. particles)")):
+    for mask, color, label in (
+        (ok, "C0", "SMC posterior mass (mean ± 2 SE)"),
+        (~ok & ~off, "0.6", "SMC, not comparable (< 20 eff. particles)"),
+    ):
         if mask.any():
-            ax.errorbar(n[mask], y[mask], yerr=2 * se[mask], fmt="o", ms=5, capsize=2, color=color, label=label)
+            ax.errorbar(
+                n[mask], y[mask], yerr=2 * se[mask], fmt="o", ms=5, capsize=2, color=color, label=label
+            )
     if off.any():
         ax.plot(n[off], y[off], "^", color="0.6", ms=6, label="SMC: a phase holds no particle (ΔF = ±∞)")
     if "chains_dF" in agreement:
         yc, offc = edge(agreement.chains_dF.values)
-        unmixed = (agreement.chains_verdict.values == "unmixed") if "chains_verdict" in agreement else np.zeros(len(n), bool)
-        for mask, style, label in ((~unmixed, dict(mfc="none", color="C1"), "NUTS chain shares (mixed n)"),
-                                   (unmixed, dict(color="C1", alpha=0.45), "NUTS chain shares, UNMIXED n (not an estimate)")):
+        unmixed = (
+            (agreement.chains_verdict.values == "unmixed")
+            if "chains_verdict" in agreement
+            else np.zeros(len(n), bool)
+        )
+        for mask, style, label in (
+            (~unmixed, dict(mfc="none", color="C1"), "NUTS chain shares (mixed n)"),
+            (unmixed, dict(color="C1", alpha=0.45), "NUTS chain shares, UNMIXED n (not an estimate)"),
+        ):
             if mask.any():
-                ax.plot(n[mask & ~offc], yc[mask & ~offc], "x" if style.get("alpha") else "s", ms=6, ls="none", label=label, **style)
+                ax.plot(
+                    n[mask & ~offc],
+                    yc[mask & ~offc],
+                    "x" if style.get("alpha") else "s",
+                    ms=6,
+                    ls="none",
+                    label=label,
+                    **style,
+                )
                 ax.plot(n[mask & offc], yc[mask & offc], "^", ms=6, ls="none", **style)
     for k, (label, (cn, cdf)) in enumerate(curves.items()):
         ax.plot(cn, cdf, ("--", "-.", ":")[k % 3], color="0.3", lw=1.1, label=label)
@@ -554,13 +805,21 @@ def log_odds(agreement: xr.Dataset, curves: dict[str, tuple] | None = None, *, t
 def _nanmean_rows(a: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN; NaN (without a warning) where a row is all NaN."""
     ok = np.isfinite(a)
-    return np.where(ok.any(axis=-1), np.where(ok, a, 0.0).sum(axis=-1) / np.maximum(ok.sum(axis=-1), 1), np.nan)
+    return np.where(
+        ok.any(axis=-1), np.where(ok, a, 0.0).sum(axis=-1) / np.maximum(ok.sum(axis=-1), 1), np.nan
+    )
 
 
-def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None, growth: xr.Dataset | None = None, *, phases=("5", "5+", "6")) -> Figure:
+def phase_free_energy(
+    F_phase: xr.DataArray,
+    theory: xr.DataArray | None = None,
+    growth: xr.Dataset | None = None,
+    *,
+    phases=("5", "5+", "6"),
+) -> Figure:
     """Left: measured F_n(W_α) (mean over seeds, seeds as dots) against the theory layer's
-    n_eff L_α + λ_α log n_eff.  Right: G_n = F_n(W_α) − n_eff L_n(ŵ_α) against log n with the fitted slope λ̂_α
-    and the theory slope λ_α."""
+    n_eff L_α + λ_α log n_eff.  Right: G_n = F_n(W_α) − n_eff L_n(ŵ_α) against log n with the
+    fitted slope λ̂_α and the theory slope λ_α."""
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     n = F_phase.n.values
@@ -572,7 +831,14 @@ def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None,
         ax1.plot(n, _nanmean_rows(F), "o", color=color, label=f"{p}: SMC")
         ax1.plot(np.repeat(n, F.shape[1]), F.ravel(), ".", color=color, alpha=0.3, ms=3)
         if theory is not None and p in theory.phase.values:
-            ax1.plot(theory.n.values, theory.sel(phase=p).values, "-", color=color, lw=1, label=f"{p}: n L + λ log n")
+            ax1.plot(
+                theory.n.values,
+                theory.sel(phase=p).values,
+                "-",
+                color=color,
+                lw=1,
+                label=f"{p}: n L + λ log n",
+            )
         if growth is not None and p in growth.phase.values:
             G = growth.G.sel(phase=p).values
             ax2.plot(np.log(n), _nanmean_rows(G), "o", color=color)
@@ -581,7 +847,14 @@ def phase_free_energy(F_phase: xr.DataArray, theory: xr.DataArray | None = None,
             if math.isfinite(lam):
                 x = np.log(n)
                 c0 = float(_nanmean_rows(_nanmean_rows(G) - lam * x))
-                ax2.plot(x, c0 + lam * x, "-", color=color, lw=1, label=f"{p}: λ̂ = {lam:.2f} ± {float(growth.se.sel(phase=p)):.2f}")
+                ax2.plot(
+                    x,
+                    c0 + lam * x,
+                    "-",
+                    color=color,
+                    lw=1,
+                    label=f"{p}: λ̂ = {lam:.2f} ± {float(growth.se.sel(phase=p)):.2f}",
+                )
     ax1.set_xlabel("n")
     ax1.set_ylabel("F_n(W_α)")
     ax1.set_title("Free energy per phase")

@@ -15,16 +15,16 @@ rows; the phases below are unions over permutations, hence permutation-invariant
 ŵ⁰_a = |q⁰_a| w⁰_a (so the ϑ-node's centre is scaled by ϑ):
 
 - ``non-annihilation``: some permutation π has ‖ŵ_{π(a)} − ŵ⁰_a‖ ≤ ε for every a;
-- ``annihilation``: some π has ‖ŵ_{π(a)} + ŵ⁰_a‖ ≤ ε for every a (the orientation-reversed network,
-  exactly true at ϑ = 1 because Σ_a w⁰_a = 0);
+- ``annihilation``: some π has ‖ŵ_{π(a)} + ŵ⁰_a‖ ≤ ε for every a (the orientation-reversed
+  network, exactly true at ϑ = 1 because Σ_a w⁰_a = 0);
 - ``neither`` otherwise.
 
 **Trial filter** (SPEC 5, Carroll): at each value, a trial's mean L_n is turned into a z-score
 across the trials of that value (population standard deviation) and trials with |z| ≥ ``z_max``
-(default 1.5) are dropped as unconverged.  With T trials |z| ≤ √(T − 1), so T ≥ 4 trials are needed for
-the 1.5 threshold to be able to drop anything; on well-behaved (Gaussian) trials it still drops about
-P(|Z| ≥ 1.5) ≈ 13 % of them, so a dropped trial is not proof of non-convergence.  Dropped trials are returned and reported, never
-silently removed.
+(default 1.5) are dropped as unconverged.  With T trials |z| ≤ √(T − 1), so T ≥ 4 trials are
+needed for the 1.5 threshold to be able to drop anything; on well-behaved (Gaussian) trials it still
+drops about P(|Z| ≥ 1.5) ≈ 13 % of them, so a dropped trial is not proof of non-convergence.
+Dropped trials are returned and reported, never silently removed.
 
 **Phase fractions** at each value pool the draws of the kept trials; intervals are percentile
 bootstrap intervals over kept trials (the independent units: a trial's draws come from one chain, whose
@@ -52,12 +52,25 @@ from .occupancy import bootstrap_shares, crossing_with_interval
 from .phases import effective_weights
 
 __all__ = [
-    "effective_weights", "pt1_phase", "pt2_phase", "classify_relu", "trial_filter", "trial_draws", "truth_sweep_labels", "relu_sweep_labels",
-    "phase_fractions", "critical_value", "vanishing_value", "PHASES",
+    "effective_weights",
+    "pt1_phase",
+    "pt2_phase",
+    "classify_relu",
+    "trial_filter",
+    "trial_draws",
+    "truth_sweep_labels",
+    "relu_sweep_labels",
+    "phase_fractions",
+    "critical_value",
+    "vanishing_value",
+    "PHASES",
 ]
 
 NEITHER = "neither"
-PHASES = {"pt1": ("degenerate", "non-degenerate", NEITHER), "pt2": ("non-annihilation", "annihilation", NEITHER)}
+PHASES = {
+    "pt1": ("degenerate", "non-degenerate", NEITHER),
+    "pt2": ("non-annihilation", "annihilation", NEITHER),
+}
 DEFAULT_EPSILON = {"pt1": 0.3, "pt2": 0.25}
 
 
@@ -153,8 +166,21 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
             "z": (("value", "trial"), z),
             "kept": (("value", "trial"), keep),
         },
-        coords={"value": values, "trial": np.arange(st.trials), "draw": np.arange(st.draws), "node": np.arange(st.resolved_d()), "input": [0, 1]},
-        attrs={"experiment": st.experiment, "parameter": st.parameter, "epsilon": eps, "z_max": z_max, "n": st.n, "sweep": str(sweep.out)},
+        coords={
+            "value": values,
+            "trial": np.arange(st.trials),
+            "draw": np.arange(st.draws),
+            "node": np.arange(st.resolved_d()),
+            "input": [0, 1],
+        },
+        attrs={
+            "experiment": st.experiment,
+            "parameter": st.parameter,
+            "epsilon": eps,
+            "z_max": z_max,
+            "n": st.n,
+            "sweep": str(sweep.out),
+        },
     )
 
 
@@ -168,21 +194,41 @@ def relu_sweep_labels(sweep, *, epsilon: float | None = None, progress: bool = F
 
     st = sweep.settings
     if not st.model.startswith("relu"):
-        raise ValueError(f"{sweep.out} is a {st.model!r} sweep; ReLU phases need a relu-pt1 or relu-pt2 sweep (TMS: occupancy.sweep_labels)")
+        raise ValueError(
+            f"{sweep.out} is a {st.model!r} sweep; "
+            "ReLU phases need a relu-pt1 or relu-pt2 sweep (TMS: occupancy.sweep_labels)"
+        )
     experiment = "pt1" if st.model == "relu-pt1" else "pt2"
     if st.resolved_d() != {"pt1": 2, "pt2": 3}[experiment]:
-        raise ValueError(f"the {experiment} phases are defined for d = {2 if experiment == 'pt1' else 3} nodes; this sweep has d = {st.resolved_d()}")
+        raise ValueError(
+            f"the {experiment} phases are defined for d = {2 if experiment == 'pt1' else 3} nodes; "
+            f"this sweep has d = {st.resolved_d()}"
+        )
     truth = pt1_truth(st.theta) if experiment == "pt1" else pt2_truth(st.vartheta)
     eps = DEFAULT_EPSILON[experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
 
     def classify(post):
-        return classify_relu(experiment, post["w"].values, post["q"].values, truth=(truth.w, truth.q), epsilon=eps)
+        return classify_relu(
+            experiment, post["w"].values, post["q"].values, truth=(truth.w, truth.q), epsilon=eps
+        )
 
-    return label_sweep(sweep, classify, {"experiment": experiment, "truth": truth.name, "epsilon": eps, "phases": list(PHASES[experiment]),
-                                         "catch_all": NEITHER}, progress=progress)
+    return label_sweep(
+        sweep,
+        classify,
+        {
+            "experiment": experiment,
+            "truth": truth.name,
+            "epsilon": eps,
+            "phases": list(PHASES[experiment]),
+            "catch_all": NEITHER,
+        },
+        progress=progress,
+    )
 
 
-def phase_fractions(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> xr.Dataset:
+def phase_fractions(
+    labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> xr.Dataset:
     """Share of each phase at each value over kept trials, with bootstrap intervals over trials, the
     per-trial shares, and the minimum and mean L_n within each phase (module docstring)."""
     n_boot = _validate.integer("n_boot", n_boot, minimum=10)
@@ -196,20 +242,36 @@ def phase_fractions(labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.
     min_loss = np.stack([np.where(m, Ln, np.inf).min(axis=(1, 2)) for m in inside], axis=-1)
     min_loss[~np.isfinite(min_loss)] = np.nan
     with np.errstate(invalid="ignore"):
-        mean_loss = np.stack([np.where(m, Ln, 0).sum(axis=(1, 2)) / m.sum(axis=(1, 2)) for m in inside], axis=-1)
+        mean_loss = np.stack(
+            [np.where(m, Ln, 0).sum(axis=(1, 2)) / m.sum(axis=(1, 2)) for m in inside], axis=-1
+        )
     return xr.Dataset(
         {
             "share": (("value", "phase"), share, {"long_name": "share of draws of the kept trials"}),
             "lower": (("value", "phase"), lo),
             "upper": (("value", "phase"), hi),
             "share_trial": (("value", "trial", "phase"), per_trial),
-            "min_L_n": (("value", "phase"), min_loss, {"long_name": "minimum L_n over the phase's draws (kept trials)"}),
+            "min_L_n": (
+                ("value", "phase"),
+                min_loss,
+                {"long_name": "minimum L_n over the phase's draws (kept trials)"},
+            ),
             "mean_L_n": (("value", "phase"), mean_loss),
             "kept_trials": (("value",), keep.sum(axis=1)),
             "bootstrap": (("replicate", "value", "phase"), boot),
         },
-        coords={"value": labels.value.values, "phase": phases, "trial": labels.trial.values, "replicate": np.arange(n_boot)},
-        attrs={**labels.attrs, "interval": f"{level:.0%} percentile bootstrap over kept trials, {n_boot} replicates, seed {seed}", "tms_bayes_version": __version__},
+        coords={
+            "value": labels.value.values,
+            "phase": phases,
+            "trial": labels.trial.values,
+            "replicate": np.arange(n_boot),
+        },
+        attrs={
+            **labels.attrs,
+            "interval": f"{level:.0%} percentile bootstrap over kept trials, "
+            f"{n_boot} replicates, seed {seed}",
+            "tms_bayes_version": __version__,
+        },
     )
 
 
@@ -218,9 +280,20 @@ def critical_value(frac: xr.Dataset, alpha: str, beta: str, *, level: float = 0.
     for p in (alpha, beta):
         if p not in frac.phase.values:
             raise ValueError(f"unknown phase {p!r}; phases: {', '.join(map(str, frac.phase.values))}")
-    c = crossing_with_interval(frac.value.values, (frac.share.sel(phase=beta) - frac.share.sel(phase=alpha)).values,
-                               (frac.bootstrap.sel(phase=beta) - frac.bootstrap.sel(phase=alpha)).values, level=level)
-    return {"from": alpha, "to": beta, "critical": c["point"], "lower": c["lower"], "upper": c["upper"], "fraction_crossing": c["fraction_crossing"]}
+    c = crossing_with_interval(
+        frac.value.values,
+        (frac.share.sel(phase=beta) - frac.share.sel(phase=alpha)).values,
+        (frac.bootstrap.sel(phase=beta) - frac.bootstrap.sel(phase=alpha)).values,
+        level=level,
+    )
+    return {
+        "from": alpha,
+        "to": beta,
+        "critical": c["point"],
+        "lower": c["lower"],
+        "upper": c["upper"],
+        "fraction_crossing": c["fraction_crossing"],
+    }
 
 
 def _vanish_bracket(x: np.ndarray, share: np.ndarray, tolerance: float) -> tuple[float, float]:
@@ -242,5 +315,10 @@ def vanishing_value(frac: xr.Dataset, phase: str, *, tolerance: float = 0.01, le
     reps = np.array([_vanish_bracket(x, r, tolerance) for r in frac.bootstrap.sel(phase=phase).values])
     q = [(1 - level) / 2, (1 + level) / 2]
     lo_last = np.nanquantile(reps[:, 0], q) if np.isfinite(reps[:, 0]).any() else (math.nan, math.nan)
-    return {"phase": phase, "last_present": last, "first_absent": first_gone, "tolerance": tolerance,
-            "last_present_interval": (float(lo_last[0]), float(lo_last[1]))}
+    return {
+        "phase": phase,
+        "last_present": last,
+        "first_absent": first_gone,
+        "tolerance": tolerance,
+        "last_present_interval": (float(lo_last[0]), float(lo_last[1])),
+    }

@@ -15,7 +15,14 @@ import xarray as xr
 
 from .. import __version__
 from ..store.atomic import write_figure, write_netcdf, write_text
-from ..theory import critical_points, crossover_steps, crossovers, laplace_terms, theoretical_occupancy, winner_changes
+from ..theory import (
+    critical_points,
+    crossover_steps,
+    crossovers,
+    laplace_terms,
+    theoretical_occupancy,
+    winner_changes,
+)
 from . import plots
 
 __all__ = ["TheoryReport", "theory_report", "DEFAULT_PHASES", "DEFAULT_N"]
@@ -23,7 +30,18 @@ __all__ = ["TheoryReport", "theory_report", "DEFAULT_PHASES", "DEFAULT_N"]
 DEFAULT_PHASES = ("5", "5+", "6")
 DEFAULT_N = np.arange(100, 2001, 50)
 
-TABLE_COLUMNS = ["k", "sigma", "phi", "loss", "lambda_", "lambda_source", "c_alpha", "hessian_rank", "hessian_negative", "grad_norm"]
+TABLE_COLUMNS = [
+    "k",
+    "sigma",
+    "phi",
+    "loss",
+    "lambda_",
+    "lambda_source",
+    "c_alpha",
+    "hessian_rank",
+    "hessian_negative",
+    "grad_norm",
+]
 
 
 @dataclass(frozen=True)
@@ -41,12 +59,22 @@ class TheoryReport:
         """The Laplace terms per phase as fixed-width text."""
         if self.laplace is None:
             return "Laplace terms: not available (a chosen phase is not a minimally singular local minimum)"
-        lines = [f"{'phase':<7}{'rank':>5}{'½log det′H':>12}{'log orbit':>11}{'copies':>8}{'−log φ_live':>13}{'P_flat':>10}{'± (log)':>9}{'C_α':>10}"]
+        lines = [
+            f"{'phase':<7}{'rank':>5}{'½log det′H':>12}{'log orbit':>11}{'copies':>8}"
+            f"{'−log φ_live':>13}{'P_flat':>10}{'± (log)':>9}{'C_α':>10}"
+        ]
         for p in self.laplace.phase.values:
             t = self.laplace.sel(phase=p)
-            lines.append(f"{p:<7}{int(t.hessian_rank):>5}{float(t.half_log_det):>12.4f}{float(t.log_orbit):>11.4f}{int(t.copies):>8}"
-                         f"{float(t.neg_log_prior):>13.4f}{float(t.flat_mass):>10.5f}{float(t.flat_log_se):>9.4f}{float(t.constant):>10.4f}")
-        lines.append("F = n_eff L + (rank/2) log n_eff + C_α,  C_α = −(rank/2) log 2π + ½ log det′H − log(copies · orbit · φ_live · P_flat)")
+            lines.append(
+                f"{p:<7}{int(t.hessian_rank):>5}{float(t.half_log_det):>12.4f}{float(t.log_orbit):>11.4f}"
+                f"{int(t.copies):>8}"
+                f"{float(t.neg_log_prior):>13.4f}{float(t.flat_mass):>10.5f}{float(t.flat_log_se):>9.4f}"
+                f"{float(t.constant):>10.4f}"
+            )
+        lines.append(
+            "F = n_eff L + (rank/2) log n_eff + C_α,  "
+            "C_α = −(rank/2) log 2π + ½ log det′H − log(copies · orbit · φ_live · P_flat)"
+        )
         return "\n".join(lines)
 
     def steps_table(self) -> str:
@@ -54,7 +82,10 @@ class TheoryReport:
             return ""
         pair = self.steps.pair.iloc[0]
         body = self.steps.drop(columns=["pair"]).to_string(index=False, float_format=lambda v: f"{v:.3f}")
-        return f"How each O(1) term moves the {pair} crossover (paper convention first, then each Laplace term added):\n{body}"
+        return (
+            f"How each O(1) term moves the {pair} crossover "
+            f"(paper convention first, then each Laplace term added):\n{body}"
+        )
 
     def pairwise_table(self) -> str:
         if self.pairwise.empty:
@@ -64,16 +95,22 @@ class TheoryReport:
     def table(self) -> str:
         """The catalogue as a fixed-width text table (λ unknown printed as 'unknown')."""
         df = self.catalogue[TABLE_COLUMNS].to_dataframe()
-        lines = [f"{'phase':<8}{'k':>3}{'σ':>3}{'φ':>3}{'L(w*)':>11}{'λ':>9}{'c_α':>10}{'rank':>6}{'neg':>5}{'|∇L|':>10}"]
+        lines = [
+            f"{'phase':<8}{'k':>3}{'σ':>3}{'φ':>3}{'L(w*)':>11}{'λ':>9}{'c_α':>10}"
+            f"{'rank':>6}{'neg':>5}{'|∇L|':>10}"
+        ]
         for name, row in df.iterrows():
             lam = "unknown" if row.lambda_source == "unknown" else f"{row.lambda_:g}"
             lines.append(
-                f"{name:<8}{row.k:>3}{row.sigma:>3}{row.phi:>3}{row.loss:>11.5f}{lam:>9}{row.c_alpha:>10.5f}{row.hessian_rank:>6}{row.hessian_negative:>5}{row.grad_norm:>10.1e}"
+                f"{name:<8}{row.k:>3}{row.sigma:>3}{row.phi:>3}{row.loss:>11.5f}{lam:>9}{row.c_alpha:>10.5f}"
+                f"{row.hessian_rank:>6}{row.hessian_negative:>5}{row.grad_norm:>10.1e}"
             )
         return "\n".join(lines)
 
 
-def pairwise_crossovers(cat: xr.Dataset, phases, *, lambdas=None, conventions=("paper", "laplace"), **scale) -> pd.DataFrame:
+def pairwise_crossovers(
+    cat: xr.Dataset, phases, *, lambdas=None, conventions=("paper", "laplace"), **scale
+) -> pd.DataFrame:
     """Every root of F_α = F_β for every pair of ``phases`` in each convention (rows: phase_a, phase_b,
     convention, n, trusted, winner_after; a pair that never crosses gets one row with n = NaN).  A
     convention that does not apply to a phase (Laplace at a non-minimally-singular point) is skipped."""
@@ -91,8 +128,18 @@ def pairwise_crossovers(cat: xr.Dataset, phases, *, lambdas=None, conventions=("
     return pd.DataFrame(rows, columns=["phase_a", "phase_b", "convention", "n", "trusted", "winner_after"])
 
 
-def theory_report(c: int = 6, r: int = 2, phases=DEFAULT_PHASES, n=DEFAULT_N, out: str | Path | None = None, *, lambdas=None,
-                  sigma: float = math.sqrt(0.5), beta: float = 1.0, prior_std: float = 1.0) -> TheoryReport:
+def theory_report(
+    c: int = 6,
+    r: int = 2,
+    phases=DEFAULT_PHASES,
+    n=DEFAULT_N,
+    out: str | Path | None = None,
+    *,
+    lambdas=None,
+    sigma: float = math.sqrt(0.5),
+    beta: float = 1.0,
+    prior_std: float = 1.0,
+) -> TheoryReport:
     """Build the catalogue at (r, c) and the theoretical occupancy of ``phases`` over ``n`` in both
     conventions, the Laplace terms and every pairwise crossover; when ``out`` is given, write
     catalogue.csv/.nc, laplace.csv, crossovers.csv, occupancy.nc (paper), occupancy_laplace.nc,
@@ -107,7 +154,8 @@ def theory_report(c: int = 6, r: int = 2, phases=DEFAULT_PHASES, n=DEFAULT_N, ou
     occ.attrs.update(
         {
             "tms_bayes_version": __version__,
-            "crossovers": "; ".join(f"{x['from']}->{x['to']}: n_crit={x['n_crit']:.3f}" for x in cross) or "none in range",
+            "crossovers": "; ".join(f"{x['from']}->{x['to']}: n_crit={x['n_crit']:.3f}" for x in cross)
+            or "none in range",
         }
     )
     try:
@@ -133,8 +181,15 @@ def theory_report(c: int = 6, r: int = 2, phases=DEFAULT_PHASES, n=DEFAULT_N, ou
         files["occupancy.png"] = write_figure(out / "occupancy.png", plots.occupancy_curves(occ, cross))
         if terms is not None:
             files["laplace.csv"] = write_text(out / "laplace.csv", terms.to_dataframe().to_csv())
-            files["occupancy_laplace.nc"] = write_netcdf(out / "occupancy_laplace.nc", occ_lap.to_dataset(name="occupancy"))
+            files["occupancy_laplace.nc"] = write_netcdf(
+                out / "occupancy_laplace.nc", occ_lap.to_dataset(name="occupancy")
+            )
             if steps is not None:
-                files["crossover_steps.csv"] = write_text(out / "crossover_steps.csv", steps.to_csv(index=False))
-            files["occupancy_conventions.png"] = write_figure(out / "occupancy_conventions.png", plots.occupancy_conventions({"laplace": occ_lap, "paper": occ}))
+                files["crossover_steps.csv"] = write_text(
+                    out / "crossover_steps.csv", steps.to_csv(index=False)
+                )
+            files["occupancy_conventions.png"] = write_figure(
+                out / "occupancy_conventions.png",
+                plots.occupancy_conventions({"laplace": occ_lap, "paper": occ}),
+            )
     return TheoryReport(cat, occ, cross, files, pairwise, terms, occ_lap, steps)

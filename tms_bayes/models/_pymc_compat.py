@@ -36,15 +36,26 @@ def _inference_loop(seed, init_position, logp_fn, draws, tune, target_accept, **
     if name not in ("nuts", "hmc"):
         raise ValueError(f"algorithm must be 'nuts' or 'hmc', got {name!r}")
     algorithm = getattr(blackjax, name)
-    adapt = blackjax.window_adaptation(algorithm=algorithm, logdensity_fn=logp_fn, target_acceptance_rate=target_accept,
-                                       adaptation_info_fn=get_filter_adapt_info_fn(), **adaptation_kwargs)
+    adapt = blackjax.window_adaptation(
+        algorithm=algorithm,
+        logdensity_fn=logp_fn,
+        target_acceptance_rate=target_accept,
+        adaptation_info_fn=get_filter_adapt_info_fn(),
+        **adaptation_kwargs,
+    )
     (state, params), _ = adapt.run(seed, init_position, num_steps=tune)
     kernel = algorithm(logp_fn, **params).step
 
     def one_step(state, key):
         state, info = kernel(key, state)
-        stats = {"diverging": info.is_divergent, "energy": info.energy, "tree_depth": info.num_trajectory_expansions,
-                 "n_steps": info.num_integration_steps, "acceptance_rate": info.acceptance_rate, "lp": state.logdensity}
+        stats = {
+            "diverging": info.is_divergent,
+            "energy": info.energy,
+            "tree_depth": info.num_trajectory_expansions,
+            "n_steps": info.num_integration_steps,
+            "acceptance_rate": info.acceptance_rate,
+            "lp": state.logdensity,
+        }
         return state, (state.position, stats)
 
     _, (samples, stats) = jax.lax.scan(one_step, state, jax.random.split(seed, draws))
@@ -80,7 +91,9 @@ def patch_posterior_predictive() -> bool:
 
     @functools.wraps(original)
     def sample_posterior_predictive(*args, **kwargs):
-        model = pm.modelcontext(kwargs.get("model", args[1] if len(args) > 1 else None))  # model: 2nd positional
+        model = pm.modelcontext(
+            kwargs.get("model", args[1] if len(args) > 1 else None)
+        )  # model: 2nd positional
         kept = model.observed_RVs
         model.observed_RVs = list(kept)  # a copy for PyMC to extend
         try:

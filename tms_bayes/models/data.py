@@ -24,7 +24,11 @@ def tms_inputs(n: int, c: int, seed: int | np.random.Generator = 0) -> np.ndarra
     """
     n = _validate.integer("n", n, minimum=1)
     c = _validate.integer("c", c, minimum=1)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    rng = (
+        seed
+        if isinstance(seed, np.random.Generator)
+        else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    )
     u = rng.random((n, 2))  # row k: (feature, magnitude) from the k-th pair of uniforms — stable in n
     idx = np.minimum((u[:, 0] * c).astype(int), c - 1)
     mu = u[:, 1]
@@ -36,5 +40,9 @@ def tms_inputs(n: int, c: int, seed: int | np.random.Generator = 0) -> np.ndarra
 def relu_inputs(n: int, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Draw n inputs x ~ U([−1, 1]²) for the two-layer ReLU experiments (SPEC 5); shape (n, 2)."""
     n = _validate.integer("n", n, minimum=1)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    rng = (
+        seed
+        if isinstance(seed, np.random.Generator)
+        else np.random.default_rng(_validate.integer("seed", seed, minimum=0))
+    )
     return rng.uniform(-1.0, 1.0, size=(n, 2))

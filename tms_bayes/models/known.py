@@ -2,10 +2,12 @@
 
 Each builder follows the TMS model's conventions: data, padding mask and tempering β are
 ``pm.Data``; the responses are an observed variable (``y_obs``/``Y_obs``) tempered and masked by one
-``pm.Potential`` (:func:`~tms_bayes.models.tms.observed_gaussian`); N(0, prior_std²) priors; Gaussian noise σ = 1.
+``pm.Potential`` (:func:`~tms_bayes.models.tms.observed_gaussian`); N(0, prior_std²) priors;
+Gaussian noise σ = 1.
 
 - :func:`regression_model`: y = ⟨w, x⟩ + ε, w ∈ R^d, true w ≠ 0 — regular, λ = d/2.
-- :func:`normal_crossing_model`: y = x·∏ w_i^{k_i} + ε with truth w = 0 (y is noise) — λ = 1/(2 max k_i).
+- :func:`normal_crossing_model`: y = x·∏ w_i^{k_i} + ε with truth w = 0 (y is noise) —
+  λ = 1/(2 max k_i).
 - :func:`reduced_rank_model`: Y = B A x + ε, A ∈ R^{H×N}, B ∈ R^{M×H}, true rank r —
   λ from Aoyagi & Watanabe (2005), :func:`rrr_learning_coefficient`.
 
@@ -26,7 +28,18 @@ import pytensor.tensor as pt
 from .. import _validate
 from .tms import _mask, observed_gaussian
 
-__all__ = ["regression_model", "regression_log_evidence", "regression_tempered_energy", "normal_crossing_tempered_energy", "one_dim_model", "normal_crossing_model", "normal_crossing_llc", "reduced_rank_model", "rrr_learning_coefficient", "known_data"]
+__all__ = [
+    "regression_model",
+    "regression_log_evidence",
+    "regression_tempered_energy",
+    "normal_crossing_tempered_energy",
+    "one_dim_model",
+    "normal_crossing_model",
+    "normal_crossing_llc",
+    "reduced_rank_model",
+    "rrr_learning_coefficient",
+    "known_data",
+]
 
 
 def rrr_learning_coefficient(N: int, M: int, H: int, r: int) -> float:
@@ -52,7 +65,10 @@ def regression_model(X, y, *, prior_std: float = 1.0, beta: float = 1.0, mask=No
         raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
     with pm.Model() as m:
         Xd, yd = pm.Data("X", X), pm.Data("y", y)
-        md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        md, bd = (
+            pm.Data("mask", _mask(mask, len(y))),
+            pm.Data("beta", np.asarray(_validate.positive("beta", beta))),
+        )
         w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=X.shape[1])
         observed_gaussian("y_obs", pt.dot(Xd, w), 1.0, yd, md, bd, None)
     return m
@@ -93,7 +109,10 @@ def normal_crossing_model(x, y, k, *, prior_std: float = 1.0, beta: float = 1.0,
         raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
     with pm.Model() as m:
         xd, yd = pm.Data("x", x), pm.Data("y", y)
-        md, bd = pm.Data("mask", _mask(mask, len(y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        md, bd = (
+            pm.Data("mask", _mask(mask, len(y))),
+            pm.Data("beta", np.asarray(_validate.positive("beta", beta))),
+        )
         w = pm.Normal("w", 0.0, _validate.positive("prior_std", prior_std), shape=len(k))
         prod = pt.prod(pt.stack([w[i] ** k[i] for i in range(len(k))]))
         observed_gaussian("y_obs", xd * prod, 1.0, yd, md, bd, None)
@@ -107,7 +126,8 @@ def normal_crossing_llc(x, y, k, *, nbeta: float | None = None, gamma: float = 1
     With β = nβ/n, S_xx = Σx², S_xy = Σxy and f(w) = ∏ w_i^{k_i}, the tempered log-likelihood
     relative to w* = 0 is −g(w), g = β(S_xx f²/2 − S_xy f), and
 
-        λ_n = ∫ g e^{−g − γ‖w‖²/2} dw / ∫ e^{−g − γ‖w‖²/2} dw  = nβ (E[L_n(w)] − L_n(0)).
+        λ_n = ∫ g e^{−g − γ‖w‖²/2} dw / ∫ e^{−g − γ‖w‖²/2} dw
+            = nβ (E[L_n(w)] − L_n(0)).
 
     λ_n → 1/(2 max k_i) as n → ∞ but slowly: the next pole of the zeta function gives corrections
     of order (nβ)^{-(1/(2k₂) − 1/(2k₁))}, and the data term S_xy contributes O(1/log n) with negative
@@ -131,7 +151,9 @@ def normal_crossing_llc(x, y, k, *, nbeta: float | None = None, gamma: float = 1
         return [(-edge, -s), (-s, 0.0), (0.0, s), (s, edge)]
 
     def integrate_1d(fun, scale):
-        return sum(integrate.quad(fun, lo, hi, limit=200, epsabs=0.0, epsrel=1e-10)[0] for lo, hi in pieces(scale))
+        return sum(
+            integrate.quad(fun, lo, hi, limit=200, epsabs=0.0, epsrel=1e-10)[0] for lo, hi in pieces(scale)
+        )
 
     def weight(f, sq, moment):
         g = A * f * f - B * f
@@ -142,7 +164,7 @@ def normal_crossing_llc(x, y, k, *, nbeta: float | None = None, gamma: float = 1
         if len(k) == 1:
             return weight(w2 ** k[0], w2 * w2, moment)
         c2 = w2 ** k[1]
-        scale = (A ** -0.5 / max(abs(c2), 1e-300)) ** (1.0 / k[0])  # where g ≈ 1 along w1
+        scale = (A**-0.5 / max(abs(c2), 1e-300)) ** (1.0 / k[0])  # where g ≈ 1 along w1
         return integrate_1d(lambda w1: weight(w1 ** k[0] * c2, w1 * w1 + w2 * w2, moment), scale)
 
     outer_scale = A ** (-0.5 / k[-1])
@@ -161,7 +183,10 @@ def reduced_rank_model(X, Y, *, H: int, prior_std: float = 1.0, beta: float = 1.
     H = _validate.integer("H", H, minimum=1)
     with pm.Model() as m:
         Xd, Yd = pm.Data("X", X), pm.Data("Y", Y)
-        md, bd = pm.Data("mask", _mask(mask, len(Y))), pm.Data("beta", np.asarray(_validate.positive("beta", beta)))
+        md, bd = (
+            pm.Data("mask", _mask(mask, len(Y))),
+            pm.Data("beta", np.asarray(_validate.positive("beta", beta))),
+        )
         A = pm.Normal("A", 0.0, prior_std, shape=(H, X.shape[1]))
         B = pm.Normal("B", 0.0, prior_std, shape=(Y.shape[1], H))
         observed_gaussian("Y_obs", pt.dot(pt.dot(Xd, A.T), B.T), 1.0, Yd, md, bd, None)
@@ -195,8 +220,9 @@ def known_data(kind: str, n: int, seed: int = 0, **kw):
 
 
 def regression_tempered_energy(X, y, beta: float, *, prior_std: float = 1.0) -> float:
-    """Exact E_β[n L_n(w)] of :func:`regression_model` (all rows), n L_n(w) = −Σ_k log N(y_k | ⟨w, x_k⟩, 1):
-    the tempered posterior is N(m, P⁻¹), P = βXᵀX + I/prior_std², m = βP⁻¹Xᵀy, so
+    """Exact E_β[n L_n(w)] of :func:`regression_model` (all rows),
+    n L_n(w) = −Σ_k log N(y_k | ⟨w, x_k⟩, 1): the tempered posterior is N(m, P⁻¹),
+    P = βXᵀX + I/prior_std², m = βP⁻¹Xᵀy, so
 
         E_β[n L_n] = ½‖y − Xm‖² + ½ tr(XᵀX P⁻¹) + (n/2) log 2π.
 
@@ -207,14 +233,19 @@ def regression_tempered_energy(X, y, beta: float, *, prior_std: float = 1.0) -> 
     P = beta * XtX + np.eye(X.shape[1]) / _validate.positive("prior_std", prior_std) ** 2
     Pinv = np.linalg.inv(P)
     m = beta * Pinv @ X.T @ y
-    return float(0.5 * np.sum((y - X @ m) ** 2) + 0.5 * np.trace(XtX @ Pinv) + 0.5 * len(y) * math.log(2 * math.pi))
+    return float(
+        0.5 * np.sum((y - X @ m) ** 2) + 0.5 * np.trace(XtX @ Pinv) + 0.5 * len(y) * math.log(2 * math.pi)
+    )
 
 
 def normal_crossing_tempered_energy(x, y, k, beta: float, *, prior_std: float = 1.0) -> float:
     """Exact E_β[n L_n(w)] of :func:`normal_crossing_model` (all rows, one or two parameters), by the
     quadrature of :func:`normal_crossing_llc`: with g(w) = β(S_xx f²/2 − S_xy f), f = ∏ w_i^{k_i},
-    n L_n(w) = Σy²/2 + (n/2) log 2π + g(w)/β, and the tempered posterior ∝ e^{−g − ‖w‖²/(2 prior_std²)}."""
+    n L_n(w) = Σy²/2 + (n/2) log 2π + g(w)/β, and the tempered posterior
+    ∝ e^{−g − ‖w‖²/(2 prior_std²)}."""
     x, y = _validate.finite_array("x", x), _validate.finite_array("y", y)
     beta = _validate.positive("beta", beta)
-    g = normal_crossing_llc(x, y, k, nbeta=len(x) * beta, gamma=1.0 / _validate.positive("prior_std", prior_std) ** 2)
+    g = normal_crossing_llc(
+        x, y, k, nbeta=len(x) * beta, gamma=1.0 / _validate.positive("prior_std", prior_std) ** 2
+    )
     return float(0.5 * np.sum(y * y) + 0.5 * len(y) * math.log(2 * math.pi) + g / beta)

@@ -1,6 +1,7 @@
 """Two-layer ReLU truth/model pairs (SPEC 5; Carroll's thesis and DSLT 4).
 
-Model   f(x; w) = Σ_{a=1..d} q_a ReLU(⟨w_a, x⟩ + b_a) + c,   x ∈ R², 4d + 1 parameters, N(0, prior_std²) priors.
+Model   f(x; w) = Σ_{a=1..d} q_a ReLU(⟨w_a, x⟩ + b_a) + c,   x ∈ R², 4d + 1 parameters,
+        N(0, prior_std²) priors.
 Data    x ~ U([−1, 1]²),  y = f(x; w⁰) + N(0, 1).
 Tempered posterior: the likelihood N(y | f, σ²) is raised to β (default 1/log n, as the published
 experiments); a mask selects D_n ⊂ D_N, as for TMS.  ``y`` is the observed variable ``y_obs`` (dims
@@ -21,11 +22,22 @@ from .data import relu_inputs
 from .tms import _mask, observed_gaussian
 
 __all__ = [
-    "ReluTruth", "pt1_truth", "pt2_truth", "symmetric_truth", "relu_data", "relu_forward", "relu_model", "default_beta",
-    "PT1_THETAS", "PT2_VARTHETAS", "EXPERIMENTS", "experiment_truth",
+    "ReluTruth",
+    "pt1_truth",
+    "pt2_truth",
+    "symmetric_truth",
+    "relu_data",
+    "relu_forward",
+    "relu_model",
+    "default_beta",
+    "PT1_THETAS",
+    "PT2_VARTHETAS",
+    "EXPERIMENTS",
+    "experiment_truth",
 ]
 
-#: SPEC 5 grids: θ ∈ [1.0, 1.36] step 0.02 plus 1.43, 1.50, π/2; ϑ ∈ [1, 2] step 0.1 plus 2.25, 2.5, 2.75, 3.
+#: SPEC 5 grids: θ ∈ [1.0, 1.36] step 0.02 plus 1.43, 1.50, π/2;
+#: ϑ ∈ [1, 2] step 0.1 plus 2.25, 2.5, 2.75, 3.
 PT1_THETAS = tuple(float(v) for v in np.round(np.arange(1.0, 1.3601, 0.02), 2)) + (1.43, 1.50, math.pi / 2)
 PT2_VARTHETAS = tuple(float(v) for v in np.round(np.arange(1.0, 2.001, 0.1), 1)) + (2.25, 2.5, 2.75, 3.0)
 
@@ -50,7 +62,8 @@ def relu_forward(X, w, b, q, c):
 
 
 def pt1_truth(theta: float) -> ReluTruth:
-    """Phase Transition 1 (SPEC 5): w₁⁰ = (cos θ, sin θ), w₂⁰ = (−cos θ, sin θ), b = −0.3, q = 1, c = 0."""
+    """Phase Transition 1 (SPEC 5): w₁⁰ = (cos θ, sin θ), w₂⁰ = (−cos θ, sin θ), b = −0.3,
+    q = 1, c = 0."""
     theta = float(theta)
     if not (math.isfinite(theta) and 0.0 < theta <= math.pi / 2):
         raise ValueError(f"theta must be in (0, π/2], got {theta!r}")
@@ -87,10 +100,15 @@ def symmetric_truth(m: int, *, bias: float = -0.3, q: float = 1.0) -> ReluTruth:
     return ReluTruth(f"symmetric(m={m})", w, np.full(m, float(bias)), np.full(m, float(q)), 0.0)
 
 
-def relu_data(truth: ReluTruth, n: int, seed: int = 0, *, noise_std: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def relu_data(
+    truth: ReluTruth, n: int, seed: int = 0, *, noise_std: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(X, y): n inputs x ~ U([−1, 1]²) and y = f(x; w⁰) + N(0, noise_std²), from one seed.  Inputs
     and noise come from two independent streams of the seed, so row k is the same whatever n is."""
-    inputs, noise = (np.random.default_rng(s) for s in np.random.SeedSequence(_validate.integer("seed", seed, minimum=0)).spawn(2))
+    inputs, noise = (
+        np.random.default_rng(s)
+        for s in np.random.SeedSequence(_validate.integer("seed", seed, minimum=0)).spawn(2)
+    )
     X = relu_inputs(n, inputs)
     y = truth(X) + _validate.positive("noise_std", noise_std) * noise.normal(size=len(X))
     return X, y
@@ -104,7 +122,9 @@ def default_beta(n: float) -> float:
     return 1.0 / math.log(n)
 
 
-def relu_model(X, y, *, d: int, prior_std: float = 1.0, sigma: float = 1.0, beta: float | None = None, mask=None) -> pm.Model:
+def relu_model(
+    X, y, *, d: int, prior_std: float = 1.0, sigma: float = 1.0, beta: float | None = None, mask=None
+) -> pm.Model:
     """Build the tempered posterior of a d-node two-layer ReLU model on (X, y) (module docstring).
 
     ``beta`` defaults to 1/log n with n the number of selected rows.  Records ``L_n`` =

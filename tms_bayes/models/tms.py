@@ -3,9 +3,9 @@
     W ~ N(0, prior_std²) (r × c),   b ~ N(0, prior_std²) (c),
     log p(D_n | W, b) = β Σ_k m_k Σ_j log N(x_kj | f_j(x_k; W, b), σ²),   f = ReLU(WᵀW x + b).
 
-With σ² = 1/2 (the default, the paper's convention) the log-likelihood is −β n L_n + const, so the
-log density is −n β L_n − ½‖w‖²/prior_std² + const.  The mask m ∈ {0, 1}^N selects the first n of N
-rows (D_n ⊂ D_N), so one compiled log density serves every n of a sweep; β tempers the likelihood.
+With σ² = 1/2 (the default, the paper's convention) the log-likelihood is −β n L_n + const, so the log
+density is −n β L_n − ½‖w‖²/prior_std² + const.  The mask m ∈ {0, 1}^N selects the first n of
+N rows (D_n ⊂ D_N), so one compiled log density serves every n of a sweep; β tempers the likelihood.
 Data, mask and β are ``pm.Data`` containers: the sampling engine turns them into arguments.
 
 The data are an **observed** random variable (``X_obs``, dims ``(obs, feature)``), so PyMC's
@@ -25,7 +25,8 @@ from .. import _validate
 from ..theory.potential import _potential
 from ._pymc_compat import patch_blackjax_sampler, patch_posterior_predictive
 
-patch_blackjax_sampler()  # pm.sample(nuts_sampler="blackjax") on these models, with the blackjax we pin (see _pymc_compat)
+# pm.sample(nuts_sampler="blackjax") on these models, with the blackjax we pin (see _pymc_compat)
+patch_blackjax_sampler()
 patch_posterior_predictive()  # pm.sample_posterior_predictive leaves the model usable (see _pymc_compat)
 
 __all__ = ["tms_model", "tms_population_model", "observed_gaussian", "SIGMA_PAPER"]
@@ -39,7 +40,9 @@ def _mask(mask, N: int) -> np.ndarray:
         return np.ones(N)
     mask = _validate.finite_array("mask", mask)
     if mask.shape != (N,) or not np.all((mask == 0) | (mask == 1)):
-        raise ValueError(f"mask must be a 0/1 vector of length N = {N} (rows of the data), got shape {mask.shape}")
+        raise ValueError(
+            f"mask must be a 0/1 vector of length N = {N} (rows of the data), got shape {mask.shape}"
+        )
     if mask.sum() < 1:
         raise ValueError("mask must select at least one row (n >= 1)")
     return mask.astype(float)
@@ -57,14 +60,18 @@ def observed_gaussian(name: str, mu, sigma, data, mask, beta, dims):
     pointwise, untempered log-likelihood ℓ_k (WAIC, LOO) and a predictive distribution.  At β = 1
     and no mask the correction is exactly 0."""
     obs = pm.Normal(name, mu=mu, sigma=sigma, observed=data, dims=dims)
-    ell = pm.logp(pm.Normal.dist(mu=mu, sigma=sigma), data)  # a fresh node: the registered RV stays out of the Potential
+    ell = pm.logp(
+        pm.Normal.dist(mu=mu, sigma=sigma), data
+    )  # a fresh node: the registered RV stays out of the Potential
     if ell.ndim == 2:
         ell = ell.sum(axis=1)
     pm.Potential("tempering", pt.sum((beta * mask - 1.0) * ell))
     return obs
 
 
-def tms_model(X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAPER, beta: float = 1.0, mask=None) -> pm.Model:
+def tms_model(
+    X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAPER, beta: float = 1.0, mask=None
+) -> pm.Model:
     """Build the TMS posterior for inputs ``X`` (N, c) (module docstring).
 
     ``mask`` (N,) of 0/1 selects the rows in D_n (default: all); ``beta`` tempers the likelihood.
@@ -93,7 +100,9 @@ def tms_model(X, *, r: int = 2, prior_std: float = 1.0, sigma: float = SIGMA_PAP
     return model
 
 
-def tms_population_model(c: int, *, n: int, r: int = 2, prior_std: float = 1.0, beta: float = 1.0) -> pm.Model:
+def tms_population_model(
+    c: int, *, n: int, r: int = 2, prior_std: float = 1.0, beta: float = 1.0
+) -> pm.Model:
     """The TMS posterior in the infinite-data limit: L_n replaced by the closed-form potential L
     (SPEC 1.1), log density −nβ L(W, b) − ½‖w‖²/prior_std² + const.
 
@@ -118,5 +127,11 @@ def tms_population_model(c: int, *, n: int, r: int = 2, prior_std: float = 1.0, 
         L = _potential(pt, W, b)
         pm.Deterministic("L_n", L)
         pm.Potential("loglik", -bd * nd * L)
-    model.tms_settings = {"model": "tms-population", "r": r, "c": c, "prior_std": prior_std, "sigma": SIGMA_PAPER}
+    model.tms_settings = {
+        "model": "tms-population",
+        "r": r,
+        "c": c,
+        "prior_std": prior_std,
+        "sigma": SIGMA_PAPER,
+    }
     return model

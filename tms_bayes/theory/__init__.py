@@ -5,12 +5,53 @@ and their catalogue, learning coefficients where theory gives them, free energie
 occupancy curves and crossovers, and the one-dimensional K(w) examples.
 """
 
-from .critical_points import CriticalPoint, catalogue_phase_names, critical_points, kgon, optimal_radius_bias, parse_phase, phase_name
-from .free_energy import TRUSTED_FROM, crossover, crossover_steps, crossovers, free_energy, phase_free_energies, theoretical_occupancy, winner_changes
-from .laplace import constant_steps, dataset_free_energies, flat_region_mass, label_copies, laplace_terms, n_effective
+from .critical_points import (
+    CriticalPoint,
+    catalogue_phase_names,
+    critical_points,
+    kgon,
+    optimal_radius_bias,
+    parse_phase,
+    phase_name,
+)
+from .free_energy import (
+    TRUSTED_FROM,
+    crossover,
+    crossover_steps,
+    crossovers,
+    free_energy,
+    phase_free_energies,
+    theoretical_occupancy,
+    winner_changes,
+)
+from .laplace import (
+    constant_steps,
+    dataset_free_energies,
+    flat_region_mass,
+    label_copies,
+    laplace_terms,
+    n_effective,
+)
 from .regions import column_roles, in_phase_xp
-from .one_dim import first_order_crossover, first_order_example, free_energy_curves, local_free_energy, merge_curves, merge_example, two_singularities
-from .potential import empirical_loss, empirical_loss_jax, pack, potential, potential_grad, potential_hessian, potential_jax, unpack
+from .one_dim import (
+    first_order_crossover,
+    first_order_example,
+    free_energy_curves,
+    local_free_energy,
+    merge_curves,
+    merge_example,
+    two_singularities,
+)
+from .potential import (
+    empirical_loss,
+    empirical_loss_jax,
+    pack,
+    potential,
+    potential_grad,
+    potential_hessian,
+    potential_jax,
+    unpack,
+)
 
 __all__ = [
     "CriticalPoint",

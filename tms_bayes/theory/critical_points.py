@@ -16,9 +16,10 @@ Decorations, in the paper's notation k^{σ+,φ−}:
 
 Learning coefficients: for k ≥ 5 the points are minimally singular and λ = rank(Hessian)/2
 ((3k − 1)/2 for a standard k-gon, + 3/2 per σ+ column) — provided the point is a local minimum.  A σ+
-column beside a dead column is a saddle (the σ+ output's bias couples the two zero columns through
-the bilinear term 2 b_s (W_s · W_d) μ), e.g. 5+ at c ≥ 7; there λ is reported unknown.  The 4-gon family sits on kinks of L (not C²):
-its λ is not known in closed form and is reported as unknown (NaN with ``lambda_source="unknown"``).
+column beside a dead column is a saddle (the σ+ output's bias couples the two zero columns through the
+bilinear term 2 b_s (W_s · W_d) μ), e.g. 5+ at c ≥ 7; there λ is reported unknown.  The 4-gon family
+sits on kinks of L (not C²): its λ is not known in closed form and is reported as unknown (NaN with
+``lambda_source="unknown"``).
 
 c_α = ½‖w*‖², the −log density of the N(0, I) prior up to a constant shared by all phases.  Flat
 coordinates (the bias of a dead column, the bias of a switched-off vertex) are free along a
@@ -107,7 +108,8 @@ def parse_phase(name: str) -> tuple[int, int, int]:
     m = _NAME.match(name.replace("−", "-"))
     if m is None:
         raise ValueError(
-            f"phase name {name!r} is not of the form k, then σ '+' signs, then φ '-' signs (e.g. '6', '5+', '4++-')"
+            f"phase name {name!r} is not of the form k, then σ '+' signs, then φ '-' signs "
+            "(e.g. '6', '5+', '4++-')"
         )
     return int(m.group(1)), len(m.group(2)), len(m.group(3))
 
@@ -144,7 +146,9 @@ def optimal_radius_bias(k: int) -> tuple[float, float]:
 
     best = None
     for start in ([1.0, 0.0], [1.0 + 0.15 * (k - 4), -0.3 * (k - 4)], [1.5, -1.0]):
-        res = optimize.minimize(fun, np.asarray(start, float), jac=True, method="BFGS", options={"gtol": 1e-13, "maxiter": 1000})
+        res = optimize.minimize(
+            fun, np.asarray(start, float), jac=True, method="BFGS", options={"gtol": 1e-13, "maxiter": 1000}
+        )
         if best is None or res.fun < best.fun - 1e-15:
             best = res
     radius, bias = (float(x) for x in best.x)
@@ -182,9 +186,13 @@ def kgon(
     sigma = _validate.integer("sigma", sigma, minimum=0)
     phi = _validate.integer("phi", phi, minimum=0)
     if k + sigma > c:
-        raise ValueError(f"sigma must be in [0, c - k] = [0, {c - k}] (σ+ columns need zero columns), got sigma={sigma}")
+        raise ValueError(
+            f"sigma must be in [0, c - k] = [0, {c - k}] (σ+ columns need zero columns), got sigma={sigma}"
+        )
     if phi > k:
-        raise ValueError(f"phi must be in [0, k] = [0, {k}] (φ− switches off polygon vertices), got phi={phi}")
+        raise ValueError(
+            f"phi must be in [0, k] = [0, {k}] (φ− switches off polygon vertices), got phi={phi}"
+        )
     if not (math.isfinite(dead_bias) and dead_bias < 0):
         raise ValueError(f"dead_bias must be a finite negative number (a dead column), got {dead_bias!r}")
 
@@ -192,7 +200,9 @@ def kgon(
     if off_bias is None:
         off_bias = -2.0 * radius**2
     if not (math.isfinite(off_bias) and off_bias < -(radius**2)):
-        raise ValueError(f"off_bias must be < -l*² = {-(radius**2):.5f} to switch a vertex off, got {off_bias!r}")
+        raise ValueError(
+            f"off_bias must be < -l*² = {-(radius**2):.5f} to switch a vertex off, got {off_bias!r}"
+        )
 
     W = np.zeros((r, c))
     b = np.full(c, float(dead_bias))
@@ -213,7 +223,8 @@ def kgon(
 # ---------------------------------------------------------------------------------------------
 def catalogue_phase_names(c: int) -> list[str]:
     """Names of the catalogue's points at c (SPEC 1.2): k-gons for 5 ≤ k ≤ c with σ ≤ c − k, and the
-    4-gon family 4^{σ+,φ−} with σ ≤ c − 4, φ ∈ {0..4}.  Ordered by k descending, then σ, then φ."""
+    4-gon family 4^{σ+,φ−} with σ ≤ c − 4, φ ∈ {0..4}.  Ordered by k descending, then σ, then
+    φ."""
     c = _validate.integer("c", c, minimum=4)
     names = [phase_name(k, s) for k in range(c, 4, -1) for s in range(c - k + 1)]
     names += [phase_name(4, s, p) for s in range(c - 4 + 1) for p in range(5)]
@@ -232,7 +243,9 @@ def critical_points(c: int = 6, r: int = 2) -> xr.Dataset:
     c = _validate.integer("c", c, minimum=1)
     r = _validate.integer("r", r, minimum=1)
     if c < 4:
-        raise ValueError(f"c must be >= 4 for the k-gon catalogue (its smallest polygon is the 4-gon), got c={c}")
+        raise ValueError(
+            f"c must be >= 4 for the k-gon catalogue (its smallest polygon is the 4-gon), got c={c}"
+        )
     if r < 2:
         raise ValueError(f"r must be >= 2 for the k-gon catalogue (a polygon needs a plane), got r={r}")
     return _critical_points(c, r).copy(deep=True)
@@ -242,7 +255,24 @@ def critical_points(c: int = 6, r: int = 2) -> xr.Dataset:
 def _critical_points(c: int, r: int) -> xr.Dataset:
     names = catalogue_phase_names(c)
     d = r * c + c
-    rows = {key: [] for key in ("k", "sigma", "phi", "loss", "grad_norm", "rank", "neg", "lam", "src", "c_alpha", "eig", "W", "b")}
+    rows = {
+        key: []
+        for key in (
+            "k",
+            "sigma",
+            "phi",
+            "loss",
+            "grad_norm",
+            "rank",
+            "neg",
+            "lam",
+            "src",
+            "c_alpha",
+            "eig",
+            "W",
+            "b",
+        )
+    }
     for name in names:
         k, s, p = parse_phase(name)
         pt = kgon(k, c, r=r, sigma=s, phi=p)
@@ -273,17 +303,32 @@ def _critical_points(c: int, r: int) -> xr.Dataset:
             "k": ("phase", np.array(rows["k"])),
             "sigma": ("phase", np.array(rows["sigma"])),
             "phi": ("phase", np.array(rows["phi"])),
-            "loss": ("phase", np.array(rows["loss"]), {"long_name": "L(w*)", "formula": "closed-form TMS potential"}),
+            "loss": (
+                "phase",
+                np.array(rows["loss"]),
+                {"long_name": "L(w*)", "formula": "closed-form TMS potential"},
+            ),
             "grad_norm": ("phase", np.array(rows["grad_norm"]), {"long_name": "|grad L(w*)|"}),
             "hessian_rank": ("phase", np.array(rows["rank"]), {"rtol": RANK_RTOL, "atol": RANK_ATOL}),
-            "hessian_negative": ("phase", np.array(rows["neg"]), {"long_name": "number of negative Hessian eigenvalues (saddle if > 0)"}),
+            "hessian_negative": (
+                "phase",
+                np.array(rows["neg"]),
+                {"long_name": "number of negative Hessian eigenvalues (saddle if > 0)"},
+            ),
             "lambda_": (
                 "phase",
                 np.array(rows["lam"]),
-                {"long_name": "learning coefficient", "formula": "rank(Hessian)/2 for minimally singular points; NaN = unknown"},
+                {
+                    "long_name": "learning coefficient",
+                    "formula": "rank(Hessian)/2 for minimally singular points; NaN = unknown",
+                },
             ),
             "lambda_source": ("phase", np.array(rows["src"], dtype=object)),
-            "c_alpha": ("phase", np.array(rows["c_alpha"]), {"formula": "0.5*|w*|^2 over non-flat coordinates"}),
+            "c_alpha": (
+                "phase",
+                np.array(rows["c_alpha"]),
+                {"formula": "0.5*|w*|^2 over non-flat coordinates"},
+            ),
             "hessian_eigenvalues": (("phase", "param"), np.array(rows["eig"])),
             "W": (("phase", "hidden", "feature"), np.array(rows["W"])),
             "b": (("phase", "feature"), np.array(rows["b"])),
@@ -293,7 +338,8 @@ def _critical_points(c: int, r: int) -> xr.Dataset:
             "c": c,
             "r": r,
             "description": "k-gon critical points of the TMS potential (SPEC 1.2)",
-            "lambda_note": "lambda_ is NaN where theory gives no value (4-gon family, r > 2): estimate it, never invent it",
+            "lambda_note": "lambda_ is NaN where theory gives no value (4-gon family, r > 2): "
+            "estimate it, never invent it",
         },
     )
     return ds

@@ -10,14 +10,14 @@ crossover between α and β is an n ≥ 1 solving F_α(n) = F_β(n).
 
 Two conventions (``convention=``), both in the energy n_eff L with n_eff = nβ/(2σ²) (SPEC 2):
 
-- ``"paper"``: F = n_eff L_α + λ_α log n_eff + c_α with the paper's c_α = ½‖w*‖² — the TMS paper's
-  formula (5 → 6 at n ≈ 601 at the defaults);
+- ``"paper"``: F = n_eff L_α + λ_α log n_eff + c_α with the paper's c_α = ½‖w*‖² — the TMS
+  paper's formula (5 → 6 at n ≈ 601 at the defaults);
 - ``"laplace"``: the Laplace / Morse–Bott expansion with every O(1) term
   (:mod:`tms_bayes.theory.laplace`): orbit lengths, labelled copies, Hessian determinants, the prior's
   normaliser and the prior mass of the dead columns' flat region.
 
-In both, F_α − F_β = a·n_eff + b·log n_eff + c', so F_α − F_β has at most two roots in log n: every root
-≥ 1 is returned by :func:`crossovers`, each marked ``trusted`` when n_eff ≥ ``trusted_from``.
+In both, F_α − F_β = a·n_eff + b·log n_eff + c', so F_α − F_β has at most two roots in log n: every
+root ≥ 1 is returned by :func:`crossovers`, each marked ``trusted`` when n_eff ≥ ``trusted_from``.
 """
 
 from __future__ import annotations
@@ -34,14 +34,24 @@ from .. import _validate
 from .critical_points import parse_phase
 from .laplace import CONVENTIONS, constant_steps, laplace_terms, n_effective
 
-__all__ = ["free_energy", "phase_free_energies", "theoretical_occupancy", "crossover", "crossovers", "crossover_steps", "winner_changes", "TRUSTED_FROM"]
+__all__ = [
+    "free_energy",
+    "phase_free_energies",
+    "theoretical_occupancy",
+    "crossover",
+    "crossovers",
+    "crossover_steps",
+    "winner_changes",
+    "TRUSTED_FROM",
+]
 
-#: Smallest n_eff = nβ/(2σ²) at which a crossover of the expansions is marked trusted.  Measured on the population
-#: model by restricted-phase SMC (benchmarks/phase_free_energy.py, regions with dead_tol = 0): the
-#: Laplace F₅ − F₆ is off by −0.40 ± 0.08 nats at n = 300, −0.37 at 10³, −0.10 at 3·10³ and −0.03 at
-#: 3·10⁴ (F₅₊ − F₆ by < 0.4 everywhere), while each phase's own residual grows quickly below a few
-#: hundred (5-gon −1.97 at n = 300); a root moves by ≈ residual / (n ΔL + Δλ), which near n ≈ 100 is
-#: more than the root itself.  The paper also warns that classification fails below n ≈ 400.
+#: Smallest n_eff = nβ/(2σ²) at which a crossover of the expansions is marked trusted.  Measured on the
+#: population model by restricted-phase SMC (benchmarks/phase_free_energy.py, regions with dead_tol = 0):
+#: the Laplace F₅ − F₆ is off by −0.40 ± 0.08 nats at n = 300, −0.37 at 10³, −0.10 at 3·10³
+#: and −0.03 at 3·10⁴ (F₅₊ − F₆ by < 0.4 everywhere), while each phase's own residual grows
+#: quickly below a few hundred (5-gon −1.97 at n = 300); a root moves by ≈ residual / (n ΔL + Δλ),
+#: which near n ≈ 100 is more than the root itself.  The paper also warns that classification fails below
+#: n ≈ 400.
 TRUSTED_FROM = 300.0
 
 
@@ -63,7 +73,9 @@ def _phase_table(catalogue: xr.Dataset, phases: Sequence[str], lambdas: Mapping[
     for name in list(phases) + list(lambdas):
         parse_phase(name)  # form check first: a clearer message for typos like '5x'
         if name not in known:
-            raise ValueError(f"unknown phase {name!r} at c={catalogue.attrs.get('c')}; allowed: {', '.join(known)}")
+            raise ValueError(
+                f"unknown phase {name!r} at c={catalogue.attrs.get('c')}; allowed: {', '.join(known)}"
+            )
     if len(set(phases)) != len(phases):
         raise ValueError(f"phases must not repeat a name, got {phases}")
     sub = catalogue.sel(phase=phases)
@@ -73,8 +85,10 @@ def _phase_table(catalogue: xr.Dataset, phases: Sequence[str], lambdas: Mapping[
             lam[i] = float(lambdas[name])
         if not math.isfinite(lam[i]):
             raise ValueError(
-                f"λ of phase {name!r} is unknown in theory (SPEC 1.2); pass an estimate, e.g. lambdas={{'{name}': 7.3}}, "
-                f"or choose phases whose λ is known: {', '.join(p for p, l in zip(known, catalogue['lambda_'].values) if math.isfinite(l))}"
+                f"λ of phase {name!r} is unknown in theory (SPEC 1.2); "
+                f"pass an estimate, e.g. lambdas={{'{name}': 7.3}}, "
+                "or choose phases whose λ is known: "
+                f"{', '.join(p for p, l in zip(known, catalogue['lambda_'].values) if math.isfinite(l))}"
             )
     return phases, sub["loss"].values.astype(float), lam, sub["c_alpha"].values.astype(float)
 
@@ -85,7 +99,10 @@ def _scale(sigma, beta, prior_std, convention):
     prior_std = _validate.positive("prior_std", prior_std)
     convention = _validate.choice("convention", convention, CONVENTIONS)
     if convention == "paper" and prior_std != 1.0:
-        raise ValueError(f"the paper's c_alpha = 0.5*|w*|^2 assumes prior_std = 1, got {prior_std}; use convention='laplace'")
+        raise ValueError(
+            f"the paper's c_alpha = 0.5*|w*|^2 assumes prior_std = 1, got {prior_std}; "
+            "use convention='laplace'"
+        )
     return sigma, beta, prior_std, convention
 
 
@@ -98,8 +115,17 @@ def _coefficients(catalogue, phases, lambdas, convention, prior_std):
     return names, L, terms["hessian_rank"].values / 2.0, terms["constant"].values
 
 
-def phase_free_energies(catalogue: xr.Dataset, phases, n, *, lambdas: Mapping[str, float] | None = None, convention: str = "paper",
-                        sigma: float = math.sqrt(0.5), beta: float = 1.0, prior_std: float = 1.0) -> xr.DataArray:
+def phase_free_energies(
+    catalogue: xr.Dataset,
+    phases,
+    n,
+    *,
+    lambdas: Mapping[str, float] | None = None,
+    convention: str = "paper",
+    sigma: float = math.sqrt(0.5),
+    beta: float = 1.0,
+    prior_std: float = 1.0,
+) -> xr.DataArray:
     """F_n(W_α) for each phase and n, as a DataArray (n, phase), in ``convention`` (module docstring):
     ``"paper"``: n_eff L_α + λ_α log n_eff + c_α;  ``"laplace"``: n_eff L_α + (r_α/2) log n_eff + C_α.
     The coordinates ``lambda_`` and ``c_alpha`` hold the coefficient of log n_eff and the O(1) term of
@@ -109,18 +135,38 @@ def phase_free_energies(catalogue: xr.Dataset, phases, n, *, lambdas: Mapping[st
     n = _validate.sample_sizes("n", n)
     ne = n_effective(n, beta=beta, sigma=sigma)
     F = ne[:, None] * L[None, :] + np.log(ne)[:, None] * coef[None, :] + const[None, :]
-    formula = "F_n = n_eff*L + lambda*log(n_eff) + c_alpha" if convention == "paper" else "F_n = n_eff*L + (r/2)*log(n_eff) + C_laplace"
+    formula = (
+        "F_n = n_eff*L + lambda*log(n_eff) + c_alpha"
+        if convention == "paper"
+        else "F_n = n_eff*L + (r/2)*log(n_eff) + C_laplace"
+    )
     return xr.DataArray(
         F,
         dims=("n", "phase"),
-        coords={"n": n, "phase": names, "loss": ("phase", L), "lambda_": ("phase", coef), "c_alpha": ("phase", const)},
+        coords={
+            "n": n,
+            "phase": names,
+            "loss": ("phase", L),
+            "lambda_": ("phase", coef),
+            "c_alpha": ("phase", const),
+        },
         name="free_energy",
-        attrs={"formula": formula, "convention": convention, "n_eff": "n*beta/(2*sigma^2)", "sigma": sigma, "beta": beta,
-               "prior_std": prior_std, "c": catalogue.attrs.get("c"), "r": catalogue.attrs.get("r")},
+        attrs={
+            "formula": formula,
+            "convention": convention,
+            "n_eff": "n*beta/(2*sigma^2)",
+            "sigma": sigma,
+            "beta": beta,
+            "prior_std": prior_std,
+            "c": catalogue.attrs.get("c"),
+            "r": catalogue.attrs.get("r"),
+        },
     )
 
 
-def theoretical_occupancy(catalogue: xr.Dataset, phases, n, *, lambdas: Mapping[str, float] | None = None, **scale) -> xr.DataArray:
+def theoretical_occupancy(
+    catalogue: xr.Dataset, phases, n, *, lambdas: Mapping[str, float] | None = None, **scale
+) -> xr.DataArray:
     """P(W_α | D_n) = softmax(−F_n) over the chosen phases, as a DataArray (n, phase) (SPEC 2);
     ``scale``: convention, sigma, beta, prior_std as in :func:`phase_free_energies`."""
     F = phase_free_energies(catalogue, phases, n, lambdas=lambdas, **scale)
@@ -130,20 +176,33 @@ def theoretical_occupancy(catalogue: xr.Dataset, phases, n, *, lambdas: Mapping[
     return occ
 
 
-def crossovers(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Mapping[str, float] | None = None, convention: str = "paper",
-               sigma: float = math.sqrt(0.5), beta: float = 1.0, prior_std: float = 1.0, trusted_from: float = TRUSTED_FROM) -> list[dict]:
-    """Every n ≥ 1 (up to 10¹²) where F_α(n) = F_β(n), increasing, as dicts {"n", "trusted", "winner_after"}.
+def crossovers(
+    catalogue: xr.Dataset,
+    phase_a: str,
+    phase_b: str,
+    *,
+    lambdas: Mapping[str, float] | None = None,
+    convention: str = "paper",
+    sigma: float = math.sqrt(0.5),
+    beta: float = 1.0,
+    prior_std: float = 1.0,
+    trusted_from: float = TRUSTED_FROM,
+) -> list[dict]:
+    """Every n ≥ 1 (up to 10¹²) where F_α(n) = F_β(n), increasing, as dicts
+    {"n", "trusted", "winner_after"}.
 
     With t = log n_eff the difference g(t) = ΔL e^t + Δcoef t + Δconst is convex or concave in t, so it
     has at most two roots; each is bracketed on a fine grid and refined by Brent's method.  A root is
-    ``trusted`` when n_eff = nβ/(2σ²) ≥ ``trusted_from`` (the expansions are asymptotic; module constant TRUSTED_FROM)."""
+    ``trusted`` when n_eff = nβ/(2σ²) ≥ ``trusted_from`` (the expansions are asymptotic; module
+    constant TRUSTED_FROM)."""
     sigma, tb, prior_std, convention = _scale(sigma, beta, prior_std, convention)
     names, L, coef, const = _coefficients(catalogue, [phase_a, phase_b], lambdas, convention, prior_std)
     return _roots(names, L, coef, const, float(n_effective(1.0, beta=tb, sigma=sigma)), trusted_from)
 
 
 def _roots(names, L, coef, const, n_eff_per_n: float, trusted_from: float) -> list[dict]:
-    """Roots n ≥ 1 of (L₀ − L₁) n_eff + (coef₀ − coef₁) log n_eff + (const₀ − const₁) (see crossovers)."""
+    """Roots n ≥ 1 of (L₀ − L₁) n_eff + (coef₀ − coef₁) log n_eff + (const₀ − const₁)
+    (see crossovers)."""
     dL, dcoef, dc = L[0] - L[1], coef[0] - coef[1], const[0] - const[1]
     t0 = math.log(n_eff_per_n)
 
@@ -157,11 +216,15 @@ def _roots(names, L, coef, const, n_eff_per_n: float, trusted_from: float) -> li
         t = optimize.brentq(g, ts[i], ts[i + 1], xtol=1e-14, rtol=1e-14)
         n = math.exp(t - t0)
         winner = names[0] if g(ts[i + 1]) < 0 else names[1]
-        out.append({"n": n, "trusted": bool(n * n_eff_per_n >= trusted_from), "winner_after": winner})  # trust is in n_eff
+        out.append(
+            {"n": n, "trusted": bool(n * n_eff_per_n >= trusted_from), "winner_after": winner}
+        )  # trust is in n_eff
     return out
 
 
-def crossover_steps(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, sigma: float = math.sqrt(0.5), beta: float = 1.0) -> pd.DataFrame:
+def crossover_steps(
+    catalogue: xr.Dataset, phase_a: str, phase_b: str, *, sigma: float = math.sqrt(0.5), beta: float = 1.0
+) -> pd.DataFrame:
     """How each O(1) term of the Laplace expansion moves the α → β crossover: starting from the paper's
     convention and adding the terms of :data:`tms_bayes.theory.laplace.CONSTANT_STEPS` one by one
     (λ = r/2 throughout, prior std 1).  Rows: step, constant of each phase, their difference, every
@@ -172,24 +235,40 @@ def crossover_steps(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, sigma:
     for step in steps.step.values:
         c = steps.sel(step=step).values
         roots = _roots(names, L, lam, c, float(n_effective(1.0, beta=beta, sigma=sigma)), TRUSTED_FROM)
-        rows.append({"step": str(step), f"C_{phase_a}": c[0], f"C_{phase_b}": c[1], "delta_C": c[0] - c[1],
-                     "roots": ", ".join(f"{r['n']:.1f}" for r in roots) or "none", "n_crit": roots[-1]["n"] if roots else math.nan})
+        rows.append(
+            {
+                "step": str(step),
+                f"C_{phase_a}": c[0],
+                f"C_{phase_b}": c[1],
+                "delta_C": c[0] - c[1],
+                "roots": ", ".join(f"{r['n']:.1f}" for r in roots) or "none",
+                "n_crit": roots[-1]["n"] if roots else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def crossover(catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Mapping[str, float] | None = None, **scale) -> float:
+def crossover(
+    catalogue: xr.Dataset, phase_a: str, phase_b: str, *, lambdas: Mapping[str, float] | None = None, **scale
+) -> float:
     """The largest n ≥ 1 with F_α(n) = F_β(n) (after it the phase of lower loss wins for every larger n),
     or ``nan`` when the curves never cross; every root: :func:`crossovers` (same keywords)."""
     roots = crossovers(catalogue, phase_a, phase_b, lambdas=lambdas, **scale)
     return roots[-1]["n"] if roots else math.nan
 
 
-def winner_changes(occupancy: xr.DataArray, catalogue: xr.Dataset, *, lambdas: Mapping[str, float] | None = None) -> list[dict]:
+def winner_changes(
+    occupancy: xr.DataArray, catalogue: xr.Dataset, *, lambdas: Mapping[str, float] | None = None
+) -> list[dict]:
     """Where the most probable phase changes along an occupancy curve: a list of
     ``{"from", "to", "n_crit"}`` with n_crit solved exactly by :func:`crossover` in the curve's convention."""
     a = occupancy.attrs
-    scale = {"convention": a.get("convention", "paper"), "sigma": a.get("sigma", math.sqrt(0.5)), "beta": a.get("beta", 1.0),
-             "prior_std": a.get("prior_std", 1.0)}
+    scale = {
+        "convention": a.get("convention", "paper"),
+        "sigma": a.get("sigma", math.sqrt(0.5)),
+        "beta": a.get("beta", 1.0),
+        "prior_std": a.get("prior_std", 1.0),
+    }
     winners = occupancy.phase.values[occupancy.argmax("phase").values]
     out = []
     for i in range(1, len(winners)):

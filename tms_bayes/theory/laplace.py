@@ -5,10 +5,11 @@ on the d = 3c parameters.  Around a minimally singular critical set M_α (a smoo
 critical points on which the Hessian H of L has constant rank r_α in the normal directions),
 
     F_α(n) = −log ∫_{U_α} φ(w) e^{−n_eff L(w)} dw
-           = n_eff L_α + (r_α/2) log n_eff − (r_α/2) log 2π + ½ log det′H_α − log ∫_{M_α} φ dvol + o(1),
+           = n_eff L_α + (r_α/2) log n_eff − (r_α/2) log 2π + ½ log det′H_α
+             − log ∫_{M_α} φ dvol + o(1),
 
-because the normal integral is ∫_{R^r} e^{−n_eff xᵀHx/2} dx = (2π/n_eff)^{r/2} (det′H)^{−1/2}, det′
-the product of the non-zero eigenvalues.  For a k^{σ+} point (k ≥ 5 at r = 2) the critical set is
+because the normal integral is ∫_{R^r} e^{−n_eff xᵀHx/2} dx = (2π/n_eff)^{r/2} (det′H)^{−1/2},
+det′ the product of the non-zero eigenvalues.  For a k^{σ+} point (k ≥ 5 at r = 2) the critical set is
 
     M_α = (labelled copies) × (SO(2) orbit of the live columns) × (flat region of the dead columns),
 
@@ -68,7 +69,8 @@ CONVENTIONS = ("paper", "laplace")
 
 
 def n_effective(n, *, beta: float = 1.0, sigma: float = math.sqrt(0.5)):
-    """n_eff = nβ/(2σ²): the energy is n_eff L for a Gaussian likelihood of variance σ² tempered by β."""
+    """n_eff = nβ/(2σ²): the energy is n_eff L for a Gaussian likelihood of variance σ² tempered by
+    β."""
     return np.asarray(n, dtype=float) * beta / (2.0 * sigma**2)
 
 
@@ -110,7 +112,8 @@ def _flat_region_mass(c, k, sigma, prior_std, samples, seed, batch):
         done += m
     if hits == 0:
         raise ValueError(
-            f"no prior draw of {samples} fell in the flat region of {k}{'+' * sigma} at c = {c}; raise samples"
+            f"no prior draw of {samples} fell in the flat region of {k}{'+' * sigma} at c = {c}; "
+            "raise samples"
         )
     p = hits / samples
     return p, math.sqrt((1.0 - p) / hits)
@@ -166,7 +169,11 @@ def region_log_ratio(
         ratio = w.mean() / flat.mean()
         # delta method for log(mean(w) / mean(f)) with paired draws
         cov = np.cov(np.stack([w, flat]))
-        var = (cov[0, 0] / w.mean() ** 2 + cov[1, 1] / flat.mean() ** 2 - 2 * cov[0, 1] / (w.mean() * flat.mean())) / samples
+        var = (
+            cov[0, 0] / w.mean() ** 2
+            + cov[1, 1] / flat.mean() ** 2
+            - 2 * cov[0, 1] / (w.mean() * flat.mean())
+        ) / samples
         out.append(math.log(ratio))
         se.append(math.sqrt(max(var, 0.0)))
     return np.array(out), np.array(se)
@@ -205,8 +212,10 @@ def laplace_terms(
         row = catalogue.sel(phase=name)
         if str(row.lambda_source.values) != "theory" or phi:
             raise ValueError(
-                f"the Laplace free energy needs a minimally singular local minimum; {name!r} is not one at c = {c} "
-                "(the 4-gon family sits on kinks of L, and saddles have negative curvature); use convention='paper' with an estimated λ"
+                "the Laplace free energy needs a minimally singular local minimum; "
+                f"{name!r} is not one at c = {c} "
+                "(the 4-gon family sits on kinks of L, and saddles have negative curvature); "
+                "use convention='paper' with an estimated λ"
             )
         eig = np.asarray(row.hessian_eigenvalues.values, dtype=float)
         tol = max(RANK_RTOL * np.abs(eig).max(), RANK_ATOL)
@@ -243,7 +252,8 @@ def laplace_terms(
         "prior_std": prior_std,
         "flat_samples": samples,
         "flat_seed": seed,
-        "formula": "F = n_eff L + (r/2) log n_eff - (r/2) log 2pi + 0.5 log det'H - log(copies * orbit * phi_live(w*) * P_flat)",
+        "formula": "F = n_eff L + (r/2) log n_eff - (r/2) log 2pi + 0.5 log det'H "
+        "- log(copies * orbit * phi_live(w*) * P_flat)",
     }
     return xr.Dataset(
         {k_: ("phase", np.asarray(v)) for k_, v in rows.items()}, coords={"phase": names}, attrs=attrs
@@ -265,8 +275,9 @@ def neighbourhood_draws(
     - live coordinates: the Laplace Gaussian N(w*, (n H)⁺) on the non-flat coordinates (H the Hessian of
       L at w*, ⁺ its pseudo-inverse, so the orbit direction gets no spread);
     - each dead column: drawn from the prior N(0, s²) restricted to the neighbourhood b_j ≤ 0,
-      ‖W_j‖ ≤ ``dead_norm_max`` and kept with probability min(1, e^{−n ΔL}), ΔL = L − L(column removed):
-      the whole flat region (ΔL = 0) and its cubic shell (ΔL > 0 rising like the cube of the excess);
+      ‖W_j‖ ≤ ``dead_norm_max`` and kept with probability min(1, e^{−n ΔL}),
+      ΔL = L − L(column removed): the whole flat region (ΔL = 0) and its cubic shell (ΔL > 0 rising
+      like the cube of the excess);
     - then a uniformly random rotation, reflection and column permutation (the symmetries of L).
     Used to test the classifier on what a posterior at n looks like near each phase (issue 13)."""
     from .potential import pack, potential, potential_hessian
@@ -351,7 +362,8 @@ def dataset_free_energies(
     of ``X``), summed over the data-distinguishable variants v (:func:`label_variants`):
 
         F_α(D_n) = −log Σ_v exp(−F_v),
-        F_v = n_eff L_n(ŵ_v) + (r/2) log(n_eff/2π) + ½ log det′H_n(ŵ_v) − log(2π‖W_live‖_F · φ_live(ŵ_v) · P_flat),
+        F_v = n_eff L_n(ŵ_v) + (r/2) log(n_eff/2π) + ½ log det′H_n(ŵ_v)
+              − log(2π‖W_live‖_F · φ_live(ŵ_v) · P_flat),
 
     ŵ_v the minimiser of L_n near copy v *kept inside the phase* (damped Newton, vmapped over variants;
     a step is taken only if it lowers L_n and stays in the phase's region, so a minimiser that would
@@ -452,7 +464,8 @@ def dataset_free_energies(
             "sigma": sigma,
             "beta": beta,
             "prior_std": prior_std,
-            "formula": "F = -logsumexp_v(-F_v), F_v = n_eff L_n(w_v) + (r/2) log(n_eff/2pi) + 0.5 log det'H_n - log(orbit phi_live P_flat)",
+            "formula": "F = -logsumexp_v(-F_v), "
+            "F_v = n_eff L_n(w_v) + (r/2) log(n_eff/2pi) + 0.5 log det'H_n - log(orbit phi_live P_flat)",
         },
     )
 

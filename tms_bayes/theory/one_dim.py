@@ -4,9 +4,10 @@ Uniform prior φ = 1/4 on [−2, 2]; the local free energy of a window W = [lo, 
 
     F_n(W) = −log ∫_W φ(w) e^{−n K(w)} dw,
 
-computed by adaptive quadrature with the minimum factored out (F = n K_min − log ∫ φ e^{−n(K − K_min)}),
-so it stays accurate for n up to 1e8.  Asymptotically F_n(W) ≈ n K(w*) + λ log n + O(1), with λ the
-learning coefficient of the minimum in W: 1/2 for a quadratic minimum, 1/(2p) for K ~ (w − w*)^{2p}.
+computed by adaptive quadrature with the minimum factored out
+(F = n K_min − log ∫ φ e^{−n(K − K_min)}), so it stays accurate for n up to 1e8.  Asymptotically
+F_n(W) ≈ n K(w*) + λ log n + O(1), with λ the learning coefficient of the minimum in W: 1/2 for a
+quadratic minimum, 1/(2p) for K ~ (w − w*)^{2p}.
 
 Three examples:
 
@@ -65,7 +66,9 @@ class OneDimExample:
         return list(self.windows)
 
 
-def local_free_energy(K: Callable, window: tuple[float, float], n: float, *, prior=PRIOR_INTERVAL, minimum: float | None = None) -> float:
+def local_free_energy(
+    K: Callable, window: tuple[float, float], n: float, *, prior=PRIOR_INTERVAL, minimum: float | None = None
+) -> float:
     """F_n(W) = −log ∫_W φ(w) e^{−n K(w)} dw for the uniform prior φ on ``prior`` (module docstring).
 
     ``minimum`` is where K is smallest in the window (found numerically when not given); quadrature
@@ -79,7 +82,12 @@ def local_free_energy(K: Callable, window: tuple[float, float], n: float, *, pri
     if minimum is None:
         grid = np.linspace(lo, hi, 4001)
         i = int(np.argmin(K(grid)))
-        res = optimize.minimize_scalar(K, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]), method="bounded", options={"xatol": 1e-12})
+        res = optimize.minimize_scalar(
+            K,
+            bounds=(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]),
+            method="bounded",
+            options={"xatol": 1e-12},
+        )
         minimum = float(res.x)
     k_min = float(K(np.asarray(minimum)))
     density = 1.0 / (phi_ - plo)
@@ -92,7 +100,9 @@ def local_free_energy(K: Callable, window: tuple[float, float], n: float, *, pri
     pts = sorted({p for p in (minimum, *(minimum - scales), *(minimum + scales)) if lo < p < hi})
     edges = [lo, *pts, hi]
     total = sum(
-        integrate.quad(integrand, a, b, limit=500, epsabs=0.0, epsrel=1e-11)[0] for a, b in zip(edges[:-1], edges[1:]) if b > a
+        integrate.quad(integrand, a, b, limit=500, epsabs=0.0, epsrel=1e-11)[0]
+        for a, b in zip(edges[:-1], edges[1:])
+        if b > a
     )
     return n * k_min - math.log(density * total)
 
@@ -109,7 +119,8 @@ def two_singularities() -> OneDimExample:
 
 
 def first_order_example(K0: float = 0.1, a: float = 0.1) -> OneDimExample:
-    """K = min((w + 1)², K₀ + a (w − 1)⁴): true quadratic minimum at −1, flat non-true one (K = K₀) at +1."""
+    """K = min((w + 1)², K₀ + a (w − 1)⁴): true quadratic minimum at −1, flat non-true one (K = K₀)
+    at +1."""
     K0 = _validate.positive("K0", K0)
     a = _validate.positive("a", a)
     return OneDimExample(
@@ -123,7 +134,8 @@ def first_order_example(K0: float = 0.1, a: float = 0.1) -> OneDimExample:
 
 
 def merge_example(theta: float) -> OneDimExample:
-    """K_θ = (w + 1 − θ)²(w − 1 + θ)⁴, windows ±0.5 around each minimum; the minima merge at θ = 1."""
+    """K_θ = (w + 1 − θ)²(w − 1 + θ)⁴, windows ±0.5 around each minimum; the minima merge at
+    θ = 1."""
     theta = float(theta)
     if not (math.isfinite(theta) and 0.0 <= theta <= 1.0):
         raise ValueError(f"theta must be in [0, 1] (θ = 1 is the merge), got {theta!r}")
@@ -141,13 +153,29 @@ def merge_example(theta: float) -> OneDimExample:
 def free_energy_curves(example: OneDimExample, n) -> xr.DataArray:
     """F_n(W_α) for each phase of ``example`` and each n, as a DataArray (n, phase)."""
     n = _validate.sample_sizes("n", n)
-    F = np.array([[local_free_energy(example.K, example.windows[p], float(m), minimum=example.minima[p]) for p in example.phases] for m in n])
+    F = np.array(
+        [
+            [
+                local_free_energy(example.K, example.windows[p], float(m), minimum=example.minima[p])
+                for p in example.phases
+            ]
+            for m in n
+        ]
+    )
     return xr.DataArray(
         F,
         dims=("n", "phase"),
-        coords={"n": n, "phase": example.phases, "lambda_": ("phase", [example.lambdas[p] for p in example.phases])},
+        coords={
+            "n": n,
+            "phase": example.phases,
+            "lambda_": ("phase", [example.lambdas[p] for p in example.phases]),
+        },
         name="free_energy",
-        attrs={"example": example.name, "prior": "uniform on [-2, 2]", **{f"param_{k}": v for k, v in example.params.items()}},
+        attrs={
+            "example": example.name,
+            "prior": "uniform on [-2, 2]",
+            **{f"param_{k}": v for k, v in example.params.items()},
+        },
     )
 
 
@@ -158,9 +186,15 @@ def merge_curves(thetas, n: float = 10.0) -> xr.DataArray:
     rows = []
     for th in thetas:
         ex = merge_example(th)
-        rows.append([local_free_energy(ex.K, ex.windows[p], n, minimum=ex.minima[p]) for p in ("left", "right")])
+        rows.append(
+            [local_free_energy(ex.K, ex.windows[p], n, minimum=ex.minima[p]) for p in ("left", "right")]
+        )
     return xr.DataArray(
-        np.array(rows), dims=("theta", "phase"), coords={"theta": thetas, "phase": ["left", "right"]}, name="free_energy", attrs={"example": "merge", "n": n}
+        np.array(rows),
+        dims=("theta", "phase"),
+        coords={"theta": thetas, "phase": ["left", "right"]},
+        name="free_energy",
+        attrs={"example": "merge", "n": n},
     )
 
 
@@ -172,7 +206,9 @@ def first_order_crossover(example: OneDimExample | None = None, *, n_max: float 
 
     def g(t):
         m = math.exp(t)
-        return local_free_energy(ex.K, ex.windows[p], m, minimum=ex.minima[p]) - local_free_energy(ex.K, ex.windows[q], m, minimum=ex.minima[q])
+        return local_free_energy(ex.K, ex.windows[p], m, minimum=ex.minima[p]) - local_free_energy(
+            ex.K, ex.windows[q], m, minimum=ex.minima[q]
+        )
 
     ts = np.linspace(0.0, math.log(n_max), 60)
     gs = np.array([g(t) for t in ts])

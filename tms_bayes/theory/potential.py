@@ -90,7 +90,8 @@ def _check_wb(W, b) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"W must have shape (..., r, c) with r >= 1 and c >= 1, got {W.shape}")
     if b.shape[-1] != W.shape[-1] or b.shape[:-1] != W.shape[:-2]:
         raise ValueError(
-            f"b must have shape (..., c) matching W of shape (..., r, c) = {W.shape}; got b of shape {b.shape}"
+            f"b must have shape (..., c) matching W of shape (..., r, c) = {W.shape}; "
+            f"got b of shape {b.shape}"
         )
     return W, b
 
@@ -115,7 +116,8 @@ def potential_jax(W, b):
 
 
 def empirical_loss(W, b, X) -> np.ndarray | float:
-    """Empirical loss L_n(W, b) on inputs ``X`` of shape (n, c): (1/n) Σ_k ‖x_k − f(x_k)‖² (SPEC 1)."""
+    """Empirical loss L_n(W, b) on inputs ``X`` of shape (n, c): (1/n) Σ_k ‖x_k − f(x_k)‖²
+    (SPEC 1)."""
     W, b = _check_wb(W, b)
     X = _validate.finite_array("X", X, ndim_min=2)
     if X.ndim != 2 or X.shape[1] != W.shape[-1] or X.shape[0] < 1:
@@ -153,7 +155,8 @@ _hess_flat = jax.jit(jax.hessian(_flat_potential), static_argnums=(1, 2))
 
 
 def potential_grad(W, b) -> tuple[np.ndarray, np.ndarray]:
-    """∇L at (W, b), returned as (∂L/∂W, ∂L/∂b) numpy arrays (exact, via JAX autodiff in float64)."""
+    """∇L at (W, b), returned as (∂L/∂W, ∂L/∂b) numpy arrays (exact, via JAX autodiff in
+    float64)."""
     W, b = _check_wb(W, b)
     if W.ndim != 2:
         raise ValueError(f"potential_grad takes a single point: W must have shape (r, c), got {W.shape}")
