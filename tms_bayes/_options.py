@@ -19,17 +19,35 @@ from dataclasses import MISSING, field, fields, is_dataclass, replace
 __all__ = ["setting", "add_options", "from_args", "flag_of"]
 
 
-def setting(default=MISSING, doc: str = "", *, default_factory=MISSING, flag: str | None = None,
-            choices=None, parse: Callable[[str], object] | None = None, show: str | None = None,
-            positional: bool = False, nargs=None, cli: bool = True):
+def setting(
+    default=MISSING,
+    doc: str = "",
+    *,
+    default_factory=MISSING,
+    flag: str | None = None,
+    choices=None,
+    parse: Callable[[str], object] | None = None,
+    show: str | None = None,
+    positional: bool = False,
+    nargs=None,
+    cli: bool = True,
+):
     """A dataclass field with its documentation and command-line spelling.
 
     ``flag``: the option name (default ``--field-name``; for a bool whose default is True, ``--no-…``);
     ``parse``: turns the command-line text into the value (its ``ValueError`` message is shown as is);
     ``show``: how the default reads in ``--help``; ``positional``/``nargs``: a positional argument;
     ``cli=False``: not on the command line."""
-    meta = {"doc": doc, "flag": flag, "choices": choices, "parse": parse, "show": show,
-            "positional": positional, "nargs": nargs, "cli": cli}
+    meta = {
+        "doc": doc,
+        "flag": flag,
+        "choices": choices,
+        "parse": parse,
+        "show": show,
+        "positional": positional,
+        "nargs": nargs,
+        "cli": cli,
+    }
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -57,8 +75,9 @@ def add_options(parser: argparse.ArgumentParser, defaults, *, prefix: str = "") 
             continue
         doc = meta.get("doc", "")
         if meta.get("positional"):
-            parser.add_argument(dest, metavar=f.name.upper(), nargs=meta.get("nargs"), help=doc,
-                                choices=meta.get("choices"))
+            parser.add_argument(
+                dest, metavar=f.name.upper(), nargs=meta.get("nargs"), help=doc, choices=meta.get("choices")
+            )
             continue
         shown = meta.get("show") or _show(value)
         if isinstance(value, bool):
@@ -71,9 +90,15 @@ def add_options(parser: argparse.ArgumentParser, defaults, *, prefix: str = "") 
         kind = str if meta.get("parse") else type(value) if isinstance(value, (int, float, str)) else str
         if kind is int:
             kind = _integer
-        parser.add_argument(flag_of(f), dest=dest, type=kind, default=value, choices=meta.get("choices"),
-                            metavar=None if meta.get("choices") else f.name.upper(),
-                            help=f"{doc} (default {shown})" if doc else f"(default {shown})")
+        parser.add_argument(
+            flag_of(f),
+            dest=dest,
+            type=kind,
+            default=value,
+            choices=meta.get("choices"),
+            metavar=None if meta.get("choices") else f.name.upper(),
+            help=f"{doc} (default {shown})" if doc else f"(default {shown})",
+        )
 
 
 def from_args(defaults, args: argparse.Namespace, *, prefix: str = ""):
@@ -91,7 +116,11 @@ def from_args(defaults, args: argparse.Namespace, *, prefix: str = ""):
             continue
         given = getattr(args, dest)
         parse = meta.get("parse")
-        if parse is not None and isinstance(given, (str, list)) and not (isinstance(value, str) and given == value):
+        if (
+            parse is not None
+            and isinstance(given, (str, list))
+            and not (isinstance(value, str) and given == value)
+        ):
             try:
                 given = parse(given)
             except ValueError as exc:

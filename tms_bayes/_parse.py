@@ -62,8 +62,11 @@ def parse_sizes(text: str, name: str = "--n") -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in _grid(text, name, _whole))
     except ValueError as exc:
-        raise ValueError(str(exc).replace("start:stop:step with step > 0", "integers start:stop:step with step > 0")
-                         .replace("a comma list (", "a comma list of integers (")) from None
+        raise ValueError(
+            str(exc)
+            .replace("start:stop:step with step > 0", "integers start:stop:step with step > 0")
+            .replace("a comma list (", "a comma list of integers (")
+        ) from None
 
 
 def number(text: str) -> float:
@@ -93,8 +96,10 @@ def parse_values(text: str | None, name: str = "--values") -> tuple[float, ...] 
             raise ValueError
         return values
     except ValueError:
-        raise ValueError(f"{name} must be start:stop:step or a comma list of numbers (pi allowed, e.g. 1.1,1.26,pi/2), "
-                         f"got {text!r}") from None
+        raise ValueError(
+            f"{name} must be start:stop:step or a comma list of numbers (pi allowed, e.g. 1.1,1.26,pi/2), "
+            f"got {text!r}"
+        ) from None
 
 
 def parse_lambdas(text: str | None, name: str = "--lambdas") -> dict[str, float]:
@@ -109,7 +114,9 @@ def parse_lambdas(text: str | None, name: str = "--lambdas") -> dict[str, float]
                 raise ValueError
             out[key.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"{name} must be a comma list of PHASE=VALUE (e.g. 4+=7.9,4=6.5), got {item!r}") from None
+            raise ValueError(
+                f"{name} must be a comma list of PHASE=VALUE (e.g. 4+=7.9,4=6.5), got {item!r}"
+            ) from None
         if not math.isfinite(out[key.strip()]) or out[key.strip()] <= 0:
             raise ValueError(f"{name}: λ must be a finite number > 0, got {item!r}")
     return out
@@ -136,7 +143,9 @@ def log_beta_factor(text: str) -> float:
     """The factor a of a tempering written "a/log n" ("1/log n", "1.5/log n"; WBIC's β = 1/log n)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)?\s*/\s*log\s*\(?\s*n\s*\)?\s*", str(text))
     if not m:
-        raise ValueError(f"beta must be a positive number or 'a/log n' (e.g. '1/log n' for WBIC), got {text!r}")
+        raise ValueError(
+            f"beta must be a positive number or 'a/log n' (e.g. '1/log n' for WBIC), got {text!r}"
+        )
     a = float(m.group(1) or 1.0)
     if not a > 0:
         raise ValueError(f"beta 'a/log n' needs a > 0, got {text!r}")

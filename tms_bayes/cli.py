@@ -18,6 +18,7 @@ from ._parse import parse_grid, parse_lambdas, parse_values
 
 __all__ = ["main", "build_parser", "parse_grid", "parse_lambdas", "parse_values"]
 
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and exit status 2."""
 
@@ -35,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ._options import add_options
     from .experiments import commands
 
-    p = _Parser(prog="tms-bayes",
-                description="Bayesian and dynamical phase transitions in singular models (TMS, two-layer ReLU).")
+    p = _Parser(
+        prog="tms-bayes",
+        description="Bayesian and dynamical phase transitions in singular models (TMS, two-layer ReLU).",
+    )
     p.add_argument("--version", action="version", version=f"tms-bayes {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for cmd in commands():
@@ -87,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ._devices import configure
 
-    configure(strict=False)  # one XLA device per core before any JAX backend starts: chains shard across cores
+    configure(
+        strict=False
+    )  # one XLA device per core before any JAX backend starts: chains shard across cores
     warnings.filterwarnings("ignore", message=".*BLAS.*")
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     args = build_parser().parse_args(argv)
@@ -95,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except (ValueError, OSError) as exc:  # bad input, a refused path, a full disk, a corrupt file
-        detail = str(exc) if isinstance(exc, ValueError) else f"{exc.strerror or exc} ({exc.filename or 'no path'})"
+        detail = (
+            str(exc)
+            if isinstance(exc, ValueError)
+            else f"{exc.strerror or exc} ({exc.filename or 'no path'})"
+        )
         print(f"tms-bayes: error: {' '.join(detail.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -110,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         from . import __version__
 
-        print(f"tms-bayes {__version__}: internal error (not a problem with your input); please report it to the "
-              "tms-bayes developers with the command and the traceback above", file=sys.stderr)
+        print(
+            f"tms-bayes {__version__}: internal error (not a problem with your input); please report it to the "
+            "tms-bayes developers with the command and the traceback above",
+            file=sys.stderr,
+        )
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

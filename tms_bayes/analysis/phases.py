@@ -62,8 +62,18 @@ from .._options import setting
 from ..theory import regions
 from ..theory.critical_points import phase_name
 
-__all__ = ["UNCLASSIFIED", "tms_features", "relu_features", "classify_tms", "TMSPhaseClassifier", "Thresholds", "FunctionalRule", "Rule", "rule_from_options",
-           "ClassifierOptions"]
+__all__ = [
+    "UNCLASSIFIED",
+    "tms_features",
+    "relu_features",
+    "classify_tms",
+    "TMSPhaseClassifier",
+    "Thresholds",
+    "FunctionalRule",
+    "Rule",
+    "rule_from_options",
+    "ClassifierOptions",
+]
 
 UNCLASSIFIED = "unclassified"
 
@@ -137,11 +147,15 @@ class FunctionalRule:
         return {"classifier": "function", "dead_tol": self.dead_tol, "vertex_norm": self.vertex_norm}
 
     def describe(self) -> str:
-        return (f"the functional rule (a column is dead when its outputs stay off up to dead_tol = {self.dead_tol:g}; "
-                f"φ− when such a column is at least vertex_norm = {self.vertex_norm:g} long; k by the convex hull)")
+        return (
+            f"the functional rule (a column is dead when its outputs stay off up to dead_tol = {self.dead_tol:g}; "
+            f"φ− when such a column is at least vertex_norm = {self.vertex_norm:g} long; k by the convex hull)"
+        )
 
     def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return regions.label_samples(W, b, tol=self.dead_tol, vertex_norm=self.vertex_norm, unclassified=UNCLASSIFIED)
+        return regions.label_samples(
+            W, b, tol=self.dead_tol, vertex_norm=self.vertex_norm, unclassified=UNCLASSIFIED
+        )
 
 
 @dataclass(frozen=True)
@@ -161,12 +175,19 @@ class Thresholds:
             raise ValueError(f"zero_norm must be <= vertex_norm, got {self.zero_norm} > {self.vertex_norm}")
 
     def attrs(self) -> dict:
-        return {"classifier": "threshold", "vertex_norm": self.vertex_norm, "zero_norm": self.zero_norm,
-                "bias_tol": self.bias_tol, "off_factor": self.off_factor}
+        return {
+            "classifier": "threshold",
+            "vertex_norm": self.vertex_norm,
+            "zero_norm": self.zero_norm,
+            "bias_tol": self.bias_tol,
+            "off_factor": self.off_factor,
+        }
 
     def describe(self) -> str:
-        return (f"the threshold rule (vertex_norm = {self.vertex_norm:g}, zero_norm = {self.zero_norm:g}, "
-                f"bias_tol = {self.bias_tol:g}, off_factor = {self.off_factor:g})")
+        return (
+            f"the threshold rule (vertex_norm = {self.vertex_norm:g}, zero_norm = {self.zero_norm:g}, "
+            f"bias_tol = {self.bias_tol:g}, off_factor = {self.off_factor:g})"
+        )
 
     def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         flatW = W.reshape(-1, *W.shape[-2:])
@@ -182,9 +203,14 @@ Rule = FunctionalRule | Thresholds
 class ClassifierOptions:
     """The phase rule as settings (``--classifier`` and its options); :meth:`rule` builds it."""
 
-    classifier: str = setting("function", "phase rule: by what the columns do, or the old column-norm thresholds",
-                              choices=("function", "threshold"))
-    dead_tol: float = setting(regions.DEFAULT_DEAD_TOL, "function rule: a column whose outputs stay off up to this is dead")
+    classifier: str = setting(
+        "function",
+        "phase rule: by what the columns do, or the old column-norm thresholds",
+        choices=("function", "threshold"),
+    )
+    dead_tol: float = setting(
+        regions.DEFAULT_DEAD_TOL, "function rule: a column whose outputs stay off up to this is dead"
+    )
     vertex_norm: float = setting(0.5, "classifier: min column norm of a polygon vertex / of a φ− column")
     zero_norm: float = setting(0.25, "threshold rule: max column norm of a zero column")
     bias_tol: float = setting(0.0, "threshold rule: a zero column with bias above this is σ+")
@@ -199,15 +225,30 @@ class ClassifierOptions:
             raise ValueError(f"bias_tol must be a finite number, got {self.bias_tol!r}")
         _validate.positive("off_factor", self.off_factor, strict=False)
         if self.zero_norm >= self.vertex_norm:
-            raise ValueError(f"zero_norm must be below vertex_norm, got {self.zero_norm} >= {self.vertex_norm}")
+            raise ValueError(
+                f"zero_norm must be below vertex_norm, got {self.zero_norm} >= {self.vertex_norm}"
+            )
 
     def rule(self) -> "Rule":
-        return rule_from_options(self.classifier, dead_tol=self.dead_tol, vertex_norm=self.vertex_norm,
-                                 zero_norm=self.zero_norm, bias_tol=self.bias_tol, off_factor=self.off_factor)
+        return rule_from_options(
+            self.classifier,
+            dead_tol=self.dead_tol,
+            vertex_norm=self.vertex_norm,
+            zero_norm=self.zero_norm,
+            bias_tol=self.bias_tol,
+            off_factor=self.off_factor,
+        )
 
 
-def rule_from_options(classifier: str = "function", *, dead_tol: float = regions.DEFAULT_DEAD_TOL, vertex_norm: float = 0.5,
-                      zero_norm: float = 0.25, bias_tol: float = 0.0, off_factor: float = 1.0) -> Rule:
+def rule_from_options(
+    classifier: str = "function",
+    *,
+    dead_tol: float = regions.DEFAULT_DEAD_TOL,
+    vertex_norm: float = 0.5,
+    zero_norm: float = 0.25,
+    bias_tol: float = 0.0,
+    off_factor: float = 1.0,
+) -> Rule:
     """The rule named by ``classifier`` ("function" or "threshold") with its options (CLI helper)."""
     classifier = _validate.choice("classifier", classifier, ("function", "threshold"))
     if classifier == "function":
@@ -256,8 +297,16 @@ class TMSPhaseClassifier(ClassifierMixin, BaseEstimator):
     then b — the layout of :func:`tms_bayes.theory.pack`).  ``fit`` only validates: the classifier is
     exact, not learned.  ``classifier`` = "function" (default) or "threshold" (module docstring)."""
 
-    def __init__(self, c: int = 6, classifier: str = "function", dead_tol: float = regions.DEFAULT_DEAD_TOL, vertex_norm: float = 0.5,
-                 zero_norm: float = 0.25, bias_tol: float = 0.0, off_factor: float = 1.0):
+    def __init__(
+        self,
+        c: int = 6,
+        classifier: str = "function",
+        dead_tol: float = regions.DEFAULT_DEAD_TOL,
+        vertex_norm: float = 0.5,
+        zero_norm: float = 0.25,
+        bias_tol: float = 0.0,
+        off_factor: float = 1.0,
+    ):
         self.c = c
         self.classifier = classifier
         self.dead_tol = dead_tol
@@ -267,13 +316,21 @@ class TMSPhaseClassifier(ClassifierMixin, BaseEstimator):
         self.off_factor = off_factor
 
     def _rule(self) -> Rule:
-        return rule_from_options(self.classifier, dead_tol=self.dead_tol, vertex_norm=self.vertex_norm, zero_norm=self.zero_norm,
-                                 bias_tol=self.bias_tol, off_factor=self.off_factor)
+        return rule_from_options(
+            self.classifier,
+            dead_tol=self.dead_tol,
+            vertex_norm=self.vertex_norm,
+            zero_norm=self.zero_norm,
+            bias_tol=self.bias_tol,
+            off_factor=self.off_factor,
+        )
 
     def _split(self, X):
         X = _validate.finite_array("X", X, ndim_min=2)
         if X.shape[1] != 3 * self.c:
-            raise ValueError(f"X must have 3c = {3 * self.c} columns (W of shape (2, c) then b), got {X.shape[1]}")
+            raise ValueError(
+                f"X must have 3c = {3 * self.c} columns (W of shape (2, c) then b), got {X.shape[1]}"
+            )
         return X[:, : 2 * self.c].reshape(-1, 2, self.c), X[:, 2 * self.c :]
 
     def fit(self, X, y=None):

@@ -17,8 +17,19 @@ from dataclasses import dataclass
 __all__ = ["Command", "commands", "MODULES"]
 
 #: the workflow modules behind the ``tms-bayes`` subcommands, in the order ``--help`` lists them
-MODULES = ("main_job", "theory", "posterior_sweep", "occupancy", "smc", "llc_catalogue", "dynamics", "relu", "compare",
-           "wbic", "criteria")
+MODULES = (
+    "main_job",
+    "theory",
+    "posterior_sweep",
+    "occupancy",
+    "smc",
+    "llc_catalogue",
+    "dynamics",
+    "relu",
+    "compare",
+    "wbic",
+    "criteria",
+)
 
 
 @dataclass(frozen=True)

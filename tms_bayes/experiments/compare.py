@@ -27,8 +27,12 @@ class CompareSettings:
     """``tms-bayes compare``: (label, run directory) pairs."""
 
     runs: tuple[tuple[str, str], ...] = setting(
-        (), "run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR (split at the last '=')",
-        positional=True, nargs="+", parse=labelled_runs)
+        (),
+        "run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR (split at the last '=')",
+        positional=True,
+        nargs="+",
+        parse=labelled_runs,
+    )
 
     def __post_init__(self):
         labels = [label for label, _ in self.runs]
@@ -50,5 +54,10 @@ def main(settings: CompareSettings, out="results/compare", *, progress: bool = T
     return 0
 
 
-COMMAND = Command("compare", "runs of the main job side by side: the 5 -> 6 crossover by every estimator, F5 - F6 "
-                  "against n", CompareSettings, main, "results/compare")
+COMMAND = Command(
+    "compare",
+    "runs of the main job side by side: the 5 -> 6 crossover by every estimator, F5 - F6 against n",
+    CompareSettings,
+    main,
+    "results/compare",
+)

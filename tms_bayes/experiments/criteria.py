@@ -30,14 +30,24 @@ def main(settings: CriteriaSettings, out=None, *, progress: bool = True) -> int:
     """Write ``criteria.csv`` (one row per run) into ``out`` (default: the sweep) and print it."""
     ds = sweep_criteria(load_sweep(settings.run_dir))
     frame = ds.drop_vars([v for v in ds.data_vars if v.startswith("wbic")]).to_dataframe().reset_index()
-    path = write_text(Path(out or settings.run_dir) / "criteria.csv", frame.to_csv(index=False, float_format="%.6g"))
+    path = write_text(
+        Path(out or settings.run_dir) / "criteria.csv", frame.to_csv(index=False, float_format="%.6g")
+    )
     print(frame.round(3).to_string(index=False))
     if ds.attrs["tempered"]:
-        print("note: these runs are tempered (β ≠ 1): WAIC and LOO are those of the tempered posterior, "
-              "not Watanabe's criteria")
+        print(
+            "note: these runs are tempered (β ≠ 1): WAIC and LOO are those of the tempered posterior, "
+            "not Watanabe's criteria"
+        )
     print(f"wrote {path}")
     return 0
 
 
-COMMAND = Command("criteria", "WAIC and PSIS-LOO (and WBIC where beta = 1/log n) of every run of a sweep",
-                  CriteriaSettings, main, lambda s: s.run_dir, writes=("sweep", None))
+COMMAND = Command(
+    "criteria",
+    "WAIC and PSIS-LOO (and WBIC where beta = 1/log n) of every run of a sweep",
+    CriteriaSettings,
+    main,
+    lambda s: s.run_dir,
+    writes=("sweep", None),
+)

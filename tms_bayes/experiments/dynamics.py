@@ -51,17 +51,30 @@ def main(job: DynamicsJob, out=None, *, progress: bool = True) -> int:
     out = out or f"runs/dynamics-c{job.training.c}"
     ds = run_dynamics(job.training, out, progress=progress)
     p = job.plateaus
-    rep = dynamics_report(ds, out, thresholds=job.classifier.rule(), slope_tol=p.slope_tol, min_span=p.min_span,
-                          loss_tol=p.loss_tol)
+    rep = dynamics_report(
+        ds,
+        out,
+        thresholds=job.classifier.rule(),
+        slope_tol=p.slope_tol,
+        min_span=p.min_span,
+        loss_tol=p.loss_tol,
+    )
     print(rep.sequences.final.value_counts().to_string() if len(rep.sequences) else "no plateaus found")
     print(rep.transitions.to_string(index=False) if len(rep.transitions) else "no transitions observed")
     s = rep.summary
-    print(f"BAH: {s['transitions']} transitions, {s['pass']} pass, {s['fail']} fail, {s['inconclusive']} inconclusive; "
-          f"ΔL/Δλ increased in {s['ratio_increases']}/{s['consecutive_pairs']} consecutive pairs")
+    print(
+        f"BAH: {s['transitions']} transitions, {s['pass']} pass, {s['fail']} fail, {s['inconclusive']} inconclusive; "
+        f"ΔL/Δλ increased in {s['ratio_increases']}/{s['consecutive_pairs']} consecutive pairs"
+    )
     print(f"report: {rep.files['report']}")
     return 0
 
 
-COMMAND = Command("dynamics", "SGD training runs through critical points: plateaus, transitions, λ̂ along "
-                  "trajectories, BAH check", DynamicsJob, main, lambda job: f"runs/dynamics-c{job.training.c}",
-                  writes=("dynamics",))
+COMMAND = Command(
+    "dynamics",
+    "SGD training runs through critical points: plateaus, transitions, λ̂ along trajectories, BAH check",
+    DynamicsJob,
+    main,
+    lambda job: f"runs/dynamics-c{job.training.c}",
+    writes=("dynamics",),
+)

@@ -32,10 +32,18 @@ class LlcSettings:
     """Every setting of a λ̂-at-the-catalogue run; validated on construction, before any work."""
 
     c: int = setting(6, "features c")
-    phases: tuple[str, ...] = setting(("5",), "phase name(s), comma-separated, or 'all' for the whole catalogue",
-                                      flag="--phase", parse=parse_names)
-    data: str = setting("population", "population: closed-form L at sample size n (no dataset noise); "
-                        "empirical: L_n on a dataset of n rows", choices=("population", "empirical"))
+    phases: tuple[str, ...] = setting(
+        ("5",),
+        "phase name(s), comma-separated, or 'all' for the whole catalogue",
+        flag="--phase",
+        parse=parse_names,
+    )
+    data: str = setting(
+        "population",
+        "population: closed-form L at sample size n (no dataset noise); "
+        "empirical: L_n on a dataset of n rows",
+        choices=("population", "empirical"),
+    )
     n: int = setting(100_000, "sample size n (nβ = n/log n)")
     refine: bool = setting(False, "empirical: first move w* to the nearest local minimum of L_n")
     sampler: str = setting("nuts", "λ̂ sampler", choices=("nuts", "sgld"))
@@ -58,7 +66,9 @@ class LlcSettings:
         _validate.ceiling("n", self.n, 10_000_000)
         _validate.integer("chains", self.chains, minimum=1)
         _validate.integer("draws", self.draws, minimum=1)
-        _validate.ceiling("chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), 10_000_000)
+        _validate.ceiling(
+            "chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), 10_000_000
+        )
         _validate.integer("tune", self.tune, minimum=1)
         _validate.positive("gamma", self.gamma)
         _validate.positive("step_size", self.step_size)
@@ -68,7 +78,9 @@ class LlcSettings:
         if self.batch_size is not None:
             _validate.integer("batch_size", self.batch_size, minimum=1)
             if self.data == "population":
-                raise ValueError("batch_size needs data='empirical' (the population model has no rows to batch)")
+                raise ValueError(
+                    "batch_size needs data='empirical' (the population model has no rows to batch)"
+                )
         names = list(critical_points(self.c).phase.values)
         phases = tuple(p.strip().replace("−", "-") for p in self.phases if p.strip())
         phases = tuple(str(p) for p in names) if phases in ((), ("all",)) else phases
@@ -104,14 +116,35 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
     st = settings
     cat = critical_points(st.c)
     model = _model(st)
-    fields = ("llc", "llc_se", "lambda_theory", "hessian_negative", "loss_star", "nbeta", "share_below_w_star", "acceptance")
+    fields = (
+        "llc",
+        "llc_se",
+        "lambda_theory",
+        "hessian_negative",
+        "loss_star",
+        "nbeta",
+        "share_below_w_star",
+        "acceptance",
+    )
     out = {f: np.full(len(st.phases), np.nan) for f in fields}
     sources, notes, idatas = [], [], {}
     for i, p in enumerate(tqdm(st.phases, desc="λ̂", unit="phase", disable=not progress)):
         k, s, f = parse_phase(p)
         point = kgon(k, st.c, sigma=s, phi=f)
-        res = estimate_llc(model, {"W": point.W, "b": point.b}, sampler=st.sampler, gamma=st.gamma, nbeta=st.nbeta, chains=st.chains,
-                           draws=st.draws, tune=st.tune, step_size=st.step_size, batch_size=st.batch_size, refine=st.refine, seed=st.seed)
+        res = estimate_llc(
+            model,
+            {"W": point.W, "b": point.b},
+            sampler=st.sampler,
+            gamma=st.gamma,
+            nbeta=st.nbeta,
+            chains=st.chains,
+            draws=st.draws,
+            tune=st.tune,
+            step_size=st.step_size,
+            batch_size=st.batch_size,
+            refine=st.refine,
+            seed=st.seed,
+        )
         row = cat.sel(phase=p)
         lam, neg = float(row.lambda_), int(row.hessian_negative)
         said = []
@@ -121,16 +154,33 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
             said.append("ESTIMATE (theory unknown)")
         said += res.warnings
         d = res.diagnostics
-        values = (res.llc_mean, res.llc_se, lam, neg, res.loss_star, res.idata.posterior.attrs["nbeta"], d["share_below_w_star"], d["acceptance"])
+        values = (
+            res.llc_mean,
+            res.llc_se,
+            lam,
+            neg,
+            res.loss_star,
+            res.idata.posterior.attrs["nbeta"],
+            d["share_below_w_star"],
+            d["acceptance"],
+        )
         for name, v in zip(fields, values):
             out[name][i] = v
         sources.append(str(row.lambda_source.item()))
         notes.append(" | ".join(said))
         idatas[p] = res.idata
-    ds = xr.Dataset({**{f: ("phase", v) for f, v in out.items()}, "lambda_source": ("phase", np.array(sources, dtype=str)),
-                     "notes": ("phase", np.array(notes, dtype=str))}, coords={"phase": list(st.phases)},
-                    attrs={**{f"setting_{k}": str(v) for k, v in st.to_dict().items()},
-                           "formula": "llc = n*beta*(E[L_n(w)] - L_n(w*)) under exp(-n*beta*L_n(w) - gamma/2 |w - w*|^2)"})
+    ds = xr.Dataset(
+        {
+            **{f: ("phase", v) for f, v in out.items()},
+            "lambda_source": ("phase", np.array(sources, dtype=str)),
+            "notes": ("phase", np.array(notes, dtype=str)),
+        },
+        coords={"phase": list(st.phases)},
+        attrs={
+            **{f"setting_{k}": str(v) for k, v in st.to_dict().items()},
+            "formula": "llc = n*beta*(E[L_n(w)] - L_n(w*)) under exp(-n*beta*L_n(w) - gamma/2 |w - w*|^2)",
+        },
+    )
     return ds, idatas
 
 
@@ -141,7 +191,9 @@ def table(ds: xr.Dataset) -> str:
         r = ds.sel(phase=p)
         lam = float(r.lambda_theory)
         short = "; ".join(w.split(":")[0] for w in str(r.notes.item()).split(" | ") if w)
-        lines.append(f"{p:<9}{float(r.llc):>9.3f}{float(r.llc_se):>8.3f}{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}   {short}")
+        lines.append(
+            f"{p:<9}{float(r.llc):>9.3f}{float(r.llc_se):>8.3f}{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}   {short}"
+        )
     return "\n".join(lines)
 
 
@@ -150,7 +202,10 @@ def report(ds: xr.Dataset, idatas: dict, out) -> dict[str, Path]:
     from ..store.atomic import write_netcdf, write_text
 
     out = Path(out)
-    files = {"csv": write_text(out / "llc.csv", ds.to_dataframe().reset_index().to_csv(index=False)), "nc": write_netcdf(out / "llc.nc", ds)}
+    files = {
+        "csv": write_text(out / "llc.csv", ds.to_dataframe().reset_index().to_csv(index=False)),
+        "nc": write_netcdf(out / "llc.nc", ds),
+    }
     for p, idata in idatas.items():
         files[f"idata_{p}"] = write_netcdf(out / f"llc_{p}.nc", idata)
     return files
@@ -169,5 +224,6 @@ def main(settings: LlcSettings, out=None, *, progress: bool = True) -> int:
     return 0
 
 
-COMMAND = Command("llc", "local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)", LlcSettings, main,
-                  None)
+COMMAND = Command(
+    "llc", "local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)", LlcSettings, main, None
+)

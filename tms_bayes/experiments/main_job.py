@@ -32,16 +32,23 @@ class MainJob:
 
     sweep: SweepSettings = setting(default_factory=SweepSettings)
     occupancy: OccupancyOptions = setting(default_factory=OccupancyOptions)
-    estimator: str = setting("both", "chains: NUTS chain shares; smc: posterior mass by data-tempered SMC; both: both, "
-                             "against the finite-n theory", choices=ESTIMATORS)
-    parallel: bool = setting(True, "with both estimators: run SMC after NUTS, not beside it on a second core",
-                             flag="--no-parallel")
+    estimator: str = setting(
+        "both",
+        "chains: NUTS chain shares; smc: posterior mass by data-tempered SMC; both: both, "
+        "against the finite-n theory",
+        choices=ESTIMATORS,
+    )
+    parallel: bool = setting(
+        True, "with both estimators: run SMC after NUTS, not beside it on a second core", flag="--no-parallel"
+    )
     smc: SMCSettings = setting(default_factory=SMCSettings)
     repeats: int = setting(3, REPEATS_DOC, flag="--smc-repeats")
 
     def __post_init__(self):
         if self.sweep.model != "tms":
-            raise ValueError(f"tms-bayes run analyses TMS sweeps (k-gon phases); for {self.sweep.model} use tms-bayes sweep")
+            raise ValueError(
+                f"tms-bayes run analyses TMS sweeps (k-gon phases); for {self.sweep.model} use tms-bayes sweep"
+            )
         self.smc_job()  # validates the SMC part before any work
 
     def smc_job(self) -> SmcJob:
@@ -61,7 +68,9 @@ def main(job: MainJob, out=None, *, progress: bool = True) -> int:
         if job.estimator in ("chains", "both"):
             t0 = time.perf_counter()
             # beside the SMC process each sampler keeps one core; alone, chains shard over every core
-            posterior_sweep.main(job.sweep, out, progress=progress, devices=1 if background is not None else None)
+            posterior_sweep.main(
+                job.sweep, out, progress=progress, devices=1 if background is not None else None
+            )
             split["NUTS sweep"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             report_sweep(out, None, job.occupancy, progress=progress)
@@ -75,8 +84,11 @@ def main(job: MainJob, out=None, *, progress: bool = True) -> int:
     if job.estimator in ("smc", "both"):
         chains = smc.chains_occupancy(out, job.sweep.n) if job.estimator == "both" else None
         smc.main(job.smc_job(), smc_out, progress=progress, chains=chains, split=split)
-    print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in split.items())
-          + f"; total {time.perf_counter() - start:.0f} s")
+    print(
+        "wall time: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in split.items())
+        + f"; total {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 
@@ -88,8 +100,14 @@ def _smc_job(job: MainJob, out, results) -> None:
 
     t0 = time.perf_counter()
     try:
-        sweep = run(job.sweep, job.smc, out, repeats=job.repeats, progress=False,
-                    log=lambda msg: print(f"[smc] {msg}", flush=True))
+        sweep = run(
+            job.sweep,
+            job.smc,
+            out,
+            repeats=job.repeats,
+            progress=False,
+            log=lambda msg: print(f"[smc] {msg}", flush=True),
+        )
         per_dataset_theory(sweep)  # the per-dataset Laplace theory, cached for the report
         print(f"[smc] per-dataset theory for {len(sweep.completed)} datasets done", flush=True)
         results.put(("ok", time.perf_counter() - t0))
@@ -149,5 +167,11 @@ def _stop_background(background) -> None:
     results.join_thread()
 
 
-COMMAND = Command("run", "the main job: sweep + occupancy + report for TMS at c = 6 with built-in defaults", MainJob,
-                  main, lambda job: default_out(job.sweep), writes=("sweep",))
+COMMAND = Command(
+    "run",
+    "the main job: sweep + occupancy + report for TMS at c = 6 with built-in defaults",
+    MainJob,
+    main,
+    lambda job: default_out(job.sweep),
+    writes=("sweep",),
+)

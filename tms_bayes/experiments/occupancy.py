@@ -22,7 +22,9 @@ __all__ = ["OccupancyOptions", "OccupancySettings", "occupancy_report", "main", 
 class OccupancyOptions:
     """How draws become phases and which theoretical curves they are set against."""
 
-    theory_phases: tuple[str, ...] = setting(("5", "5+", "6"), "phases for the theoretical curves", parse=parse_names)
+    theory_phases: tuple[str, ...] = setting(
+        ("5", "5+", "6"), "phases for the theoretical curves", parse=parse_names
+    )
     tsne_samples: int = setting(3000, "draws embedded by t-SNE")
     classifier: ClassifierOptions = setting(default_factory=ClassifierOptions)
 
@@ -61,9 +63,14 @@ def report_sweep(run_dir, out, options: OccupancyOptions, *, progress: bool = Tr
         print(rep["occupancy"].share.to_pandas().round(3).to_string())
         files = rep["files"]
     else:
-        report = occupancy_report(run_dir, out, theory_phases=list(options.theory_phases),
-                                  thresholds=options.classifier.rule(), max_tsne_samples=options.tsne_samples,
-                                  progress=progress)
+        report = occupancy_report(
+            run_dir,
+            out,
+            theory_phases=list(options.theory_phases),
+            thresholds=options.classifier.rule(),
+            max_tsne_samples=options.tsne_samples,
+            progress=progress,
+        )
         print()
         print(report.text())
         files = report.files
@@ -77,5 +84,11 @@ def main(settings: OccupancySettings, out=None, *, progress: bool = True) -> int
     return 0
 
 
-COMMAND = Command("occupancy", "re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report",
-                  OccupancySettings, main, lambda s: s.run_dir, writes=("sweep", None))
+COMMAND = Command(
+    "occupancy",
+    "re-analyse an existing TMS sweep: phases, occupancy, t-SNE, report",
+    OccupancySettings,
+    main,
+    lambda s: s.run_dir,
+    writes=("sweep", None),
+)

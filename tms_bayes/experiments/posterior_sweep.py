@@ -24,7 +24,9 @@ def write_diagnostics(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
-def run(settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None) -> Sweep:
+def run(
+    settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None
+) -> Sweep:
     """Run (or resume) the sweep into ``out`` and rebuild ``diagnostics.csv``; returns the :class:`Sweep`."""
     sweep = run_sweep(settings, out, progress=progress, log=log, devices=devices)
     write_diagnostics(sweep)
@@ -45,10 +47,18 @@ def main(settings: SweepSettings, out=None, *, progress: bool = True, devices: i
     t0 = time.perf_counter()
     sweep = run(settings, out or default_out(settings), progress=progress, devices=devices)
     print(format_table(pd.read_csv(sweep.out / "diagnostics.csv")))
-    print(f"{len(sweep.completed)} jobs in {sweep.out} ({time.perf_counter() - t0:.1f} s this run; compile "
-          f"{sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)")
+    print(
+        f"{len(sweep.completed)} jobs in {sweep.out} ({time.perf_counter() - t0:.1f} s this run; compile "
+        f"{sweep.timings.get('compile_s', 0):.1f} s, {sweep.compilations} compiled programs)"
+    )
     return 0
 
 
-COMMAND = Command("sweep", "fit posteriors over a range of n (NUTS, compiled once per sweep); resumable",
-                  SweepSettings, main, default_out, writes=("sweep",))
+COMMAND = Command(
+    "sweep",
+    "fit posteriors over a range of n (NUTS, compiled once per sweep); resumable",
+    SweepSettings,
+    main,
+    default_out,
+    writes=("sweep",),
+)

@@ -25,8 +25,17 @@ from .._options import setting
 from .._parse import parse_values
 from . import Command
 
-__all__ = ["run", "check_llc_values", "analyse", "phase_llc", "relu_sweep_report", "ReluAnalysis", "ReluJob", "main",
-           "COMMAND"]
+__all__ = [
+    "run",
+    "check_llc_values",
+    "analyse",
+    "phase_llc",
+    "relu_sweep_report",
+    "ReluAnalysis",
+    "ReluJob",
+    "main",
+    "COMMAND",
+]
 
 #: the values at which ``tms-bayes relu`` estimates λ̂ per phase by default
 LLC_DEFAULTS = {"pt1": (1.1, 1.26, math.pi / 2), "pt2": (1.0, 2.0)}
@@ -42,8 +51,12 @@ class ReluAnalysis:
 
     epsilon: float | None = setting(None, "phase radius ε", parse=float, show="0.3 for pt1, 0.25 for pt2")
     z_max: float = setting(1.5, "drop trials whose mean L_n has |z| >= this")
-    llc_values: tuple[float, ...] | None = setting(None, "values at which to estimate λ̂ per phase, or 'none'",
-                                                   parse=_llc_values, show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0")
+    llc_values: tuple[float, ...] | None = setting(
+        None,
+        "values at which to estimate λ̂ per phase, or 'none'",
+        parse=_llc_values,
+        show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0",
+    )
     llc_sampler: str = setting("sgld", "λ̂ sampler", choices=("sgld", "nuts"))
     llc_step_size: float = setting(1e-4, "SGLD step ε for λ̂")
     llc_draws: int = setting(2000, "λ̂ steps (SGLD) or draws (NUTS) per chain")
@@ -79,7 +92,9 @@ def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, .
     llc_values = tuple(float(v) for v in llc_values)
     missing = [v for v in llc_values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
     if missing:
-        raise ValueError(f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}")
+        raise ValueError(
+            f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}"
+        )
     return llc_values
 
 
@@ -88,20 +103,42 @@ def run(settings: TruthSweepSettings, out, *, progress: bool = True, log=print):
     return run_truth_sweep(settings, out, progress=progress, log=log)
 
 
-def analyse(sweep, *, epsilon: float | None = None, z_max: float = 1.5, llc_values=(), llc_sampler: str = "sgld", llc_kwargs: dict | None = None,
-            coarse_grain: bool = True, progress: bool = True):
+def analyse(
+    sweep,
+    *,
+    epsilon: float | None = None,
+    z_max: float = 1.5,
+    llc_values=(),
+    llc_sampler: str = "sgld",
+    llc_kwargs: dict | None = None,
+    coarse_grain: bool = True,
+    progress: bool = True,
+):
     """λ̂ per phase at ``llc_values`` (none: skipped) and the report in ``<sweep>/report``; returns the
     :class:`~tms_bayes.analysis.relu_report.ReluReport` (its ``llc`` holds the λ̂ table)."""
     llc_values = check_llc_values(sweep.settings, llc_values)
     llc = None
     if llc_values:
         labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max)
-        llc = phase_llc(sweep, labels, llc_values, sampler=llc_sampler, progress=progress, **(llc_kwargs or {}))
+        llc = phase_llc(
+            sweep, labels, llc_values, sampler=llc_sampler, progress=progress, **(llc_kwargs or {})
+        )
         write_netcdf(sweep.out / "report" / "llc.nc", llc)
-    return relu_report(sweep, sweep.out / "report", epsilon=epsilon, z_max=z_max, llc=llc, coarse_grain=coarse_grain)
+    return relu_report(
+        sweep, sweep.out / "report", epsilon=epsilon, z_max=z_max, llc=llc, coarse_grain=coarse_grain
+    )
 
 
-def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = "sgld", progress: bool = True, **llc_kwargs):
+def phase_llc(
+    sweep: TruthSweep,
+    labels,
+    values,
+    *,
+    phases=None,
+    sampler: str = "sgld",
+    progress: bool = True,
+    **llc_kwargs,
+):
     """λ̂ of each phase at a few truth values: an xarray Dataset (value, phase).
 
     For every requested value and phase, w* is the draw of that phase with the lowest L_n among the
@@ -124,10 +161,21 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
     for v in values:
         j = int(np.argmin(np.abs(all_values - v)))
         if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
-            raise ValueError(f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}")
+            raise ValueError(
+                f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}"
+            )
         picks.append(j)
     phases = [p for p in np.unique(labels.label.values) if p != "neither"] if phases is None else list(phases)
-    fields = ("llc", "llc_se", "loss_star", "trial", "draw", "refined_distance", "acceptance", "share_below_w_star")
+    fields = (
+        "llc",
+        "llc_se",
+        "loss_star",
+        "trial",
+        "draw",
+        "refined_distance",
+        "acceptance",
+        "share_below_w_star",
+    )
     out = {f: np.full((len(values), len(phases)), np.nan) for f in fields}
     notes = np.full((len(values), len(phases)), "", dtype=object)
     bar = tqdm(total=len(values) * len(phases), desc="λ̂ per phase", unit="fit", disable=not progress)
@@ -148,24 +196,55 @@ def phase_llc(sweep: TruthSweep, labels, values, *, phases=None, sampler: str = 
                 _warnings.simplefilter("always")
                 try:
                     res = estimate_llc(model, w_star, sampler=sampler, refine=True, **llc_kwargs)
-                except ValueError as exc:  # no local minimum near the best draw: estimate at the draw itself, and say so
+                except (
+                    ValueError
+                ) as exc:  # no local minimum near the best draw: estimate at the draw itself, and say so
                     res = estimate_llc(model, w_star, sampler=sampler, refine=False, **llc_kwargs)
-                    caught.append(_warnings.WarningMessage(f"not refined ({exc})", RuntimeWarning, __file__, 0))
-            vals = (res.llc_mean, res.llc_se, res.loss_star, t, d, res.diagnostics["refined_distance"], res.diagnostics["acceptance"], res.diagnostics["share_below_w_star"])
+                    caught.append(
+                        _warnings.WarningMessage(f"not refined ({exc})", RuntimeWarning, __file__, 0)
+                    )
+            vals = (
+                res.llc_mean,
+                res.llc_se,
+                res.loss_star,
+                t,
+                d,
+                res.diagnostics["refined_distance"],
+                res.diagnostics["acceptance"],
+                res.diagnostics["share_below_w_star"],
+            )
             for f, v in zip(fields, vals):
                 out[f][a, b] = v
             notes[a, b] = "; ".join(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning))
     bar.close()
     return xr.Dataset(
-        {**{f: (("value", "phase"), out[f]) for f in fields}, "notes": (("value", "phase"), notes.astype(str))},
+        {
+            **{f: (("value", "phase"), out[f]) for f in fields},
+            "notes": (("value", "phase"), notes.astype(str)),
+        },
         coords={"value": values, "phase": phases},
-        attrs={"experiment": st.experiment, "parameter": st.parameter, "sampler": sampler, "n": st.n, "nbeta": st.n / math.log(st.n),
-               "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
-               **{f"llc_{k}": v for k, v in llc_kwargs.items()}, "tms_bayes_version": __version__},
+        attrs={
+            "experiment": st.experiment,
+            "parameter": st.parameter,
+            "sampler": sampler,
+            "n": st.n,
+            "nbeta": st.n / math.log(st.n),
+            "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
+            **{f"llc_{k}": v for k, v in llc_kwargs.items()},
+            "tms_bayes_version": __version__,
+        },
     )
 
 
-def relu_sweep_report(run_dir, out=None, *, epsilon: float | None = None, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> dict:
+def relu_sweep_report(
+    run_dir,
+    out=None,
+    *,
+    epsilon: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     """Phases against n of a ReLU sweep over n (fixed truth): the TMS occupancy analysis with the ReLU
     phases — shares pooled over seeds and chains with hierarchical-bootstrap intervals, chain mixing
     between phases, and where the share of the second phase overtakes the first (e.g. PT1:
@@ -187,27 +266,51 @@ def relu_sweep_report(run_dir, out=None, *, epsilon: float | None = None, n_boot
     a, b = list(labels.attrs["phases"])[:2]
     cross = None
     if len(occ.n) > 1:  # whichever of the two phases overtakes the other (last up-crossing), if either does
-        found = [c for c in (empirical_crossover(occ, b, a), empirical_crossover(occ, a, b)) if math.isfinite(c["n_crit"])]
+        found = [
+            c
+            for c in (empirical_crossover(occ, b, a), empirical_crossover(occ, a, b))
+            if math.isfinite(c["n_crit"])
+        ]
         cross = {**found[0], "kind": "empirical"} if found else None
     files = {
         "labels": write_netcdf(out / "labels.nc", labels),
         "occupancy": write_netcdf(out / "occupancy.nc", occ.drop_vars("bootstrap")),
-        "csv": write_text(out / "occupancy.csv", occ[["share", "lower", "upper", "chain_share", "mean_L_n"]].to_dataframe().reset_index().to_csv(index=False)),
-        "png": write_figure(out / "occupancy.png", plots.empirical_occupancy(occ, crossovers=[cross] if cross else None)),
+        "csv": write_text(
+            out / "occupancy.csv",
+            occ[["share", "lower", "upper", "chain_share", "mean_L_n"]]
+            .to_dataframe()
+            .reset_index()
+            .to_csv(index=False),
+        ),
+        "png": write_figure(
+            out / "occupancy.png", plots.empirical_occupancy(occ, crossovers=[cross] if cross else None)
+        ),
     }
     st = sweep.settings
     table = occ.share.to_pandas().round(3)
-    lines = [f"# ReLU {labels.attrs['experiment'].upper()} sweep over n: {labels.attrs['truth']}", "",
-             f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, β = {st.beta or '1/log n'}, "
-             f"phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w (draws in no phase: '{labels.attrs['catch_all']}').", "",
-             "## Shares of draws (pooled over datasets and chains)", "", table.to_markdown() if _has_tabulate() else table.to_string(), "",
-             "![occupancy](occupancy.png)", ""]
+    lines = [
+        f"# ReLU {labels.attrs['experiment'].upper()} sweep over n: {labels.attrs['truth']}",
+        "",
+        f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, β = {st.beta or '1/log n'}, "
+        f"phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w (draws in no phase: '{labels.attrs['catch_all']}').",
+        "",
+        "## Shares of draws (pooled over datasets and chains)",
+        "",
+        table.to_markdown() if _has_tabulate() else table.to_string(),
+        "",
+        "![occupancy](occupancy.png)",
+        "",
+    ]
     if cross:
-        lines.append(f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, 95 % interval [{_fmt(cross['lower'], 0)}, "
-                     f"{_fmt(cross['upper'], 0)}] ({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross).")
+        lines.append(
+            f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, 95 % interval [{_fmt(cross['lower'], 0)}, "
+            f"{_fmt(cross['upper'], 0)}] ({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross)."
+        )
     unmixed = [int(n) for n, m in zip(occ.n.values, occ.mixed.values) if not m]
     if unmixed:
-        lines.append(f"Chains did not all change phase at n = {unmixed}: shares there depend on the starting points.")
+        lines.append(
+            f"Chains did not all change phase at n = {unmixed}: shares there depend on the starting points."
+        )
     files["report"] = write_text(out / "report.md", "\n".join(lines + [""]))
     return {"labels": labels, "occupancy": occ, "crossover": cross, "files": files}
 
@@ -221,15 +324,28 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
     t0 = time.perf_counter()
     sweep = run(st, out or f"runs/relu-{st.experiment}", progress=progress)
     print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
-    llc_kwargs = {"draws": an.llc_draws, **({"step_size": an.llc_step_size} if an.llc_sampler == "sgld" else {})}
-    rep = analyse(sweep, epsilon=an.epsilon, z_max=an.z_max, llc_values=job.llc_values, llc_sampler=an.llc_sampler,
-                  llc_kwargs=llc_kwargs, coarse_grain=an.coarse_grain, progress=progress)
+    llc_kwargs = {
+        "draws": an.llc_draws,
+        **({"step_size": an.llc_step_size} if an.llc_sampler == "sgld" else {}),
+    }
+    rep = analyse(
+        sweep,
+        epsilon=an.epsilon,
+        z_max=an.z_max,
+        llc_values=job.llc_values,
+        llc_sampler=an.llc_sampler,
+        llc_kwargs=llc_kwargs,
+        coarse_grain=an.coarse_grain,
+        progress=progress,
+    )
     print(rep.table().to_string(index=False))
     t = rep.transition
     sym = "θ" if st.experiment == "pt1" else "ϑ"
     if "critical" not in t:
-        print(f"annihilation phase last present at {sym} = {t['last_present']:.3g}, absent from {sym} = "
-              f"{t['first_absent']:.3g}")
+        print(
+            f"annihilation phase last present at {sym} = {t['last_present']:.3g}, absent from {sym} = "
+            f"{t['first_absent']:.3g}"
+        )
     elif math.isfinite(t["critical"]):
         print(f"{sym}_c = {t['critical']:.4f}  95% interval [{t['lower']:.4f}, {t['upper']:.4f}]")
     else:
@@ -241,5 +357,11 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
     return 0
 
 
-COMMAND = Command("relu", "ReLU phase transitions: sweep the truth (pt1: θ, pt2: ϑ), phase fractions, critical value, "
-                  "λ̂ per phase", ReluJob, main, lambda job: f"runs/relu-{job.sweep.experiment}", writes=("truth-sweep",))
+COMMAND = Command(
+    "relu",
+    "ReLU phase transitions: sweep the truth (pt1: θ, pt2: ϑ), phase fractions, critical value, λ̂ per phase",
+    ReluJob,
+    main,
+    lambda job: f"runs/relu-{job.sweep.experiment}",
+    writes=("truth-sweep",),
+)

@@ -38,17 +38,24 @@ class SmcJob:
     smc: SMCSettings = setting(default_factory=SMCSettings)
     repeats: int = setting(3, REPEATS_DOC, flag="--smc-repeats")
     occupancy: OccupancyOptions = setting(default_factory=OccupancyOptions)
-    chains_run: str | None = setting(None, "a NUTS sweep directory on the same grid (with occupancy.nc) to compare "
-                                     "chain shares", parse=str, show="none")
-    reference_n: int | None = setting(None, "also run pm.sample_smc at this n (seed 0) and compare log Z", parse=int,
-                                      show="none")
+    chains_run: str | None = setting(
+        None,
+        "a NUTS sweep directory on the same grid (with occupancy.nc) to compare chain shares",
+        parse=str,
+        show="none",
+    )
+    reference_n: int | None = setting(
+        None, "also run pm.sample_smc at this n (seed 0) and compare log Z", parse=int, show="none"
+    )
 
     def __post_init__(self):
         if self.sweep.model != "tms":
             raise ValueError("SMC posterior mass per phase analyses TMS k-gon phases; the model must be tms")
         _validate.integer("smc_repeats", self.repeats, minimum=1, maximum=100)
         if self.reference_n is not None and self.reference_n not in self.sweep.n:
-            raise ValueError(f"reference_n must be one of the sweep's n {list(self.sweep.n)}, got {self.reference_n}")
+            raise ValueError(
+                f"reference_n must be one of the sweep's n {list(self.sweep.n)}, got {self.reference_n}"
+            )
         if self.chains_run is not None:
             chains_occupancy(self.chains_run, self.sweep.n)
 
@@ -75,7 +82,15 @@ def chains_occupancy(run_dir, grid) -> xr.Dataset:
     return chains
 
 
-def analyse(smc, *, rule=None, phases=("5", "5+", "6"), chains: xr.Dataset | None = None, out=None, progress: bool = True):
+def analyse(
+    smc,
+    *,
+    rule=None,
+    phases=("5", "5+", "6"),
+    chains: xr.Dataset | None = None,
+    out=None,
+    progress: bool = True,
+):
     """Labels, phase minima and the SMC report of ``smc`` (written to ``out``, default ``<smc>/report``);
     returns the :class:`~tms_bayes.analysis.smc_report.SMCReport`."""
     from ..analysis.free_energy import smc_labels
@@ -84,7 +99,14 @@ def analyse(smc, *, rule=None, phases=("5", "5+", "6"), chains: xr.Dataset | Non
 
     labels = smc_labels(smc, rule)
     loss_min = phase_minima(smc, labels, list(phases), progress=progress)
-    return smc_report(smc, out or f"{smc.out}/report", loss_min=loss_min, chains=chains, phases=list(phases), thresholds=rule)
+    return smc_report(
+        smc,
+        out or f"{smc.out}/report",
+        loss_min=loss_min,
+        chains=chains,
+        phases=list(phases),
+        thresholds=rule,
+    )
 
 
 def pymc_reference(smc, n: int) -> dict:
@@ -93,12 +115,22 @@ def pymc_reference(smc, n: int) -> dict:
 
     ref = pymc_smc_reference(smc.sweep_settings, 0, n, draws=smc.settings.particles)
     ours = smc.evidence().query("seed == 0 and n == @n")
-    return {"ours": float(ours.log_evidence.iloc[0]) if len(ours) else math.nan, "pymc": ref["mean"], "pymc_chains": list(ref["log_evidence"]),
-            "wall_time_s": ref["wall_time_s"]}
+    return {
+        "ours": float(ours.log_evidence.iloc[0]) if len(ours) else math.nan,
+        "pymc": ref["mean"],
+        "pymc_chains": list(ref["log_evidence"]),
+        "wall_time_s": ref["wall_time_s"],
+    }
 
 
-def main(job: SmcJob, out=None, *, progress: bool = True, chains: xr.Dataset | None = None,
-         split: dict | None = None) -> int:
+def main(
+    job: SmcJob,
+    out=None,
+    *,
+    progress: bool = True,
+    chains: xr.Dataset | None = None,
+    split: dict | None = None,
+) -> int:
     """Run (or resume) SMC into ``out`` (default ``runs/smc-c<c>``), analyse, report and print the
     occupancy table, the crossovers and λ from F_n's growth (the CLI's ``smc``).  ``chains``: NUTS chain
     shares to set beside (else those of ``job.chains_run``); ``split``: a dict that receives wall times."""
@@ -119,16 +151,26 @@ def main(job: SmcJob, out=None, *, progress: bool = True, chains: xr.Dataset | N
     if rep.growth is not None:
         for p in rep.growth.phase.values:
             g = rep.growth.sel(phase=p)
-            print(f"λ from free energy, phase {p}: {float(g['lambda']):.2f} ± {float(g.se):.2f} "
-                  f"(theory {float(g.lambda_theory):g})")
+            print(
+                f"λ from free energy, phase {p}: {float(g['lambda']):.2f} ± {float(g.se):.2f} "
+                f"(theory {float(g.lambda_theory):g})"
+            )
     if job.reference_n:
         ref = pymc_reference(smc, job.reference_n)
-        print(f"log Z at n = {job.reference_n}, seed 0: tms-bayes SMC {ref['ours']:.2f}; pm.sample_smc {ref['pymc']:.2f} "
-              f"(chains {', '.join(f'{v:.2f}' for v in ref['pymc_chains'])}; {ref['wall_time_s']:.0f} s)")
+        print(
+            f"log Z at n = {job.reference_n}, seed 0: tms-bayes SMC {ref['ours']:.2f}; pm.sample_smc {ref['pymc']:.2f} "
+            f"(chains {', '.join(f'{v:.2f}' for v in ref['pymc_chains'])}; {ref['wall_time_s']:.0f} s)"
+        )
     print(f"report: {out}/report/report.md")
     split["SMC analysis (phase minima, per-dataset theory, report)"] = time.perf_counter() - t0
     return 0
 
 
-COMMAND = Command("smc", "data-tempered SMC across n: posterior mass per phase, free energies, λ from F_n's growth",
-                  SmcJob, main, lambda job: f"runs/smc-c{job.sweep.c}", writes=("smc",))
+COMMAND = Command(
+    "smc",
+    "data-tempered SMC across n: posterior mass per phase, free energies, λ from F_n's growth",
+    SmcJob,
+    main,
+    lambda job: f"runs/smc-c{job.sweep.c}",
+    writes=("smc",),
+)

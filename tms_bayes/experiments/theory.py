@@ -29,12 +29,23 @@ class TheorySettings:
 
     c: int = setting(6, "number of features c")
     r: int = setting(2, "hidden dimension r")
-    phases: tuple[str, ...] = setting(("5", "5+", "6"), "comma list of phases for the occupancy curves", parse=parse_names)
-    n: tuple[float, ...] = setting(tuple(range(100, 2001, 50)), "sample sizes, start:stop:step inclusive or a comma list",
-                                   parse=_grid, show="100:2000:50")
-    lambdas: tuple[tuple[str, float], ...] = setting((), "λ estimates for phases whose λ theory does not give, e.g. 4+=7.9,4=6.5",
-                                                     parse=lambda t: tuple(parse_lambdas(t).items()))
-    sigma: float | None = setting(None, "likelihood std σ: energy n_eff L with n_eff = nβ/(2σ²)", parse=float, show="√(1/2)")
+    phases: tuple[str, ...] = setting(
+        ("5", "5+", "6"), "comma list of phases for the occupancy curves", parse=parse_names
+    )
+    n: tuple[float, ...] = setting(
+        tuple(range(100, 2001, 50)),
+        "sample sizes, start:stop:step inclusive or a comma list",
+        parse=_grid,
+        show="100:2000:50",
+    )
+    lambdas: tuple[tuple[str, float], ...] = setting(
+        (),
+        "λ estimates for phases whose λ theory does not give, e.g. 4+=7.9,4=6.5",
+        parse=lambda t: tuple(parse_lambdas(t).items()),
+    )
+    sigma: float | None = setting(
+        None, "likelihood std σ: energy n_eff L with n_eff = nβ/(2σ²)", parse=float, show="√(1/2)"
+    )
     beta: float = setting(1.0, "likelihood temperature β")
     prior_std: float = setting(1.0, "prior std of every parameter (the paper's c_α needs 1)")
 
@@ -59,22 +70,41 @@ def main(settings: TheorySettings, out="results/theory", *, progress: bool = Tru
     """Compute the theory, write its files into ``out`` and print the tables (the CLI's ``theory``)."""
     from ..analysis.theory_report import theory_report
 
-    report = theory_report(c=settings.c, r=settings.r, phases=list(settings.phases), n=list(settings.n), out=out,
-                           lambdas=dict(settings.lambdas), sigma=settings.resolved_sigma, beta=settings.beta,
-                           prior_std=settings.prior_std)
+    report = theory_report(
+        c=settings.c,
+        r=settings.r,
+        phases=list(settings.phases),
+        n=list(settings.n),
+        out=out,
+        lambdas=dict(settings.lambdas),
+        sigma=settings.resolved_sigma,
+        beta=settings.beta,
+        prior_std=settings.prior_std,
+    )
     print(report.table(), report.laplace_table(), sep="\n\n", end="\n\n")
     if report.steps is not None:
         print(report.steps_table(), end="\n\n")
-    print("Every pairwise crossover (n where F_a = F_b; trusted = inside the range where the expansion holds):")
+    print(
+        "Every pairwise crossover (n where F_a = F_b; trusted = inside the range where the expansion holds):"
+    )
     print(report.pairwise_table(), end="\n\n")
     for x in report.crossovers:
-        print(f"change of the most probable phase (paper convention): {x['from']} -> {x['to']} at n = {x['n_crit']:.1f}")
+        print(
+            f"change of the most probable phase (paper convention): {x['from']} -> {x['to']} at n = {x['n_crit']:.1f}"
+        )
     if not report.crossovers:
-        print(f"no change of the most probable phase (paper convention) for n in {settings.n[0]:g}..{settings.n[-1]:g}")
+        print(
+            f"no change of the most probable phase (paper convention) for n in {settings.n[0]:g}..{settings.n[-1]:g}"
+        )
     for path in report.files.values():
         print(f"wrote {Path(path)}")
     return 0
 
 
-COMMAND = Command("theory", "exact TMS theory: critical-point catalogue, energy levels, theoretical occupancy",
-                  TheorySettings, main, "results/theory")
+COMMAND = Command(
+    "theory",
+    "exact TMS theory: critical-point catalogue, energy levels, theoretical occupancy",
+    TheorySettings,
+    main,
+    "results/theory",
+)

@@ -29,8 +29,16 @@ from . import Command
 __all__ = ["model_wbic", "WbicSettings", "run", "analyse", "report", "main", "COMMAND"]
 
 
-def model_wbic(model, *, beta_ratio: float = 1.5, chains: int = 4, tune: int = 500, draws: int = 1000, seed: int = 0,
-               progress: bool = False) -> dict:
+def model_wbic(
+    model,
+    *,
+    beta_ratio: float = 1.5,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     """WBIC of ``model`` on its data (n = the rows its mask selects) and the two-temperature λ̂ from
     β₁ = 1/log n and β₂ = ``beta_ratio``/log n, with Monte Carlo errors.
 
@@ -45,20 +53,49 @@ def model_wbic(model, *, beta_ratio: float = 1.5, chains: int = 4, tune: int = 5
     n, _ = selected_rows(cm)
     if n < 2:
         raise ValueError(f"WBIC needs n >= 2 rows (β = 1/log n), the model selects {n}")
-    first = sample_tempered(model, 1.0 / math.log(n), chains=chains, tune=tune, draws=draws, seed=seed, progress=progress, compiled=(cm, None))
-    second = sample_tempered(model, beta_ratio / math.log(n), chains=chains, tune=tune, draws=draws, seed=seed + 1, progress=progress,
-                             compiled=first.compiled)
+    first = sample_tempered(
+        model,
+        1.0 / math.log(n),
+        chains=chains,
+        tune=tune,
+        draws=draws,
+        seed=seed,
+        progress=progress,
+        compiled=(cm, None),
+    )
+    second = sample_tempered(
+        model,
+        beta_ratio / math.log(n),
+        chains=chains,
+        tune=tune,
+        draws=draws,
+        seed=seed + 1,
+        progress=progress,
+        compiled=first.compiled,
+    )
     w = wbic(first)
     lam = two_temperature_lambda(first, second)
-    return {"wbic": w["wbic"], "wbic_mcse": w["mcse"], "lambda": lam["lambda"], "lambda_se": lam["se"], "n": n,
-            "beta_1": lam["beta_1"], "beta_2": lam["beta_2"], "energy_2": lam["energy_2"], "idata_1": first, "idata_2": second}
+    return {
+        "wbic": w["wbic"],
+        "wbic_mcse": w["mcse"],
+        "lambda": lam["lambda"],
+        "lambda_se": lam["se"],
+        "n": n,
+        "beta_1": lam["beta_1"],
+        "beta_2": lam["beta_2"],
+        "energy_2": lam["energy_2"],
+        "idata_1": first,
+        "idata_2": second,
+    }
 
 
 @dataclass(frozen=True)
 class WbicSettings:
     """A WBIC sweep: the posterior sweep ``sweep`` (its β is replaced) at β₁ = 1/log n and β₂ = ``beta_ratio``/log n."""
 
-    sweep: SweepSettings = setting(default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2))
+    sweep: SweepSettings = setting(
+        default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2)
+    )
     beta_ratio: float = setting(1.5, "second temperature a/log n")
 
     def __post_init__(self):
@@ -100,19 +137,41 @@ def analyse(out) -> xr.Dataset:
             if runs is None:
                 continue
             w, lam = wbic(runs[0]), two_temperature_lambda(*runs)
-            for f, v in (("wbic", w["wbic"]), ("wbic_mcse", w["mcse"]), ("energy_2", lam["energy_2"]), ("lambda", lam["lambda"]),
-                         ("lambda_se", lam["se"])):
+            for f, v in (
+                ("wbic", w["wbic"]),
+                ("wbic_mcse", w["mcse"]),
+                ("energy_2", lam["energy_2"]),
+                ("lambda", lam["lambda"]),
+                ("lambda_se", lam["se"]),
+            ):
                 table[f][i, s] = v
-    ds = xr.Dataset({f: (("n", "seed"), v) for f, v in table.items()}, coords={"n": list(st.n), "seed": np.arange(st.seeds)})
+    ds = xr.Dataset(
+        {f: (("n", "seed"), v) for f, v in table.items()},
+        coords={"n": list(st.n), "seed": np.arange(st.seeds)},
+    )
     for f in ("wbic", "lambda"):
         ds[f"{f}_mean"] = ds[f].mean("seed")
         ds[f"{f}_sd"] = ds[f].std("seed", ddof=1) if st.seeds > 1 else xr.full_like(ds[f"{f}_mean"], np.nan)
     ds["log_n"] = ("n", np.log(np.asarray(st.n, dtype=float)))
     first = one.load(*one.finished()[0]).posterior if one.finished() else None
-    dim = sum(int(np.prod(first[v].shape[2:])) for v in first.data_vars if v != "L_n") if first is not None else 0
-    ds.attrs.update({"model": st.model, "parameters": dim, "beta_1": "1/log n", "beta_2": str(two.settings.beta), "seeds": st.seeds, "chains": st.chains,
-                     "draws": st.draws, "formula": "wbic = E_{1/log n}[n L_n]; lambda = (E_b1[n L_n] - E_b2[n L_n]) / (1/b1 - 1/b2) (Watanabe 2013)",
-                     "n_L_n": "-sum_k log p(x_k | w) over the n rows of D_n (nats)"})
+    dim = (
+        sum(int(np.prod(first[v].shape[2:])) for v in first.data_vars if v != "L_n")
+        if first is not None
+        else 0
+    )
+    ds.attrs.update(
+        {
+            "model": st.model,
+            "parameters": dim,
+            "beta_1": "1/log n",
+            "beta_2": str(two.settings.beta),
+            "seeds": st.seeds,
+            "chains": st.chains,
+            "draws": st.draws,
+            "formula": "wbic = E_{1/log n}[n L_n]; lambda = (E_b1[n L_n] - E_b2[n L_n]) / (1/b1 - 1/b2) (Watanabe 2013)",
+            "n_L_n": "-sum_k log p(x_k | w) over the n rows of D_n (nats)",
+        }
+    )
     return ds
 
 
@@ -135,13 +194,31 @@ def report(ds: xr.Dataset, out) -> dict[str, Path]:
 
     out = Path(out)
     frame = ds[["wbic", "wbic_mcse", "energy_2", "lambda", "lambda_se"]].to_dataframe().reset_index()
-    files = {"csv": write_text(out / "wbic.csv", frame.to_csv(index=False, float_format="%.6g")), "nc": write_netcdf(out / "wbic.nc", ds)}
+    files = {
+        "csv": write_text(out / "wbic.csv", frame.to_csv(index=False, float_format="%.6g")),
+        "nc": write_netcdf(out / "wbic.nc", ds),
+    }
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for s in ds.seed.values:
         sub = ds.sel(seed=s)
-        ax.errorbar(sub.n.values, sub["lambda"].values, yerr=2 * sub.lambda_se.values, marker="o", ms=3, lw=1, capsize=2, label=f"seed {s}")
+        ax.errorbar(
+            sub.n.values,
+            sub["lambda"].values,
+            yerr=2 * sub.lambda_se.values,
+            marker="o",
+            ms=3,
+            lw=1,
+            capsize=2,
+            label=f"seed {s}",
+        )
     if ds.attrs.get("parameters"):
-        ax.axhline(ds.attrs["parameters"] / 2, color="0.4", ls="--", lw=1, label=f"d/2 = {ds.attrs['parameters'] / 2:g} (a regular model's λ)")
+        ax.axhline(
+            ds.attrs["parameters"] / 2,
+            color="0.4",
+            ls="--",
+            lw=1,
+            label=f"d/2 = {ds.attrs['parameters'] / 2:g} (a regular model's λ)",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("n")
     ax.set_ylabel("two-temperature λ̂  (± 2 SE)")
@@ -165,5 +242,10 @@ def main(settings: WbicSettings, out=None, *, progress: bool = True) -> int:
     return 0
 
 
-COMMAND = Command("wbic", "WBIC per n (two sweeps at beta = 1/log n and a/log n) and Watanabe's two-temperature lambda",
-                  WbicSettings, main, lambda s: f"runs/wbic-{s.sweep.model}")
+COMMAND = Command(
+    "wbic",
+    "WBIC per n (two sweeps at beta = 1/log n and a/log n) and Watanabe's two-temperature lambda",
+    WbicSettings,
+    main,
+    lambda s: f"runs/wbic-{s.sweep.model}",
+)

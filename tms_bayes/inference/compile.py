@@ -76,7 +76,9 @@ class CompiledModel:
     def pointwise(self, flat, data):
         """ℓ_k = log p(x_k | w), one value per row of the observed variable (untempered, unmasked)."""
         if self._pointwise is None:
-            raise ValueError("this model has no observed variable, so no pointwise log-likelihood (its likelihood is a Potential)")
+            raise ValueError(
+                "this model has no observed variable, so no pointwise log-likelihood (its likelihood is a Potential)"
+            )
         return self._pointwise(*self._args(flat, data))[0]
 
     def with_data(self, **data) -> dict:
@@ -84,16 +86,22 @@ class CompiledModel:
         out = dict(self.data)
         for k, v in data.items():
             if k not in out:
-                raise ValueError(f"unknown data name {k!r}; this model's data are {', '.join(self.data_names)}")
+                raise ValueError(
+                    f"unknown data name {k!r}; this model's data are {', '.join(self.data_names)}"
+                )
             v = np.asarray(v, dtype=float)
             if v.shape != out[k].shape:
-                raise ValueError(f"data {k!r} must have shape {out[k].shape} (the compiled shape), got {v.shape}")
+                raise ValueError(
+                    f"data {k!r} must have shape {out[k].shape} (the compiled shape), got {v.shape}"
+                )
             out[k] = v
         return out
 
 
 def _shared_data(model: pm.Model) -> list:
-    shared = [v for v in model.data_vars if isinstance(v, SharedVariable)] if hasattr(model, "data_vars") else []
+    shared = (
+        [v for v in model.data_vars if isinstance(v, SharedVariable)] if hasattr(model, "data_vars") else []
+    )
     if not shared:
         shared = [model[name] for name in model.named_vars if isinstance(model[name], SharedVariable)]
     return shared
@@ -107,9 +115,13 @@ def compile_expression(model: pm.Model, expr, cm: CompiledModel | None = None) -
     model's :class:`CompiledModel` as ``cm`` when it exists already (it fixes the flat layout)."""
     value_vars = list(model.value_vars)
     shared = _shared_data(model)
-    symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
+    symbolic = {
+        s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared
+    }
     expr = model.replace_rvs_by_values([expr])[0]
-    fn = get_jaxified_graph(inputs=[*value_vars, *symbolic.values()], outputs=[clone_replace(expr, replace=symbolic)])
+    fn = get_jaxified_graph(
+        inputs=[*value_vars, *symbolic.values()], outputs=[clone_replace(expr, replace=symbolic)]
+    )
     cm = cm if cm is not None else compile_model(model)
 
     def f(w_flat, data):
@@ -122,7 +134,9 @@ def compile_model(model: pm.Model) -> CompiledModel:
     """Convert ``model`` (see module docstring) into a :class:`CompiledModel`."""
     value_vars = list(model.value_vars)
     shared = _shared_data(model)
-    symbolic = {s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared}
+    symbolic = {
+        s: pt.tensor(name=f"{s.name}_in", dtype=s.type.dtype, shape=(None,) * s.type.ndim) for s in shared
+    }
 
     logp = model.logp(jacobian=True)
     outputs = [logp]

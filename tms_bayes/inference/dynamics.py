@@ -35,7 +35,15 @@ from .llc import llc_standard_error, sgld_trace
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir
 
-__all__ = ["DynamicsSettings", "checkpoint_epochs", "initial_params", "train", "trajectory_llc", "run_dynamics", "load_dynamics"]
+__all__ = [
+    "DynamicsSettings",
+    "checkpoint_epochs",
+    "initial_params",
+    "train",
+    "trajectory_llc",
+    "run_dynamics",
+    "load_dynamics",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -62,8 +70,9 @@ class DynamicsSettings:
     llc_gamma: float = setting(1.0, "λ̂ localisation strength γ")
     llc_steps: int = setting(500, "SGLD steps per λ̂ chain")
     llc_chains: int = setting(2, "SGLD chains per checkpoint")
-    llc_burn_in: int | None = setting(None, "SGLD steps dropped before averaging", parse=int,
-                                      show="min(100, steps/5)")
+    llc_burn_in: int | None = setting(
+        None, "SGLD steps dropped before averaging", parse=int, show="min(100, steps/5)"
+    )
     nbeta: float | None = setting(None, "nβ for λ̂", parse=float, show="n/log n")
     seed: int = setting(0, "PRNG seed")
     run_batch: int = setting(16, "runs per saved batch (resume granularity)")
@@ -80,7 +89,9 @@ class DynamicsSettings:
         if self.lr > 1:
             raise ValueError(f"lr must be in (0, 1] (larger steps diverge on these models), got {self.lr!r}")
         _validate.integer("epochs", self.epochs, minimum=1)
-        _validate.ceiling("optimiser steps (epochs × n / batch_size)", self.epochs * self.n // self.batch_size, 100_000_000)
+        _validate.ceiling(
+            "optimiser steps (epochs × n / batch_size)", self.epochs * self.n // self.batch_size, 100_000_000
+        )
         _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
         _validate.integer("init_k", self.init_k, minimum=3 if self.r == 2 else 1, maximum=self.c)
         _validate.positive("init_norm", self.init_norm)
@@ -134,7 +145,11 @@ def initial_params(key, s: DynamicsSettings):
     phase = jax.random.uniform(k_rot, (), maxval=2 * jnp.pi)
     ang = phase + 2 * jnp.pi * jnp.arange(s.init_k) / s.init_k
     W = jnp.zeros((s.r, s.c))
-    W = W.at[0, : s.init_k].set(s.init_norm * jnp.cos(ang)).at[1, : s.init_k].set(s.init_norm * jnp.sin(ang)) if s.r >= 2 else W.at[0, : s.init_k].set(s.init_norm)
+    W = (
+        W.at[0, : s.init_k].set(s.init_norm * jnp.cos(ang)).at[1, : s.init_k].set(s.init_norm * jnp.sin(ang))
+        if s.r >= 2
+        else W.at[0, : s.init_k].set(s.init_norm)
+    )
     W = W + s.init_noise * jax.random.normal(k_noise, W.shape)
     b = s.init_bias_std * jax.random.normal(k_bias, (s.c,))
     return W, b
@@ -166,7 +181,11 @@ def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
 
     def one(key, Xr):
         k_init, k_data = jax.random.split(key)
-        p0 = initial_params(k_init, s) if init is None else (jnp.asarray(init[0], dtype=float), jnp.asarray(init[1], dtype=float))
+        p0 = (
+            initial_params(k_init, s)
+            if init is None
+            else (jnp.asarray(init[0], dtype=float), jnp.asarray(init[1], dtype=float))
+        )
 
         def epoch(e, carry):
             p, st = carry
@@ -206,7 +225,9 @@ def trajectory_llc(key, W, b, X, s: DynamicsSettings):
 
     def chain(k, w_star, Xr):
         nll_and_grad = jax.value_and_grad(lambda w: nll(w, Xr))
-        trace, acc = sgld_trace(k, w_star, nll_and_grad, eps=s.llc_eps, gamma=s.llc_gamma, beta=beta, steps=s.llc_steps)
+        trace, acc = sgld_trace(
+            k, w_star, nll_and_grad, eps=s.llc_eps, gamma=s.llc_gamma, beta=beta, steps=s.llc_steps
+        )
         return beta * (trace[s.llc_burn_in :] - nll(w_star, Xr)), acc[s.llc_burn_in :].mean()
 
     def point(k, w_star, Xr):
@@ -240,35 +261,61 @@ def _run_batch(s: DynamicsSettings, run_ids: np.ndarray, epochs_at: np.ndarray, 
     }
     if s.llc:
         lam, se, acc = trajectory_llc(jax.random.fold_in(root, 10**9 + int(run_ids[0])), W, b, X, s)
-        out.update({"llc": (("run", "checkpoint"), lam), "llc_se": (("run", "checkpoint"), se), "llc_acceptance": (("run", "checkpoint"), acc)})
+        out.update(
+            {
+                "llc": (("run", "checkpoint"), lam),
+                "llc_se": (("run", "checkpoint"), se),
+                "llc_acceptance": (("run", "checkpoint"), acc),
+            }
+        )
     else:
         nan = np.full((len(run_ids), K), np.nan)
-        out.update({"llc": (("run", "checkpoint"), nan), "llc_se": (("run", "checkpoint"), nan), "llc_acceptance": (("run", "checkpoint"), nan)})
-    coords = {"run": run_ids, "checkpoint": np.arange(K), "epoch": ("checkpoint", epochs_at), "step": ("checkpoint", epochs_at * s.steps_per_epoch)}
+        out.update(
+            {
+                "llc": (("run", "checkpoint"), nan),
+                "llc_se": (("run", "checkpoint"), nan),
+                "llc_acceptance": (("run", "checkpoint"), nan),
+            }
+        )
+    coords = {
+        "run": run_ids,
+        "checkpoint": np.arange(K),
+        "epoch": ("checkpoint", epochs_at),
+        "step": ("checkpoint", epochs_at * s.steps_per_epoch),
+    }
     return xr.Dataset(out, coords=coords)
 
 
 def _attrs(s: DynamicsSettings) -> dict:
     d = {k: ("none" if v is None else (int(v) if isinstance(v, bool) else v)) for k, v in s.to_dict().items()}
     d.update(
-        tms_bayes_version=__version__, nbeta_used=s.nbeta_value,
+        tms_bayes_version=__version__,
+        nbeta_used=s.nbeta_value,
         loss="L_n = (1/n) sum_k |x_k - ReLU(W^T W x_k + b)|^2 (unhalved); loss = closed-form L",
         llc_formula="llc = n*beta*(mean L_n over SGLD steps after burn-in - L_n(w*)), SGLD on exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
     )
     return d
 
 
-def run_dynamics(settings: DynamicsSettings, out, *, progress: bool = True, log=print, init=None) -> xr.Dataset:
+def run_dynamics(
+    settings: DynamicsSettings, out, *, progress: bool = True, log=print, init=None
+) -> xr.Dataset:
     """Run (or resume) the experiment into directory ``out``; returns the combined Dataset, also
     written to ``out/dynamics.nc``.  Each batch of ``run_batch`` runs is written when it finishes.
     ``init`` = (W0, b0): start every run there instead of the protocol's random k-gon."""
     from tqdm.auto import tqdm
 
     out = Path(out)
-    compared = {**settings.to_dict(), "init": None if init is None else [np.asarray(a).tolist() for a in init]}
+    compared = {
+        **settings.to_dict(),
+        "init": None if init is None else [np.asarray(a).tolist() for a in init],
+    }
     rundir = RunDir(out, "dynamics", compared, "a dynamics run").start()
     epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
-    batches = [np.arange(i, min(i + settings.run_batch, settings.runs)) for i in range(0, settings.runs, settings.run_batch)]
+    batches = [
+        np.arange(i, min(i + settings.run_batch, settings.runs))
+        for i in range(0, settings.runs, settings.run_batch)
+    ]
     parts = []
     bar = tqdm(total=settings.runs, desc="dynamics", unit="run", disable=not progress)
     for ids in batches:

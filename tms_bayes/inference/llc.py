@@ -42,7 +42,14 @@ from .. import __version__, _validate
 from .._jax import jax, jnp
 from .compile import compile_expression, compile_model, ravel_point
 
-__all__ = ["llc_standard_error", "localized_model", "estimate_llc", "calibrate_llc", "sgld_trace", "LLCResult"]
+__all__ = [
+    "llc_standard_error",
+    "localized_model",
+    "estimate_llc",
+    "calibrate_llc",
+    "sgld_trace",
+    "LLCResult",
+]
 
 
 def sgld_trace(key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad=None):
@@ -102,7 +109,9 @@ def _n_observations(model: pm.Model) -> int:
     raise ValueError("cannot infer n from the model (no 'mask' data and no observed variable); pass n=")
 
 
-def localized_model(model: pm.Model, w_star: dict, *, gamma: float = 1.0, nbeta: float | None = None, n: int | None = None) -> tuple[pm.Model, float]:
+def localized_model(
+    model: pm.Model, w_star: dict, *, gamma: float = 1.0, nbeta: float | None = None, n: int | None = None
+) -> tuple[pm.Model, float]:
     """The localised tempered posterior of ``model`` at ``w_star`` as a new PyMC model (module
     docstring).  Returns (model, nβ)."""
     from pymc.model.fgraph import clone_model
@@ -116,7 +125,9 @@ def localized_model(model: pm.Model, w_star: dict, *, gamma: float = 1.0, nbeta:
     names = [rv.name for rv in model.free_RVs]
     missing = [k for k in names if k not in w_star]
     if missing:
-        raise ValueError(f"w_star must give every parameter of the model; missing {missing} (parameters: {names})")
+        raise ValueError(
+            f"w_star must give every parameter of the model; missing {missing} (parameters: {names})"
+        )
     local = clone_model(model)
     with local:
         loglik = local.logp(vars=[*local.observed_RVs, *local.potentials], jacobian=False)
@@ -126,7 +137,9 @@ def localized_model(model: pm.Model, w_star: dict, *, gamma: float = 1.0, nbeta:
             ws = np.asarray(w_star[rv.name], dtype=float)
             value = local.rvs_to_values[rv]
             if tuple(ws.shape) != tuple(local.initial_point()[value.name].shape):
-                raise ValueError(f"w_star[{rv.name!r}] must have shape {local.initial_point()[value.name].shape}, got {ws.shape}")
+                raise ValueError(
+                    f"w_star[{rv.name!r}] must have shape {local.initial_point()[value.name].shape}, got {ws.shape}"
+                )
             if not np.all(np.isfinite(ws)):
                 raise ValueError(f"w_star[{rv.name!r}] must be finite")
             dist = dist + pt.sum((value - ws) ** 2)
@@ -207,9 +220,13 @@ def estimate_llc(
         w_ref, _, info = minimise_in_phase(f, np.asarray(w0), inside, args=(data,), gtol=1e-8, maxiter=2000)
         moved, left_phase = info["moved"], info["left_phase"]
         if moved > 0.5:
-            raise ValueError(f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; estimate without refine or check w*")
+            raise ValueError(
+                f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; estimate without refine or check w*"
+            )
         w0 = jnp.asarray(w_ref)
-        local, nbeta = localized_model(model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta)
+        local, nbeta = localized_model(
+            model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta
+        )
         cm = compile_model(local)
         nll_fn = compile_expression(local, -local.llc_loglik, cm)
     nll_star = float(nll_fn(w0, data))
@@ -218,7 +235,12 @@ def estimate_llc(
     if sampler == "nuts":
         from .nuts import NutsSettings, make_sampler, stack_data
 
-        settings = NutsSettings(tune=_validate.integer("tune", tune, minimum=1), draws=draws, chunk=draws, target_accept=target_accept)
+        settings = NutsSettings(
+            tune=_validate.integer("tune", tune, minimum=1),
+            draws=draws,
+            chunk=draws,
+            target_accept=target_accept,
+        )
         warmup, sample = make_sampler(cm, settings, chains=chains)
         stacked = stack_data(cm.data, chains)
         k1, k2 = jax.random.split(key)
@@ -226,7 +248,13 @@ def estimate_llc(
         _, out = sample(jax.random.split(k2, chains), state, params, stacked)
         positions = out.position  # (chain, draw, dim)
         nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(positions)
-        stats = {"diverging": np.asarray(out.diverging), "tree_depth": np.asarray(out.tree_depth), "acceptance_rate": np.asarray(out.acceptance_rate), "energy": np.asarray(out.energy), "n_steps": np.asarray(out.n_steps)}
+        stats = {
+            "diverging": np.asarray(out.diverging),
+            "tree_depth": np.asarray(out.tree_depth),
+            "acceptance_rate": np.asarray(out.acceptance_rate),
+            "energy": np.asarray(out.energy),
+            "n_steps": np.asarray(out.n_steps),
+        }
         burn = 0
         accept = float(np.mean(stats["acceptance_rate"]))
         divergent = float(np.mean(stats["diverging"]))
@@ -234,12 +262,18 @@ def estimate_llc(
         grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
     else:
         eps = _validate.positive("step_size", step_size)
-        burn = draws // 5 if burn_in is None else _validate.integer("burn_in", burn_in, minimum=0, maximum=draws - 2)
+        burn = (
+            draws // 5
+            if burn_in is None
+            else _validate.integer("burn_in", burn_in, minimum=0, maximum=draws - 2)
+        )
         mask_full = data.get("mask", None)
         if batch_size is not None:
             batch_size = _validate.integer("batch_size", batch_size, minimum=1, maximum=n)
             if mask_full is None:
-                raise ValueError("minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)")
+                raise ValueError(
+                    "minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)"
+                )
         nll_and_grad = jax.value_and_grad(nll_fn)
         batch_grad = None
         if batch_size is not None:
@@ -251,13 +285,24 @@ def estimate_llc(
                 return nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size)
 
         def run_chain(k):
-            return sgld_trace(k, w0, lambda w: nll_and_grad(w, data), eps=eps, gamma=gamma, beta=beta, steps=draws, batch_grad=batch_grad)
+            return sgld_trace(
+                k,
+                w0,
+                lambda w: nll_and_grad(w, data),
+                eps=eps,
+                gamma=gamma,
+                beta=beta,
+                steps=draws,
+                batch_grad=batch_grad,
+            )
 
         nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
         stats = {"mala_acceptance": np.asarray(acc)}
         accept = float(np.mean(np.asarray(acc)[:, burn:]))
         divergent = 0.0
-        grad_evals = chains * draws * (1 if batch_size is None else 2)  # + a full-batch gradient per step for the trace and MALA
+        grad_evals = (
+            chains * draws * (1 if batch_size is None else 2)
+        )  # + a full-batch gradient per step for the trace and MALA
 
     nll = np.asarray(nll)[:, burn:]
     trace = nll / n  # L_n per draw
@@ -268,33 +313,77 @@ def estimate_llc(
     first, last = trace[:, :third].mean(), trace[:, -third:].mean()
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
     below = float(np.mean(nll < nll_star))
-    diag = {"sampler": sampler, "refined_distance": moved, "refine_left_phase": left_phase, "ess": ess, "stationarity_z": float(z), "acceptance": accept, "share_below_w_star": below, "burn_in": burn, "divergent": divergent, "grad_evals": grad_evals}
+    diag = {
+        "sampler": sampler,
+        "refined_distance": moved,
+        "refine_left_phase": left_phase,
+        "ess": ess,
+        "stationarity_z": float(z),
+        "acceptance": accept,
+        "share_below_w_star": below,
+        "burn_in": burn,
+        "divergent": divergent,
+        "grad_evals": grad_evals,
+    }
     issues = []
     llc_mean = float(np.mean(llc_chain))
     if not np.all(np.isfinite(nll)):
-        issues.append(f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of {chains} chains): the step size is too large for nβ = {nbeta:.4g}")
+        issues.append(
+            f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of {chains} chains): the step size is too large for nβ = {nbeta:.4g}"
+        )
     if llc_mean < 0:
-        issues.append(f"λ̂ = {llc_mean:.3f} < 0: w* is not a local minimum of L_n, or the sampler left its neighbourhood")
+        issues.append(
+            f"λ̂ = {llc_mean:.3f} < 0: w* is not a local minimum of L_n, or the sampler left its neighbourhood"
+        )
     if below > 0.5:
-        issues.append(f"{100 * below:.0f}% of draws have L_n below L_n(w*): w* is not a local minimum (λ̂ is then not a learning coefficient)")
+        issues.append(
+            f"{100 * below:.0f}% of draws have L_n below L_n(w*): w* is not a local minimum (λ̂ is then not a learning coefficient)"
+        )
     if abs(z) > 4:
-        issues.append(f"the loss trace is not stationary (first vs last third z = {z:.1f}): more burn-in or a smaller step")
+        issues.append(
+            f"the loss trace is not stationary (first vs last third z = {z:.1f}): more burn-in or a smaller step"
+        )
     if sampler == "sgld" and accept < 0.5:
-        issues.append(f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} is too large for this posterior")
+        issues.append(
+            f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} is too large for this posterior"
+        )
     if divergent > 0.01:
-        issues.append(f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions NUTS cannot resolve (raise target_accept)")
+        issues.append(
+            f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions NUTS cannot resolve (raise target_accept)"
+        )
     for msg in issues:
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
     attrs = {
-        "sampler": sampler, "gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "chains": chains, "draws": draws, "tune": tune if sampler == "nuts" else 0, "target_accept": target_accept if sampler == "nuts" else float("nan"),
-        "step_size": step_size if sampler == "sgld" else float("nan"), "batch_size": batch_size or 0 if sampler == "sgld" else 0, "burn_in": burn,
-        "llc_mean": llc_mean, "llc_se": se, "loss_star": loss_star, "seed": seed, "refine": int(refine), "refined_distance": moved, "refine_left_phase": int(left_phase), "tms_bayes_version": __version__,
+        "sampler": sampler,
+        "gamma": gamma,
+        "nbeta": nbeta,
+        "n": n,
+        "beta": beta,
+        "chains": chains,
+        "draws": draws,
+        "tune": tune if sampler == "nuts" else 0,
+        "target_accept": target_accept if sampler == "nuts" else float("nan"),
+        "step_size": step_size if sampler == "sgld" else float("nan"),
+        "batch_size": batch_size or 0 if sampler == "sgld" else 0,
+        "burn_in": burn,
+        "llc_mean": llc_mean,
+        "llc_se": se,
+        "loss_star": loss_star,
+        "seed": seed,
+        "refine": int(refine),
+        "refined_distance": moved,
+        "refine_left_phase": int(left_phase),
+        "tms_bayes_version": __version__,
         "formula": "llc = n*beta*(E[L_n] - L_n(w*)), localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior={"L_n": trace, "llc_draw": beta * (nll - nll_star)}, sample_stats={k: v[:, burn:] for k, v in stats.items()}, attrs=attrs)
+        idata = az.from_dict(
+            posterior={"L_n": trace, "llc_draw": beta * (nll - nll_star)},
+            sample_stats={k: v[:, burn:] for k, v in stats.items()},
+            attrs=attrs,
+        )
     idata.posterior.attrs.update(attrs)
     return LLCResult(llc_mean, se, llc_chain, loss_star, idata, diag, issues)
 
@@ -326,7 +415,11 @@ def calibrate_llc(
 
     _validate.choice("sampler", sampler, ("nuts", "sgld"))
     gammas = [_validate.positive("gamma", g) for g in np.atleast_1d(gammas)]
-    steps = [float("nan")] if sampler == "nuts" else [_validate.positive("step_size", e) for e in np.atleast_1d(step_sizes)]
+    steps = (
+        [float("nan")]
+        if sampler == "nuts"
+        else [_validate.positive("step_size", e) for e in np.atleast_1d(step_sizes)]
+    )
     names = ("llc_mean", "llc_se", "acceptance", "stationarity_z", "share_below_w_star", "n_warnings")
     out = {k: np.full((len(gammas), len(steps)), np.nan) for k in names}
     bar = tqdm(total=len(gammas) * len(steps), desc="λ̂ calibration", unit="fit", disable=not progress)
@@ -338,12 +431,25 @@ def calibrate_llc(
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = estimate_llc(model, w_star, sampler=sampler, gamma=g, **extra, **kwargs)
             d = res.diagnostics
-            for k, v in (("llc_mean", res.llc_mean), ("llc_se", res.llc_se), ("acceptance", d["acceptance"]), ("stationarity_z", d["stationarity_z"]), ("share_below_w_star", d["share_below_w_star"]), ("n_warnings", len(res.warnings))):
+            for k, v in (
+                ("llc_mean", res.llc_mean),
+                ("llc_se", res.llc_se),
+                ("acceptance", d["acceptance"]),
+                ("stationarity_z", d["stationarity_z"]),
+                ("share_below_w_star", d["share_below_w_star"]),
+                ("n_warnings", len(res.warnings)),
+            ):
                 out[k][i, j] = v
-            settings = {k: v for k, v in res.idata.posterior.attrs.items() if k not in ("gamma", "step_size", "llc_mean", "llc_se")}
+            settings = {
+                k: v
+                for k, v in res.idata.posterior.attrs.items()
+                if k not in ("gamma", "step_size", "llc_mean", "llc_se")
+            }
             bar.update()
     bar.close()
-    ds = xr.Dataset({k: (("gamma", "step_size"), v) for k, v in out.items()}, coords={"gamma": gammas, "step_size": steps})
+    ds = xr.Dataset(
+        {k: (("gamma", "step_size"), v) for k, v in out.items()}, coords={"gamma": gammas, "step_size": steps}
+    )
     ds.attrs.update(settings)
     ds.attrs["reference_lambda"] = float("nan") if reference is None else float(reference)
     return ds

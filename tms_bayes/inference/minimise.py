@@ -23,6 +23,7 @@ __all__ = ["minimise_in_phase", "tms_phase_indicator"]
 def tms_phase_indicator(cm, phase: str) -> Callable:
     """w (flat, in ``cm``'s layout with free variables W and b) ↦ bool: inside ``phase``'s region."""
     k, sigma, phi = parse_phase(phase)
+
     def indicator(w):
         p = cm.unravel(w)
         return regions.in_phase_xp(jnp, p["W"], p["b"], k, sigma, phi)

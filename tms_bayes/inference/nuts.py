@@ -72,7 +72,9 @@ class Draws(NamedTuple):
     acceptance_rate: jax.Array
 
 
-def make_sampler(cm: CompiledModel, settings: NutsSettings, chains: int | None = None) -> tuple[Callable, Callable]:
+def make_sampler(
+    cm: CompiledModel, settings: NutsSettings, chains: int | None = None
+) -> tuple[Callable, Callable]:
     """Return jitted (warmup, sample) functions for ``cm`` (module docstring); with ``chains`` given,
     the chains are sharded across devices."""
 
@@ -112,11 +114,18 @@ def make_sampler(cm: CompiledModel, settings: NutsSettings, chains: int | None =
         sample = jax.vmap(sample_one)
     else:
         warmup = lambda keys, init, data: jax.lax.map(lambda a: warmup_one(*a), (keys, init, data))  # noqa: E731
-        sample = lambda keys, state, params, data: jax.lax.map(lambda a: sample_one(*a), (keys, state, params, data))  # noqa: E731
+        sample = lambda keys, state, params, data: jax.lax.map(
+            lambda a: sample_one(*a), (keys, state, params, data)
+        )  # noqa: E731
     if chains is not None:
         shards = shard_count(chains, settings.devices)
         if shards > 1:
-            mesh = jax.make_mesh((shards,), ("chain",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:shards])
+            mesh = jax.make_mesh(
+                (shards,),
+                ("chain",),
+                axis_types=(jax.sharding.AxisType.Auto,),
+                devices=jax.devices()[:shards],
+            )
             spec = jax.sharding.PartitionSpec("chain")
             warmup = jax.shard_map(warmup, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
             sample = jax.shard_map(sample, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
@@ -180,7 +189,9 @@ class ChainSampler:
             if bar is not None:
                 bar.update(min(st.chunk, st.draws - i * st.chunk))
         elapsed = time.perf_counter() - t0
-        draws = {f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in Draws._fields}
+        draws = {
+            f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in Draws._fields
+        }
         return draws, np.asarray(params["step_size"]), elapsed
 
     def stats(self, draws: dict, step_size: np.ndarray) -> dict:

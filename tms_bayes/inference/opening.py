@@ -47,7 +47,9 @@ def open_sweep(path) -> xr.DataTree:
         settings = run.settings.to_dict()
         load = run.load
     else:
-        raise ValueError(f"{path} holds a {kind!r} run; open_sweep opens posterior sweeps over n and SMC runs")
+        raise ValueError(
+            f"{path} holds a {kind!r} run; open_sweep opens posterior sweeps over n and SMC runs"
+        )
     finished = [(n, s) for n in ns for s in seeds if ((n, s) in done if kind == "sweep" else s in done)]
     if not finished:
         raise ValueError(f"{path} has no finished job yet")
@@ -61,8 +63,12 @@ def open_sweep(path) -> xr.DataTree:
         groups[g] = xr.concat(rows, dim=pd.Index(ns, name="n"), join="exact")
     missing = [f"n={n} seed={s}" for n in ns for s in seeds if (n, s) not in finished]
     tree = xr.DataTree.from_dict({f"/{g}": ds for g, ds in groups.items()})
-    tree.attrs = {"kind": "smc" if kind == "smc" else "nuts", "path": str(path), "settings": json.dumps(settings, sort_keys=True),
-                  "missing": json.dumps(missing)}
+    tree.attrs = {
+        "kind": "smc" if kind == "smc" else "nuts",
+        "path": str(path),
+        "settings": json.dumps(settings, sort_keys=True),
+        "missing": json.dumps(missing),
+    }
     return tree
 
 

@@ -54,6 +54,7 @@ class RestrictedSettings:
     also admits the dead column's shell, which contains points of *lower* L on the way out of the
     5-gon (its own output switching on, the exit towards 5+ and 6): at n = 10⁴ one run in three found
     that channel and came out 7 nats below the 5-gon's Laplace free energy (issue 13's note)."""
+
     smc: SMCSettings = SMCSettings(particles=1024, mcmc_steps=5, leapfrog_steps=10)
     prior_draws: int = 2_000_000
     dead_tol: float = 0.0

@@ -43,7 +43,17 @@ from .._options import setting
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
-__all__ = ["SMCSettings", "SMCResult", "ess", "conditional_ess", "systematic_resample", "mask_path", "number_path", "prior_particles", "run_smc"]
+__all__ = [
+    "SMCSettings",
+    "SMCResult",
+    "ess",
+    "conditional_ess",
+    "systematic_resample",
+    "mask_path",
+    "number_path",
+    "prior_particles",
+    "run_smc",
+]
 
 
 @dataclass(frozen=True)
@@ -216,9 +226,20 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
     return jax.jit(loglik_all), jax.jit(move)
 
 
-def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSettings | None = None, seed: int = 0, progress: bool = True,
-            desc: str = "smc", constraint: Callable | None = None, log_z0: float = 0.0,
-            canonicalise: Callable | None = None) -> SMCResult:
+def run_smc(
+    cm: CompiledModel,
+    path: Callable,
+    grid,
+    x0,
+    *,
+    settings: SMCSettings | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "smc",
+    constraint: Callable | None = None,
+    log_z0: float = 0.0,
+    canonicalise: Callable | None = None,
+) -> SMCResult:
     """Run data-tempered SMC from prior particles ``x0`` (P, dim) along ``path`` and record the
     weighted particles and log Z at every point of ``grid`` (increasing, > 0) — module docstring.
 
@@ -251,11 +272,20 @@ def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSetting
     out_x, out_w, out_z = [], [], []
     stages = {"s": [], "ess": [], "resampled": [], "acceptance": [], "step_size": []}
     t0 = time.perf_counter()
-    bar = tqdm(total=float(grid[-1]), desc=desc, unit="n", disable=not progress, leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=float(grid[-1]),
+        desc=desc,
+        unit="n",
+        disable=not progress,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]",
+    )
     for target in grid:
         while s < target:
             if len(stages["s"]) >= settings.max_stages:
-                raise RuntimeError(f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; raise max_stages or lower cess_target")
+                raise RuntimeError(
+                    f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; raise max_stages or lower cess_target"
+                )
             nxt = np.asarray(loglik_all(x, target))
             if conditional_ess(logw, nxt - cur) >= settings.cess_target * P:
                 s_new, new = float(target), nxt
@@ -299,15 +329,32 @@ def run_smc(cm: CompiledModel, path: Callable, grid, x0, *, settings: SMCSetting
             cur = np.asarray(loglik_all(x, s_new))
             bar.update(s_new - s)
             s = s_new
-            for k_, v_ in (("s", s), ("ess", ess(logw)), ("resampled", resampled), ("acceptance", acc), ("step_size", step)):
+            for k_, v_ in (
+                ("s", s),
+                ("ess", ess(logw)),
+                ("resampled", resampled),
+                ("acceptance", acc),
+                ("step_size", step),
+            ):
                 stages[k_].append(v_)
         out_x.append(np.asarray(x))
         out_w.append(logw.copy())
         out_z.append(log_z)
     bar.close()
-    return SMCResult(grid, np.stack(out_x), np.stack(out_w), np.array(out_z), {k: np.asarray(v) for k, v in stages.items()}, settings, time.perf_counter() - t0)
+    return SMCResult(
+        grid,
+        np.stack(out_x),
+        np.stack(out_w),
+        np.array(out_z),
+        {k: np.asarray(v) for k, v in stages.items()},
+        settings,
+        time.perf_counter() - t0,
+    )
 
 
 def smc_attrs(settings: SMCSettings) -> dict:
-    return {**{f"smc_{k}": v for k, v in settings.to_dict().items()}, "tms_bayes_version": __version__,
-            "algorithm": "data-tempered SMC (adaptive CESS steps, systematic resampling, HMC rejuvenation)"}
+    return {
+        **{f"smc_{k}": v for k, v in settings.to_dict().items()},
+        "tms_bayes_version": __version__,
+        "algorithm": "data-tempered SMC (adaptive CESS steps, systematic resampling, HMC rejuvenation)",
+    }

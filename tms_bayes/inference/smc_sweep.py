@@ -38,7 +38,15 @@ from ..store.atomic import write_netcdf, write_text
 from ..store.rundir import RunDir, make_attrs
 from .sweep import SweepSettings, build_model, dataset
 
-__all__ = ["SMCSweep", "run_smc_sweep", "run_seed", "load_smc_sweep", "pymc_smc_reference", "pymc_log_evidence", "phase_minima"]
+__all__ = [
+    "SMCSweep",
+    "run_smc_sweep",
+    "run_seed",
+    "load_smc_sweep",
+    "pymc_smc_reference",
+    "pymc_log_evidence",
+    "phase_minima",
+]
 
 
 def _name(n: int, seed: int, rep: int = 0) -> str:
@@ -48,7 +56,11 @@ def _name(n: int, seed: int, rep: int = 0) -> str:
 def run_seed(data_seed: int, rep: int = 0) -> int:
     """The PRNG seed of SMC run ``rep`` on dataset ``data_seed``: the data seed itself for rep 0 (the
     sweep's run), an independent stream from ``SeedSequence([data_seed, rep])`` for the repeats."""
-    return int(data_seed) if rep == 0 else int(np.random.SeedSequence([int(data_seed), int(rep)]).generate_state(1)[0])
+    return (
+        int(data_seed)
+        if rep == 0
+        else int(np.random.SeedSequence([int(data_seed), int(rep)]).generate_state(1)[0])
+    )
 
 
 class SMCSweep:
@@ -60,7 +72,9 @@ class SMCSweep:
         self.out = Path(out)
         self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run")
         self._loaded: dict[str, az.InferenceData] = {}
-        self.repeats = max(_validate.integer("repeats", repeats, minimum=1), 1 + max(self.repeats_completed, default=0))
+        self.repeats = max(
+            _validate.integer("repeats", repeats, minimum=1), 1 + max(self.repeats_completed, default=0)
+        )
 
     @staticmethod
     def _key(seed: int, rep: int = 0) -> str:
@@ -74,7 +88,9 @@ class SMCSweep:
     @property
     def repeats_completed(self) -> list[int]:
         """Finished independent repeats r ≥ 1 on dataset seed 0 (module docstring)."""
-        return sorted(int(k.rsplit("_rep", 1)[1]) for k in self.rundir.completed if k.startswith("seed000_rep"))
+        return sorted(
+            int(k.rsplit("_rep", 1)[1]) for k in self.rundir.completed if k.startswith("seed000_rep")
+        )
 
     def _settings_dict(self) -> dict:
         return {"sweep": self.sweep_settings.to_dict(), "smc": self.settings.to_dict()}
@@ -112,12 +128,18 @@ class SMCSweep:
 
     def load(self, n: int, seed: int, rep: int = 0) -> az.InferenceData:
         name = _name(n, seed, rep)
-        if (rep == 0 and seed not in self.completed) or (rep > 0 and (seed != 0 or rep not in self.repeats_completed)):
-            raise ValueError(f"SMC seed {seed}" + (f" repeat {rep}" if rep else "") + f" is not finished in {self.out}")
+        if (rep == 0 and seed not in self.completed) or (
+            rep > 0 and (seed != 0 or rep not in self.repeats_completed)
+        ):
+            raise ValueError(
+                f"SMC seed {seed}" + (f" repeat {rep}" if rep else "") + f" is not finished in {self.out}"
+            )
         if name not in self._loaded:
             from .sweep import load_run
 
-            self._loaded[name] = load_run(self.rundir.path(self._key(seed, rep), list(self.sweep_settings.n).index(n)))
+            self._loaded[name] = load_run(
+                self.rundir.path(self._key(seed, rep), list(self.sweep_settings.n).index(n))
+            )
         return self._loaded[name]
 
     def evidence(self, repeats: bool = False) -> pd.DataFrame:
@@ -145,8 +167,16 @@ class _UnitRunner:
         prng = run_seed(st.seed_offset + s, r)
         data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
         x0 = prior_particles(self.model, cm, sw.settings.particles, seed=prng)
-        res = run_smc(cm, mask_path(data), st.n, x0, settings=sw.settings, seed=prng, progress=progress,
-                      desc=f"smc seed {s}" + (f" rep {r}" if r else ""))
+        res = run_smc(
+            cm,
+            mask_path(data),
+            st.n,
+            x0,
+            settings=sw.settings,
+            seed=prng,
+            progress=progress,
+            desc=f"smc seed {s}" + (f" rep {r}" if r else ""),
+        )
         ess_all = res.ess()
         evidence_path = sw.out / ("evidence_repeats.csv" if r else "evidence.csv")
         rows = pd.read_csv(evidence_path).to_dict("records") if evidence_path.exists() else []
@@ -159,22 +189,56 @@ class _UnitRunner:
             F = -float(res.log_evidence[i])
             F_loss = F + n * self.logp_const  # F_n − n·β·const  (module docstring)
             attrs = make_attrs(
-                st.to_dict(), n=n, seed=s, rep=r, smc_seed=prng, data_seed=st.seed_offset + s, log_evidence=float(res.log_evidence[i]),
-                free_energy=F, free_energy_loss=F_loss, ess=float(ess_all[i]), wall_time_s=res.wall_time_s, **smc_attrs(sw.settings),
+                st.to_dict(),
+                n=n,
+                seed=s,
+                rep=r,
+                smc_seed=prng,
+                data_seed=st.seed_offset + s,
+                log_evidence=float(res.log_evidence[i]),
+                free_energy=F,
+                free_energy_loss=F_loss,
+                ess=float(ess_all[i]),
+                wall_time_s=res.wall_time_s,
+                **smc_attrs(sw.settings),
                 jax_backend=jax.default_backend(),
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                idata = az.from_dict(posterior=post, sample_stats={"log_weight": res.log_weights[i][None]}, coords=self.coords,
-                                     dims={k: list(v) for k, v in self.dims.items() if k in post and v})
+                idata = az.from_dict(
+                    posterior=post,
+                    sample_stats={"log_weight": res.log_weights[i][None]},
+                    coords=self.coords,
+                    dims={k: list(v) for k, v in self.dims.items() if k in post and v},
+                )
             for g in idata.groups():
                 getattr(idata, g).attrs.update(attrs)
             write_netcdf(sw.out / "smc" / f"{_name(n, s, r)}.nc", idata)
-            rows = [row for row in rows if not (row["n"] == n and row["seed"] == s and row.get("rep", 0) == r)]
-            rows.append({"n": n, "seed": s, **({"rep": r} if r else {}), "log_evidence": attrs["log_evidence"], "F_n": F, "F_n_loss": F_loss,
-                         "ess": attrs["ess"], "wall_time_s": res.wall_time_s})
-        write_text(sw.out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"), pd.DataFrame(res.stages).to_csv(index=False))
-        write_text(evidence_path, pd.DataFrame(rows).sort_values([c for c in ("rep", "seed", "n") if c in rows[0]]).to_csv(index=False))
+            rows = [
+                row for row in rows if not (row["n"] == n and row["seed"] == s and row.get("rep", 0) == r)
+            ]
+            rows.append(
+                {
+                    "n": n,
+                    "seed": s,
+                    **({"rep": r} if r else {}),
+                    "log_evidence": attrs["log_evidence"],
+                    "F_n": F,
+                    "F_n_loss": F_loss,
+                    "ess": attrs["ess"],
+                    "wall_time_s": res.wall_time_s,
+                }
+            )
+        write_text(
+            sw.out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"),
+            pd.DataFrame(res.stages).to_csv(index=False),
+        )
+        write_text(
+            evidence_path,
+            pd.DataFrame(rows)
+            .sort_values([c for c in ("rep", "seed", "n") if c in rows[0]])
+            .to_csv(index=False),
+        )
         return res.wall_time_s, len(res.stages["s"])
 
 
@@ -185,19 +249,31 @@ def _likelihood_constant(st: SweepSettings) -> float:
     return -st.beta_for(st.n_max) * 0.5 * outputs * math.log(2 * math.pi * st.resolved_sigma() ** 2)
 
 
-def run_smc_sweep(sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, repeats: int = 1, progress: bool = True, log=print) -> SMCSweep:
+def run_smc_sweep(
+    sweep_settings: SweepSettings,
+    smc_settings: SMCSettings,
+    out,
+    *,
+    repeats: int = 1,
+    progress: bool = True,
+    log=print,
+) -> SMCSweep:
     """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds, and
     ``repeats − 1`` further independent runs on dataset seed 0 (the Monte Carlo spread of one dataset,
     reported apart from the spread over datasets)."""
     if sweep_settings.beta_depends_on_n():
-        raise ValueError(f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} does — set a number")
+        raise ValueError(
+            f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} does — set a number"
+        )
     return SMCSweep(sweep_settings, smc_settings, out, repeats=repeats).run(progress=progress, log=log)
 
 
 def load_smc_sweep(out) -> SMCSweep:
     """Open an existing SMC directory without running anything."""
     s = RunDir.existing_settings(out, "smc", "an SMC directory (tms-bayes smc)")
-    return SMCSweep(SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out)  # repeats: those on disk
+    return SMCSweep(
+        SweepSettings.from_dict(s["sweep"]), SMCSettings(**s["smc"]), out
+    )  # repeats: those on disk
 
 
 def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
@@ -239,12 +315,21 @@ def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
                 left += int(info["left_phase"])
                 out[i, j, a] = min(value, float(labels.L_n.values[i, j, k]))
     bar.close()
-    return xr.DataArray(out, dims=("n", "seed", "phase"), coords={"n": labels.n.values, "seed": labels.seed.values, "phase": list(phases)}, name="L_n_min",
-                        attrs={"method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n, kept inside the phase",
-                               "left_phase": left})
+    return xr.DataArray(
+        out,
+        dims=("n", "seed", "phase"),
+        coords={"n": labels.n.values, "seed": labels.seed.values, "phase": list(phases)},
+        name="L_n_min",
+        attrs={
+            "method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n, kept inside the phase",
+            "left_phase": left,
+        },
+    )
 
 
-def pymc_log_evidence(model, *, draws: int = 2000, chains: int = 2, random_seed: int = 0, progress: bool = False) -> dict:
+def pymc_log_evidence(
+    model, *, draws: int = 2000, chains: int = 2, random_seed: int = 0, progress: bool = False
+) -> dict:
     """PyMC's own likelihood-tempered ``pm.sample_smc`` on ``model``: log marginal likelihood per
     chain, their mean, the wall time and the InferenceData."""
     import pymc as pm
@@ -254,7 +339,14 @@ def pymc_log_evidence(model, *, draws: int = 2000, chains: int = 2, random_seed:
     t0 = time.perf_counter()
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = pm.sample_smc(draws=draws, chains=chains, cores=1, random_seed=random_seed, progressbar=progress, compute_convergence_checks=False)
+        idata = pm.sample_smc(
+            draws=draws,
+            chains=chains,
+            cores=1,
+            random_seed=random_seed,
+            progressbar=progress,
+            compute_convergence_checks=False,
+        )
     # PyMC stores, per chain, the running log ML over stages (NaN until the last); the layout of the
     # array (chain, draw) of lists or of floats differs between versions: take each chain's last finite value
     per_chain = []
@@ -264,7 +356,12 @@ def pymc_log_evidence(model, *, draws: int = 2000, chains: int = 2, random_seed:
         if vals.size:
             per_chain.append(float(vals[-1]))
     per_chain = np.array(per_chain)
-    return {"log_evidence": per_chain, "mean": float(per_chain.mean()), "wall_time_s": time.perf_counter() - t0, "idata": idata}
+    return {
+        "log_evidence": per_chain,
+        "mean": float(per_chain.mean()),
+        "wall_time_s": time.perf_counter() - t0,
+        "idata": idata,
+    }
 
 
 def pymc_smc_reference(sweep_settings: SweepSettings, seed: int, n: int, **kwargs) -> dict:

@@ -51,14 +51,20 @@ class SweepSettings:
     """Every setting of a sweep; two sweeps with equal settings produce the same results."""
 
     model: str = setting("tms", "model", choices=MODELS)
-    n: tuple[int, ...] = setting(tuple(range(100, 1201, 100)), "sample sizes, start:stop:step inclusive or a comma list",
-                                 parse=parse_sizes, show="100:1200:100")
+    n: tuple[int, ...] = setting(
+        tuple(range(100, 1201, 100)),
+        "sample sizes, start:stop:step inclusive or a comma list",
+        parse=parse_sizes,
+        show="100:1200:100",
+    )
     seeds: int = setting(4, "datasets, one per seed")
     chains: int = setting(4, "chains per (n, seed)")
     tune: int = setting(300, "warm-up transitions per chain")
     draws: int = setting(300, "kept transitions per chain")
     backend: str = setting("jax", "jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample", choices=BACKENDS)
-    chain_method: str = setting("sequential", "map chains with lax.map or vmap", choices=("sequential", "vectorized"))
+    chain_method: str = setting(
+        "sequential", "map chains with lax.map or vmap", choices=("sequential", "vectorized")
+    )
     max_tree_depth: int = setting(10, "NUTS maximum tree depth")
     target_accept: float = setting(0.8, "NUTS target acceptance rate")
     prior_std: float = setting(1.0, "prior std of every parameter")
@@ -66,8 +72,12 @@ class SweepSettings:
     c: int = setting(6, "TMS: features c")
     r: int = setting(2, "TMS: hidden dimension r")
     sigma: float | None = setting(None, "likelihood std σ", parse=float, show="√½ for TMS, 1 for ReLU")
-    beta: float | str | None = setting(None, "likelihood tempering β: a number or 'a/log n' (e.g. 1/log-n, WBIC's)",
-                                       parse=parse_beta, show="1 for TMS, 1/log n for ReLU")
+    beta: float | str | None = setting(
+        None,
+        "likelihood tempering β: a number or 'a/log n' (e.g. 1/log-n, WBIC's)",
+        parse=parse_beta,
+        show="1 for TMS, 1/log n for ReLU",
+    )
     # ReLU
     theta: float = setting(1.26, "relu-pt1: truth angle θ")
     vartheta: float = setting(1.5, "relu-pt2: output weight ϑ of the (-1,0) node", flag="--q-scale")
@@ -89,7 +99,9 @@ class SweepSettings:
         _validate.ceiling("the number of sample sizes", len(n), MAX_JOBS)
         _validate.ceiling("seeds", self.seeds, MAX_JOBS)
         _validate.ceiling("chains", self.chains, MAX_CHAINS)
-        _validate.ceiling("chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), MAX_TRANSITIONS)
+        _validate.ceiling(
+            "chains × (tune + draws)", self.chains * (int(self.tune) + int(self.draws)), MAX_TRANSITIONS
+        )
         _validate.integer("seed_offset", self.seed_offset, minimum=0)
         _validate.positive("prior_std", self.prior_std)
         if self.model == "tms":
@@ -105,7 +117,9 @@ class SweepSettings:
             raise ValueError(f"n must be >= 2 for β = {self.beta or '1/log n'} (log n > 0), got n = {min(n)}")
         from ..models.relu import pt1_truth, pt2_truth
 
-        pt1_truth(self.theta)  # θ in (0, π/2] and ϑ > 0 (recorded with every model), before any directory is made
+        pt1_truth(
+            self.theta
+        )  # θ in (0, π/2] and ϑ > 0 (recorded with every model), before any directory is made
         pt2_truth(self.vartheta)
         from .nuts import NutsSettings
 
@@ -138,7 +152,9 @@ class SweepSettings:
         """σ and β of the likelihood, as the theory layer takes them (``sigma=``, ``beta=``): the energy is
         n_eff L_n with n_eff = nβ/(2σ²).  Only for a β that does not depend on n."""
         if self.beta_depends_on_n():
-            raise ValueError(f"this {self.model} sweep tempers with β = {self.beta or '1/log n'}, which has no single likelihood scale")
+            raise ValueError(
+                f"this {self.model} sweep tempers with β = {self.beta or '1/log n'}, which has no single likelihood scale"
+            )
         return {"sigma": self.resolved_sigma(), "beta": self.beta_for(self.n[0])}
 
     def to_dict(self) -> dict:
@@ -184,8 +200,23 @@ def build_model(settings: SweepSettings, data: dict, n: int, *, padded: bool = T
     mask = (np.arange(N) < n).astype(float)
     rows = {k: v[:N] for k, v in data.items()}
     if settings.model == "tms":
-        return tms_model(rows["X"], r=settings.r, prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
-    return relu_model(rows["X"], rows["y"], d=settings.resolved_d(), prior_std=settings.prior_std, sigma=settings.resolved_sigma(), beta=settings.beta_for(n), mask=mask)
+        return tms_model(
+            rows["X"],
+            r=settings.r,
+            prior_std=settings.prior_std,
+            sigma=settings.resolved_sigma(),
+            beta=settings.beta_for(n),
+            mask=mask,
+        )
+    return relu_model(
+        rows["X"],
+        rows["y"],
+        d=settings.resolved_d(),
+        prior_std=settings.prior_std,
+        sigma=settings.resolved_sigma(),
+        beta=settings.beta_for(n),
+        mask=mask,
+    )
 
 
 def run_model(idata):
@@ -194,8 +225,10 @@ def run_model(idata):
     attrs = idata.posterior.attrs
     keys = [k for k in attrs if k.startswith("setting_")]
     if not keys or "n" not in attrs or "observed_data" not in idata.groups():
-        raise ValueError("this InferenceData is not a tms-bayes sweep run (no setting_* attrs or no observed data)")
-    raw = {k[len("setting_"):]: attrs[k] for k in keys}
+        raise ValueError(
+            "this InferenceData is not a tms-bayes sweep run (no setting_* attrs or no observed data)"
+        )
+    raw = {k[len("setting_") :]: attrs[k] for k in keys}
     fields = {}
     for k, v in raw.items():
         if isinstance(v, str):
@@ -225,7 +258,9 @@ class Sweep:
         self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
         self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
         self.timings: dict[str, float] = {}
-        self._loaded: dict[str, az.InferenceData] = {}  # runs read from disk (analyses read each run several times)
+        self._loaded: dict[
+            str, az.InferenceData
+        ] = {}  # runs read from disk (analyses read each run several times)
 
     @property
     def completed(self) -> dict[str, str]:
@@ -249,7 +284,9 @@ class Sweep:
             log(f"all {len(self.jobs())} jobs of {self.out} are already finished")
             return self
         if len(todo) < len(self.jobs()):
-            log(f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs already finished")
+            log(
+                f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs already finished"
+            )
         runner = _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
         from tqdm.auto import tqdm
 
@@ -264,7 +301,9 @@ class Sweep:
                 idata = runner.run_job(n, s, datasets[s], progress=progress)
                 idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
                 name = run_name(n, s)
-                self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
+                self.rundir.commit(
+                    name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)}
+                )
                 overall.update(1)
         finally:
             overall.close()
@@ -286,7 +325,9 @@ class Sweep:
         return self._loaded[name]
 
 
-def run_sweep(settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None) -> Sweep:
+def run_sweep(
+    settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None
+) -> Sweep:
     """Run (or resume) the sweep ``settings`` into ``out``; returns the :class:`Sweep`.  ``devices``
     (JAX backend): how many devices to shard each job's chains over (None: as many as divide the
     chains, up to ``jax.device_count()``; see ``tms_bayes.configure``).  A run-time choice, not a
@@ -312,7 +353,9 @@ def load_run(path) -> az.InferenceData:
 
 def load_sweep(out) -> Sweep:
     """Open an existing sweep directory (its manifest's settings) without running anything."""
-    settings = SweepSettings.from_dict(RunDir.existing_settings(out, "sweep", "a sweep directory (tms-bayes sweep or run)"))
+    settings = SweepSettings.from_dict(
+        RunDir.existing_settings(out, "sweep", "a sweep directory (tms-bayes sweep or run)")
+    )
     return Sweep(settings, out)
 
 
@@ -320,8 +363,15 @@ def load_sweep(out) -> Sweep:
 # Backends
 # ---------------------------------------------------------------------------------------------
 def _attrs(settings: SweepSettings, n: int, seed: int, **extra) -> dict:
-    return make_attrs(settings.to_dict(), n=n, seed=seed, data_seed=settings.seed_offset + seed, beta_used=settings.beta_for(n),
-                      sigma_used=settings.resolved_sigma(), **extra)
+    return make_attrs(
+        settings.to_dict(),
+        n=n,
+        seed=seed,
+        data_seed=settings.seed_offset + seed,
+        beta_used=settings.beta_for(n),
+        sigma_used=settings.resolved_sigma(),
+        **extra,
+    )
 
 
 def _observed(data: dict, n: int) -> dict:
@@ -340,8 +390,15 @@ class _JaxRunner:
         self.jax = jax
         self.sweep = sweep
         st = sweep.settings
-        nuts = NutsSettings(tune=st.tune, draws=st.draws, chunk=min(50, st.draws), target_accept=st.target_accept, max_tree_depth=st.max_tree_depth, chain_method=st.chain_method,
-                            devices=devices)
+        nuts = NutsSettings(
+            tune=st.tune,
+            draws=st.draws,
+            chunk=min(50, st.draws),
+            target_accept=st.target_accept,
+            max_tree_depth=st.max_tree_depth,
+            chain_method=st.chain_method,
+            devices=devices,
+        )
         self.devices = devices
         t0 = time.perf_counter()
         model = build_model(st, dataset(st, 0), st.n_max)
@@ -362,7 +419,11 @@ class _JaxRunner:
         from .nuts import stack_data
 
         st = self.sweep.settings
-        job = self.cm.with_data(**{k: v for k, v in data.items()}, mask=(np.arange(st.n_max) < n).astype(float), beta=st.beta_for(n))
+        job = self.cm.with_data(
+            **{k: v for k, v in data.items()},
+            mask=(np.arange(st.n_max) < n).astype(float),
+            beta=st.beta_for(n),
+        )
         return job, stack_data(job, st.chains)
 
     def run_job(self, n, seed, data, progress=True):
@@ -374,9 +435,18 @@ class _JaxRunner:
         st = self.sweep.settings
         job_data, stacked = self._job_data(n, data)
         rng = np.random.default_rng([st.seed_offset + seed, n, 7])
-        init = jnp.asarray(st.prior_std * rng.normal(size=(st.chains, self.cm.dim)))  # prior N(0, prior_std²) on every coordinate
+        init = jnp.asarray(
+            st.prior_std * rng.normal(size=(st.chains, self.cm.dim))
+        )  # prior N(0, prior_std²) on every coordinate
         key = jax.random.key(int(rng.integers(2**31)))
-        bar = tqdm(total=st.tune + st.draws, desc=f"  n={n} seed={seed}", unit="step", leave=False, disable=not progress, position=1)
+        bar = tqdm(
+            total=st.tune + st.draws,
+            desc=f"  n={n} seed={seed}",
+            unit="step",
+            leave=False,
+            disable=not progress,
+            position=1,
+        )
         draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
         bar.close()
         self.timings["compile_s"] = self.sampler.compile_s
@@ -388,9 +458,23 @@ class _JaxRunner:
         posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
         posterior["L_n"] = L
         return _to_idata(
-            posterior, self.sampler.stats(draws, step_size), _observed(data, n), self.dims, self.coords, {self.cm.observed_name: ell},
-            _attrs(st, n, seed, backend="jax-blackjax", chain_method=st.chain_method, sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth,
-                   device_shards=shard_count(st.chains, self.devices), jax_backend=jax.default_backend()),
+            posterior,
+            self.sampler.stats(draws, step_size),
+            _observed(data, n),
+            self.dims,
+            self.coords,
+            {self.cm.observed_name: ell},
+            _attrs(
+                st,
+                n,
+                seed,
+                backend="jax-blackjax",
+                chain_method=st.chain_method,
+                sampling_time_s=elapsed,
+                max_tree_depth=st.max_tree_depth,
+                device_shards=shard_count(st.chains, self.devices),
+                jax_backend=jax.default_backend(),
+            ),
         )
 
 
@@ -411,15 +495,30 @@ class _PymcRunner:
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata = pm.sample(
-                draws=st.draws, tune=st.tune, chains=st.chains, cores=1, random_seed=[st.seed_offset + seed, n],
-                target_accept=st.target_accept, progressbar=progress, compute_convergence_checks=False,
-                nuts={"max_treedepth": st.max_tree_depth}, idata_kwargs={"log_likelihood": True},
+                draws=st.draws,
+                tune=st.tune,
+                chains=st.chains,
+                cores=1,
+                random_seed=[st.seed_offset + seed, n],
+                target_accept=st.target_accept,
+                progressbar=progress,
+                compute_convergence_checks=False,
+                nuts={"max_treedepth": st.max_tree_depth},
+                idata_kwargs={"log_likelihood": True},
             )
         elapsed = time.perf_counter() - t0
         post = {k: idata.posterior[k].values for k in idata.posterior.data_vars}
         ss = idata.sample_stats
-        stats = {k: ss[k].values for k in ("lp", "energy", "n_steps", "tree_depth", "diverging", "acceptance_rate", "step_size") if k in ss}
-        stats["reached_max_treedepth"] = ss["reached_max_treedepth"].values if "reached_max_treedepth" in ss else stats["tree_depth"] >= st.max_tree_depth
+        stats = {
+            k: ss[k].values
+            for k in ("lp", "energy", "n_steps", "tree_depth", "diverging", "acceptance_rate", "step_size")
+            if k in ss
+        }
+        stats["reached_max_treedepth"] = (
+            ss["reached_max_treedepth"].values
+            if "reached_max_treedepth" in ss
+            else stats["tree_depth"] >= st.max_tree_depth
+        )
         dims = dict(model.named_vars_to_dims)
         coords = {k: np.asarray(v) for k, v in model.coords.items()}
         ll = {k: _rowwise(idata.log_likelihood[k]) for k in idata.log_likelihood.data_vars}
@@ -442,8 +541,14 @@ def _to_idata(posterior, stats, observed, dims, coords, log_likelihood, attrs) -
     log_likelihood = {k: np.asarray(v, dtype=np.float32) for k, v in log_likelihood.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior=posterior, sample_stats=stats, observed_data=observed, log_likelihood=log_likelihood, coords=coords,
-                             dims={**var_dims, **obs_dims, **ll_dims})
+        idata = az.from_dict(
+            posterior=posterior,
+            sample_stats=stats,
+            observed_data=observed,
+            log_likelihood=log_likelihood,
+            coords=coords,
+            dims={**var_dims, **obs_dims, **ll_dims},
+        )
     for g in idata.groups():
         getattr(idata, g).attrs.update(attrs)
     return idata

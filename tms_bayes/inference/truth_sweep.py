@@ -38,17 +38,32 @@ from ..models.relu import EXPERIMENTS, experiment_truth, relu_data, relu_model
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
 
-__all__ = ["TruthSweepSettings", "TruthSweep", "run_truth_sweep", "load_truth_sweep", "trial_data", "build_trial_model"]
+__all__ = [
+    "TruthSweepSettings",
+    "TruthSweep",
+    "run_truth_sweep",
+    "load_truth_sweep",
+    "trial_data",
+    "build_trial_model",
+]
 
 
 @dataclass(frozen=True)
 class TruthSweepSettings:
     """Every setting of a truth sweep (module docstring).  ``values`` None: SPEC 5's grid."""
 
-    experiment: str = setting("pt1", "pt1: deforming to degeneracy (θ); pt2: weight annihilation (ϑ)",
-                              positional=True, choices=("pt1", "pt2"))
-    values: tuple[float, ...] | None = setting(None, "truth values, start:stop:step or a comma list, pi allowed",
-                                               parse=parse_values, show="SPEC 5's grid")
+    experiment: str = setting(
+        "pt1",
+        "pt1: deforming to degeneracy (θ); pt2: weight annihilation (ϑ)",
+        positional=True,
+        choices=("pt1", "pt2"),
+    )
+    values: tuple[float, ...] | None = setting(
+        None,
+        "truth values, start:stop:step or a comma list, pi allowed",
+        parse=parse_values,
+        show="SPEC 5's grid",
+    )
     trials: int = setting(6, "trials per value: one chain on its own dataset each")
     n: int = setting(10_000, "samples per dataset")
     tune: int = setting(300, "NUTS warm-up transitions")
@@ -67,7 +82,11 @@ class TruthSweepSettings:
         from .nuts import NutsSettings
 
         _validate.choice("experiment", self.experiment, EXPERIMENTS)
-        values = EXPERIMENTS[self.experiment][1] if self.values is None else tuple(float(v) for v in np.atleast_1d(self.values))
+        values = (
+            EXPERIMENTS[self.experiment][1]
+            if self.values is None
+            else tuple(float(v) for v in np.atleast_1d(self.values))
+        )
         if len(values) == 0:
             raise ValueError(f"values must list at least one {self.parameter}")
         if len(set(values)) != len(values):
@@ -88,7 +107,7 @@ class TruthSweepSettings:
 
     @property
     def parameter(self) -> str:
-        """"theta" (pt1) or "vartheta" (pt2)."""
+        """ "theta" (pt1) or "vartheta" (pt2)."""
         return EXPERIMENTS[self.experiment][3]
 
     def resolved_d(self) -> int:
@@ -118,14 +137,24 @@ def trial_data(settings: TruthSweepSettings, index: int, trial: int) -> tuple[np
     """(X, y) of one trial: n rows from the truth at ``settings.values[index]`` and the trial's seed."""
     index = _validate.integer("index", index, minimum=0, maximum=len(settings.values) - 1)
     trial = _validate.integer("trial", trial, minimum=0, maximum=settings.trials - 1)
-    return relu_data(experiment_truth(settings.experiment, settings.values[index]), settings.n, seed=settings.data_seed(index, trial))
+    return relu_data(
+        experiment_truth(settings.experiment, settings.values[index]),
+        settings.n,
+        seed=settings.data_seed(index, trial),
+    )
 
 
 def build_trial_model(settings: TruthSweepSettings, index: int, trial: int, *, beta: float | None = None):
     """The PyMC model of one trial (tempered with ``settings``' β unless ``beta`` is given)."""
     X, y = trial_data(settings, index, trial)
-    return relu_model(X, y, d=settings.resolved_d(), prior_std=settings.prior_std, sigma=settings.sigma,
-                      beta=settings.resolved_beta() if beta is None else beta)
+    return relu_model(
+        X,
+        y,
+        d=settings.resolved_d(),
+        prior_std=settings.prior_std,
+        sigma=settings.sigma,
+        beta=settings.resolved_beta() if beta is None else beta,
+    )
 
 
 def run_name(index: int) -> str:
@@ -167,12 +196,21 @@ class TruthSweep:
         if len(todo) < total:
             log(f"resuming {self.out}: {total - len(todo)} of {total} values already finished")
         runner = _TrialRunner(self.settings)
-        bar = tqdm(total=len(todo), desc=f"relu {self.settings.experiment}", unit="value", disable=not progress, position=0)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"relu {self.settings.experiment}",
+            unit="value",
+            disable=not progress,
+            position=0,
+        )
         try:
             for i in todo:
                 bar.set_postfix_str(f"{self.settings.parameter}={self.settings.values[i]:.4g}")
                 idata = runner.run_value(i, progress=progress)
-                self.rundir.commit(run_name(i), {f"runs/{run_name(i)}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
+                self.rundir.commit(
+                    run_name(i),
+                    {f"runs/{run_name(i)}.nc": lambda path, idata=idata: write_netcdf(path, idata)},
+                )
                 bar.update(1)
         finally:
             bar.close()
@@ -184,7 +222,9 @@ class TruthSweep:
         """The finished run of the ``index``-th value, read once and kept in memory."""
         name = run_name(index)
         if not self.rundir.done(name):
-            raise ValueError(f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} in {self.out}")
+            raise ValueError(
+                f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} in {self.out}"
+            )
         if name not in self._loaded:
             from .sweep import load_run
 
@@ -218,8 +258,14 @@ class _TrialRunner:
         self.cm = compile_model(model)
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k in ("node", "input")}
-        nuts = NutsSettings(tune=settings.tune, draws=settings.draws, chunk=min(50, settings.draws), target_accept=settings.target_accept,
-                            max_tree_depth=settings.max_tree_depth, chain_method=settings.chain_method)
+        nuts = NutsSettings(
+            tune=settings.tune,
+            draws=settings.draws,
+            chunk=min(50, settings.draws),
+            target_accept=settings.target_accept,
+            max_tree_depth=settings.max_tree_depth,
+            chain_method=settings.chain_method,
+        )
         self.sampler = ChainSampler(self.cm, nuts, settings.trials)
         # L_n of every draw of every chain, each chain on its own data
         self.loss = jax.jit(jax.vmap(jax.vmap(self.cm.loss, in_axes=(0, None)), in_axes=(0, 0)))
@@ -230,13 +276,23 @@ class _TrialRunner:
 
         jax, jnp = self.jax, self.jax.numpy
         st = self.settings
-        per_trial = [self.cm.with_data(**dict(zip(("X", "y"), trial_data(st, index, t))), beta=st.resolved_beta()) for t in range(st.trials)]
+        per_trial = [
+            self.cm.with_data(**dict(zip(("X", "y"), trial_data(st, index, t))), beta=st.resolved_beta())
+            for t in range(st.trials)
+        ]
         stacked = {k: jnp.asarray(np.stack([d[k] for d in per_trial])) for k in per_trial[0]}
         rng = np.random.default_rng([st.seed_offset, index, 11])
         init = jnp.asarray(rng.uniform(-st.init_scale, st.init_scale, size=(st.trials, self.cm.dim)))
         key = jax.random.key(int(rng.integers(2**31)))
         value = st.values[index]
-        bar = tqdm(total=st.tune + st.draws, desc=f"  {st.parameter}={value:.4g}", unit="step", leave=False, disable=not progress, position=1)
+        bar = tqdm(
+            total=st.tune + st.draws,
+            desc=f"  {st.parameter}={value:.4g}",
+            unit="step",
+            leave=False,
+            disable=not progress,
+            position=1,
+        )
         draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
         bar.close()
         pos = draws["position"]
@@ -244,17 +300,33 @@ class _TrialRunner:
         posterior["L_n"] = np.asarray(self.loss(jnp.asarray(pos), stacked))
         truth = experiment_truth(st.experiment, value)
         attrs = make_attrs(st.to_dict())
-        attrs.update({
-            "experiment": st.experiment, "parameter": st.parameter, "value": value, "index": index, "n": st.n,
-            "beta_used": st.resolved_beta(), "truth": truth.name,
-            "truth_w": json.dumps(truth.w.tolist()), "truth_b": json.dumps(truth.b.tolist()), "truth_q": json.dumps(truth.q.tolist()), "truth_c": truth.c,
-            "data_seeds": json.dumps([st.data_seed(index, t) for t in range(st.trials)]),
-            "backend": "jax-blackjax", "jax_backend": jax.default_backend(), "sampling_time_s": elapsed,
-        })
+        attrs.update(
+            {
+                "experiment": st.experiment,
+                "parameter": st.parameter,
+                "value": value,
+                "index": index,
+                "n": st.n,
+                "beta_used": st.resolved_beta(),
+                "truth": truth.name,
+                "truth_w": json.dumps(truth.w.tolist()),
+                "truth_b": json.dumps(truth.b.tolist()),
+                "truth_q": json.dumps(truth.q.tolist()),
+                "truth_c": truth.c,
+                "data_seeds": json.dumps([st.data_seed(index, t) for t in range(st.trials)]),
+                "backend": "jax-blackjax",
+                "jax_backend": jax.default_backend(),
+                "sampling_time_s": elapsed,
+            }
+        )
         dims = {k: ["trial", *self.dims.get(k, ())] for k in posterior}
         stats = self.sampler.stats(draws, step_size)
-        idata = az.from_dict(posterior={k: _on_trial_dim(v) for k, v in posterior.items()}, sample_stats={k: _on_trial_dim(v) for k, v in stats.items()},
-                             coords={**self.coords, "trial": np.arange(st.trials)}, dims={**dims, **{k: ["trial"] for k in stats}})
+        idata = az.from_dict(
+            posterior={k: _on_trial_dim(v) for k, v in posterior.items()},
+            sample_stats={k: _on_trial_dim(v) for k, v in stats.items()},
+            coords={**self.coords, "trial": np.arange(st.trials)},
+            dims={**dims, **{k: ["trial"] for k in stats}},
+        )
         for g in idata.groups():
             getattr(idata, g).attrs.update(attrs)
         return idata

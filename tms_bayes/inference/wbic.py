@@ -26,14 +26,25 @@ __all__ = ["sample_tempered", "selected_rows"]
 def selected_rows(cm) -> tuple[int, np.ndarray]:
     """(n, indices) of the rows the compiled model's ``mask`` data container selects."""
     if "mask" not in cm.data:
-        raise ValueError("this model has no 'mask' data container; build it with the tms_bayes.models builders")
+        raise ValueError(
+            "this model has no 'mask' data container; build it with the tms_bayes.models builders"
+        )
     mask = np.asarray(cm.data["mask"], dtype=float)
     keep = np.flatnonzero(mask > 0.5)
     return len(keep), keep
 
 
-def sample_tempered(model, beta: float, *, chains: int = 4, tune: int = 500, draws: int = 500, seed: int = 0, progress: bool = False,
-                    compiled=None):
+def sample_tempered(
+    model,
+    beta: float,
+    *,
+    chains: int = 4,
+    tune: int = 500,
+    draws: int = 500,
+    seed: int = 0,
+    progress: bool = False,
+    compiled=None,
+):
     """NUTS on ``model`` with its likelihood tempered at ``beta`` (overriding the model's own β).
 
     Returns an ``az.InferenceData``: posterior (value variables), sample_stats, and log_likelihood
@@ -53,7 +64,9 @@ def sample_tempered(model, beta: float, *, chains: int = 4, tune: int = 500, dra
     if cm is None:
         cm = compile_model(model)
     if cm.observed_name is None or "beta" not in cm.data:
-        raise ValueError("sample_tempered needs a model with one observed variable and a 'beta' data container (the tms_bayes.models builders)")
+        raise ValueError(
+            "sample_tempered needs a model with one observed variable and a 'beta' data container (the tms_bayes.models builders)"
+        )
     if sampler is None:
         sampler = ChainSampler(cm, NutsSettings(tune=tune, draws=draws, chunk=min(100, draws)), chains)
     n, keep = selected_rows(cm)
@@ -62,25 +75,49 @@ def sample_tempered(model, beta: float, *, chains: int = 4, tune: int = 500, dra
     init = jnp.asarray(rng.normal(size=(chains, cm.dim)))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sampler.settings.tune + sampler.settings.draws, desc=f"NUTS β={beta:.4g}", unit="step", leave=False, disable=not progress)
+    bar = tqdm(
+        total=sampler.settings.tune + sampler.settings.draws,
+        desc=f"NUTS β={beta:.4g}",
+        unit="step",
+        leave=False,
+        disable=not progress,
+    )
     t0 = time.perf_counter()
-    draws_, step_size, _ = sampler.run(jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar)
+    draws_, step_size, _ = sampler.run(
+        jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar
+    )
     bar.close()
     pos = draws_["position"]
     flat = jnp.asarray(pos.reshape(-1, cm.dim))
-    ell = np.asarray(jax.jit(jax.vmap(cm.pointwise, in_axes=(0, None)))(flat, {k: jnp.asarray(v) for k, v in data.items()}))
+    ell = np.asarray(
+        jax.jit(jax.vmap(cm.pointwise, in_axes=(0, None)))(flat, {k: jnp.asarray(v) for k, v in data.items()})
+    )
     ell = ell[:, keep].reshape(chains, -1, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = az.from_dict(posterior={k: np.asarray(v) for k, v in cm.unravel(pos).items()}, sample_stats=sampler.stats(draws_, step_size),
-                             log_likelihood={cm.observed_name: ell}, dims={cm.observed_name: ["obs"]})
+        idata = az.from_dict(
+            posterior={k: np.asarray(v) for k, v in cm.unravel(pos).items()},
+            sample_stats=sampler.stats(draws_, step_size),
+            log_likelihood={cm.observed_name: ell},
+            dims={cm.observed_name: ["obs"]},
+        )
     divergent = int(np.sum(draws_["diverging"]))
     if divergent > 0.01 * draws_["diverging"].size:
-        warnings.warn(f"{divergent} of {draws_['diverging'].size} NUTS transitions at β = {beta:.4g} diverged: the tempered posterior has a "
-                      "geometry NUTS does not explore fully (e.g. a cross of ridges), so expectations and their Monte Carlo errors are "
-                      "unreliable; raise target accept or check against another method", RuntimeWarning, stacklevel=2)
-    attrs = {"beta_used": beta, "n": n, "seed": seed, "divergences": divergent, "sampling_time_s": time.perf_counter() - t0,
-             "tms_bayes_version": __version__}
+        warnings.warn(
+            f"{divergent} of {draws_['diverging'].size} NUTS transitions at β = {beta:.4g} diverged: the tempered posterior has a "
+            "geometry NUTS does not explore fully (e.g. a cross of ridges), so expectations and their Monte Carlo errors are "
+            "unreliable; raise target accept or check against another method",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    attrs = {
+        "beta_used": beta,
+        "n": n,
+        "seed": seed,
+        "divergences": divergent,
+        "sampling_time_s": time.perf_counter() - t0,
+        "tms_bayes_version": __version__,
+    }
     for g in idata.groups():
         getattr(idata, g).attrs.update(attrs)
     idata.compiled = (cm, sampler)

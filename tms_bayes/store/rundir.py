@@ -40,16 +40,28 @@ FORMAT = 2
 #: attrs that differ between two runs with identical settings and seeds: wall times, timestamps, the
 #: machine, the number of device shards (the draws do not depend on it).  "Identical runs" means arrays
 #: bitwise equal and every other attr equal (``tests/conftest.py::assert_identical_runs``).
-VOLATILE_ATTRS = frozenset({
-    "created", "created_at", "wall_time_s", "sampling_time_s", "device_shards", "jax_backend", "host", "arviz_version",
-    "inference_library_version",
-})
+VOLATILE_ATTRS = frozenset(
+    {
+        "created",
+        "created_at",
+        "wall_time_s",
+        "sampling_time_s",
+        "device_shards",
+        "jax_backend",
+        "host",
+        "arviz_version",
+        "inference_library_version",
+    }
+)
 
 
 def make_attrs(settings: dict, **extra) -> dict:
     """The provenance stamp of a saved dataset: every setting as ``setting_<name>`` (lists, dicts and
     None as JSON), the package version, the creation time, then ``extra``."""
-    attrs = {f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v) for k, v in settings.items()}
+    attrs = {
+        f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v)
+        for k, v in settings.items()
+    }
     attrs.update({"tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     attrs.update(extra)
     return attrs
@@ -73,9 +85,15 @@ class RunDir:
             body = self._read(path)
             diffs = _differences(body.get("settings", {}), settings)
             if diffs:
-                raise ValueError(f"{self.out} holds {what} with different settings ({'; '.join(diffs)}); "
-                                 "use a new --out or the same settings to resume")
-            self.extra = {k: v for k, v in body.items() if k not in ("kind", "format", "tms_bayes_version", "settings", "completed")}
+                raise ValueError(
+                    f"{self.out} holds {what} with different settings ({'; '.join(diffs)}); "
+                    "use a new --out or the same settings to resume"
+                )
+            self.extra = {
+                k: v
+                for k, v in body.items()
+                if k not in ("kind", "format", "tms_bayes_version", "settings", "completed")
+            }
             for key, files in body.get("completed", {}).items():
                 files = [files] if isinstance(files, str) else list(files)
                 if all(self._inside(f).exists() for f in files):
@@ -100,26 +118,34 @@ class RunDir:
         root = self.out.resolve()
         path = (self.out / relative).resolve()
         if path != root and root not in path.parents:
-            raise ValueError(f"{self.manifest_path} lists {relative!r}, a path outside the run directory; the manifest is corrupt")
+            raise ValueError(
+                f"{self.manifest_path} lists {relative!r}, a path outside the run directory; the manifest is corrupt"
+            )
         return path
 
     def _read(self, path: Path) -> dict:
         try:
             body = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not a readable tms-bayes manifest ({exc}); choose another --out") from None
+            raise ValueError(
+                f"{path} is not a readable tms-bayes manifest ({exc}); choose another --out"
+            ) from None
         if not isinstance(body, dict):
             raise ValueError(f"{path} is not a tms-bayes manifest (not a JSON object); choose another --out")
         kind, fmt = body.get("kind"), body.get("format", 1)
         written = body.get("tms_bayes_version", "an unknown version")
         if fmt > FORMAT:
-            raise ValueError(f"{self.out} was written by tms-bayes {written} (run-directory format {fmt}); this is {__version__} "
-                             f"(format {FORMAT}): upgrade tms-bayes to read it")
+            raise ValueError(
+                f"{self.out} was written by tms-bayes {written} (run-directory format {fmt}); this is {__version__} "
+                f"(format {FORMAT}): upgrade tms-bayes to read it"
+            )
         if kind is None and fmt == 1:
             kind = "sweep"  # format 1 posterior sweeps carried no kind; their layout is this one
         elif fmt == 1:
-            raise ValueError(f"{self.out} was written by tms-bayes {written} in the previous run-directory layout ({kind!r}, "
-                             f"format 1), which this version ({__version__}) does not read; re-run into a new --out")
+            raise ValueError(
+                f"{self.out} was written by tms-bayes {written} in the previous run-directory layout ({kind!r}, "
+                f"format 1), which this version ({__version__}) does not read; re-run into a new --out"
+            )
         if kind != self.kind:
             raise ValueError(f"{self.out} is not {self.what}: it holds a {kind!r} run")
         return body
@@ -131,8 +157,14 @@ class RunDir:
         return self
 
     def write_manifest(self) -> None:
-        body = {"kind": self.kind, "format": FORMAT, "tms_bayes_version": __version__, "settings": self.settings,
-                "completed": {k: v for k, v in sorted(self.completed.items())}, **self.extra}
+        body = {
+            "kind": self.kind,
+            "format": FORMAT,
+            "tms_bayes_version": __version__,
+            "settings": self.settings,
+            "completed": {k: v for k, v in sorted(self.completed.items())},
+            **self.extra,
+        }
         text = json.dumps(body, indent=2, sort_keys=True)
         try:
             if self.manifest_path.read_text() == text:
@@ -169,7 +201,11 @@ class RunDir:
 
 
 def _differences(old: dict, new: dict) -> list[str]:
-    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [
+        f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
 
 
 def read_kind(out) -> str:
@@ -209,5 +245,7 @@ def check_output(out, kinds=(None,)) -> Path:
         kind = read_kind(out)
         if kind not in kinds:
             wanted = " or ".join("a plain directory" if k is None else f"a {k!r} run" for k in kinds)
-            raise ValueError(f"--out {out} holds a {kind!r} run, and this command writes {wanted}; choose another --out")
+            raise ValueError(
+                f"--out {out} holds a {kind!r} run, and this command writes {wanted}; choose another --out"
+            )
     return out
