@@ -24,7 +24,14 @@ POSITIONAL = {"occupancy": "{sweep}", "criteria": "{sweep}", "compare": "{sweep}
 #: integer options where a negative number is allowed (none today)
 NEGATIVE_INT_OK: set[tuple[str, str]] = set()
 #: float options where a negative (or zero) value is meaningful
-NEGATIVE_FLOAT_OK = {"--bias-tol", "--dead-tol", "--init-noise", "--init-bias-std", "--zero-norm", "--off-factor"}
+NEGATIVE_FLOAT_OK = {
+    "--bias-tol",
+    "--dead-tol",
+    "--init-noise",
+    "--init-bias-std",
+    "--zero-norm",
+    "--off-factor",
+}
 
 
 def _options():
@@ -36,8 +43,17 @@ def _options():
         for a in sp._actions:
             if not a.option_strings or a.nargs == 0 or a.dest in ("out", "help"):
                 continue
-            kind = "choice" if a.choices else ("int" if getattr(a.type, "__name__", "") == "_integer" else
-                                               "float" if a.type is float else "text")
+            kind = (
+                "choice"
+                if a.choices
+                else (
+                    "int"
+                    if getattr(a.type, "__name__", "") == "_integer"
+                    else "float"
+                    if a.type is float
+                    else "text"
+                )
+            )
             out.append((name, a.option_strings[0], kind, a.default))
     return out
 
@@ -46,13 +62,19 @@ def _generated_cases():
     cases = []
     for cmd, flag, kind, default in _options():
         if kind == "int":
-            cases += [(cmd, [flag, "abc"], "invalid int value"), (cmd, [flag, "2.5"], "invalid int value"),
-                      (cmd, [flag, "1e3"], "invalid int value")]
+            cases += [
+                (cmd, [flag, "abc"], "invalid int value"),
+                (cmd, [flag, "2.5"], "invalid int value"),
+                (cmd, [flag, "1e3"], "invalid int value"),
+            ]
             if (cmd, flag) not in NEGATIVE_INT_OK:
                 cases.append((cmd, [flag, "-5"], ""))
         elif kind == "float":
-            cases += [(cmd, [flag, "abc"], "invalid float value"), (cmd, [flag, "nan"], "finite"),
-                      (cmd, [flag, "inf"], "finite")]
+            cases += [
+                (cmd, [flag, "abc"], "invalid float value"),
+                (cmd, [flag, "nan"], "finite"),
+                (cmd, [flag, "inf"], "finite"),
+            ]
             if flag not in NEGATIVE_FLOAT_OK:
                 cases.append((cmd, [flag, "-1"], ""))
         elif kind == "choice":
@@ -147,8 +169,11 @@ def _prepare(tmp_path, monkeypatch):
     import tms_bayes.experiments as experiments
 
     real = experiments.commands
-    monkeypatch.setattr(experiments, "commands", lambda: [
-        c if c.name == "theory" else dataclasses.replace(c, main=_never_run) for c in real()])
+    monkeypatch.setattr(
+        experiments,
+        "commands",
+        lambda: [c if c.name == "theory" else dataclasses.replace(c, main=_never_run) for c in real()],
+    )
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     monkeypatch.chdir(cwd)
@@ -215,8 +240,14 @@ COMMANDS_WITH_OUT = ["theory", "sweep", "run", "smc", "dynamics", "relu", "wbic"
 def test_out_that_is_a_file_is_refused(cmd, tmp_path, monkeypatch, capsys):
     _prepare(tmp_path, monkeypatch)
     (tmp_path / "afile").write_text("keep me")
-    _check(_with_positional(cmd, ["--out", str(tmp_path / "afile")]), "is a file", tmp_path, monkeypatch, capsys,
-           out=False)
+    _check(
+        _with_positional(cmd, ["--out", str(tmp_path / "afile")]),
+        "is a file",
+        tmp_path,
+        monkeypatch,
+        capsys,
+        out=False,
+    )
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
@@ -224,16 +255,28 @@ def test_out_that_is_a_file_is_refused(cmd, tmp_path, monkeypatch, capsys):
 def test_out_under_a_file_is_refused(cmd, tmp_path, monkeypatch, capsys):
     _prepare(tmp_path, monkeypatch)
     (tmp_path / "afile").write_text("keep me")
-    _check(_with_positional(cmd, ["--out", str(tmp_path / "afile" / "sub")]), "is a file", tmp_path, monkeypatch,
-           capsys, out=False)
+    _check(
+        _with_positional(cmd, ["--out", str(tmp_path / "afile" / "sub")]),
+        "is a file",
+        tmp_path,
+        monkeypatch,
+        capsys,
+        out=False,
+    )
 
 
 @pytest.mark.parametrize("cmd", ["theory", "smc", "dynamics", "relu", "wbic", "llc", "compare"])
 def test_out_that_is_another_commands_run_directory_is_refused(cmd, tmp_path, monkeypatch, capsys):
     """A theory (or SMC, dynamics, …) run never writes into a sweep directory (it would overwrite the
     sweep's occupancy.nc/.png)."""
-    _check(_with_positional(cmd, ["--out", "{sweep}"]), "holds a 'sweep' run", tmp_path, monkeypatch, capsys,
-           out=False)
+    _check(
+        _with_positional(cmd, ["--out", "{sweep}"]),
+        "holds a 'sweep' run",
+        tmp_path,
+        monkeypatch,
+        capsys,
+        out=False,
+    )
 
 
 @pytest.mark.parametrize("cmd", ["sweep", "run", "occupancy"])
@@ -246,7 +289,9 @@ def test_out_with_a_garbage_manifest_is_refused(cmd, tmp_path, monkeypatch, caps
     _check(argv, "manifest", tmp_path, monkeypatch, capsys, out=False)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories"
+)
 @pytest.mark.parametrize("cmd", ["theory", "sweep"])
 def test_read_only_out_is_refused(cmd, tmp_path, monkeypatch, capsys):
     _prepare(tmp_path, monkeypatch)

@@ -181,12 +181,10 @@ def sweep_criteria(sweep, *, progress: bool = False) -> xr.Dataset:
         "beta",
     )
     table = {f: np.full((len(st.n), st.seeds), np.nan) for f in fields}
-    jobs = [(i, n, s) for i, n in enumerate(st.n) for s in range(st.seeds)]
+    finished = set(sweep.finished())  # unfinished jobs stay NaN; a finished but corrupt file is an error
+    jobs = [(i, n, s) for i, n in enumerate(st.n) for s in range(st.seeds) if (n, s) in finished]
     for i, n, s in tqdm(jobs, desc="criteria", unit="run", disable=not progress):
-        try:
-            idata = sweep.load(n, s)
-        except ValueError:  # unfinished job: NaN
-            continue
+        idata = sweep.load(n, s)
         row = waic_loo(idata)
         e = tempered_energy(idata)
         row.update(energy=e["energy"], energy_mcse=e["mcse"])

@@ -176,10 +176,10 @@ def analyse(out) -> xr.Dataset:
 
 
 def _pair(one: Sweep, two: Sweep, n: int, s: int):
-    try:
-        return one.load(n, s), two.load(n, s)
-    except ValueError:
+    """Both temperatures' runs (n, s), or None while either is unfinished (a corrupt file raises)."""
+    if (n, s) not in one.finished() or (n, s) not in two.finished():
         return None
+    return one.load(n, s), two.load(n, s)
 
 
 def report(ds: xr.Dataset, out) -> dict[str, Path]:

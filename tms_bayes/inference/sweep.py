@@ -31,12 +31,13 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 from .. import _validate
 from .._options import setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
-from ..store.rundir import RunDir, make_attrs
+from ..store.rundir import RunDir, attrs_mismatch, make_attrs, setting_attrs
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
@@ -279,6 +280,7 @@ class Sweep:
     def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
         """Run every pending job; each finished job is written before the next starts."""
         self.rundir.start()
+        self.verify(log)
         todo = self.pending()
         if not todo:
             log(f"all {len(self.jobs())} jobs of {self.out} are already finished")
@@ -316,13 +318,46 @@ class Sweep:
         return [(n, s) for n, s in self.jobs() if self.rundir.done(run_name(n, s))]
 
     def load(self, n: int, seed: int) -> az.InferenceData:
-        """The finished run (n, seed), read once and kept in memory."""
+        """The finished run (n, seed), read once and kept in memory; a file that is unreadable or holds
+        another run (other n, seed or settings: swapped, copied) is refused, named."""
         name = run_name(n, seed)
         if not self.rundir.done(name):
             raise ValueError(f"no finished run for n={n}, seed={seed} in {self.out}")
         if name not in self._loaded:
-            self._loaded[name] = load_run(self.rundir.path(name))
+            path = self.rundir.path(name)
+            idata = load_run(path)
+            problem = self._mismatch(dict(idata.posterior.attrs), n, seed)
+            if problem:
+                raise ValueError(f"{path} is not the run n={n}, seed={seed} of this sweep ({problem}); "
+                                 "re-run the sweep to set it aside and redo it")
+            self._loaded[name] = idata
         return self._loaded[name]
+
+    def _mismatch(self, attrs: dict, n: int, seed: int) -> str:
+        """How the attrs of a run file differ from those of the run (n, seed) of this sweep ("" if not);
+        settings are compared where the file records them (older files record fewer)."""
+        expected = {"n": n, "seed": seed}
+        expected.update({k: v for k, v in setting_attrs(self.settings.to_dict()).items() if k in attrs})
+        return "; ".join(attrs_mismatch(attrs, expected))
+
+    def verify(self, log=print) -> list[str]:
+        """Check every finished run file (readable, and holding its own n, seed and settings); set aside
+        each one that is not (``set_aside/``, kept) so that this run redoes it.  Returns their names."""
+        bad = []
+        for n, s in self.finished():
+            name = run_name(n, s)
+            path = self.rundir.path(name)
+            try:
+                with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+                    problem = self._mismatch(dict(ds.attrs), n, s)
+            except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
+                problem = f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            if problem:
+                self.rundir.set_aside(name, problem)
+                self._loaded.pop(name, None)
+                log(f"{path} set aside ({problem}); it will be redone")
+                bad.append(name)
+        return bad
 
 
 def run_sweep(
@@ -342,7 +377,11 @@ _OLD_DIMS = {"row": "hidden", "col": "feature", "xfeature": "feature", "xdim": "
 def load_run(path) -> az.InferenceData:
     """Read one job's InferenceData fully into memory (the file is not kept open).  Files written before
     the dims were renamed get today's names, so old and new runs of one sweep line up."""
-    idata = az.from_netcdf(path, engine="h5netcdf")
+    try:
+        idata = az.from_netcdf(path, engine="h5netcdf")
+    except Exception as exc:  # truncated, not HDF5, not InferenceData
+        raise ValueError(f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                         "it is truncated or corrupt: re-run the sweep to set it aside and redo it") from None
     for g in idata.groups():
         ds = getattr(idata, g).load()
         old = {k: v for k, v in _OLD_DIMS.items() if k in ds.dims}

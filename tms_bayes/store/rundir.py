@@ -32,7 +32,9 @@ from pathlib import Path
 from .. import __version__
 from .atomic import write_text
 
-__all__ = ["RunDir", "make_attrs", "read_kind", "check_output", "VOLATILE_ATTRS", "FORMAT"]
+__all__ = [
+    "RunDir", "make_attrs", "setting_attrs", "attrs_mismatch", "read_kind", "check_output", "VOLATILE_ATTRS", "FORMAT"
+]
 
 #: the manifest layout written by this version
 FORMAT = 2
@@ -58,13 +60,34 @@ VOLATILE_ATTRS = frozenset(
 def make_attrs(settings: dict, **extra) -> dict:
     """The provenance stamp of a saved dataset: every setting as ``setting_<name>`` (lists, dicts and
     None as JSON), the package version, the creation time, then ``extra``."""
-    attrs = {
-        f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v)
-        for k, v in settings.items()
-    }
+    attrs = setting_attrs(settings)
     attrs.update({"tms_bayes_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     attrs.update(extra)
     return attrs
+
+
+def setting_attrs(settings: dict) -> dict:
+    """The ``setting_<name>`` part of :func:`make_attrs` (lists, dicts and None as JSON)."""
+    return {
+        f"setting_{k}": (json.dumps(v) if isinstance(v, (list, dict, tuple)) or v is None else v)
+        for k, v in settings.items()
+    }
+
+
+def attrs_mismatch(attrs: dict, expected: dict) -> list[str]:
+    """Where the stored ``attrs`` of a run file differ from ``expected`` ({attr: value}): one
+    "name: stored there, expected" entry per difference (a missing attr is a difference)."""
+    out = []
+    for name, want in expected.items():
+        got = attrs.get(name, "<missing>")
+        got = got.item() if hasattr(got, "item") else got
+        if isinstance(want, float) and isinstance(got, (int, float)):
+            same = got == want or (want != want and got != got)
+        else:
+            same = got == want
+        if not same:
+            out.append(f"{name}: {got!r} there, {want!r} expected")
+    return out
 
 
 class RunDir:
@@ -192,6 +215,24 @@ class RunDir:
             raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
         self.completed[key] = list(files)
         self.write_manifest()
+
+    def set_aside(self, key: str, reason: str) -> list[Path]:
+        """Move the files of the finished job ``key`` into ``set_aside/`` (kept, never deleted) and mark
+        the job pending again, so that the next run redoes it; ``reason`` goes into ``set_aside/README``."""
+        keep = self.out / "set_aside"
+        keep.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        moved = []
+        for relative in self.completed.pop(key, []):
+            source = self._inside(relative)
+            if source.exists():
+                target = keep / f"{Path(relative).name}.{stamp}"
+                source.replace(target)
+                moved.append(target)
+        with open(keep / "README", "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {key}: {reason}\n")
+        self.write_manifest()
+        return moved
 
     def path(self, key: str, index: int = 0) -> Path:
         """The ``index``-th file of the finished job ``key``."""
