@@ -82,7 +82,8 @@ def number(text: str) -> float:
 
 
 def parse_values(text: str | None, name: str = "--values") -> tuple[float, ...] | None:
-    """Truth values from ``start:stop:step`` (inclusive) or a comma list (``pi/2`` allowed); None stays None."""
+    """Truth values from ``start:stop:step`` (inclusive) or a comma list (``pi/2`` allowed); None
+    stays None."""
     if text is None:
         return None
     try:

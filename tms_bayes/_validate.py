@@ -88,8 +88,10 @@ def ceiling(name: str, value, limit, unit: str = "") -> None:
     """Refuse ``value`` above ``limit`` — a size that would exhaust memory or run for days, most often a
     typo — unless inside :func:`no_ceilings` (the CLI's ``--force``) for a real large run."""
     if value > limit and not _NO_CEILINGS.get():
-        raise ValueError(f"{name} = {value:g}{unit} is above the ceiling {limit:g}{unit} (a guard against typos); "
-                         "pass --force (in Python: with tms_bayes.no_ceilings():) for a real large run")
+        raise ValueError(
+            f"{name} = {value:g}{unit} is above the ceiling {limit:g}{unit} (a guard against typos); "
+            "pass --force (in Python: with tms_bayes.no_ceilings():) for a real large run"
+        )
 
 
 @contextlib.contextmanager

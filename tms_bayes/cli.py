@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import __version__
 
         print(
-            f"tms-bayes {__version__}: internal error (not a problem with your input); please report it to the "
-            "tms-bayes developers with the command and the traceback above",
+            f"tms-bayes {__version__}: internal error (not a problem with your input); please report it "
+            "to the tms-bayes developers with the command and the traceback above",
             file=sys.stderr,
         )
         return 1

@@ -148,8 +148,9 @@ class FunctionalRule:
 
     def describe(self) -> str:
         return (
-            f"the functional rule (a column is dead when its outputs stay off up to dead_tol = {self.dead_tol:g}; "
-            f"φ− when such a column is at least vertex_norm = {self.vertex_norm:g} long; k by the convex hull)"
+            f"the functional rule (a column is dead when its outputs stay off up to "
+            f"dead_tol = {self.dead_tol:g}; φ− when such a column is at least "
+            f"vertex_norm = {self.vertex_norm:g} long; k by the convex hull)"
         )
 
     def classify(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:

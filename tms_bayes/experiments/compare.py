@@ -28,7 +28,8 @@ class CompareSettings:
 
     runs: tuple[tuple[str, str], ...] = setting(
         (),
-        "run directories of tms-bayes run (estimator smc or both), optionally LABEL=DIR (split at the last '=')",
+        "run directories of tms-bayes run (estimator smc or both), "
+        "optionally LABEL=DIR (split at the last '=')",
         positional=True,
         nargs="+",
         parse=labelled_runs,

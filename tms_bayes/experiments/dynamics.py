@@ -63,7 +63,8 @@ def main(job: DynamicsJob, out=None, *, progress: bool = True) -> int:
     print(rep.transitions.to_string(index=False) if len(rep.transitions) else "no transitions observed")
     s = rep.summary
     print(
-        f"BAH: {s['transitions']} transitions, {s['pass']} pass, {s['fail']} fail, {s['inconclusive']} inconclusive; "
+        f"BAH: {s['transitions']} transitions, {s['pass']} pass, {s['fail']} fail, "
+        f"{s['inconclusive']} inconclusive; "
         f"ΔL/Δλ increased in {s['ratio_increases']}/{s['consecutive_pairs']} consecutive pairs"
     )
     print(f"report: {rep.files['report']}")

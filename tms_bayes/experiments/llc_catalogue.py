@@ -149,7 +149,9 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
         lam, neg = float(row.lambda_), int(row.hessian_negative)
         said = []
         if neg:
-            said.append(f"saddle of L ({neg} negative-curvature directions): λ̂ is not a learning coefficient")
+            said.append(
+                f"saddle of L ({neg} negative-curvature directions): λ̂ is not a learning coefficient"
+            )  # fmt: skip
         elif not math.isfinite(lam):
             said.append("ESTIMATE (theory unknown)")
         said += res.warnings
@@ -192,13 +194,15 @@ def table(ds: xr.Dataset) -> str:
         lam = float(r.lambda_theory)
         short = "; ".join(w.split(":")[0] for w in str(r.notes.item()).split(" | ") if w)
         lines.append(
-            f"{p:<9}{float(r.llc):>9.3f}{float(r.llc_se):>8.3f}{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}   {short}"
+            f"{p:<9}{float(r.llc):>9.3f}{float(r.llc_se):>8.3f}"
+            f"{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}   {short}"
         )
     return "\n".join(lines)
 
 
 def report(ds: xr.Dataset, idatas: dict, out) -> dict[str, Path]:
-    """Write ``llc.csv`` (one row per phase), ``llc.nc`` and each estimate's ``llc_<phase>.nc`` into ``out``."""
+    """Write ``llc.csv`` (one row per phase), ``llc.nc`` and each estimate's ``llc_<phase>.nc`` into
+    ``out``."""
     from ..store.atomic import write_netcdf, write_text
 
     out = Path(out)
@@ -225,5 +229,9 @@ def main(settings: LlcSettings, out=None, *, progress: bool = True) -> int:
 
 
 COMMAND = Command(
-    "llc", "local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)", LlcSettings, main, None
+    "llc",
+    "local learning coefficient λ̂ at catalogue critical points (NUTS or SGLD)",
+    LlcSettings,
+    main,
+    None,
 )

@@ -47,7 +47,8 @@ class MainJob:
     def __post_init__(self):
         if self.sweep.model != "tms":
             raise ValueError(
-                f"tms-bayes run analyses TMS sweeps (k-gon phases); for {self.sweep.model} use tms-bayes sweep"
+                f"tms-bayes run analyses TMS sweeps (k-gon phases); for {self.sweep.model} "
+                "use tms-bayes sweep"
             )
         self.smc_job()  # validates the SMC part before any work
 

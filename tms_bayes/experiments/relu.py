@@ -99,7 +99,8 @@ def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, .
 
 
 def run(settings: TruthSweepSettings, out, *, progress: bool = True, log=print):
-    """Run (or resume) the truth sweep into ``out``; returns the :class:`~tms_bayes.inference.truth_sweep.TruthSweep`."""
+    """Run (or resume) the truth sweep into ``out``; returns the
+    :class:`~tms_bayes.inference.truth_sweep.TruthSweep`."""
     return run_truth_sweep(settings, out, progress=progress, log=log)
 
 
@@ -162,7 +163,8 @@ def phase_llc(
         j = int(np.argmin(np.abs(all_values - v)))
         if abs(all_values[j] - v) > 1e-9 * max(1.0, abs(v)):
             raise ValueError(
-                f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: {', '.join(f'{x:.4g}' for x in all_values)}"
+                f"{st.parameter} = {v:g} is not a finished value of this sweep; finished values: "
+                f"{', '.join(f'{x:.4g}' for x in all_values)}"
             )
         picks.append(j)
     phases = [p for p in np.unique(labels.label.values) if p != "neither"] if phases is None else list(phases)
@@ -229,7 +231,10 @@ def phase_llc(
             "sampler": sampler,
             "n": st.n,
             "nbeta": st.n / math.log(st.n),
-            "w_star": "lowest-L_n draw of the phase (kept trials), refined to the nearest local minimum of that trial's L_n",
+            "w_star": (
+                "lowest-L_n draw of the phase (kept trials), "
+                "refined to the nearest local minimum of that trial's L_n"
+            ),
             **{f"llc_{k}": v for k, v in llc_kwargs.items()},
             "tms_bayes_version": __version__,
         },
@@ -291,8 +296,9 @@ def relu_sweep_report(
     lines = [
         f"# ReLU {labels.attrs['experiment'].upper()} sweep over n: {labels.attrs['truth']}",
         "",
-        f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, β = {st.beta or '1/log n'}, "
-        f"phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w (draws in no phase: '{labels.attrs['catch_all']}').",
+        f"Sweep `{sweep.out}`: n = {list(st.n)}, {st.seeds} datasets × {st.chains} chains, "
+        f"β = {st.beta or '1/log n'}, phases with ε = {labels.attrs['epsilon']:g} on ŵ = |q| w "
+        f"(draws in no phase: '{labels.attrs['catch_all']}').",
         "",
         "## Shares of draws (pooled over datasets and chains)",
         "",
@@ -303,8 +309,9 @@ def relu_sweep_report(
     ]
     if cross:
         lines.append(
-            f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, 95 % interval [{_fmt(cross['lower'], 0)}, "
-            f"{_fmt(cross['upper'], 0)}] ({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross)."
+            f"{cross['to']} overtakes {cross['from']} (last up-crossing) at n ≈ {_fmt(cross['n_crit'], 0)}, "
+            f"95 % interval [{_fmt(cross['lower'], 0)}, {_fmt(cross['upper'], 0)}] "
+            f"({100 * cross['fraction_crossing']:.0f}% of bootstrap replicates cross)."
         )
     unmixed = [int(n) for n, m in zip(occ.n.values, occ.mixed.values) if not m]
     if unmixed:

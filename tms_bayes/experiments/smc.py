@@ -61,7 +61,8 @@ class SmcJob:
 
 
 def run(sweep_settings, smc_settings, out, *, repeats: int = 3, progress: bool = True, log=print):
-    """Run (or resume) SMC across n into ``out``; returns the :class:`~tms_bayes.inference.smc_sweep.SMCSweep`."""
+    """Run (or resume) SMC across n into ``out``; returns the
+    :class:`~tms_bayes.inference.smc_sweep.SMCSweep`."""
     from ..inference.smc_sweep import run_smc_sweep
 
     if sweep_settings.model != "tms":
@@ -110,7 +111,8 @@ def analyse(
 
 
 def pymc_reference(smc, n: int) -> dict:
-    """log Z at ``n`` on dataset seed 0 by ``pm.sample_smc`` beside ours: {"ours", "pymc", "pymc_chains", "wall_time_s"}."""
+    """log Z at ``n`` on dataset seed 0 by ``pm.sample_smc`` beside ours:
+    {"ours", "pymc", "pymc_chains", "wall_time_s"}."""
     from ..inference.smc_sweep import pymc_smc_reference
 
     ref = pymc_smc_reference(smc.sweep_settings, 0, n, draws=smc.settings.particles)
@@ -158,7 +160,8 @@ def main(
     if job.reference_n:
         ref = pymc_reference(smc, job.reference_n)
         print(
-            f"log Z at n = {job.reference_n}, seed 0: tms-bayes SMC {ref['ours']:.2f}; pm.sample_smc {ref['pymc']:.2f} "
+            f"log Z at n = {job.reference_n}, seed 0: tms-bayes SMC {ref['ours']:.2f}; "
+            f"pm.sample_smc {ref['pymc']:.2f} "
             f"(chains {', '.join(f'{v:.2f}' for v in ref['pymc_chains'])}; {ref['wall_time_s']:.0f} s)"
         )
     print(f"report: {out}/report/report.md")

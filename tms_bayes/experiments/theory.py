@@ -90,11 +90,13 @@ def main(settings: TheorySettings, out="results/theory", *, progress: bool = Tru
     print(report.pairwise_table(), end="\n\n")
     for x in report.crossovers:
         print(
-            f"change of the most probable phase (paper convention): {x['from']} -> {x['to']} at n = {x['n_crit']:.1f}"
+            f"change of the most probable phase (paper convention): {x['from']} -> {x['to']} "
+            f"at n = {x['n_crit']:.1f}"
         )
     if not report.crossovers:
         print(
-            f"no change of the most probable phase (paper convention) for n in {settings.n[0]:g}..{settings.n[-1]:g}"
+            f"no change of the most probable phase (paper convention) for n in "
+            f"{settings.n[0]:g}..{settings.n[-1]:g}"
         )
     for path in report.files.values():
         print(f"wrote {Path(path)}")

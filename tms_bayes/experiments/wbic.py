@@ -91,7 +91,8 @@ def model_wbic(
 
 @dataclass(frozen=True)
 class WbicSettings:
-    """A WBIC sweep: the posterior sweep ``sweep`` (its β is replaced) at β₁ = 1/log n and β₂ = ``beta_ratio``/log n."""
+    """A WBIC sweep: the posterior sweep ``sweep`` (its β is replaced) at β₁ = 1/log n and
+    β₂ = ``beta_ratio``/log n."""
 
     sweep: SweepSettings = setting(
         default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2)
@@ -168,7 +169,10 @@ def analyse(out) -> xr.Dataset:
             "seeds": st.seeds,
             "chains": st.chains,
             "draws": st.draws,
-            "formula": "wbic = E_{1/log n}[n L_n]; lambda = (E_b1[n L_n] - E_b2[n L_n]) / (1/b1 - 1/b2) (Watanabe 2013)",
+            "formula": (
+                "wbic = E_{1/log n}[n L_n]; "
+                "lambda = (E_b1[n L_n] - E_b2[n L_n]) / (1/b1 - 1/b2) (Watanabe 2013)"
+            ),
             "n_L_n": "-sum_k log p(x_k | w) over the n rows of D_n (nats)",
         }
     )

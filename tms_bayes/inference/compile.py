@@ -77,7 +77,8 @@ class CompiledModel:
         """ℓ_k = log p(x_k | w), one value per row of the observed variable (untempered, unmasked)."""
         if self._pointwise is None:
             raise ValueError(
-                "this model has no observed variable, so no pointwise log-likelihood (its likelihood is a Potential)"
+                "this model has no observed variable, so no pointwise log-likelihood "
+                "(its likelihood is a Potential)"
             )
         return self._pointwise(*self._args(flat, data))[0]
 

@@ -292,7 +292,10 @@ def _attrs(s: DynamicsSettings) -> dict:
         tms_bayes_version=__version__,
         nbeta_used=s.nbeta_value,
         loss="L_n = (1/n) sum_k |x_k - ReLU(W^T W x_k + b)|^2 (unhalved); loss = closed-form L",
-        llc_formula="llc = n*beta*(mean L_n over SGLD steps after burn-in - L_n(w*)), SGLD on exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
+        llc_formula=(
+            "llc = n*beta*(mean L_n over SGLD steps after burn-in - L_n(w*)), "
+            "SGLD on exp(-n*beta*L_n - gamma/2 |w - w*|^2)"
+        ),
     )
     return d
 

@@ -87,7 +87,8 @@ def llc_standard_error(excess) -> tuple[float, float, float]:
         λ̂ = mean over chains and steps,   SE = sd / √ESS,
 
     sd over every kept step and ESS ArviZ's "mean" effective sample size over the chains (NaN with ≤ 3
-    steps).  Every λ̂ in tms-bayes (estimate_llc, SGD trajectories) reports this SE.  Returns (λ̂, SE, ESS)."""
+    steps).  Every λ̂ in tms-bayes (estimate_llc, SGD trajectories) reports this SE.  Returns
+    (λ̂, SE, ESS)."""
     excess = np.asarray(excess, dtype=float)
     if excess.ndim == 1:
         excess = excess[None]
@@ -138,7 +139,8 @@ def localized_model(
             value = local.rvs_to_values[rv]
             if tuple(ws.shape) != tuple(local.initial_point()[value.name].shape):
                 raise ValueError(
-                    f"w_star[{rv.name!r}] must have shape {local.initial_point()[value.name].shape}, got {ws.shape}"
+                    f"w_star[{rv.name!r}] must have shape {local.initial_point()[value.name].shape}, "
+                    f"got {ws.shape}"
                 )
             if not np.all(np.isfinite(ws)):
                 raise ValueError(f"w_star[{rv.name!r}] must be finite")
@@ -163,7 +165,10 @@ class LLCResult:
     warnings: list[str] = field(default_factory=list)
 
     def __str__(self):
-        return f"λ̂ = {self.llc_mean:.4f} ± {self.llc_se:.4f} ({len(self.llc_per_chain)} chains, {self.diagnostics['sampler']})"
+        return (
+            f"λ̂ = {self.llc_mean:.4f} ± {self.llc_se:.4f} ({len(self.llc_per_chain)} chains, "
+            f"{self.diagnostics['sampler']})"
+        )
 
 
 def estimate_llc(
@@ -221,7 +226,8 @@ def estimate_llc(
         moved, left_phase = info["moved"], info["left_phase"]
         if moved > 0.5:
             raise ValueError(
-                f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; estimate without refine or check w*"
+                f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; "
+                "estimate without refine or check w*"
             )
         w0 = jnp.asarray(w_ref)
         local, nbeta = localized_model(
@@ -329,27 +335,33 @@ def estimate_llc(
     llc_mean = float(np.mean(llc_chain))
     if not np.all(np.isfinite(nll)):
         issues.append(
-            f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of {chains} chains): the step size is too large for nβ = {nbeta:.4g}"
+            f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of "
+            f"{chains} chains): the step size is too large for nβ = {nbeta:.4g}"
         )
     if llc_mean < 0:
         issues.append(
-            f"λ̂ = {llc_mean:.3f} < 0: w* is not a local minimum of L_n, or the sampler left its neighbourhood"
-        )
+            f"λ̂ = {llc_mean:.3f} < 0: w* is not a local minimum of L_n, "
+            "or the sampler left its neighbourhood"
+        )  # fmt: skip
     if below > 0.5:
         issues.append(
-            f"{100 * below:.0f}% of draws have L_n below L_n(w*): w* is not a local minimum (λ̂ is then not a learning coefficient)"
+            f"{100 * below:.0f}% of draws have L_n below L_n(w*): w* is not a local minimum "
+            "(λ̂ is then not a learning coefficient)"
         )
     if abs(z) > 4:
         issues.append(
-            f"the loss trace is not stationary (first vs last third z = {z:.1f}): more burn-in or a smaller step"
+            f"the loss trace is not stationary (first vs last third z = {z:.1f}): "
+            "more burn-in or a smaller step"
         )
     if sampler == "sgld" and accept < 0.5:
         issues.append(
-            f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} is too large for this posterior"
+            f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} "
+            "is too large for this posterior"
         )
     if divergent > 0.01:
         issues.append(
-            f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions NUTS cannot resolve (raise target_accept)"
+            f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions "
+            "NUTS cannot resolve (raise target_accept)"
         )
     for msg in issues:
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
@@ -375,7 +387,10 @@ def estimate_llc(
         "refined_distance": moved,
         "refine_left_phase": int(left_phase),
         "tms_bayes_version": __version__,
-        "formula": "llc = n*beta*(E[L_n] - L_n(w*)), localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)",
+        "formula": (
+            "llc = n*beta*(E[L_n] - L_n(w*)), "
+            "localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)"
+        ),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -113,7 +113,9 @@ def make_sampler(
         warmup = jax.vmap(warmup_one)
         sample = jax.vmap(sample_one)
     else:
-        warmup = lambda keys, init, data: jax.lax.map(lambda a: warmup_one(*a), (keys, init, data))  # noqa: E731
+        warmup = lambda keys, init, data: jax.lax.map(  # noqa: E731
+            lambda a: warmup_one(*a), (keys, init, data)
+        )
         sample = lambda keys, state, params, data: jax.lax.map(
             lambda a: sample_one(*a), (keys, state, params, data)
         )  # noqa: E731

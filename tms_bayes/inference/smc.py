@@ -284,7 +284,8 @@ def run_smc(
         while s < target:
             if len(stages["s"]) >= settings.max_stages:
                 raise RuntimeError(
-                    f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; raise max_stages or lower cess_target"
+                    f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; "
+                    "raise max_stages or lower cess_target"
                 )
             nxt = np.asarray(loglik_all(x, target))
             if conditional_ess(logw, nxt - cur) >= settings.cess_target * P:

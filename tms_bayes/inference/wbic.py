@@ -65,7 +65,8 @@ def sample_tempered(
         cm = compile_model(model)
     if cm.observed_name is None or "beta" not in cm.data:
         raise ValueError(
-            "sample_tempered needs a model with one observed variable and a 'beta' data container (the tms_bayes.models builders)"
+            "sample_tempered needs a model with one observed variable and a 'beta' data container "
+            "(the tms_bayes.models builders)"
         )
     if sampler is None:
         sampler = ChainSampler(cm, NutsSettings(tune=tune, draws=draws, chunk=min(100, draws)), chains)
@@ -104,9 +105,10 @@ def sample_tempered(
     divergent = int(np.sum(draws_["diverging"]))
     if divergent > 0.01 * draws_["diverging"].size:
         warnings.warn(
-            f"{divergent} of {draws_['diverging'].size} NUTS transitions at β = {beta:.4g} diverged: the tempered posterior has a "
-            "geometry NUTS does not explore fully (e.g. a cross of ridges), so expectations and their Monte Carlo errors are "
-            "unreliable; raise target accept or check against another method",
+            f"{divergent} of {draws_['diverging'].size} NUTS transitions at β = {beta:.4g} diverged: "
+            "the tempered posterior has a geometry NUTS does not explore fully (e.g. a cross of ridges), "
+            "so expectations and their Monte Carlo errors are unreliable; raise target accept or check "
+            "against another method",
             RuntimeWarning,
             stacklevel=2,
         )
