@@ -263,7 +263,8 @@ def run_smc_sweep(
     reported apart from the spread over datasets)."""
     if sweep_settings.beta_depends_on_n():
         raise ValueError(
-            f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} does — set a number"
+            f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} "
+            "does — set a number"
         )
     return SMCSweep(sweep_settings, smc_settings, out, repeats=repeats).run(progress=progress, log=log)
 
@@ -321,7 +322,8 @@ def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
         coords={"n": labels.n.values, "seed": labels.seed.values, "phase": list(phases)},
         name="L_n_min",
         attrs={
-            "method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n, kept inside the phase",
+            "method": "BFGS from the phase's lowest-L_n particle to the nearest local minimum of L_n on D_n, "
+            "kept inside the phase",
             "left_phase": left,
         },
     )

@@ -154,7 +154,8 @@ class SweepSettings:
         n_eff L_n with n_eff = nβ/(2σ²).  Only for a β that does not depend on n."""
         if self.beta_depends_on_n():
             raise ValueError(
-                f"this {self.model} sweep tempers with β = {self.beta or '1/log n'}, which has no single likelihood scale"
+                f"this {self.model} sweep tempers with β = {self.beta or '1/log n'}, "
+                "which has no single likelihood scale"
             )
         return {"sigma": self.resolved_sigma(), "beta": self.beta_for(self.n[0])}
 
@@ -287,7 +288,8 @@ class Sweep:
             return self
         if len(todo) < len(self.jobs()):
             log(
-                f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs already finished"
+                f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs "
+                "already finished"
             )
         runner = _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
         from tqdm.auto import tqdm
@@ -328,8 +330,10 @@ class Sweep:
             idata = load_run(path)
             problem = self._mismatch(dict(idata.posterior.attrs), n, seed)
             if problem:
-                raise ValueError(f"{path} is not the run n={n}, seed={seed} of this sweep ({problem}); "
-                                 "re-run the sweep to set it aside and redo it")
+                raise ValueError(
+                    f"{path} is not the run n={n}, seed={seed} of this sweep ({problem}); "
+                    "re-run the sweep to set it aside and redo it"
+                )
             self._loaded[name] = idata
         return self._loaded[name]
 
@@ -370,7 +374,8 @@ def run_sweep(
     return Sweep(settings, out).run(progress=progress, log=log, devices=devices)
 
 
-#: dims of run files written before one feature-axis name (W (row, col), b (col), X (obs, xfeature); ReLU X (obs, xdim))
+#: dims of run files written before one feature-axis name
+#: (W (row, col), b (col), X (obs, xfeature); ReLU X (obs, xdim))
 _OLD_DIMS = {"row": "hidden", "col": "feature", "xfeature": "feature", "xdim": "input"}
 
 
@@ -380,8 +385,10 @@ def load_run(path) -> az.InferenceData:
     try:
         idata = az.from_netcdf(path, engine="h5netcdf")
     except Exception as exc:  # truncated, not HDF5, not InferenceData
-        raise ValueError(f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-                         "it is truncated or corrupt: re-run the sweep to set it aside and redo it") from None
+        raise ValueError(
+            f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+            "it is truncated or corrupt: re-run the sweep to set it aside and redo it"
+        ) from None
     for g in idata.groups():
         ds = getattr(idata, g).load()
         old = {k: v for k, v in _OLD_DIMS.items() if k in ds.dims}

@@ -14,9 +14,9 @@ On disk (``out/``): ``manifest.json`` (settings, finished values; rewritten atom
 ``runs/v{index}.nc`` (one InferenceData per value: the trials are independent posteriors on their own
 data, so they sit on a ``trial`` dim beside ``chain`` = 1 — ``az.summary`` then gives each trial its own
 R̂ instead of mixing unrelated chains; attrs with the truth, the value, every setting and each trial's
-data seed; :func:`tms_bayes.analysis.relu_phases.trial_draws` reads any variable as (trial, draw, ...), also from files written before
-the ``trial`` dim, where ``chain`` was the trial).  Datasets are not stored: :func:`trial_data`
-regenerates any of them exactly from its seed.  Re-running the same command resumes; different
+data seed; :func:`tms_bayes.analysis.relu_phases.trial_draws` reads any variable as (trial, draw,
+...), also from files written before the ``trial`` dim, where ``chain`` was the trial).  Datasets are
+not stored: :func:`trial_data` regenerates any of them exactly from its seed.  Re-running the same command resumes; different
 settings are refused.
 """
 
@@ -223,7 +223,8 @@ class TruthSweep:
         name = run_name(index)
         if not self.rundir.done(name):
             raise ValueError(
-                f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} in {self.out}"
+                f"no finished run for {self.settings.parameter} = {self.settings.values[index]:.4g} "
+                f"in {self.out}"
             )
         if name not in self._loaded:
             from .sweep import load_run

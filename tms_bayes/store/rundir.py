@@ -33,7 +33,14 @@ from .. import __version__
 from .atomic import write_text
 
 __all__ = [
-    "RunDir", "make_attrs", "setting_attrs", "attrs_mismatch", "read_kind", "check_output", "VOLATILE_ATTRS", "FORMAT"
+    "RunDir",
+    "make_attrs",
+    "setting_attrs",
+    "attrs_mismatch",
+    "read_kind",
+    "check_output",
+    "VOLATILE_ATTRS",
+    "FORMAT",
 ]
 
 #: the manifest layout written by this version
@@ -142,7 +149,8 @@ class RunDir:
         path = (self.out / relative).resolve()
         if path != root and root not in path.parents:
             raise ValueError(
-                f"{self.manifest_path} lists {relative!r}, a path outside the run directory; the manifest is corrupt"
+                f"{self.manifest_path} lists {relative!r}, a path outside the run directory; "
+                "the manifest is corrupt"
             )
         return path
 
@@ -159,14 +167,16 @@ class RunDir:
         written = body.get("tms_bayes_version", "an unknown version")
         if fmt > FORMAT:
             raise ValueError(
-                f"{self.out} was written by tms-bayes {written} (run-directory format {fmt}); this is {__version__} "
+                f"{self.out} was written by tms-bayes {written} (run-directory format {fmt}); "
+                f"this is {__version__} "
                 f"(format {FORMAT}): upgrade tms-bayes to read it"
             )
         if kind is None and fmt == 1:
             kind = "sweep"  # format 1 posterior sweeps carried no kind; their layout is this one
         elif fmt == 1:
             raise ValueError(
-                f"{self.out} was written by tms-bayes {written} in the previous run-directory layout ({kind!r}, "
+                f"{self.out} was written by tms-bayes {written} in the previous run-directory layout "
+                f"({kind!r}, "
                 f"format 1), which this version ({__version__}) does not read; re-run into a new --out"
             )
         if kind != self.kind:
