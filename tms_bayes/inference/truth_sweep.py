@@ -16,8 +16,8 @@ data, so they sit on a ``trial`` dim beside ``chain`` = 1 — ``az.summary`` the
 R̂ instead of mixing unrelated chains; attrs with the truth, the value, every setting and each trial's
 data seed; :func:`tms_bayes.analysis.relu_phases.trial_draws` reads any variable as (trial, draw,
 ...), also from files written before the ``trial`` dim, where ``chain`` was the trial).  Datasets are
-not stored: :func:`trial_data` regenerates any of them exactly from its seed.  Re-running the same command resumes; different
-settings are refused.
+not stored: :func:`trial_data` regenerates any of them exactly from its seed.  Re-running the same
+command resumes; different settings are refused.
 """
 
 from __future__ import annotations
