@@ -100,3 +100,44 @@ def test_a_finished_read_only_sweep_can_be_opened(reference, tmp_path):
     before = (out / "manifest.json").stat().st_mtime_ns
     run_sweep(SweepSettings(**TINY), out, **QUIET)
     assert (out / "manifest.json").stat().st_mtime_ns == before
+
+
+def test_a_complete_but_unrecorded_run_file_is_adopted(reference, tmp_path):
+    """Killed between writing a run file and recording it: the file, not the manifest, is the truth."""
+    import json
+
+    out = _copy(reference, tmp_path)
+    body = json.loads((out / "manifest.json").read_text())
+    del body["completed"]["n000120_seed000"]
+    (out / "manifest.json").write_text(json.dumps(body))
+    log = []
+    sweep = run_sweep(SweepSettings(**TINY), out, progress=False, log=log.append)
+    assert any("adopted" in line for line in log) and sweep.compilations == 0  # nothing sampled again
+    assert sweep.finished() == sweep.jobs()
+
+
+def test_claims_keep_two_writers_off_one_job(reference, tmp_path):
+    """A job claimed by a live process is left to it; a claim left by a dead process is taken over."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "sweep"
+    settings = SweepSettings(**TINY)
+    (out / "locks").mkdir(parents=True)
+    lock = out / "locks" / "n000060_seed000.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "time": 0}))  # alive
+    log = []
+    sweep = run_sweep(settings, out, progress=False, log=log.append)
+    assert sweep.pending() == [(60, 0)] and any("another process" in line for line in log)  # n = 120 ran
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "time": 0}))
+    sweep = run_sweep(settings, out, progress=False, log=log.append)
+    assert sweep.pending() == [] and not lock.exists()  # taken over, run, released
+    assert_identical_runs(
+        load_run(sweep.rundir.path("n000060_seed000")), load_run(reference / "runs/n000060_seed000.nc")
+    )

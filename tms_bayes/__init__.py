@@ -7,7 +7,7 @@ Subpackages (imported on demand, so ``import tms_bayes`` stays cheap):
 - :mod:`tms_bayes.models`      PyMC model builders and data generators
 - :mod:`tms_bayes.inference`   samplers and sweeps
 - :mod:`tms_bayes.analysis`    phases, occupancy, criteria, plots and reports
-- :mod:`tms_bayes.experiments` workflows that sample, then analyse (posterior sweep, WBIC)
+- :mod:`tms_bayes.experiments` one module per workflow (settings · run · analyse · report · main)
 
 Imports point down this list and never back (``tests/test_architecture.py``).
 """
@@ -19,7 +19,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "configure", "open_sweep"]
+__all__ = ["__version__", "configure", "open_sweep", "no_ceilings"]
 
 
 def configure(devices: int | None = None, *, strict: bool = True) -> int:
@@ -37,3 +37,12 @@ def open_sweep(path):
     from .inference.opening import open_sweep as _open
 
     return _open(path)
+
+
+def no_ceilings():
+    """``with tms_bayes.no_ceilings():`` lifts the size ceilings that refuse likely typos (n > 10⁶,
+    more than 1024 chains, …) for a real large run — the CLI's ``--force``
+    (:func:`tms_bayes._validate.no_ceilings`)."""
+    from ._validate import no_ceilings as _no_ceilings
+
+    return _no_ceilings()

@@ -88,16 +88,15 @@ def _sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    from ._devices import configure
-
-    configure(
-        strict=False
-    )  # one XLA device per core before any JAX backend starts: chains shard across cores
-    warnings.filterwarnings("ignore", message=".*BLAS.*")
-    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
-    args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = signal.signal(signal.SIGTERM, _sigterm)  # first: a SIGTERM during start-up is handled too
     try:
+        from ._devices import configure
+
+        # one XLA device per core before any JAX backend starts: chains shard across cores
+        configure(strict=False)
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+        args = build_parser().parse_args(argv)
         return _run(args)
     except (ValueError, OSError) as exc:  # bad input, a refused path, a full disk, a corrupt file
         detail = (

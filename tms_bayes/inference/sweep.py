@@ -298,16 +298,23 @@ class Sweep:
         datasets: dict[int, dict] = {}
         try:
             for n, s in todo:
-                if s not in datasets:
-                    datasets = {s: dataset(self.settings, s)}
-                overall.set_postfix_str(f"n={n} seed={s}")
-                t0 = time.perf_counter()
-                idata = runner.run_job(n, s, datasets[s], progress=progress)
-                idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
                 name = run_name(n, s)
-                self.rundir.commit(
-                    name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)}
-                )
+                if not self.rundir.claim(name):  # another writer (process, cluster worker) has it
+                    log(f"{name} is being run by another process; skipped here")
+                    overall.update(1)
+                    continue
+                try:
+                    if s not in datasets:
+                        datasets = {s: dataset(self.settings, s)}
+                    overall.set_postfix_str(f"n={n} seed={s}")
+                    t0 = time.perf_counter()
+                    idata = runner.run_job(n, s, datasets[s], progress=progress)
+                    idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
+                    self.rundir.commit(
+                        name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)}
+                    )
+                finally:
+                    self.rundir.release(name)
                 overall.update(1)
         finally:
             overall.close()
@@ -345,23 +352,35 @@ class Sweep:
         return "; ".join(attrs_mismatch(attrs, expected))
 
     def verify(self, log=print) -> list[str]:
-        """Check every finished run file (readable, and holding its own n, seed and settings); set aside
-        each one that is not (``set_aside/``, kept) so that this run redoes it.  Returns their names."""
+        """Check every run file (readable, and holding its own n, seed and settings): set aside each one
+        that is not (``set_aside/``, kept) so that this run redoes it, and adopt a complete file whose
+        job was never recorded (the run files, not the manifest, say what is finished).  Returns the
+        names set aside."""
         bad = []
-        for n, s in self.finished():
+        for n, s in self.jobs():
             name = run_name(n, s)
-            path = self.rundir.path(name)
-            try:
-                with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
-                    problem = self._mismatch(dict(ds.attrs), n, s)
-            except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
-                problem = f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            relative = f"runs/{name}.nc"
+            recorded = self.rundir.done(name)
+            path = self.out / relative
+            if not recorded and not path.exists():
+                continue
+            problem = self._file_problem(path, n, s)
             if problem:
-                self.rundir.set_aside(name, problem)
+                self.rundir.set_aside(name, problem, files=[relative])
                 self._loaded.pop(name, None)
                 log(f"{path} set aside ({problem}); it will be redone")
                 bad.append(name)
+            elif not recorded:  # written, then killed before the manifest said so: the file is the truth
+                self.rundir.record(name, [relative])
+                log(f"{path} is complete and adopted (its job had not been recorded)")
         return bad
+
+    def _file_problem(self, path: Path, n: int, s: int) -> str:
+        try:
+            with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+                return self._mismatch(dict(ds.attrs), n, s)
+        except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
+            return f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def run_sweep(

@@ -25,6 +25,8 @@ saved dataset; :data:`VOLATILE_ATTRS` lists the attrs that legitimately differ b
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -224,16 +226,29 @@ class RunDir:
         if missing:
             raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
         self.completed[key] = list(files)
+        self._merge_recorded()
         self.write_manifest()
 
-    def set_aside(self, key: str, reason: str) -> list[Path]:
-        """Move the files of the finished job ``key`` into ``set_aside/`` (kept, never deleted) and mark
-        the job pending again, so that the next run redoes it; ``reason`` goes into ``set_aside/README``."""
+    def _merge_recorded(self) -> None:
+        """Keep the jobs another writer recorded since this directory was opened (several writers)."""
+        try:
+            body = json.loads(self.manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        for key, files in (body.get("completed") or {}).items():
+            files = [files] if isinstance(files, str) else list(files)
+            if key not in self.completed and all(self._inside(f).exists() for f in files):
+                self.completed[key] = files
+
+    def set_aside(self, key: str, reason: str, files: list[str] | None = None) -> list[Path]:
+        """Move the files of job ``key`` (its recorded files, or ``files`` for an unrecorded job) into
+        ``set_aside/`` (kept, never deleted) and mark the job pending, so that the next run redoes it;
+        ``reason`` goes into ``set_aside/README``."""
         keep = self.out / "set_aside"
         keep.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         moved = []
-        for relative in self.completed.pop(key, []):
+        for relative in self.completed.pop(key, None) or files or []:
             source = self._inside(relative)
             if source.exists():
                 target = keep / f"{Path(relative).name}.{stamp}"
@@ -244,11 +259,58 @@ class RunDir:
         self.write_manifest()
         return moved
 
+    # -- claims: several writers (processes, cluster workers) can share one directory -----------------
+
+    def claim(self, key: str) -> bool:
+        """Claim job ``key`` for this process with an exclusive lock file ``locks/<key>.lock`` (created
+        with O_EXCL, so exactly one of several writers gets it).  A lock left by a dead process on
+        this host (killed) is taken over; False when a live process (or one on another host) holds it."""
+        locks = self.out / "locks"
+        locks.mkdir(exist_ok=True)
+        path = locks / f"{key}.lock"
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not _stale(path):
+                    return False
+                path.unlink(missing_ok=True)  # the holder died: take the claim over
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(body)
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        """Give up the claim on ``key`` (after its files are committed, or when it failed)."""
+        (self.out / "locks" / f"{key}.lock").unlink(missing_ok=True)
+
     def path(self, key: str, index: int = 0) -> Path:
         """The ``index``-th file of the finished job ``key``."""
         if key not in self.completed:
             raise ValueError(f"{key} is not finished in {self.out}")
         return self._inside(self.completed[key][index])
+
+
+def _stale(lock: Path) -> bool:
+    """Whether ``lock`` was left by a process of this host that no longer runs."""
+    try:
+        body = json.loads(lock.read_text())
+    except (OSError, json.JSONDecodeError):
+        return True  # unreadable: written by a process killed mid-write
+    if body.get("host") != socket.gethostname():
+        return False  # cannot tell: another machine's writer may be alive
+    try:
+        pid = int(body["pid"])
+        if pid == os.getpid():
+            return True  # this process's own leftover (a job that failed before its release)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False
 
 
 def _differences(old: dict, new: dict) -> list[str]:

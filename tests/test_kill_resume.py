@@ -1,0 +1,69 @@
+"""Nothing is lost to a kill: a sweep killed again and again at random points (SIGINT, SIGTERM and
+SIGKILL, during start-up, compilation, sampling and writing) and re-run each time ends with every run
+file and its derived ``diagnostics.csv`` identical to an uninterrupted sweep, and no temporary file
+left behind.  SIGINT exits 130 and SIGTERM 143 (a kill that lands after the last job lets the process
+finish with 0)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import assert_identical_runs
+from tms_bayes.inference.sweep import SweepSettings, load_run, run_sweep
+
+ARGS = ["--n", "40,80,120", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "20"]
+SETTINGS = SweepSettings(n=(40, 80, 120), seeds=2, chains=2, tune=30, draws=20)
+KILLS = 24
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+
+
+def _start(out):
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "tms_bayes.cli", "sweep", *ARGS, "--no-progress", "--out", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+
+
+@pytest.mark.slow
+def test_random_kills_lose_nothing(tmp_path):
+    reference = tmp_path / "reference"
+    proc = _start(reference)
+    t0 = time.perf_counter()
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    full = time.perf_counter() - t0  # how long one uninterrupted run takes: kills are drawn inside it
+
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(20261125)
+    codes = {s: [] for s in SIGNALS}
+    for _ in range(KILLS):
+        sig = SIGNALS[rng.integers(len(SIGNALS))]
+        proc = _start(out)
+        time.sleep(rng.uniform(1.0, full))
+        proc.send_signal(sig)
+        code = proc.wait(timeout=600)
+        err = proc.stderr.read()
+        codes[sig].append(code)
+        if sig == signal.SIGKILL:
+            assert code in (-signal.SIGKILL, 0), err
+        else:
+            assert code in ({signal.SIGINT: 130, signal.SIGTERM: 143}[sig], 0), err
+            assert "Traceback" not in err, err
+    proc = _start(out)  # finish whatever is left
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+
+    assert sum(c != 0 for cs in codes.values() for c in cs) >= 20, codes  # at least 20 kills landed mid-run
+    assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+    ref_sweep = run_sweep(SETTINGS, reference, progress=False, log=lambda *_: None)
+    got_sweep = run_sweep(SETTINGS, out, progress=False, log=lambda *_: None)
+    assert got_sweep.finished() == ref_sweep.finished() == ref_sweep.jobs()
+    for n, s in ref_sweep.jobs():
+        assert_identical_runs(load_run(got_sweep.rundir.path(f"n{n:06d}_seed{s:03d}")),
+                              load_run(ref_sweep.rundir.path(f"n{n:06d}_seed{s:03d}")))
+    volatile = [c for c in ("wall_time_s",) if c in pd.read_csv(reference / "diagnostics.csv").columns]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "diagnostics.csv").drop(columns=volatile),
+                                  pd.read_csv(reference / "diagnostics.csv").drop(columns=volatile))
