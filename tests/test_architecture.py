@@ -10,9 +10,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tms_bayes"
 #: what each layer may import (besides itself).  ``inference`` (sampling) and ``analysis`` (arrays in,
 #: labelled xarray out) are siblings: neither imports the other; ``experiments`` join them.
 #: ``tms_bayes`` itself is the public façade (it may import anything; others take only ``__version__``).
-BASE = {"_validate", "_options", "_parse", "_jax", "_devices", "__version__"}
+BASE = {"_validate", "_options", "_parse", "_stats", "_interrupt", "_jax", "_devices", "__version__"}
 ALLOWED = {
-    "_validate": set(), "_options": set(), "_parse": set(), "_jax": set(), "_devices": {"_validate"},
+    "_validate": set(), "_options": set(), "_parse": set(), "_stats": set(), "_interrupt": set(), "_jax": set(), "_devices": {"_validate"},
     "store": BASE,
     "theory": BASE,
     "models": BASE | {"theory"},

@@ -49,6 +49,7 @@ def _redone_identical(out, reference, set_aside: int):
         )
 
 
+@pytest.mark.slow
 def test_swapped_run_files_are_named_and_redone(reference, tmp_path, capsys):
     out = _copy(reference, tmp_path)
     a, b = out / "runs/n000060_seed000.nc", out / "runs/n000120_seed000.nc"
@@ -63,6 +64,7 @@ def test_swapped_run_files_are_named_and_redone(reference, tmp_path, capsys):
     _redone_identical(out, reference, set_aside=2)
 
 
+@pytest.mark.slow
 def test_truncated_run_file_is_named_and_redone(reference, tmp_path, capsys):
     out = _copy(reference, tmp_path)
     path = out / "runs/n000120_seed000.nc"
@@ -74,6 +76,7 @@ def test_truncated_run_file_is_named_and_redone(reference, tmp_path, capsys):
     _redone_identical(out, reference, set_aside=1)
 
 
+@pytest.mark.slow
 def test_foreign_run_file_is_named_and_redone(reference, tmp_path, capsys):
     """A run of another sweep (other data seeds) copied in under the right name."""
     out = _copy(reference, tmp_path)
@@ -86,6 +89,7 @@ def test_foreign_run_file_is_named_and_redone(reference, tmp_path, capsys):
     _redone_identical(out, reference, set_aside=1)
 
 
+@pytest.mark.slow
 def test_garbage_in_place_of_a_run_file(reference, tmp_path, capsys):
     out = _copy(reference, tmp_path)
     (out / "runs/n000060_seed000.nc").write_text("not HDF5 at all")
@@ -93,6 +97,7 @@ def test_garbage_in_place_of_a_run_file(reference, tmp_path, capsys):
     _redone_identical(out, reference, set_aside=1)
 
 
+@pytest.mark.slow
 def test_a_finished_read_only_sweep_can_be_opened(reference, tmp_path):
     """Opening a finished sweep rewrites nothing (its manifest is unchanged), so a read-only copy can be
     listed and resumed-as-finished."""
@@ -102,6 +107,7 @@ def test_a_finished_read_only_sweep_can_be_opened(reference, tmp_path):
     assert (out / "manifest.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_a_complete_but_unrecorded_run_file_is_adopted(reference, tmp_path):
     """Killed between writing a run file and recording it: the file, not the manifest, is the truth."""
     import json
@@ -116,6 +122,7 @@ def test_a_complete_but_unrecorded_run_file_is_adopted(reference, tmp_path):
     assert sweep.finished() == sweep.jobs()
 
 
+@pytest.mark.slow
 def test_claims_keep_two_writers_off_one_job(reference, tmp_path):
     """A job claimed by a live process is left to it; a claim left by a dead process is taken over."""
     import json
@@ -141,3 +148,18 @@ def test_claims_keep_two_writers_off_one_job(reference, tmp_path):
     assert_identical_runs(
         load_run(sweep.rundir.path("n000060_seed000")), load_run(reference / "runs/n000060_seed000.nc")
     )
+
+
+def test_swapped_truncated_and_unrecorded_files_in_one_directory(reference, tmp_path, capsys):
+    """The default suite's check (the separate cases are ``slow``): a directory with a swapped pair, then
+    one of them truncated, is refused by name; one re-run sets both aside and redoes them, identical."""
+    out = _copy(reference, tmp_path)
+    a, b = out / "runs/n000060_seed000.nc", out / "runs/n000120_seed000.nc"
+    a.rename(tmp_path / "tmp.nc")
+    b.rename(a)
+    (tmp_path / "tmp.nc").rename(b)
+    _one_line_refusal(["criteria", str(out)], capsys, "n000060_seed000.nc", "n: 120 there, 60 expected")
+    b.write_bytes(b.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="n000120_seed000.nc is not a readable run file"):
+        load_sweep(out).load(120, 0)
+    _redone_identical(out, reference, set_aside=2)

@@ -5,6 +5,7 @@ left behind.  SIGINT exits 130 and SIGTERM 143 (a kill that lands after the last
 finish with 0)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +18,9 @@ import pytest
 from conftest import assert_identical_runs
 from tms_bayes.inference.sweep import SweepSettings, load_run, run_sweep
 
-ARGS = ["--n", "40,80,120", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "20"]
-SETTINGS = SweepSettings(n=(40, 80, 120), seeds=2, chains=2, tune=30, draws=20)
-KILLS = 24
+ARGS = ["--n", "40,80", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "20"]
+SETTINGS = SweepSettings(n=(40, 80), seeds=2, chains=2, tune=30, draws=20)
+KILLS = 20
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
@@ -40,7 +41,9 @@ def test_random_kills_lose_nothing(tmp_path):
     out = tmp_path / "killed"
     rng = np.random.default_rng(20261125)
     codes = {s: [] for s in SIGNALS}
-    for _ in range(KILLS):
+    landed, attempts, finished_rounds = 0, 0, 0
+    while landed < KILLS and attempts < 3 * KILLS:
+        attempts += 1
         sig = SIGNALS[rng.integers(len(SIGNALS))]
         proc = _start(out)
         time.sleep(rng.uniform(1.0, full))
@@ -52,18 +55,33 @@ def test_random_kills_lose_nothing(tmp_path):
             assert code in (-signal.SIGKILL, 0), err
         else:
             assert code in ({signal.SIGINT: 130, signal.SIGTERM: 143}[sig], 0), err
-            assert "Traceback" not in err, err
+            # Python prints (and ignores) an interrupt that lands in a garbage-collector callback such
+            # as JAX's; the signal is then acted on at the next safe point: no other traceback
+            assert err.count("Traceback") == err.count("Exception ignored in"), err
+        if code != 0:
+            landed += 1
+            continue
+        # the sweep finished before the signal: check it, then start again from nothing
+        _assert_same_as_reference(out, reference)
+        shutil.rmtree(out)
+        finished_rounds += 1
     proc = _start(out)  # finish whatever is left
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert landed >= KILLS, (codes, attempts)
+    _assert_same_as_reference(out, reference)
 
-    assert sum(c != 0 for cs in codes.values() for c in cs) >= 20, codes  # at least 20 kills landed mid-run
+
+def _assert_same_as_reference(out, reference):
     assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
     ref_sweep = run_sweep(SETTINGS, reference, progress=False, log=lambda *_: None)
     got_sweep = run_sweep(SETTINGS, out, progress=False, log=lambda *_: None)
     assert got_sweep.finished() == ref_sweep.finished() == ref_sweep.jobs()
+    assert got_sweep.compilations == 0  # nothing was left to run: the killed runs finished everything
     for n, s in ref_sweep.jobs():
-        assert_identical_runs(load_run(got_sweep.rundir.path(f"n{n:06d}_seed{s:03d}")),
-                              load_run(ref_sweep.rundir.path(f"n{n:06d}_seed{s:03d}")))
+        name = f"n{n:06d}_seed{s:03d}"
+        assert_identical_runs(load_run(got_sweep.rundir.path(name)), load_run(ref_sweep.rundir.path(name)))
     volatile = [c for c in ("wall_time_s",) if c in pd.read_csv(reference / "diagnostics.csv").columns]
-    pd.testing.assert_frame_equal(pd.read_csv(out / "diagnostics.csv").drop(columns=volatile),
-                                  pd.read_csv(reference / "diagnostics.csv").drop(columns=volatile))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "diagnostics.csv").drop(columns=volatile),
+        pd.read_csv(reference / "diagnostics.csv").drop(columns=volatile),
+    )

@@ -26,10 +26,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"tms-bayes: error: {message}\n")
 
 
-class Interrupted(BaseException):
-    """SIGTERM, raised where Python next runs (like KeyboardInterrupt for SIGINT)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """``tms-bayes`` and one subcommand per experiment command."""
     from . import __version__
@@ -81,14 +77,13 @@ class _nothing:
         return False
 
 
-def _sigterm(signum, frame):
-    raise Interrupted()
-
-
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    previous = signal.signal(signal.SIGTERM, _sigterm)  # first: a SIGTERM during start-up is handled too
+    from . import _interrupt
+
+    _interrupt.clear()  # first: a signal during start-up is handled too
+    previous = {sig: signal.signal(sig, _interrupt.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         from ._devices import configure
 
@@ -97,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
         args = build_parser().parse_args(argv)
-        return _run(args)
+        code = _run(args)
+        _interrupt.check()  # a signal whose exception a library swallowed still ends in 130 / 143
+        return code
     except (ValueError, OSError) as exc:  # bad input, a refused path, a full disk, a corrupt file
         detail = (
             str(exc)
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tms-bayes: interrupted; finished results are on disk and a re-run resumes", file=sys.stderr)
         return 130
-    except Interrupted:
+    except _interrupt.Terminated:
         print("tms-bayes: terminated; finished results are on disk and a re-run resumes", file=sys.stderr)
         return 143
     except Exception:
@@ -125,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,8 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from .._stats import mean_and_se
+
 __all__ = [
     "pointwise_log_likelihood",
     "energy_draws",
@@ -77,14 +79,9 @@ def energy_draws(idata) -> xr.DataArray:
 
 
 def _mean_and_mcse(x: xr.DataArray) -> tuple[float, float]:
-    import arviz as az
-
-    vals = np.asarray(x.transpose("chain", "draw").values, dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ess = float(az.ess(vals[None] if vals.ndim == 1 else vals, method="bulk"))
-    ess = ess if math.isfinite(ess) and ess > 0 else float(vals.size)
-    return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(min(ess, vals.size)))
+    """Mean over (chain, draw) and its standard error (:func:`tms_bayes._stats.mean_and_se`)."""
+    mean, se, _ = mean_and_se(x.transpose("chain", "draw").values)
+    return mean, se
 
 
 def tempered_energy(idata) -> dict:

@@ -40,6 +40,7 @@ import xarray as xr
 
 from .. import __version__, _validate
 from .._jax import jax, jnp
+from .._stats import mean_and_se
 from .compile import compile_expression, compile_model, ravel_point
 
 __all__ = [
@@ -89,15 +90,7 @@ def llc_standard_error(excess) -> tuple[float, float, float]:
     sd over every kept step and ESS ArviZ's "mean" effective sample size over the chains (NaN with ≤ 3
     steps).  Every λ̂ in tms-bayes (estimate_llc, SGD trajectories) reports this SE.  Returns
     (λ̂, SE, ESS)."""
-    excess = np.asarray(excess, dtype=float)
-    if excess.ndim == 1:
-        excess = excess[None]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ess = float(az.ess(excess, method="mean")) if excess.shape[1] > 3 else float("nan")
-    sd = float(np.std(excess))
-    se = sd / math.sqrt(ess) if ess > 0 and math.isfinite(ess) else float("nan")
-    return float(excess.mean()), se, ess
+    return mean_and_se(excess)
 
 
 def _n_observations(model: pm.Model) -> int:

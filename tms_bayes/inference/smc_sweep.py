@@ -138,7 +138,9 @@ class SMCSweep:
             from .sweep import load_run
 
             self._loaded[name] = load_run(
-                self.rundir.path(self._key(seed, rep), list(self.sweep_settings.n).index(n))
+                self.rundir.path(self._key(seed, rep), list(self.sweep_settings.n).index(n)),
+                job={"n": n, "seed": seed, "rep": rep},
+                settings=self.sweep_settings.to_dict(),
             )
         return self._loaded[name]
 

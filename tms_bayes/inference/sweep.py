@@ -37,7 +37,7 @@ from .. import _validate
 from .._options import setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
-from ..store.rundir import RunDir, attrs_mismatch, make_attrs, setting_attrs
+from ..store.rundir import RunDir, make_attrs, run_mismatch
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
@@ -334,22 +334,11 @@ class Sweep:
             raise ValueError(f"no finished run for n={n}, seed={seed} in {self.out}")
         if name not in self._loaded:
             path = self.rundir.path(name)
-            idata = load_run(path)
-            problem = self._mismatch(dict(idata.posterior.attrs), n, seed)
-            if problem:
-                raise ValueError(
-                    f"{path} is not the run n={n}, seed={seed} of this sweep ({problem}); "
-                    "re-run the sweep to set it aside and redo it"
-                )
-            self._loaded[name] = idata
+            self._loaded[name] = load_run(path, job={"n": n, "seed": seed}, settings=self.settings.to_dict())
         return self._loaded[name]
 
     def _mismatch(self, attrs: dict, n: int, seed: int) -> str:
-        """How the attrs of a run file differ from those of the run (n, seed) of this sweep ("" if not);
-        settings are compared where the file records them (older files record fewer)."""
-        expected = {"n": n, "seed": seed}
-        expected.update({k: v for k, v in setting_attrs(self.settings.to_dict()).items() if k in attrs})
-        return "; ".join(attrs_mismatch(attrs, expected))
+        return run_mismatch(attrs, {"n": n, "seed": seed}, self.settings.to_dict())
 
     def verify(self, log=print) -> list[str]:
         """Check every run file (readable, and holding its own n, seed and settings): set aside each one
@@ -398,9 +387,11 @@ def run_sweep(
 _OLD_DIMS = {"row": "hidden", "col": "feature", "xfeature": "feature", "xdim": "input"}
 
 
-def load_run(path) -> az.InferenceData:
+def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> az.InferenceData:
     """Read one job's InferenceData fully into memory (the file is not kept open).  Files written before
-    the dims were renamed get today's names, so old and new runs of one sweep line up."""
+    the dims were renamed get today's names, so old and new runs of one sweep line up.  With ``job``
+    (its attrs, e.g. {"n": 100, "seed": 0}) and ``settings``, a file holding another run — swapped,
+    copied from another directory — is refused, named (:func:`~tms_bayes.store.rundir.run_mismatch`)."""
     try:
         idata = az.from_netcdf(path, engine="h5netcdf")
     except Exception as exc:  # truncated, not HDF5, not InferenceData
@@ -413,6 +404,14 @@ def load_run(path) -> az.InferenceData:
         old = {k: v for k, v in _OLD_DIMS.items() if k in ds.dims}
         if old:
             setattr(idata, g, ds.rename(old))
+    if job is not None:
+        problem = run_mismatch(dict(idata.posterior.attrs), job, settings or {})
+        if problem:
+            what = ", ".join(f"{k}={v}" for k, v in job.items())
+            raise ValueError(
+                f"{path} is not the run {what} of this directory ({problem}); "
+                "re-run to set it aside and redo it"
+            )
     return idata
 
 

@@ -229,7 +229,11 @@ class TruthSweep:
         if name not in self._loaded:
             from .sweep import load_run
 
-            self._loaded[name] = load_run(self.rundir.path(name))
+            self._loaded[name] = load_run(
+                self.rundir.path(name),
+                job={"index": index, "value": float(self.settings.values[index])},
+                settings=self.settings.to_dict(),
+            )
         return self._loaded[name]
 
 

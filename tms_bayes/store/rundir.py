@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, _interrupt
 from .atomic import write_text
 
 __all__ = [
@@ -97,6 +97,15 @@ def attrs_mismatch(attrs: dict, expected: dict) -> list[str]:
         if not same:
             out.append(f"{name}: {got!r} there, {want!r} expected")
     return out
+
+
+def run_mismatch(attrs: dict, job: dict, settings: dict) -> str:
+    """How the attrs of a run file differ from those its job should have ("" if not): the job's own
+    attrs (n, seed, …) must match, and the settings wherever the file records them (older files
+    record fewer)."""
+    expected = dict(job)
+    expected.update({k: v for k, v in setting_attrs(settings).items() if k in attrs})
+    return "; ".join(attrs_mismatch(attrs, expected))
 
 
 class RunDir:
@@ -228,6 +237,7 @@ class RunDir:
         self.completed[key] = list(files)
         self._merge_recorded()
         self.write_manifest()
+        _interrupt.check()  # a safe point: the job is on disk
 
     def _merge_recorded(self) -> None:
         """Keep the jobs another writer recorded since this directory was opened (several writers)."""
@@ -265,6 +275,7 @@ class RunDir:
         """Claim job ``key`` for this process with an exclusive lock file ``locks/<key>.lock`` (created
         with O_EXCL, so exactly one of several writers gets it).  A lock left by a dead process on
         this host (killed) is taken over; False when a live process (or one on another host) holds it."""
+        _interrupt.check()  # a safe point: a signal swallowed during the last job stops the run here
         locks = self.out / "locks"
         locks.mkdir(exist_ok=True)
         path = locks / f"{key}.lock"

@@ -1,0 +1,43 @@
+"""Stopping at a safe point on SIGINT / SIGTERM.
+
+The CLI installs :func:`handler` for both signals: it records the signal and raises at once
+(``KeyboardInterrupt`` / :class:`Terminated`), which unwinds through the atomic writers (their
+temporary files are removed) to the CLI (exit 130 / 143).  Where the raise is swallowed — Python
+ignores exceptions raised inside garbage-collector callbacks, such as JAX's, and some compiled
+libraries catch them — the recorded signal is raised again by :func:`check`, which the run directory
+calls between jobs (``RunDir.claim``, ``RunDir.record``): the process then stops after the job in
+flight, never later."""
+
+from __future__ import annotations
+
+import signal
+
+__all__ = ["Terminated", "handler", "check", "clear"]
+
+_requested: int | None = None
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like ``KeyboardInterrupt`` is for SIGINT."""
+
+
+def _exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def handler(signum, frame) -> None:
+    """Record ``signum`` and raise its exception."""
+    global _requested
+    _requested = signum
+    raise _exception(signum)
+
+
+def check() -> None:
+    """Raise the recorded signal's exception, if one arrived (a safe point between jobs)."""
+    if _requested is not None:
+        raise _exception(_requested)
+
+
+def clear() -> None:
+    global _requested
+    _requested = None
