@@ -59,7 +59,9 @@ def test_prior_particles_follow_the_prior_in_the_unconstrained_space():
     cm = compile_model(m)
     x = prior_particles(m, cm, 20000, seed=1)
     w = -2 + 4 / (1 + np.exp(-x[:, 0]))  # interval transform back to [−2, 2]
-    assert abs(w.mean()) < 0.05 and w.std() == pytest.approx(4 / math.sqrt(12), rel=0.03)  # uniform: SD = 4/√12
+    assert abs(w.mean()) < 0.05 and w.std() == pytest.approx(
+        4 / math.sqrt(12), rel=0.03
+    )  # uniform: SD = 4/√12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,7 +76,20 @@ def test_conjugate_gaussian_log_evidence_is_exact_within_its_own_error():
     cm = compile_model(m)
     grid = [5, 20, 60]
     exact = np.array([regression_log_evidence(X, y, n) for n in grid])
-    runs = np.array([run_smc(cm, mask_path(cm.data), grid, prior_particles(m, cm, 256, seed=s), settings=SMCSettings(particles=256), seed=s, progress=False).log_evidence for s in range(8)])
+    runs = np.array(
+        [
+            run_smc(
+                cm,
+                mask_path(cm.data),
+                grid,
+                prior_particles(m, cm, 256, seed=s),
+                settings=SMCSettings(particles=256),
+                seed=s,
+                progress=False,
+            ).log_evidence
+            for s in range(8)
+        ]
+    )
     se = runs.std(axis=0, ddof=1) / math.sqrt(len(runs))
     # 4 SE of the mean over runs, plus 0.02 for the log-of-unbiased-estimator bias (−Var/2 per run ≲ 0.02 here)
     np.testing.assert_array_less(np.abs(runs.mean(axis=0) - exact), 4 * se + 0.02)
@@ -94,7 +109,15 @@ def test_one_dimensional_free_energy_matches_quadrature_and_mass_goes_where_chai
     p_deg = 1 / (1 + np.exp(F_deg - F_reg))
     F_runs, share = [], []
     for s in range(6):
-        res = run_smc(cm, number_path(cm.data), grid, prior_particles(m, cm, 1024, seed=s), settings=SMCSettings(particles=1024), seed=s, progress=False)
+        res = run_smc(
+            cm,
+            number_path(cm.data),
+            grid,
+            prior_particles(m, cm, 1024, seed=s),
+            settings=SMCSettings(particles=1024),
+            seed=s,
+            progress=False,
+        )
         F_runs.append(res.free_energy)
         w = -2 + 4 / (1 + np.exp(-res.particles[..., 0]))
         share.append((np.exp(res.log_weights) * (w > split)).sum(axis=1))
@@ -137,7 +160,15 @@ def test_pymc_reference_agrees_with_exact_and_ours():
     assert ref["mean"] == pytest.approx(exact, abs=0.3)
     m = regression_model(X, y)
     cm = compile_model(m)
-    ours = run_smc(cm, mask_path(cm.data), [40], prior_particles(m, cm, 400, seed=2), settings=SMCSettings(particles=400), seed=2, progress=False)
+    ours = run_smc(
+        cm,
+        mask_path(cm.data),
+        [40],
+        prior_particles(m, cm, 400, seed=2),
+        settings=SMCSettings(particles=400),
+        seed=2,
+        progress=False,
+    )
     assert ours.log_evidence[0] == pytest.approx(exact, abs=0.3)
 
 
@@ -147,8 +178,14 @@ def tiny_smc(tmp_path_factory):
     from tms_bayes.inference.sweep import SweepSettings
 
     out = tmp_path_factory.mktemp("smc")
-    return run_smc_sweep(SweepSettings(n=(30, 60, 90), seeds=2), SMCSettings(particles=64, mcmc_steps=2, leapfrog_steps=5), out, repeats=2,
-                         progress=False, log=lambda *_: None)
+    return run_smc_sweep(
+        SweepSettings(n=(30, 60, 90), seeds=2),
+        SMCSettings(particles=64, mcmc_steps=2, leapfrog_steps=5),
+        out,
+        repeats=2,
+        progress=False,
+        log=lambda *_: None,
+    )
 
 
 def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
@@ -161,14 +198,19 @@ def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
     idata = tiny_smc.load(60, 1)
     assert idata.posterior.W.shape == (1, 64, 2, 6) and idata.sample_stats.log_weight.shape == (1, 64)
     assert np.exp(idata.sample_stats.log_weight.values).sum() == pytest.approx(1.0)
-    again = run_smc_sweep(tiny_smc.sweep_settings, tiny_smc.settings, tiny_smc.out, progress=False, log=lambda *_: None)
+    again = run_smc_sweep(
+        tiny_smc.sweep_settings, tiny_smc.settings, tiny_smc.out, progress=False, log=lambda *_: None
+    )
     assert sorted(again.completed) == [0, 1] and again.repeats_completed == [1]  # the repeat on disk is kept
     # the repeat: same dataset, its own particles and PRNG stream, so a different (but close) log Z
     rep = tiny_smc.evidence(repeats=True)
     assert list(rep.rep.unique()) == [1] and list(rep.seed.unique()) == [0]
     first = ev.query("seed == 0").F_n.values
     assert not np.allclose(rep.F_n.values, first) and np.allclose(rep.F_n.values, first, atol=3.0)
-    assert tiny_smc.load(60, 0, 1).posterior.attrs["smc_seed"] != tiny_smc.load(60, 0).posterior.attrs["smc_seed"]
+    assert (
+        tiny_smc.load(60, 0, 1).posterior.attrs["smc_seed"]
+        != tiny_smc.load(60, 0).posterior.attrs["smc_seed"]
+    )
     with pytest.raises(ValueError, match="repeat 2 is not finished"):
         tiny_smc.load(60, 0, 2)
     assert load_smc_sweep(tiny_smc.out).settings == tiny_smc.settings
@@ -181,8 +223,13 @@ def test_open_sweep_stacks_the_smc_particles(tiny_smc):
 
     tree = tms_bayes.open_sweep(tiny_smc.out)
     assert tree.attrs["kind"] == "smc" and json.loads(tree.attrs["settings"])["smc"]["particles"] == 64
-    np.testing.assert_array_equal(tree["posterior"]["W"].sel(n=60, seed=1).values, tiny_smc.load(60, 1).posterior.W.values)
-    np.testing.assert_array_equal(tree["sample_stats"]["log_weight"].sel(n=90, seed=0).values, tiny_smc.load(90, 0).sample_stats.log_weight.values)
+    np.testing.assert_array_equal(
+        tree["posterior"]["W"].sel(n=60, seed=1).values, tiny_smc.load(60, 1).posterior.W.values
+    )
+    np.testing.assert_array_equal(
+        tree["sample_stats"]["log_weight"].sel(n=90, seed=0).values,
+        tiny_smc.load(90, 0).sample_stats.log_weight.values,
+    )
 
 
 def test_free_energy_report(tiny_smc, tmp_path):
@@ -199,12 +246,23 @@ def test_free_energy_report(tiny_smc, tmp_path):
     lm = phase_minima(tiny_smc, labels, ["5", "6"], progress=False)
     assert lm.shape == (3, 2, 2)
     rep = smc_report(tiny_smc, tmp_path / "rep", loss_min=lm, phases=("5", "5+", "6"))
-    for name in ("report.md", "occupancy_estimators.png", "free_energy.png", "free_energy.csv", "occupancy_estimators.csv", "lambda_growth.csv"):
+    for name in (
+        "report.md",
+        "occupancy_estimators.png",
+        "free_energy.png",
+        "free_energy.csv",
+        "occupancy_estimators.csv",
+        "lambda_growth.csv",
+    ):
         assert (tmp_path / "rep" / name).exists(), name
     assert any(c["kind"] == "theory" and c["n_crit"] == pytest.approx(601, abs=2) for c in rep.crossovers)
-    assert any(c["kind"] == "theory (Laplace)" and c["n_crit"] == pytest.approx(113.5, abs=1) for c in rep.crossovers)
+    assert any(
+        c["kind"] == "theory (Laplace)" and c["n_crit"] == pytest.approx(113.5, abs=1) for c in rep.crossovers
+    )
     # the agreement table: per n a verdict; at these tiny n (30-90) with 64 particles both phases are rare
-    assert (tmp_path / "rep" / "agreement.csv").exists() and "## Agreement" in (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "agreement.csv").exists() and "## Agreement" in (
+        tmp_path / "rep" / "report.md"
+    ).read_text()
     assert set(rep.agreement.verdict.values) <= {"agree", "disagree", "not comparable"}
     assert "not comparable" in set(rep.agreement.verdict.values)
     # the spread of SMC's ΔF over datasets and, apart, over the two runs on dataset 0
@@ -231,9 +289,34 @@ def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
     from tms_bayes.cli import main
 
     out = tmp_path / "run"
-    args = ["run", "--estimator", "both", "--n", "40,80", "--seeds", "2", "--chains", "2", "--tune", "30", "--draws", "30",
-            "--particles", "32", "--mcmc-steps", "1", "--leapfrog-steps", "4", "--smc-repeats", "2", "--tsne-samples", "100", "--no-progress",
-            "--out", str(out)]
+    args = [
+        "run",
+        "--estimator",
+        "both",
+        "--n",
+        "40,80",
+        "--seeds",
+        "2",
+        "--chains",
+        "2",
+        "--tune",
+        "30",
+        "--draws",
+        "30",
+        "--particles",
+        "32",
+        "--mcmc-steps",
+        "1",
+        "--leapfrog-steps",
+        "4",
+        "--smc-repeats",
+        "2",
+        "--tsne-samples",
+        "100",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "crossover 5 -> 6 (theory)" in text
@@ -251,7 +334,11 @@ def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "cmp3")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "crossovers.csv" in err and not (tmp_path / "cmp3").exists()
+    assert err.count("\n") == 1 and "is not a directory" in err and not (tmp_path / "cmp3").exists()
+    (tmp_path / "empty-run").mkdir()  # a directory without the main job's files: named when read
+    assert main(["compare", str(tmp_path / "empty-run"), "--out", str(tmp_path / "cmp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "crossovers.csv" in err and not (tmp_path / "cmp4").exists()
 
 
 @pytest.mark.slow
@@ -277,10 +364,20 @@ def test_smc_posterior_mass_agrees_with_finite_n_theory_and_not_with_the_old_ins
         return np.abs(a.difference.values) <= 2 * np.minimum(a.difference_se.values, 0.5)
 
     n = np.array([400.0, 500.0])
-    smc = run_smc_sweep(SweepSettings(n=(400, 500), seeds=4), SMCSettings(particles=2048), tmp_path / "smc", progress=False, log=lambda *_: None)
+    smc = run_smc_sweep(
+        SweepSettings(n=(400, 500), seeds=4),
+        SMCSettings(particles=2048),
+        tmp_path / "smc",
+        progress=False,
+        log=lambda *_: None,
+    )
     ag = smc_report(smc, tmp_path / "rep").agreement
     table = ag[["smc_dF", "theory_dF", "difference", "difference_se"]].to_dataframe()
-    assert list(ag.verdict.values) == ["agree", "agree"] and np.all(ag.difference_se.values <= 0.5) and agrees(ag).all(), table
+    assert (
+        list(ag.verdict.values) == ["agree", "agree"]
+        and np.all(ag.difference_se.values <= 0.5)
+        and agrees(ag).all()
+    ), table
     assert np.all(ag.smc_dF.values > 0.5)  # the 6-gon already holds most of the mass at n = 400
 
     theory = ag.theory_dF_seed.transpose("n", "seed")
@@ -293,3 +390,37 @@ def test_smc_posterior_mass_agrees_with_finite_n_theory_and_not_with_the_old_ins
     assert not agrees(old).any(), old[["smc_dF", "difference", "difference_se"]].to_dataframe()
     shift = old.smc_dF.values - ag.smc_dF.values
     np.testing.assert_allclose(shift, region_log_ratio(critical_points(6), "5", n, tol=0.4)[0], atol=0.4)
+
+
+def test_the_smc_driver_is_init_then_steps():
+    """run_smc is a thin driver: stepping the state by hand with smc_init/smc_step to each grid point
+    reproduces its particles, weights and log Z bit for bit."""
+    from tms_bayes.inference.compile import compile_model
+    from tms_bayes.inference.smc import (
+        SMCSettings,
+        _programs,
+        mask_path,
+        prior_particles,
+        run_smc,
+        smc_init,
+        smc_step,
+    )
+    from tms_bayes.inference.sweep import SweepSettings, build_model, dataset
+
+    st = SweepSettings(n=(30, 60), seeds=1)
+    model = build_model(st, dataset(st, 0), 60)
+    cm = compile_model(model)
+    path = mask_path(cm.with_data(**dataset(st, 0), beta=1.0))
+    settings = SMCSettings(particles=32, mcmc_steps=2)
+    x0 = prior_particles(model, cm, 32, seed=5)
+    res = run_smc(cm, path, [30, 60], x0, settings=settings, seed=5, progress=False)
+    programs = _programs(cm, path, settings)
+    state = smc_init(programs, x0, settings, seed=5)
+    for i, target in enumerate(np.asarray([30.0, 60.0])):
+        while state.s < target:
+            state, stage = smc_step(state, target, programs, settings)
+            assert 0 < stage["ess"] <= 32 and stage["s"] == state.s
+        np.testing.assert_array_equal(np.asarray(state.x), res.particles[i])
+        np.testing.assert_array_equal(state.logw, res.log_weights[i])
+        assert state.log_z == res.log_evidence[i]
+    assert state.stages == len(res.stages["s"])

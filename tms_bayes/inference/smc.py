@@ -53,6 +53,9 @@ __all__ = [
     "number_path",
     "prior_particles",
     "run_smc",
+    "SMCState",
+    "smc_init",
+    "smc_step",
 ]
 
 
@@ -226,6 +229,112 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
     return jax.jit(loglik_all), jax.jit(move)
 
 
+@dataclass
+class SMCState:
+    """Where a data-tempered SMC run stands: particles ``x`` (P, dim) at path position ``s`` with their
+    normalised log weights, the running log Z, each particle's log-likelihood part at ``s`` (``cur``),
+    the HMC step size, the JAX key for the moves and the numpy generator for resampling, and the
+    number of stages taken.  :func:`smc_init` makes it, :func:`smc_step` advances it by one stage."""
+
+    x: object
+    logw: np.ndarray
+    log_z: float
+    s: float
+    cur: np.ndarray
+    step_size: float
+    key: object
+    rng: np.random.Generator
+    stages: int = 0
+
+
+def smc_init(programs, x0, settings: SMCSettings, *, seed: int = 0, log_z0: float = 0.0) -> SMCState:
+    """The state at s = 0: prior particles ``x0`` with equal weights and log Z = ``log_z0``;
+    ``programs`` = :func:`_programs` (log-likelihood part of every particle, HMC rejuvenation)."""
+    loglik_all, _ = programs
+    x = jnp.asarray(np.asarray(x0, dtype=float))
+    P = x.shape[0]
+    return SMCState(
+        x=x,
+        logw=np.full(P, -math.log(P)),
+        log_z=float(log_z0),
+        s=0.0,
+        cur=np.asarray(loglik_all(x, 0.0)),
+        step_size=settings.initial_step_size,
+        key=jax.random.key(seed),
+        rng=np.random.default_rng(seed),
+    )
+
+
+def _next_s(state: SMCState, target: float, loglik_all, settings: SMCSettings):
+    """Step 2 of the algorithm: the largest s' ≤ ``target`` whose reweighting keeps the conditional
+    ESS ≥ ``cess_target``·P (bisection), and every particle's log-likelihood part at s'."""
+    P = state.x.shape[0]
+    nxt = np.asarray(loglik_all(state.x, target))
+    if conditional_ess(state.logw, nxt - state.cur) >= settings.cess_target * P:
+        return float(target), nxt
+    lo, hi = state.s, float(target)
+    new = None
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        cand = np.asarray(loglik_all(state.x, mid))
+        if conditional_ess(state.logw, cand - state.cur) >= settings.cess_target * P:
+            lo, new = mid, cand
+        else:
+            hi = mid
+        if hi - lo < 1e-6 * max(1.0, hi):
+            break
+    if new is None or lo <= state.s:  # even a tiny step collapses the weights: take it anyway
+        lo = state.s + (hi - state.s) * 1e-3
+        new = np.asarray(loglik_all(state.x, lo))
+    return lo, new
+
+
+def smc_step(
+    state: SMCState, target: float, programs, settings: SMCSettings, canonicalise: Callable | None = None
+) -> tuple[SMCState, dict]:
+    """One stage towards ``target`` (steps 2–5 of the module docstring: next s, reweight and update
+    log Z, resample when the ESS is low, HMC rejuvenation with the particles' variances as mass
+    matrix); returns the new state and the stage's diagnostics {s, ess, resampled, acceptance,
+    step_size}.  The numerics are those of every earlier version (same order of operations)."""
+    loglik_all, move = programs
+    P = state.x.shape[0]
+    s_new, new = _next_s(state, target, loglik_all, settings)
+    u = new - state.cur
+    u = np.where(np.isfinite(u), u, -np.inf)
+    m = np.max(state.logw + u)
+    log_z = state.log_z + float(m + np.log(np.sum(np.exp(state.logw + u - m))))
+    logw = _normalise(state.logw + u)
+    x, key, step = state.x, state.key, state.step_size
+    resampled = ess(logw) < settings.resample_threshold * P
+    if resampled:
+        x = x[systematic_resample(state.rng, logw)]
+        logw = np.full(P, -math.log(P))
+    acc = math.nan
+    if settings.mcmc_steps:
+        W = np.exp(logw)
+        xn = np.asarray(x) if canonicalise is None else canonicalise(np.asarray(x))
+        x = jnp.asarray(xn)
+        mean = W @ xn
+        var = np.maximum(W @ (xn - mean) ** 2, 1e-8)
+        key, k = jax.random.split(key)
+        x, a = move(jax.random.split(k, P), x, s_new, step, jnp.asarray(var))
+        acc = float(np.mean(np.asarray(a)))
+        step *= math.exp(np.clip(acc - settings.target_accept, -0.5, 0.5))
+    new_state = SMCState(
+        x=x,
+        logw=logw,
+        log_z=log_z,
+        s=s_new,
+        cur=np.asarray(loglik_all(x, s_new)),
+        step_size=step,
+        key=key,
+        rng=state.rng,
+        stages=state.stages + 1,
+    )
+    stage = {"s": s_new, "ess": ess(logw), "resampled": resampled, "acceptance": acc, "step_size": step}
+    return new_state, stage
+
+
 def run_smc(
     cm: CompiledModel,
     path: Callable,
@@ -242,6 +351,9 @@ def run_smc(
 ) -> SMCResult:
     """Run data-tempered SMC from prior particles ``x0`` (P, dim) along ``path`` and record the
     weighted particles and log Z at every point of ``grid`` (increasing, > 0) — module docstring.
+    A thin driver over :func:`smc_init` and :func:`smc_step` that stops at every grid point (our own
+    code: blackjax's tempered SMC moves a temperature in [0, 1], not a fractional data path with
+    stops at chosen n).
 
     Restricted targets: with ``constraint`` the targets are π_s restricted to {constraint}; ``x0`` must
     then be prior draws inside it and ``log_z0`` the log prior mass of the region, so that log Z_n is
@@ -259,16 +371,8 @@ def run_smc(
         raise ValueError(f"grid must be strictly increasing, got {grid.tolist()}")
     if grid[-1] > getattr(path, "s_max", math.inf):
         raise ValueError(f"the grid's largest n = {grid[-1]:g} exceeds the data's {path.s_max:g} rows")
-    x = jnp.asarray(np.asarray(x0, dtype=float))
-    P = x.shape[0]
-    loglik_all, move = _programs(cm, path, settings, constraint)
-    rng = np.random.default_rng(seed)
-    key = jax.random.key(seed)
-    logw = np.full(P, -math.log(P))
-    log_z = float(log_z0)
-    s = 0.0
-    cur = np.asarray(loglik_all(x, s))
-    step = settings.initial_step_size
+    programs = _programs(cm, path, settings, constraint)
+    state = smc_init(programs, x0, settings, seed=seed, log_z0=log_z0)
     out_x, out_w, out_z = [], [], []
     stages = {"s": [], "ess": [], "resampled": [], "acceptance": [], "step_size": []}
     t0 = time.perf_counter()
@@ -281,66 +385,20 @@ def run_smc(
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]",
     )
     for target in grid:
-        while s < target:
-            if len(stages["s"]) >= settings.max_stages:
+        while state.s < target:
+            if state.stages >= settings.max_stages:
                 raise RuntimeError(
                     f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; "
                     "raise max_stages or lower cess_target"
                 )
-            nxt = np.asarray(loglik_all(x, target))
-            if conditional_ess(logw, nxt - cur) >= settings.cess_target * P:
-                s_new, new = float(target), nxt
-            else:  # bisection on s for CESS = target
-                lo, hi = s, float(target)
-                new = None
-                for _ in range(30):
-                    mid = 0.5 * (lo + hi)
-                    cand = np.asarray(loglik_all(x, mid))
-                    if conditional_ess(logw, cand - cur) >= settings.cess_target * P:
-                        lo, new = mid, cand
-                    else:
-                        hi = mid
-                    if hi - lo < 1e-6 * max(1.0, hi):
-                        break
-                if new is None or lo <= s:  # even a tiny step collapses the weights: take it anyway
-                    lo = s + (hi - s) * 1e-3
-                    new = np.asarray(loglik_all(x, lo))
-                s_new = lo
-            u = new - cur
-            u = np.where(np.isfinite(u), u, -np.inf)
-            m = np.max(logw + u)
-            log_z += float(m + np.log(np.sum(np.exp(logw + u - m))))
-            logw = _normalise(logw + u)
-            resampled = ess(logw) < settings.resample_threshold * P
-            if resampled:
-                idx = systematic_resample(rng, logw)
-                x = x[idx]
-                logw = np.full(P, -math.log(P))
-            acc = math.nan
-            if settings.mcmc_steps:
-                W = np.exp(logw)
-                xn = np.asarray(x) if canonicalise is None else canonicalise(np.asarray(x))
-                x = jnp.asarray(xn)
-                mean = W @ xn
-                var = np.maximum(W @ (xn - mean) ** 2, 1e-8)
-                key, k = jax.random.split(key)
-                x, a = move(jax.random.split(k, P), x, s_new, step, jnp.asarray(var))
-                acc = float(np.mean(np.asarray(a)))
-                step *= math.exp(np.clip(acc - settings.target_accept, -0.5, 0.5))
-            cur = np.asarray(loglik_all(x, s_new))
-            bar.update(s_new - s)
-            s = s_new
-            for k_, v_ in (
-                ("s", s),
-                ("ess", ess(logw)),
-                ("resampled", resampled),
-                ("acceptance", acc),
-                ("step_size", step),
-            ):
-                stages[k_].append(v_)
-        out_x.append(np.asarray(x))
-        out_w.append(logw.copy())
-        out_z.append(log_z)
+            before = state.s
+            state, stage = smc_step(state, target, programs, settings, canonicalise)
+            bar.update(state.s - before)
+            for k, v in stage.items():
+                stages[k].append(v)
+        out_x.append(np.asarray(state.x))
+        out_w.append(state.logw.copy())
+        out_z.append(state.log_z)
     bar.close()
     return SMCResult(
         grid,
