@@ -124,7 +124,7 @@ HAND_CASES = [
     ("run", ["--particles", "3"], "particles"),
     ("run", ["--tsne-samples", "5"], "tsne_samples"),
     ("run", ["--theory-phases", ","], "theory_phases"),
-    ("run", ["--vertex-norm", "0.1"], "zero_norm must be below"),
+    ("run", ["--classifier", "threshold", "--vertex-norm", "0.1"], "zero_norm must be below"),
     ("llc", ["--phase", "5,9"], "unknown phase"),
     ("llc", ["--n", "1"], "n must be"),
     ("relu", ["--values", "1.0,9"], "theta"),

@@ -12,7 +12,9 @@ from tms_bayes.cli import main, parse_grid
 
 
 def test_theory_writes_table_files_and_plots(tmp_path, capsys):
-    assert main(["theory", "--c", "6", "--phases", "5,5+,6", "--n", "100:1200:100", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["theory", "--c", "6", "--phases", "5,5+,6", "--n", "100:1200:100", "--out", str(tmp_path)]) == 0
+    )
     out = capsys.readouterr().out
     assert "change of the most probable phase (paper convention): 5 -> 6 at n = 601.0" in out
     assert "unknown" in out and "0.06874" in out
@@ -69,3 +71,34 @@ def test_console_script_has_no_traceback(tmp_path):
 def test_parse_grid_is_inclusive():
     np.testing.assert_array_equal(parse_grid("100:300:100"), [100, 200, 300])
     np.testing.assert_array_equal(parse_grid("5,50"), [5, 50])
+
+
+def test_help_shows_each_commands_own_defaults(capsys):
+    """wbic starts from its own sweep defaults (n = 100…1600, 2 seeds), and --help says so."""
+    with pytest.raises(SystemExit):
+        main(["wbic", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 100,200,400,800,1600)" in text and "(default 2)" in text
+
+
+def test_a_swallowed_signal_ends_in_130_and_does_not_outlive_the_command(tmp_path, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt a library swallowed (recorded, not raised) still ends the
+    command with 130; the next call in the same process (a notebook) starts clean."""
+    import dataclasses
+    import signal
+
+    import tms_bayes.experiments as experiments
+    from tms_bayes import _interrupt
+
+    def swallowed(settings, out, **kwargs):
+        _interrupt._requested = signal.SIGINT  # what the handler records before its raise is lost
+        return 0
+
+    real = experiments.commands
+    monkeypatch.setattr(
+        experiments,
+        "commands",
+        lambda: [dataclasses.replace(c, main=swallowed) if c.name == "theory" else c for c in real()],
+    )
+    assert main(["theory", "--out", str(tmp_path)]) == 130
+    _interrupt.check()  # cleared by main: does not raise

@@ -30,7 +30,7 @@ def _start(out):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
 
 
-@pytest.mark.slow
+@pytest.mark.kill
 def test_random_kills_lose_nothing(tmp_path):
     reference = tmp_path / "reference"
     proc = _start(reference)
@@ -111,7 +111,7 @@ def _start_occupancy(sweep_dir, out):
 REPORT_FILES = ("occupancy.nc", "occupancy.csv", "report.md")
 
 
-@pytest.mark.slow
+@pytest.mark.kill
 def test_random_kills_during_a_report_lose_nothing(tmp_path):
     """The derived files (occupancy tables, labels, report.md) after kills at random points and one
     re-run equal those of an uninterrupted report; no temporary file is left."""

@@ -79,7 +79,8 @@ def add_options(parser: argparse.ArgumentParser, defaults, *, prefix: str = "") 
                 dest, metavar=f.name.upper(), nargs=meta.get("nargs"), help=doc, choices=meta.get("choices")
             )
             continue
-        shown = meta.get("show") or _show(value)
+        # ``show`` describes the class default; a command that starts from other defaults shows its own
+        shown = meta.get("show") if meta.get("show") and value == f.default else _show(value)
         if isinstance(value, bool):
             action = "store_false" if value else "store_true"
             flag = meta.get("flag") or ("--no-" if value else "--") + f.name.replace("_", "-")

@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import _interrupt
 
     _interrupt.clear()  # first: a signal during start-up is handled too
-    previous = {sig: signal.signal(sig, _interrupt.handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _interrupt.handler)
         from ._devices import configure
 
         # one XLA device per core before any JAX backend starts: chains shard across cores
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, old_handler in previous.items():
             signal.signal(sig, old_handler)
+        _interrupt.clear()  # a later call (a notebook, a test) starts clean
 
 
 if __name__ == "__main__":  # pragma: no cover

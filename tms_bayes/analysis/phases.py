@@ -225,7 +225,7 @@ class ClassifierOptions:
         if not (math.isfinite(self.bias_tol)):
             raise ValueError(f"bias_tol must be a finite number, got {self.bias_tol!r}")
         _validate.positive("off_factor", self.off_factor, strict=False)
-        if self.zero_norm >= self.vertex_norm:
+        if self.classifier == "threshold" and self.zero_norm >= self.vertex_norm:
             raise ValueError(
                 f"zero_norm must be below vertex_norm, got {self.zero_norm} >= {self.vertex_norm}"
             )

@@ -152,8 +152,8 @@ def _finish_background(background) -> float:
     proc.join()
     if msg[0] == "ok":
         return msg[1]
-    if msg[1] == "ValueError":
-        raise ValueError(msg[2])
+    if msg[1] in ("ValueError", "OSError", "PermissionError", "FileNotFoundError", "FileExistsError"):
+        raise ValueError(f"the SMC process stopped: {msg[2]}")  # an expected failure: one line, exit 2
     raise RuntimeError(f"the SMC process failed: {msg[1]}: {msg[2]}")
 
 

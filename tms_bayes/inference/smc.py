@@ -35,7 +35,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import blackjax
 import numpy as np
 
 from .. import __version__, _validate
@@ -211,6 +210,8 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
             logdensity = lambda w: cm.logp(w, data)  # noqa: E731
         else:
             logdensity = lambda w: jnp.where(constraint(w), cm.logp(w, data), -jnp.inf)  # noqa: E731
+        import blackjax  # here, not at import: importing blackjax starts JAX's backend (device count)
+
         kernel = blackjax.hmc.build_kernel()
 
         def one(key, w):
@@ -387,7 +388,7 @@ def run_smc(
     for target in grid:
         while state.s < target:
             if state.stages >= settings.max_stages:
-                raise RuntimeError(
+                raise ValueError(
                     f"SMC needed more than max_stages = {settings.max_stages} stages before n = {target:g}; "
                     "raise max_stages or lower cess_target"
                 )

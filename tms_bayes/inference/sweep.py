@@ -166,9 +166,12 @@ class SweepSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepSettings":
+        """Settings recorded in a run directory (size ceilings guard new runs, not reopening one made
+        with --force)."""
         d = dict(d)
         d["n"] = tuple(d["n"])
-        return cls(**d)
+        with _validate.no_ceilings():
+            return cls(**d)
 
 
 parse_log_beta = log_beta_factor  # the factor a of β = a/log n (kept under its old name)
@@ -303,6 +306,11 @@ class Sweep:
                     log(f"{name} is being run by another process; skipped here")
                     overall.update(1)
                     continue
+                self.rundir.refresh()
+                if self.rundir.done(name):  # another writer finished it since this run started
+                    self.rundir.release(name)
+                    overall.update(1)
+                    continue
                 try:
                     if s not in datasets:
                         datasets = {s: dataset(self.settings, s)}
@@ -368,6 +376,8 @@ class Sweep:
         try:
             with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
                 return self._mismatch(dict(ds.attrs), n, s)
+        except (PermissionError, MemoryError):
+            raise  # the file may be fine: never set aside for a problem of the reader
         except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
             return f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
@@ -397,7 +407,8 @@ def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> 
     except Exception as exc:  # truncated, not HDF5, not InferenceData
         raise ValueError(
             f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-            "it is truncated or corrupt: re-run the sweep to set it aside and redo it"
+            "it is truncated or corrupt: move it out of the directory and re-run "
+            "(tms-bayes sweep does this itself)"
         ) from None
     for g in idata.groups():
         ds = getattr(idata, g).load()
@@ -410,7 +421,7 @@ def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> 
             what = ", ".join(f"{k}={v}" for k, v in job.items())
             raise ValueError(
                 f"{path} is not the run {what} of this directory ({problem}); "
-                "re-run to set it aside and redo it"
+                "move it out of the directory and re-run (tms-bayes sweep does this itself) to redo it"
             )
     return idata
 

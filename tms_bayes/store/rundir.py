@@ -235,11 +235,11 @@ class RunDir:
         if missing:
             raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
         self.completed[key] = list(files)
-        self._merge_recorded()
+        self.refresh()
         self.write_manifest()
         _interrupt.check()  # a safe point: the job is on disk
 
-    def _merge_recorded(self) -> None:
+    def refresh(self) -> None:
         """Keep the jobs another writer recorded since this directory was opened (several writers)."""
         try:
             body = json.loads(self.manifest_path.read_text())
@@ -262,6 +262,9 @@ class RunDir:
             source = self._inside(relative)
             if source.exists():
                 target = keep / f"{Path(relative).name}.{stamp}"
+                extra = 1
+                while target.exists():  # two set-asides of one file within a second: keep both
+                    target, extra = keep / f"{Path(relative).name}.{stamp}.{extra}", extra + 1
                 source.replace(target)
                 moved.append(target)
         with open(keep / "README", "a", encoding="utf-8") as fh:
