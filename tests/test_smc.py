@@ -19,6 +19,7 @@ from tms_bayes.inference.smc import (
     run_smc,
     systematic_resample,
 )
+from tms_bayes._jax import jax
 from tms_bayes.models.known import one_dim_model, regression_log_evidence, regression_model
 from tms_bayes.theory.one_dim import local_free_energy, two_singularities
 
@@ -38,10 +39,9 @@ def test_ess_and_conditional_ess():
 
 
 def test_systematic_resampling_counts_are_floor_or_ceil():
-    rng = np.random.default_rng(0)
-    w = rng.dirichlet(np.ones(50))
-    for _ in range(20):
-        idx = systematic_resample(rng, np.log(w))
+    w = np.random.default_rng(0).dirichlet(np.ones(50))
+    for key in jax.random.split(jax.random.key(0), 20):
+        idx = systematic_resample(key, np.log(w))
         counts = np.bincount(idx, minlength=50)
         assert counts.sum() == 50
         assert np.all(counts >= np.floor(50 * w) - 1e-9) and np.all(counts <= np.ceil(50 * w) + 1e-9)

@@ -77,7 +77,11 @@ class _nothing:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Parse ``argv`` and run the command; returns the exit code (0, 2 bad input or a refused path,
+    130/143 interrupted, 1 internal error).  ``exiting`` (the console script): once the command is
+    done, SIGINT and SIGTERM are ignored instead of restored, so that a signal during the interpreter's
+    shutdown — JAX takes a second or more to tear down — cannot turn a finished run into a kill."""
     import warnings
 
     from . import _interrupt
@@ -125,9 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         for sig, old_handler in previous.items():
-            signal.signal(sig, old_handler)
+            signal.signal(sig, signal.SIG_IGN if exiting else old_handler)
         _interrupt.clear()  # a later call (a notebook, a test) starts clean
 
 
+def entry() -> None:
+    """The ``tms-bayes`` console script: :func:`main` on the command line's arguments, then exit."""
+    sys.exit(main(exiting=True))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

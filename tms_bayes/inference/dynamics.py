@@ -30,7 +30,7 @@ from .. import __version__, _validate
 from .._options import setting
 from .._jax import jax, jnp
 from ..models.data import tms_inputs
-from ..theory.potential import empirical_loss_jax, potential_jax
+from ..theory.potential import TMSParams, empirical_loss_jax, pack, potential_jax, unpack
 from .llc import llc_standard_error, sgld_trace
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir
@@ -140,7 +140,7 @@ def checkpoint_epochs(epochs: int, count: int) -> np.ndarray:
 def initial_params(key, s: DynamicsSettings):
     """A k-gon (k = ``init_k``) of column norm ``init_norm`` at a random rotation in the first k columns,
     zero columns elsewhere, N(0, init_noise²) on every weight and N(0, init_bias_std²) biases.
-    Returns W (r, c), b (c)."""
+    Returns :class:`TMSParams` (W (r, c), b (c))."""
     k_rot, k_noise, k_bias = jax.random.split(key, 3)
     phase = jax.random.uniform(k_rot, (), maxval=2 * jnp.pi)
     ang = phase + 2 * jnp.pi * jnp.arange(s.init_k) / s.init_k
@@ -152,7 +152,7 @@ def initial_params(key, s: DynamicsSettings):
     )
     W = W + s.init_noise * jax.random.normal(k_noise, W.shape)
     b = s.init_bias_std * jax.random.normal(k_bias, (s.c,))
-    return W, b
+    return TMSParams(W, b)
 
 
 def _optimizer(s: DynamicsSettings):
@@ -175,7 +175,7 @@ def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
     the protocol's random k-gon start by a given point (the same for every run)."""
     opt_init, opt_update = _optimizer(s)
     nb, bs = s.steps_per_epoch, s.batch_size
-    grad = jax.grad(lambda p, Xb: empirical_loss_jax(p[0], p[1], Xb))
+    grad = jax.grad(lambda p, Xb: empirical_loss_jax(p.W, p.b, Xb))
     starts = jnp.asarray(epochs_at[:-1])
     stops = jnp.asarray(epochs_at[1:])
 
@@ -184,7 +184,7 @@ def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
         p0 = (
             initial_params(k_init, s)
             if init is None
-            else (jnp.asarray(init[0], dtype=float), jnp.asarray(init[1], dtype=float))
+            else TMSParams(jnp.asarray(init[0], dtype=float), jnp.asarray(init[1], dtype=float))
         )
 
         def epoch(e, carry):
@@ -202,8 +202,8 @@ def train(keys, X, s: DynamicsSettings, epochs_at: np.ndarray, init=None):
             return carry, carry[0]
 
         _, ps = jax.lax.scan(interval, (p0, opt_init(p0)), (starts, stops))
-        W = jnp.concatenate([p0[0][None], ps[0]])
-        b = jnp.concatenate([p0[1][None], ps[1]])
+        W = jnp.concatenate([p0.W[None], ps.W])
+        b = jnp.concatenate([p0.b[None], ps.b])
         return W, b
 
     return jax.jit(jax.vmap(one))(keys, X)
@@ -218,10 +218,10 @@ def trajectory_llc(key, W, b, X, s: DynamicsSettings):
     runs, K = W.shape[:2]
     nbeta, n = s.nbeta_value, s.n
     beta = nbeta / n
-    flat = jnp.concatenate([W.reshape(runs, K, -1), b], axis=-1)  # (runs, K, d)
+    flat = jax.vmap(jax.vmap(pack))(W, b)  # (runs, K, d), the layout of theory.potential.pack
 
     def nll(w, Xr):
-        return n * empirical_loss_jax(w[: s.r * s.c].reshape(s.r, s.c), w[s.r * s.c :], Xr)
+        return n * empirical_loss_jax(*unpack(w, s.r, s.c), Xr)
 
     def chain(k, w_star, Xr):
         nll_and_grad = jax.value_and_grad(lambda w: nll(w, Xr))

@@ -192,6 +192,10 @@ def estimate_llc(
     sampler slides to the empirical minimum and λ̂ is biased low, even negative (diagnosed by
     ``share_below_w_star``).  The refined point is what the estimate is "at"; its distance from the
     given w* is reported.
+
+    Steps: localise (:func:`localized_model`), optionally refine w* (:func:`_refine`), draw the
+    losses n·L_n(w_t) (:func:`_nuts_losses` or :func:`_sgld_losses`), then λ̂, its SE and the
+    diagnostics (:func:`_summarise`).
     """
     _validate.choice("sampler", sampler, ("nuts", "sgld"))
     chains = _validate.integer("chains", chains, minimum=1)
@@ -204,25 +208,7 @@ def estimate_llc(
     w0 = jnp.asarray(ravel_point(cm, {cm.param_names[i]: w_star[name] for i, name in enumerate(cm.rv_names)}))
     moved, left_phase = 0.0, False
     if refine:
-        from .minimise import minimise_in_phase, tms_phase_indicator
-
-        inside = None
-        if getattr(model, "tms_settings", {}).get("r") == 2:  # keep a TMS point inside its phase (issue 13)
-            from ..theory.regions import label_samples
-
-            p = cm.unravel(np.asarray(w0))
-            label = str(label_samples(p["W"], p["b"]))
-            if label != "unclassified":
-                inside = tms_phase_indicator(cm, label)
-        f = jax.jit(jax.value_and_grad(nll_fn))
-        w_ref, _, info = minimise_in_phase(f, np.asarray(w0), inside, args=(data,), gtol=1e-8, maxiter=2000)
-        moved, left_phase = info["moved"], info["left_phase"]
-        if moved > 0.5:
-            raise ValueError(
-                f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; "
-                "estimate without refine or check w*"
-            )
-        w0 = jnp.asarray(w_ref)
+        w0, moved, left_phase = _refine(model, cm, nll_fn, data, w0)
         local, nbeta = localized_model(
             model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta
         )
@@ -230,35 +216,11 @@ def estimate_llc(
         nll_fn = compile_expression(local, -local.llc_loglik, cm)
     nll_star = float(nll_fn(w0, data))
     key = jax.random.key(seed)
-
     if sampler == "nuts":
-        from .nuts import NutsSettings, make_sampler, stack_data
-
-        settings = NutsSettings(
-            tune=_validate.integer("tune", tune, minimum=1),
-            draws=draws,
-            chunk=draws,
-            target_accept=target_accept,
+        tune = _validate.integer("tune", tune, minimum=1)
+        nll, stats, burn, accept, divergent, grad_evals = _nuts_losses(
+            cm, nll_fn, data, w0, key, chains=chains, draws=draws, tune=tune, target_accept=target_accept
         )
-        warmup, sample = make_sampler(cm, settings, chains=chains)
-        stacked = stack_data(cm.data, chains)
-        k1, k2 = jax.random.split(key)
-        state, params = warmup(jax.random.split(k1, chains), jnp.broadcast_to(w0, (chains, cm.dim)), stacked)
-        _, out = sample(jax.random.split(k2, chains), state, params, stacked)
-        positions = out.position  # (chain, draw, dim)
-        nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(positions)
-        stats = {
-            "diverging": np.asarray(out.diverging),
-            "tree_depth": np.asarray(out.tree_depth),
-            "acceptance_rate": np.asarray(out.acceptance_rate),
-            "energy": np.asarray(out.energy),
-            "n_steps": np.asarray(out.n_steps),
-        }
-        burn = 0
-        accept = float(np.mean(stats["acceptance_rate"]))
-        divergent = float(np.mean(stats["diverging"]))
-        # leapfrog steps: counted while sampling, and estimated at the same rate for the adaptation
-        grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
     else:
         eps = _validate.positive("step_size", step_size)
         burn = (
@@ -266,44 +228,130 @@ def estimate_llc(
             if burn_in is None
             else _validate.integer("burn_in", burn_in, minimum=0, maximum=draws - 2)
         )
-        mask_full = data.get("mask", None)
         if batch_size is not None:
             batch_size = _validate.integer("batch_size", batch_size, minimum=1, maximum=n)
-            if mask_full is None:
-                raise ValueError(
-                    "minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)"
-                )
-        nll_and_grad = jax.value_and_grad(nll_fn)
-        batch_grad = None
-        if batch_size is not None:
-            rows = jnp.nonzero(mask_full, size=n)[0]  # the n selected rows, found once
+        nll, stats, accept, divergent, grad_evals = _sgld_losses(
+            nll_fn, data, w0, key, n=n, eps=eps, gamma=gamma, beta=beta, chains=chains, draws=draws,
+            batch_size=batch_size, burn=burn,
+        )  # fmt: skip
+    attrs = {
+        "sampler": sampler,
+        "gamma": gamma,
+        "nbeta": nbeta,
+        "n": n,
+        "beta": beta,
+        "chains": chains,
+        "draws": draws,
+        "tune": tune if sampler == "nuts" else 0,
+        "target_accept": target_accept if sampler == "nuts" else float("nan"),
+        "step_size": step_size if sampler == "sgld" else float("nan"),
+        "batch_size": batch_size or 0 if sampler == "sgld" else 0,
+        "burn_in": burn,
+        "seed": seed,
+        "refine": int(refine),
+        "refined_distance": moved,
+        "refine_left_phase": int(left_phase),
+    }
+    diag = {
+        "sampler": sampler,
+        "refined_distance": moved,
+        "refine_left_phase": left_phase,
+        "acceptance": accept,
+        "burn_in": burn,
+        "divergent": divergent,
+        "grad_evals": grad_evals,
+    }
+    return _summarise(np.asarray(nll)[:, burn:], nll_star, stats, burn, attrs, diag, step_size=step_size)
 
-            def batch_grad(w, k):
-                pick = jax.random.permutation(k, rows)[:batch_size]
-                m = jnp.zeros_like(mask_full).at[pick].set(1.0)
-                return nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size)
 
-        def run_chain(k):
-            return sgld_trace(
-                k,
-                w0,
-                lambda w: nll_and_grad(w, data),
-                eps=eps,
-                gamma=gamma,
-                beta=beta,
-                steps=draws,
-                batch_grad=batch_grad,
-            )
+def _refine(model, cm, nll_fn, data, w0):
+    """w* moved to the nearest local minimum of this dataset's L_n (BFGS, exact JAX gradients); a TMS
+    point (r = 2) is kept inside its k-gon phase (issue 13).  Returns (w, distance moved, left phase);
+    ValueError if it moved more than 0.5 (w* is not near a local minimum)."""
+    from .minimise import minimise_in_phase, tms_phase_indicator
 
-        nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
-        stats = {"mala_acceptance": np.asarray(acc)}
-        accept = float(np.mean(np.asarray(acc)[:, burn:]))
-        divergent = 0.0
-        grad_evals = (
-            chains * draws * (1 if batch_size is None else 2)
-        )  # + a full-batch gradient per step for the trace and MALA
+    inside = None
+    if getattr(model, "tms_settings", {}).get("r") == 2:
+        from ..theory.regions import label_samples
 
-    nll = np.asarray(nll)[:, burn:]
+        p = cm.unravel(np.asarray(w0))
+        label = str(label_samples(p["W"], p["b"]))
+        if label != "unclassified":
+            inside = tms_phase_indicator(cm, label)
+    f = jax.jit(jax.value_and_grad(nll_fn))
+    w_ref, _, info = minimise_in_phase(f, np.asarray(w0), inside, args=(data,), gtol=1e-8, maxiter=2000)
+    moved, left_phase = info["moved"], info["left_phase"]
+    if moved > 0.5:
+        raise ValueError(
+            f"refining w* moved it by {moved:.3f} (> 0.5): w* is not near a local minimum of L_n; "
+            "estimate without refine or check w*"
+        )
+    return jnp.asarray(w_ref), moved, left_phase
+
+
+def _nuts_losses(cm, nll_fn, data, w0, key, *, chains, draws, tune, target_accept):
+    """n·L_n at every kept NUTS draw of the localised posterior, (chain, draw), chains started at w*.
+    Returns (nll, sample stats, burn-in 0, mean acceptance, divergent share, gradient evaluations)."""
+    from .nuts import NutsSettings, make_sampler, stack_data
+
+    settings = NutsSettings(tune=tune, draws=draws, chunk=draws, target_accept=target_accept)
+    warmup, sample = make_sampler(cm, settings, chains=chains)
+    stacked = stack_data(cm.data, chains)
+    k1, k2 = jax.random.split(key)
+    state, params = warmup(jax.random.split(k1, chains), jnp.broadcast_to(w0, (chains, cm.dim)), stacked)
+    _, out = sample(jax.random.split(k2, chains), state, params, stacked)
+    nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(out.position)  # (chain, draw)
+    stats = {
+        "diverging": np.asarray(out.diverging),
+        "tree_depth": np.asarray(out.tree_depth),
+        "acceptance_rate": np.asarray(out.acceptance_rate),
+        "energy": np.asarray(out.energy),
+        "n_steps": np.asarray(out.n_steps),
+    }
+    accept = float(np.mean(stats["acceptance_rate"]))
+    divergent = float(np.mean(stats["diverging"]))
+    # leapfrog steps: counted while sampling, and estimated at the same rate for the adaptation
+    grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
+    return nll, stats, 0, accept, divergent, grad_evals
+
+
+def _sgld_losses(nll_fn, data, w0, key, *, n, eps, gamma, beta, chains, draws, batch_size, burn):
+    """n·L_n along ``chains`` vmapped SGLD chains of ``draws`` steps from w* (:func:`sgld_trace`), full
+    batch or minibatches of ``batch_size`` rows drawn without replacement through the padding mask.
+    Returns (nll, stats with the MALA acceptance, mean acceptance after burn-in, 0, gradient evaluations)."""
+    mask_full = data.get("mask", None)
+    if batch_size is not None and mask_full is None:
+        raise ValueError(
+            "minibatch SGLD needs a model with a 'mask' data container (tms-bayes builders have one)"
+        )
+    nll_and_grad = jax.value_and_grad(nll_fn)
+    batch_grad = None
+    if batch_size is not None:
+        rows = jnp.nonzero(mask_full, size=n)[0]  # the n selected rows, found once
+
+        def batch_grad(w, k):
+            pick = jax.random.permutation(k, rows)[:batch_size]
+            m = jnp.zeros_like(mask_full).at[pick].set(1.0)
+            return nll_and_grad(w, {**data, "mask": m})[1] * (n / batch_size)
+
+    def run_chain(k):
+        return sgld_trace(
+            k, w0, lambda w: nll_and_grad(w, data), eps=eps, gamma=gamma, beta=beta, steps=draws,
+            batch_grad=batch_grad,
+        )  # fmt: skip
+
+    nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
+    accept = float(np.mean(np.asarray(acc)[:, burn:]))
+    # + a full-batch gradient per step for the trace and MALA when minibatching
+    grad_evals = chains * draws * (1 if batch_size is None else 2)
+    return nll, {"mala_acceptance": np.asarray(acc)}, accept, 0.0, grad_evals
+
+
+def _summarise(nll, nll_star, stats, burn, attrs, diag, *, step_size):
+    """λ̂ per chain = β (mean_t nll − nll*), λ̂ = their mean, SE = sd/√ESS (:func:`llc_standard_error`),
+    the stationarity z-score, the share of draws below L_n(w*) and the warnings; ``nll`` is the kept
+    trace (chain, draw) of n·L_n.  Returns the :class:`LLCResult`."""
+    n, beta, chains, nbeta = attrs["n"], attrs["beta"], attrs["chains"], attrs["nbeta"]
     trace = nll / n  # L_n per draw
     loss_star = nll_star / n
     llc_chain = beta * (nll.mean(axis=1) - nll_star)
@@ -313,19 +361,44 @@ def estimate_llc(
     z = (last - first) / (np.std(trace) / math.sqrt(max(ess / 3, 1.0)) + 1e-300)
     below = float(np.mean(nll < nll_star))
     diag = {
-        "sampler": sampler,
-        "refined_distance": moved,
-        "refine_left_phase": left_phase,
+        **diag,
         "ess": ess,
         "stationarity_z": float(z),
-        "acceptance": accept,
         "share_below_w_star": below,
-        "burn_in": burn,
-        "divergent": divergent,
-        "grad_evals": grad_evals,
     }
-    issues = []
     llc_mean = float(np.mean(llc_chain))
+    issues = _llc_warnings(nll, nll_star, llc_mean, below, z, diag, chains=chains, nbeta=nbeta,
+                           step_size=step_size)  # fmt: skip
+    for msg in issues:
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    head = list(attrs)[: list(attrs).index("burn_in") + 1]  # the order files have always had
+    attrs = {
+        **{k: attrs[k] for k in head},
+        "llc_mean": llc_mean,
+        "llc_se": se,
+        "loss_star": loss_star,
+        **{k: v for k, v in attrs.items() if k not in head},
+        "tms_bayes_version": __version__,
+        "formula": (
+            "llc = n*beta*(E[L_n] - L_n(w*)), "
+            "localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)"
+        ),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(
+            posterior={"L_n": trace, "llc_draw": beta * (nll - nll_star)},
+            sample_stats={k: v[:, burn:] for k, v in stats.items()},
+            attrs=attrs,
+        )
+    idata.posterior.attrs.update(attrs)
+    return LLCResult(llc_mean, se, llc_chain, loss_star, idata, diag, issues)
+
+
+def _llc_warnings(nll, nll_star, llc_mean, below, z, diag, *, chains, nbeta, step_size) -> list[str]:
+    """The estimate's warnings: divergence, λ̂ < 0, draws below L_n(w*), a non-stationary trace, a low
+    SGLD MALA acceptance, NUTS divergences."""
+    issues = []
     if not np.all(np.isfinite(nll)):
         issues.append(
             f"the sampler diverged (non-finite loss in {int(np.sum(~np.isfinite(nll).all(axis=1)))} of "
@@ -346,54 +419,17 @@ def estimate_llc(
             f"the loss trace is not stationary (first vs last third z = {z:.1f}): "
             "more burn-in or a smaller step"
         )
-    if sampler == "sgld" and accept < 0.5:
+    if diag["sampler"] == "sgld" and diag["acceptance"] < 0.5:
         issues.append(
-            f"SGLD's MALA acceptance is {accept:.2f} < 0.5: the step size ε = {step_size:g} "
+            f"SGLD's MALA acceptance is {diag['acceptance']:.2f} < 0.5: the step size ε = {step_size:g} "
             "is too large for this posterior"
         )
-    if divergent > 0.01:
+    if diag["divergent"] > 0.01:
         issues.append(
-            f"{100 * divergent:.1f}% of NUTS transitions diverged: the localised posterior has regions "
-            "NUTS cannot resolve (raise target_accept)"
+            f"{100 * diag['divergent']:.1f}% of NUTS transitions diverged: the localised posterior has "
+            "regions NUTS cannot resolve (raise target_accept)"
         )
-    for msg in issues:
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
-
-    attrs = {
-        "sampler": sampler,
-        "gamma": gamma,
-        "nbeta": nbeta,
-        "n": n,
-        "beta": beta,
-        "chains": chains,
-        "draws": draws,
-        "tune": tune if sampler == "nuts" else 0,
-        "target_accept": target_accept if sampler == "nuts" else float("nan"),
-        "step_size": step_size if sampler == "sgld" else float("nan"),
-        "batch_size": batch_size or 0 if sampler == "sgld" else 0,
-        "burn_in": burn,
-        "llc_mean": llc_mean,
-        "llc_se": se,
-        "loss_star": loss_star,
-        "seed": seed,
-        "refine": int(refine),
-        "refined_distance": moved,
-        "refine_left_phase": int(left_phase),
-        "tms_bayes_version": __version__,
-        "formula": (
-            "llc = n*beta*(E[L_n] - L_n(w*)), "
-            "localized tempered posterior exp(-n*beta*L_n - gamma/2 |w - w*|^2)"
-        ),
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        idata = az.from_dict(
-            posterior={"L_n": trace, "llc_draw": beta * (nll - nll_star)},
-            sample_stats={k: v[:, burn:] for k, v in stats.items()},
-            attrs=attrs,
-        )
-    idata.posterior.attrs.update(attrs)
-    return LLCResult(llc_mean, se, llc_chain, loss_star, idata, diag, issues)
+    return issues
 
 
 def calibrate_llc(

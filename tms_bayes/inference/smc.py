@@ -17,10 +17,11 @@ program for every stage and every grid point.
 2. Next s: the largest s' ≤ the next grid point whose incremental weights u_i = ℓ_{s'}(w_i) − ℓ_s(w_i)
    keep the conditional ESS  (Σ W_i e^{u_i})² / Σ W_i e^{2u_i}  ≥ ``cess_target``·P (bisection).
 3. Reweight: log Z_{s'} = log Z_s + log Σ_i W_i e^{u_i};  W_i ∝ W_i e^{u_i}.
-4. Resample (systematic) when ESS = 1/Σ W_i² < ``resample_threshold``·P.
+4. Resample (systematic; blackjax's resampling and ESS) when ESS = 1/Σ W_i² < ``resample_threshold``·P.
 5. Rejuvenate: ``mcmc_steps`` HMC moves per particle targeting π_{s'} (blackjax HMC, vmapped over
-   particles), mass matrix = the particles' weighted variances, step size adapted from stage to stage
-   towards ``target_accept``.
+   particles), mass matrix = the particles' weighted variances (our own: blackjax's
+   ``smc.tuning.from_particles`` takes unweighted variances, wrong before a resample), step size
+   adapted from stage to stage towards ``target_accept``.
 6. At a grid point n: record the weighted particles and log Z_n; the free energy is F_n = −log Z_n.
 
 Phases separated by high barriers keep their particles: posterior mass moves between them through
@@ -118,14 +119,17 @@ def _normalise(logw):
 
 
 def ess(logw) -> float:
-    """Effective sample size 1/Σ W_i² of (unnormalised) log weights."""
-    lw = _normalise(logw)
-    return float(1.0 / np.sum(np.exp(2 * lw)))
+    """Effective sample size 1/Σ W_i² of (unnormalised) log weights: blackjax's
+    ``smc.ess.log_ess`` = 2 logsumexp(log w) − logsumexp(2 log w)."""
+    from blackjax.smc.ess import log_ess  # here: importing blackjax starts JAX's backend
+
+    return float(np.exp(log_ess(jnp.asarray(logw, dtype=float))))
 
 
 def conditional_ess(logw, increments) -> float:
     """Conditional ESS of a reweighting by e^{u_i}:  P (Σ W_i e^{u_i})² / Σ W_i e^{2u_i}  ∈ [0, P]
-    (Zhou, Johansen & Aston 2016); equals P when every u_i is the same."""
+    (Zhou, Johansen & Aston 2016); equals P when every u_i is the same.  Our own: blackjax's adaptive
+    tempering solves for the plain ESS of the incremental weights, which forgets the current weights."""
     lw = _normalise(logw)
     u = np.asarray(increments, dtype=float)
     u = np.where(np.isfinite(u), u, -np.inf)
@@ -137,14 +141,13 @@ def conditional_ess(logw, increments) -> float:
     return float(len(u) * a * a / b)
 
 
-def systematic_resample(rng: np.random.Generator, logw, size: int | None = None) -> np.ndarray:
-    """Indices of a systematic resample: particle i appears ⌊P W_i⌋ or ⌈P W_i⌉ times."""
-    w = np.exp(_normalise(logw))
-    size = len(w) if size is None else size
-    positions = (rng.random() + np.arange(size)) / size
-    cdf = np.cumsum(w)
-    cdf[-1] = 1.0
-    return np.searchsorted(cdf, positions)
+def systematic_resample(key, logw, size: int | None = None) -> np.ndarray:
+    """Indices of a systematic resample (blackjax's ``smc.resampling.systematic``, one uniform from the
+    JAX ``key``): particle i appears ⌊P W_i⌋ or ⌈P W_i⌉ times."""
+    from blackjax.smc.resampling import systematic
+
+    w = jnp.asarray(np.exp(_normalise(logw)))
+    return np.asarray(systematic(key, w, len(w) if size is None else size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,8 +237,8 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
 class SMCState:
     """Where a data-tempered SMC run stands: particles ``x`` (P, dim) at path position ``s`` with their
     normalised log weights, the running log Z, each particle's log-likelihood part at ``s`` (``cur``),
-    the HMC step size, the JAX key for the moves and the numpy generator for resampling, and the
-    number of stages taken.  :func:`smc_init` makes it, :func:`smc_step` advances it by one stage."""
+    the HMC step size, the JAX key for the moves and the resampling, and the number of stages taken.
+    :func:`smc_init` makes it, :func:`smc_step` advances it by one stage."""
 
     x: object
     logw: np.ndarray
@@ -244,7 +247,6 @@ class SMCState:
     cur: np.ndarray
     step_size: float
     key: object
-    rng: np.random.Generator
     stages: int = 0
 
 
@@ -262,7 +264,6 @@ def smc_init(programs, x0, settings: SMCSettings, *, seed: int = 0, log_z0: floa
         cur=np.asarray(loglik_all(x, 0.0)),
         step_size=settings.initial_step_size,
         key=jax.random.key(seed),
-        rng=np.random.default_rng(seed),
     )
 
 
@@ -308,7 +309,8 @@ def smc_step(
     x, key, step = state.x, state.key, state.step_size
     resampled = ess(logw) < settings.resample_threshold * P
     if resampled:
-        x = x[systematic_resample(state.rng, logw)]
+        key, k = jax.random.split(key)
+        x = x[systematic_resample(k, logw)]
         logw = np.full(P, -math.log(P))
     acc = math.nan
     if settings.mcmc_steps:
@@ -329,7 +331,6 @@ def smc_step(
         cur=np.asarray(loglik_all(x, s_new)),
         step_size=step,
         key=key,
-        rng=state.rng,
         stages=state.stages + 1,
     )
     stage = {"s": s_new, "ess": ess(logw), "resampled": resampled, "acceptance": acc, "step_size": step}

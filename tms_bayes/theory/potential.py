@@ -27,12 +27,15 @@ including at a_ij = 0 and at dead columns.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import _validate
 from .._jax import jax, jnp
 
 __all__ = [
+    "TMSParams",
     "potential",
     "potential_jax",
     "empirical_loss",
@@ -134,6 +137,14 @@ def empirical_loss_jax(W, b, X):
 # ---------------------------------------------------------------------------------------------
 # Flat parameter vectors, gradients and Hessians (d = rc + c coordinates: W row-major, then b).
 # ---------------------------------------------------------------------------------------------
+class TMSParams(NamedTuple):
+    """The TMS parameters as one pytree — W (r, c), b (c) — what SGD trains; :func:`pack` flattens them
+    (W row-major, then b), :func:`unpack` takes a flat vector back."""
+
+    W: object
+    b: object
+
+
 def pack(W, b):
     """Flatten (W, b) into w ∈ R^{rc + c}: W row-major, then b (the layout of all Hessians here)."""
     xp = jnp if isinstance(W, jax.Array) else np
