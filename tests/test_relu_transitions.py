@@ -228,6 +228,29 @@ def test_truth_sweep_resumes_and_refuses_other_settings(small_sweep, tmp_path):
         TruthSweepSettings(experiment="pt2", values=(1.0, 1.0))
 
 
+def test_a_swapped_truth_sweep_file_is_named_set_aside_and_redone(small_sweep, tmp_path):
+    """Two swapped run files: reading one names it; the next run sets both aside (kept) and redoes
+    them bit for bit."""
+    import shutil
+
+    from conftest import assert_identical_runs
+
+    out = tmp_path / "pt1"
+    shutil.copytree(small_sweep.out, out)
+    a, b = out / "runs/v000.nc", out / "runs/v001.nc"
+    a.rename(tmp_path / "tmp.nc")
+    b.rename(a)
+    (tmp_path / "tmp.nc").rename(b)
+    with pytest.raises(ValueError, match=r"v000.nc is not the run index=0.*index: 1 there, 0 expected"):
+        load_truth_sweep(out).load(0)
+    log = []
+    again = run_truth_sweep(small_sweep.settings, out, progress=False, log=log.append)
+    assert sum("set aside" in line for line in log) == 2 and again.compilations > 0, log
+    assert len(list((out / "set_aside").glob("v00*.nc.*"))) == 2
+    for i in (0, 1):
+        assert_identical_runs(again.load(i), small_sweep.load(i))
+
+
 def test_labels_report_and_llc_per_phase(small_sweep, tmp_path):
     from tms_bayes.analysis.relu_report import relu_report
 

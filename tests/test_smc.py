@@ -218,6 +218,41 @@ def test_smc_sweep_writes_weighted_particles_and_resumes(tiny_smc):
         run_smc_sweep(tiny_smc.sweep_settings, SMCSettings(particles=128), tiny_smc.out, progress=False)
 
 
+def test_a_damaged_smc_run_is_set_aside_and_redone_and_its_table_rebuilt(tiny_smc, tmp_path):
+    """A truncated SMC run file is named and its whole run (every n of that seed) set aside, kept, and
+    redone bit for bit; a foreign file (another n's) likewise; a deleted ``evidence.csv`` is rebuilt
+    from the run files' attrs."""
+    import shutil
+
+    import pandas as pd
+
+    from conftest import assert_identical_runs
+    from tms_bayes.inference.smc_sweep import run_smc_sweep
+
+    out = tmp_path / "smc"
+    shutil.copytree(tiny_smc.out, out)
+    path = out / "smc" / "n000060_seed001.nc"
+    path.write_bytes(path.read_bytes()[:4000])
+    shutil.copy(out / "smc" / "n000030_seed000_rep01.nc", out / "smc" / "n000090_seed000_rep01.nc")
+    (out / "evidence.csv").unlink()
+    log = []
+    again = run_smc_sweep(
+        tiny_smc.sweep_settings, tiny_smc.settings, out, repeats=2, progress=False, log=log.append
+    )
+    aside = [line for line in log if "set aside" in line]
+    assert len(aside) == 2 and "seed001 set aside (smc/n000060_seed001.nc: unreadable" in aside[0], log
+    assert "seed000_rep01 set aside (smc/n000090_seed000_rep01.nc: n: 30 there, 90 expected" in aside[1]
+    assert len(list((out / "set_aside").glob("*.nc.*"))) == 6  # both runs' three files, kept
+    for n in (30, 60, 90):
+        assert_identical_runs(again.load(n, 1), tiny_smc.load(n, 1))
+        assert_identical_runs(again.load(n, 0, 1), tiny_smc.load(n, 0, 1))
+    for repeats in (False, True):
+        pd.testing.assert_frame_equal(
+            again.evidence(repeats).drop(columns="wall_time_s"),
+            tiny_smc.evidence(repeats).drop(columns="wall_time_s"),
+        )
+
+
 def test_open_sweep_stacks_the_smc_particles(tiny_smc):
     import tms_bayes
 

@@ -109,11 +109,13 @@ class SMCSweep:
 
         st = self.sweep_settings
         self.rundir.start()
+        self.verify(log)
         todo = [(s, 0) for s in self.seeds if s not in self.completed]
         todo += [(0, r) for r in range(1, self.repeats) if r not in self.repeats_completed]
         total = len(self.seeds) + self.repeats - 1
         if not todo:
             log(f"all {total} SMC runs of {self.out} are already finished")
+            self.write_evidence()
             return self
         if len(todo) < total:
             log(f"resuming {self.out}: {total - len(todo)} of {total} SMC runs already finished")
@@ -124,7 +126,50 @@ class SMCSweep:
             wall, stages = unit.run(s, r, progress)
             self.rundir.record(self._key(s, r), [f"smc/{_name(n, s, r)}.nc" for n in st.n])
             log(f"seed {s}" + (f" repeat {r}" if r else "") + f": {stages} SMC stages in {wall:.1f} s")
+            self.write_evidence()
         return self
+
+    def write_evidence(self) -> None:
+        """Rebuild ``evidence.csv`` (rep 0) and ``evidence_repeats.csv`` (r ≥ 1) from the attrs of every
+        finished run file: derived tables, so a kill between a run and its rows, or a deleted table,
+        loses nothing (columns n, seed, [rep], log_evidence, F_n, F_n_loss, ess, wall_time_s)."""
+        import xarray as xr
+
+        for repeats, keys in (
+            (False, [(s, 0) for s in self.completed]),
+            (True, [(0, r) for r in self.repeats_completed]),
+        ):
+            rows = []
+            for s, r in keys:
+                for i, n in enumerate(self.sweep_settings.n):
+                    with xr.open_dataset(
+                        self.rundir.path(self._key(s, r), i), group="posterior", engine="h5netcdf"
+                    ) as ds:
+                        a = ds.attrs
+                        rows.append(
+                            {"n": n, "seed": s, **({"rep": r} if r else {}),
+                             "log_evidence": a["log_evidence"], "F_n": a["free_energy"],
+                             "F_n_loss": a["free_energy_loss"], "ess": a["ess"],
+                             "wall_time_s": a["wall_time_s"]}
+                        )  # fmt: skip
+            if rows:
+                order = ["rep", "seed", "n"] if repeats else ["seed", "n"]
+                table = pd.DataFrame(rows).sort_values(order).to_csv(index=False)
+                write_text(self.out / ("evidence_repeats.csv" if repeats else "evidence.csv"), table)
+
+    def verify(self, log=print) -> list[str]:
+        """Check every SMC run's files (readable, each holding its own n, seed, repeat and settings):
+        a run with a bad file is set aside (kept) and redone by :meth:`run`, a complete unrecorded one
+        adopted (:meth:`~tms_bayes.store.rundir.RunDir.verify`).  Returns the runs set aside."""
+        units = {
+            self._key(s, r): {
+                f"smc/{_name(n, s, r)}.nc": {"n": n, "seed": s, "rep": r} for n in self.sweep_settings.n
+            }
+            for s, r in [(s, 0) for s in self.seeds] + [(0, r) for r in range(1, self.repeats)]
+        }
+        bad = self.rundir.verify(units, log, settings=self.sweep_settings.to_dict())
+        self._loaded.clear()
+        return bad
 
     def load(self, n: int, seed: int, rep: int = 0) -> az.InferenceData:
         name = _name(n, seed, rep)
@@ -180,8 +225,6 @@ class _UnitRunner:
             desc=f"smc seed {s}" + (f" rep {r}" if r else ""),
         )
         ess_all = res.ess()
-        evidence_path = sw.out / ("evidence_repeats.csv" if r else "evidence.csv")
-        rows = pd.read_csv(evidence_path).to_dict("records") if evidence_path.exists() else []
         for i, n in enumerate(st.n):
             dn = {k: jnp.asarray(v) for k, v in data.items()}
             dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
@@ -216,30 +259,9 @@ class _UnitRunner:
             for g in idata.groups():
                 getattr(idata, g).attrs.update(attrs)
             write_netcdf(sw.out / "smc" / f"{_name(n, s, r)}.nc", idata)
-            rows = [
-                row for row in rows if not (row["n"] == n and row["seed"] == s and row.get("rep", 0) == r)
-            ]
-            rows.append(
-                {
-                    "n": n,
-                    "seed": s,
-                    **({"rep": r} if r else {}),
-                    "log_evidence": attrs["log_evidence"],
-                    "F_n": F,
-                    "F_n_loss": F_loss,
-                    "ess": attrs["ess"],
-                    "wall_time_s": res.wall_time_s,
-                }
-            )
         write_text(
             sw.out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"),
             pd.DataFrame(res.stages).to_csv(index=False),
-        )
-        write_text(
-            evidence_path,
-            pd.DataFrame(rows)
-            .sort_values([c for c in ("rep", "seed", "n") if c in rows[0]])
-            .to_csv(index=False),
         )
         return res.wall_time_s, len(res.stages["s"])
 

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
-import xarray as xr
 
 from .. import _validate
 from .._options import setting
@@ -345,41 +344,16 @@ class Sweep:
             self._loaded[name] = load_run(path, job={"n": n, "seed": seed}, settings=self.settings.to_dict())
         return self._loaded[name]
 
-    def _mismatch(self, attrs: dict, n: int, seed: int) -> str:
-        return run_mismatch(attrs, {"n": n, "seed": seed}, self.settings.to_dict())
-
     def verify(self, log=print) -> list[str]:
         """Check every run file (readable, and holding its own n, seed and settings): set aside each one
         that is not (``set_aside/``, kept) so that this run redoes it, and adopt a complete file whose
-        job was never recorded (the run files, not the manifest, say what is finished).  Returns the
-        names set aside."""
-        bad = []
-        for n, s in self.jobs():
-            name = run_name(n, s)
-            relative = f"runs/{name}.nc"
-            recorded = self.rundir.done(name)
-            path = self.out / relative
-            if not recorded and not path.exists():
-                continue
-            problem = self._file_problem(path, n, s)
-            if problem:
-                self.rundir.set_aside(name, problem, files=[relative])
-                self._loaded.pop(name, None)
-                log(f"{path} set aside ({problem}); it will be redone")
-                bad.append(name)
-            elif not recorded:  # written, then killed before the manifest said so: the file is the truth
-                self.rundir.record(name, [relative])
-                log(f"{path} is complete and adopted (its job had not been recorded)")
+        job was never recorded (:meth:`~tms_bayes.store.rundir.RunDir.verify`).  Returns the names set
+        aside."""
+        units = {run_name(n, s): {f"runs/{run_name(n, s)}.nc": {"n": n, "seed": s}} for n, s in self.jobs()}
+        bad = self.rundir.verify(units, log)
+        for name in bad:
+            self._loaded.pop(name, None)
         return bad
-
-    def _file_problem(self, path: Path, n: int, s: int) -> str:
-        try:
-            with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
-                return self._mismatch(dict(ds.attrs), n, s)
-        except (PermissionError, MemoryError):
-            raise  # the file may be fine: never set aside for a problem of the reader
-        except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
-            return f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def run_sweep(

@@ -188,6 +188,7 @@ class TruthSweep:
         from tqdm.auto import tqdm
 
         self.rundir.start()
+        self.verify(log)
         todo = self.pending()
         total = len(self.settings.values)
         if not todo:
@@ -217,6 +218,18 @@ class TruthSweep:
             self.compilations = runner.sampler.compilations
             self.timings = {"compile_s": runner.sampler.compile_s, "graph_s": runner.graph_s}
         return self
+
+    def verify(self, log=print) -> list[str]:
+        """Check every value's run file (readable, holding its own index, value and settings): a bad one
+        is set aside (kept) and redone by :meth:`run`, a complete unrecorded one adopted
+        (:meth:`~tms_bayes.store.rundir.RunDir.verify`).  Returns the runs set aside."""
+        units = {
+            run_name(i): {f"runs/{run_name(i)}.nc": {"index": i, "value": float(v)}}
+            for i, v in enumerate(self.settings.values)
+        }
+        bad = self.rundir.verify(units, log)
+        self._loaded.clear()
+        return bad
 
     def load(self, index: int) -> az.InferenceData:
         """The finished run of the ``index``-th value, read once and kept in memory."""

@@ -108,6 +108,22 @@ def run_mismatch(attrs: dict, job: dict, settings: dict) -> str:
     return "; ".join(attrs_mismatch(attrs, expected))
 
 
+def file_problem(path: Path, job: dict, settings: dict) -> str:
+    """Why the run file ``path`` is not job ``job`` of a directory with ``settings`` ("" if it is):
+    unreadable (truncated, not HDF5, no posterior group) or holding another run's attrs
+    (:func:`run_mismatch`).  A reader's own trouble (permission, memory) is raised, never blamed on
+    the file."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+            return run_mismatch(dict(ds.attrs), job, settings)
+    except (PermissionError, MemoryError):
+        raise  # the file may be fine: never set aside for a problem of the reader
+    except Exception as exc:  # truncated, not HDF5, no posterior group: unreadable whatever the cause
+        return f"unreadable: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
 class RunDir:
     """The run directory ``out`` of ``kind`` with ``settings`` (module docstring).
 
@@ -271,6 +287,39 @@ class RunDir:
             fh.write(f"{stamp} {key}: {reason}\n")
         self.write_manifest()
         return moved
+
+    def verify(self, units: dict[str, dict[str, dict]], log=print, settings: dict | None = None) -> list[str]:
+        """Check the run files of every job: ``units`` = {key: {each of its files, relative to the
+        directory: the attrs it must hold, e.g. {"n": 100, "seed": 0}}}, checked with
+        :func:`file_problem` against ``settings`` (those the files record; default this directory's).
+        A job with a missing, unreadable or foreign file has its files set aside (:meth:`set_aside`,
+        kept) so that the next run redoes it; a job whose files are all present and good but was never
+        recorded (killed between writing and recording) is adopted: the run files, not the manifest,
+        say what is finished.  Returns the keys set aside."""
+        settings = self.settings if settings is None else settings
+        bad = []
+        for key, files in units.items():
+            recorded = self.done(key)
+            present = [f for f in files if self._inside(f).exists()]
+            if not recorded and len(present) < len(files):
+                continue  # never finished: the run writes it again
+            problem = next(
+                (
+                    f"{f}: {p}"
+                    for f in files
+                    for p in [file_problem(self._inside(f), files[f], settings)]
+                    if p
+                ),
+                "",
+            )
+            if problem:
+                self.set_aside(key, problem, files=present)
+                log(f"{self.out}: {key} set aside ({problem}); it will be redone")
+                bad.append(key)
+            elif not recorded:
+                self.record(key, list(files))
+                log(f"{self.out}: {key} is complete and adopted (its job had not been recorded)")
+        return bad
 
     # -- claims: several writers (processes, cluster workers) can share one directory -----------------
 
