@@ -154,3 +154,48 @@ def test_random_kills_during_a_report_lose_nothing(tmp_path):
         else:
             got, want = (out / name).read_text(), (reference / name).read_text()
             assert got.replace(str(out), "OUT") == want.replace(str(reference), "OUT"), name
+
+
+DYNAMICS = ["--runs", "4", "--run-batch", "1", "--n", "200", "--epochs", "300", "--checkpoints", "8",
+            "--llc-steps", "100", "--llc-chains", "1"]  # fmt: skip
+
+
+def _start_dynamics(out):
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "tms_bayes.cli", "dynamics", *DYNAMICS, "--no-progress", "--out", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.kill
+def test_random_kills_during_dynamics_lose_nothing(tmp_path):
+    """SGD dynamics killed at random points (SIGINT and SIGTERM end in 130/143, never a crash on exit
+    such as the segfault after SIGINT that issue 16 saw; SIGKILL) and re-run: the parts and
+    ``dynamics.nc`` equal an uninterrupted run's, no temporary file is left."""
+    import xarray as xr
+
+    reference = tmp_path / "reference"
+    t0 = time.perf_counter()
+    proc = _start_dynamics(reference)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    full = time.perf_counter() - t0
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(16)
+    landed = 0
+    for _ in range(8):
+        sig = SIGNALS[rng.integers(len(SIGNALS))]
+        proc = _start_dynamics(out)
+        time.sleep(rng.uniform(1.0, full))
+        proc.send_signal(sig)
+        code = proc.wait(timeout=600)
+        err = proc.stderr.read()
+        landed += code != 0
+        assert code in ({signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}[sig], 0), err
+        assert "Segmentation" not in err and err.count("Traceback") == err.count("Exception ignored"), err
+    proc = _start_dynamics(out)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert landed >= 4
+    assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+    for path in sorted(reference.glob("parts/*.nc")) + [reference / "dynamics.nc"]:
+        got = out / path.relative_to(reference)
+        assert_identical_runs(xr.load_dataset(got, engine="h5netcdf"), xr.load_dataset(path, engine="h5netcdf"))

@@ -277,10 +277,11 @@ def test_open_sweep_is_one_labelled_object_equal_to_the_files(tmp_path):
             np.testing.assert_array_equal(post.W.sel(n=n, seed=s).values, one.posterior.W.values)
             np.testing.assert_array_equal(tree["sample_stats"]["n_steps"].sel(n=n, seed=s).values, one.sample_stats.n_steps.values)
     assert json.loads(tree.attrs["settings"]) == settings.to_dict() and json.loads(tree.attrs["missing"]) == []
-    # a job missing from the manifest: NaN, listed
+    # an unfinished job (no run file, not in the manifest): NaN, listed
     partial = Sweep(settings, sweep.out)
-    partial.rundir.completed.pop(next(iter(partial.rundir.completed)))
-    partial._write_manifest()
+    name = next(iter(partial.rundir.completed))
+    (sweep.out / partial.rundir.completed.pop(name)[0]).unlink()
+    partial.rundir.write_manifest()
     tree = tms_bayes.open_sweep(sweep.out)
     assert json.loads(tree.attrs["missing"]) == ["n=40 seed=0"]
     assert np.isnan(tree["posterior"]["L_n"].sel(n=40, seed=0).values).all()

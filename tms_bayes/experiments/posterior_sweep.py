@@ -5,16 +5,28 @@ rewritten in full after each run (also after a resumed or already finished one) 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..analysis.diagnostics import sweep_diagnostics
+from .._options import setting
+from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
 from ..inference.sweep import Sweep, SweepSettings, run_sweep
 from ..store.atomic import write_text
 from . import Command
 
-__all__ = ["run", "write_diagnostics", "main", "default_out", "COMMAND"]
+__all__ = ["SweepJob", "run", "write_diagnostics", "main", "default_out", "COMMAND"]
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """What ``tms-bayes sweep`` does: the sweep (its settings go into the run directory's manifest) and
+    where its jobs run (not recorded: a sweep may be resumed on another executor, with the same files)."""
+
+    sweep: SweepSettings = setting(default_factory=SweepSettings)
+    run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
 
 
 def write_diagnostics(sweep: Sweep) -> pd.DataFrame:
@@ -25,10 +37,21 @@ def write_diagnostics(sweep: Sweep) -> pd.DataFrame:
 
 
 def run(
-    settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None
+    settings: SweepSettings,
+    out,
+    *,
+    progress: bool = True,
+    log=print,
+    devices: int | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> Sweep:
-    """Run (or resume) the sweep into ``out`` and rebuild ``diagnostics.csv``; returns the :class:`Sweep`."""
-    sweep = run_sweep(settings, out, progress=progress, log=log, devices=devices)
+    """Run (or resume) the sweep into ``out`` and rebuild ``diagnostics.csv``; returns the :class:`Sweep`.
+    ``executor``: where the jobs run (default this process; :mod:`tms_bayes.inference.executor`)."""
+    with dask_client(executor or ExecutorOptions()) as client:
+        if client is None:
+            sweep = run_sweep(settings, out, progress=progress, log=log, devices=devices)
+        else:
+            sweep = run_on_dask(Sweep(settings, out), client, progress=progress, log=log)
     write_diagnostics(sweep)
     return sweep
 
@@ -38,14 +61,16 @@ def default_out(settings: SweepSettings) -> str:
     return f"runs/{settings.model}" + (f"-c{settings.c}" if settings.model == "tms" else "")
 
 
-def main(settings: SweepSettings, out=None, *, progress: bool = True, devices: int | None = None) -> int:
+def main(job: SweepJob, out=None, *, progress: bool = True, devices: int | None = None) -> int:
     """Run the sweep and print its diagnostics table (the CLI's ``sweep``)."""
+    settings = job.sweep if isinstance(job, SweepJob) else job  # a bare SweepSettings runs here
     import time
 
     from ..analysis.diagnostics import format_table
 
     t0 = time.perf_counter()
-    sweep = run(settings, out or default_out(settings), progress=progress, devices=devices)
+    executor = job.run_on if isinstance(job, SweepJob) else None
+    sweep = run(settings, out or default_out(settings), progress=progress, devices=devices, executor=executor)
     print(format_table(pd.read_csv(sweep.out / "diagnostics.csv")))
     print(
         f"{len(sweep.completed)} jobs in {sweep.out} ({time.perf_counter() - t0:.1f} s this run; compile "
@@ -57,8 +82,8 @@ def main(settings: SweepSettings, out=None, *, progress: bool = True, devices: i
 COMMAND = Command(
     "sweep",
     "fit posteriors over a range of n (NUTS, compiled once per sweep); resumable",
-    SweepSettings,
+    SweepJob,
     main,
-    default_out,
+    lambda job: default_out(job.sweep),
     writes=("sweep",),
 )

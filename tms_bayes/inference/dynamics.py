@@ -319,20 +319,30 @@ def run_dynamics(
         np.arange(i, min(i + settings.run_batch, settings.runs))
         for i in range(0, settings.runs, settings.run_batch)
     ]
+    keys = {f"runs_{ids[0]:05d}_{ids[-1]:05d}": ids for ids in batches}
+    # a part that is unreadable or holds other runs is set aside (kept) and redone
+    rundir.verify(
+        {
+            k: {f"parts/{k}.nc": {"runs_from": int(ids[0]), "runs_to": int(ids[-1])}}
+            for k, ids in keys.items()
+        },
+        log or (lambda *_: None),
+        settings={},
+        group=None,
+    )
     parts = []
     bar = tqdm(total=settings.runs, desc="dynamics", unit="run", disable=not progress)
-    for ids in batches:
-        key = f"runs_{ids[0]:05d}_{ids[-1]:05d}"
+    for key, ids in keys.items():
         if not rundir.done(key):
             part = _run_batch(settings, ids, epochs_at, init)
-            part.attrs.update(_attrs(settings))
+            part.attrs.update(_attrs(settings), runs_from=int(ids[0]), runs_to=int(ids[-1]))
             rundir.commit(key, {f"parts/{key}.nc": lambda path, part=part: write_netcdf(path, part)})
         with xr.open_dataset(rundir.path(key)) as f:
             parts.append(f.load())
         bar.update(len(ids))
     bar.close()
     ds = xr.concat(parts, dim="run")
-    ds.attrs.update(_attrs(settings))
+    ds.attrs = _attrs(settings)  # not the first part's runs_from/runs_to
     write_netcdf(out / "dynamics.nc", ds)
     if log:
         log(f"wrote {out / 'dynamics.nc'} ({settings.runs} runs x {len(epochs_at)} checkpoints)")

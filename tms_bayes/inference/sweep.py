@@ -262,6 +262,8 @@ class Sweep:
         self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
         self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
         self.timings: dict[str, float] = {}
+        self._datasets: dict[int, dict] = {}  # the dataset of the seed being run (one kept)
+        self.statuses: dict[str, str] = {}  # what this run did with each job ("done", "held", "finished")
         self._loaded: dict[
             str, az.InferenceData
         ] = {}  # runs read from disk (analyses read each run several times)
@@ -280,54 +282,68 @@ class Sweep:
     def _write_manifest(self):
         self.rundir.start()
 
-    def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
-        """Run every pending job; each finished job is written before the next starts."""
+    def prepare(self, log=print) -> list[tuple[int, int]]:
+        """Start the run directory, check its files (:meth:`verify`) and return the pending jobs."""
         self.rundir.start()
         self.verify(log)
         todo = self.pending()
         if not todo:
             log(f"all {len(self.jobs())} jobs of {self.out} are already finished")
-            return self
-        if len(todo) < len(self.jobs()):
+        elif len(todo) < len(self.jobs()):
             log(
                 f"resuming {self.out}: {len(self.jobs()) - len(todo)} of {len(self.jobs())} jobs "
                 "already finished"
             )
-        runner = _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
+        return todo
+
+    def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
+        """Run every pending job in this process; each finished job is written before the next starts.
+        (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
+        todo = self.prepare(log)
+        if not todo:
+            return self
+        runner = self.runner(devices)
         from tqdm.auto import tqdm
 
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
-        datasets: dict[int, dict] = {}
         try:
             for n, s in todo:
-                name = run_name(n, s)
-                if not self.rundir.claim(name):  # another writer (process, cluster worker) has it
-                    log(f"{name} is being run by another process; skipped here")
-                    overall.update(1)
-                    continue
-                self.rundir.refresh()
-                if self.rundir.done(name):  # another writer finished it since this run started
-                    self.rundir.release(name)
-                    overall.update(1)
-                    continue
-                try:
-                    if s not in datasets:
-                        datasets = {s: dataset(self.settings, s)}
-                    overall.set_postfix_str(f"n={n} seed={s}")
-                    t0 = time.perf_counter()
-                    idata = runner.run_job(n, s, datasets[s], progress=progress)
-                    idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
-                    self.rundir.commit(
-                        name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)}
-                    )
-                finally:
-                    self.rundir.release(name)
+                overall.set_postfix_str(f"n={n} seed={s}")
+                self.statuses[run_name(n, s)] = self.run_job(n, s, runner, progress=progress)
+                if self.statuses[run_name(n, s)] == "held":
+                    log(f"{run_name(n, s)} is being run by another process; skipped here")
                 overall.update(1)
         finally:
             overall.close()
             self.compilations = runner.compilations
             self.timings = runner.timings
         return self
+
+    def runner(self, devices: int | None = None):
+        """The compiled sampler of this sweep's settings (compiled on its first job, then reused)."""
+        return _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
+
+    def run_job(self, n: int, s: int, runner, *, progress: bool = False, token: str | None = None) -> str:
+        """Run job (n, seed s) with ``runner`` (:meth:`runner`) unless another writer has it: claim it
+        (a lock file), sample, commit its run file, release.  Returns "done", "held" (another writer
+        holds it) or "finished" (another writer finished it meanwhile).  What a cluster worker calls,
+        with its task's key as ``token`` (:meth:`~tms_bayes.store.rundir.RunDir.claim`)."""
+        name = run_name(n, s)
+        if not self.rundir.claim(name, token):  # another writer (process, cluster worker) has it
+            return "held"
+        try:
+            self.rundir.refresh()
+            if self.rundir.done(name):  # another writer finished it since this run started
+                return "finished"
+            if s not in self._datasets:
+                self._datasets = {s: dataset(self.settings, s)}
+            t0 = time.perf_counter()
+            idata = runner.run_job(n, s, self._datasets[s], progress=progress)
+            idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
+            self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
+            return "done"
+        finally:
+            self.rundir.release(name)
 
     def finished(self) -> list[tuple[int, int]]:
         """The finished jobs (n, seed), in job order."""

@@ -1,16 +1,22 @@
 """Atomic writes: a result file is either the old complete file or the new complete file, never a
 half-written one.  Everything tms-bayes saves goes through here (write to a temporary file in the
-same directory, flush to disk, then ``os.replace``, which is atomic on POSIX and Windows)."""
+same directory, flush to disk, then ``os.replace``, which is atomic on POSIX and Windows).
+
+A temporary file is named ``.<name>.<host>-<pid>.<random>.tmp``: a process killed outright (SIGKILL,
+power loss) cannot remove its own, so the next run removes those whose process is gone
+(:func:`remove_orphans`), never one that a live writer is still filling."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_text", "write_netcdf", "write_figure"]
+__all__ = ["atomic_write", "write_text", "write_netcdf", "write_figure", "remove_orphans", "temporary_tag"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -20,7 +26,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically; clean up on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{temporary_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -33,6 +39,45 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def temporary_tag() -> str:
+    """``<host>-<pid>``: whose temporary file this is (module docstring; dots in the host name as _)."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "_").replace("/", "_")
+
+
+_TAG = re.compile(r"\.(?P<host>[^./]+)-(?P<pid>\d+)\.[^/]*\.tmp$")
+
+
+def remove_orphans(root) -> list[Path]:
+    """Remove the temporary files under ``root`` left by processes of this host that no longer run
+    (killed mid-write); returns them.  Another host's, a live process's and an unnamed one are kept."""
+    removed = []
+    host = _host()
+    for tmp in Path(root).rglob(".*.tmp"):
+        m = _TAG.search(tmp.name)
+        if not m or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or a read-only directory: leave it
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_text(path, text: str) -> Path:

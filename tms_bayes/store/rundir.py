@@ -24,6 +24,7 @@ saved dataset; :data:`VOLATILE_ATTRS` lists the attrs that legitimately differ b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import __version__, _interrupt
-from .atomic import write_text
+from .atomic import remove_orphans, temporary_tag, write_text
 
 __all__ = [
     "RunDir",
@@ -108,15 +109,15 @@ def run_mismatch(attrs: dict, job: dict, settings: dict) -> str:
     return "; ".join(attrs_mismatch(attrs, expected))
 
 
-def file_problem(path: Path, job: dict, settings: dict) -> str:
+def file_problem(path: Path, job: dict, settings: dict, group: str | None = "posterior") -> str:
     """Why the run file ``path`` is not job ``job`` of a directory with ``settings`` ("" if it is):
-    unreadable (truncated, not HDF5, no posterior group) or holding another run's attrs
+    unreadable (truncated, not HDF5, no ``group``; None: the root) or holding another run's attrs
     (:func:`run_mismatch`).  A reader's own trouble (permission, memory) is raised, never blamed on
     the file."""
     import xarray as xr
 
     try:
-        with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+        with xr.open_dataset(path, group=group, engine="h5netcdf") as ds:
             return run_mismatch(dict(ds.attrs), job, settings)
     except (PermissionError, MemoryError):
         raise  # the file may be fine: never set aside for a problem of the reader
@@ -211,12 +212,19 @@ class RunDir:
         return body
 
     def start(self) -> "RunDir":
-        """Create the directory and write the manifest (before the first job)."""
+        """Create the directory and write the manifest (before the first job); remove the temporary
+        files of writers killed outright (SIGKILL) before they could (:func:`~.atomic.remove_orphans`)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        self.write_manifest()
+        remove_orphans(self.out)
+        self.refresh()
+        if self._manifest_text() == _read_text(self.manifest_path):
+            return self  # nothing to write: a finished run in a read-only directory can still be opened
+        with self._manifest_lock():
+            self.refresh()
+            self.write_manifest()
         return self
 
-    def write_manifest(self) -> None:
+    def _manifest_text(self) -> str:
         body = {
             "kind": self.kind,
             "format": FORMAT,
@@ -225,13 +233,12 @@ class RunDir:
             "completed": {k: v for k, v in sorted(self.completed.items())},
             **self.extra,
         }
-        text = json.dumps(body, indent=2, sort_keys=True)
-        try:
-            if self.manifest_path.read_text() == text:
-                return  # unchanged: a finished run in a read-only directory can still be opened and listed
-        except OSError:
-            pass
-        write_text(self.manifest_path, text)
+        return json.dumps(body, indent=2, sort_keys=True)
+
+    def write_manifest(self) -> None:
+        text = self._manifest_text()
+        if _read_text(self.manifest_path) != text:  # unchanged: nothing is written
+            write_text(self.manifest_path, text)
 
     def done(self, key: str) -> bool:
         return key in self.completed
@@ -250,9 +257,10 @@ class RunDir:
         missing = [f for f in files if not self._inside(f).exists()]
         if missing:
             raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
-        self.completed[key] = list(files)
-        self.refresh()
-        self.write_manifest()
+        with self._manifest_lock():  # read, merge and write as one step: no other writer's record is lost
+            self.completed[key] = list(files)
+            self.refresh()
+            self.write_manifest()
         _interrupt.check()  # a safe point: the job is on disk
 
     def refresh(self) -> None:
@@ -285,10 +293,18 @@ class RunDir:
                 moved.append(target)
         with open(keep / "README", "a", encoding="utf-8") as fh:
             fh.write(f"{stamp} {key}: {reason}\n")
-        self.write_manifest()
+        with self._manifest_lock():
+            self.refresh()  # the moved files are gone, so this job is not merged back
+            self.write_manifest()
         return moved
 
-    def verify(self, units: dict[str, dict[str, dict]], log=print, settings: dict | None = None) -> list[str]:
+    def verify(
+        self,
+        units: dict[str, dict[str, dict]],
+        log=print,
+        settings: dict | None = None,
+        group: str | None = "posterior",
+    ) -> list[str]:
         """Check the run files of every job: ``units`` = {key: {each of its files, relative to the
         directory: the attrs it must hold, e.g. {"n": 100, "seed": 0}}}, checked with
         :func:`file_problem` against ``settings`` (those the files record; default this directory's).
@@ -307,7 +323,7 @@ class RunDir:
                 (
                     f"{f}: {p}"
                     for f in files
-                    for p in [file_problem(self._inside(f), files[f], settings)]
+                    for p in [file_problem(self._inside(f), files[f], settings, group)]
                     if p
                 ),
                 "",
@@ -323,27 +339,31 @@ class RunDir:
 
     # -- claims: several writers (processes, cluster workers) can share one directory -----------------
 
-    def claim(self, key: str) -> bool:
-        """Claim job ``key`` for this process with an exclusive lock file ``locks/<key>.lock`` (created
-        with O_EXCL, so exactly one of several writers gets it).  A lock left by a dead process on
-        this host (killed) is taken over; False when a live process (or one on another host) holds it."""
+    def claim(self, key: str, token: str | None = None) -> bool:
+        """Claim job ``key`` for this process with an exclusive lock file ``locks/<key>.lock`` (exactly
+        one of several writers gets it: :func:`_lock`).  A lock left by a dead process on this host
+        (killed) is taken over; False when a live process (or one on another host) holds it.  A lock
+        with the same ``token`` (a cluster task's key: the scheduler runs a task again only once the
+        worker that had it is gone) is taken over too, from any host."""
         _interrupt.check()  # a safe point: a signal swallowed during the last job stops the run here
-        locks = self.out / "locks"
-        locks.mkdir(exist_ok=True)
-        path = locks / f"{key}.lock"
-        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not _stale(path):
-                    return False
-                path.unlink(missing_ok=True)  # the holder died: take the claim over
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(body)
-            return True
-        return False
+        return _lock(self.out / "locks" / f"{key}.lock", token)
+
+    @contextlib.contextmanager
+    def _manifest_lock(self, timeout: float = 60.0):
+        """Hold ``locks/manifest.lock`` while the manifest is read, merged and written (milliseconds), so
+        that two writers recording at once keep both records.  Waits up to ``timeout`` seconds; a lock
+        of a dead process is taken over."""
+        path = self.out / "locks" / "manifest.lock"
+        t0 = time.monotonic()
+        while not _lock(path):
+            if time.monotonic() - t0 > timeout:
+                raise OSError(f"{path} has been held for over {timeout:g} s; if no tms-bayes is writing to "
+                              f"{self.out}, delete it")  # fmt: skip
+            time.sleep(0.01)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     def release(self, key: str) -> None:
         """Give up the claim on ``key`` (after its files are committed, or when it failed)."""
@@ -354,6 +374,59 @@ class RunDir:
         if key not in self.completed:
             raise ValueError(f"{key} is not finished in {self.out}")
         return self._inside(self.completed[key][index])
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _lock(path: Path, token: str | None = None) -> bool:
+    """Create the lock file ``path`` for this process if no live process holds it.  The file is written
+    whole under a temporary name, then hard-linked into place (``os.link`` fails if ``path`` exists),
+    so a lock is never seen empty.  A stale lock (:func:`_stale`) is renamed away and, if what was
+    renamed is the very file judged stale (same inode), taken over; a fresh lock caught in between
+    is put back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "token": token})
+    tmp = path.with_name(f".{path.name}.{temporary_tag()}.{time.monotonic_ns()}.tmp")
+    tmp.write_text(body)
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                pass
+            try:
+                inode = path.stat().st_ino
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            if not (_stale(path) or (token is not None and _token(path) == token)):
+                return False
+            grave = path.with_name(f".{path.name}.{temporary_tag()}.stale.tmp")
+            try:
+                os.rename(path, grave)
+            except FileNotFoundError:
+                continue
+            if grave.stat().st_ino != inode:  # a live writer's new lock: give it back
+                with contextlib.suppress(FileExistsError):
+                    os.link(grave, path)
+                grave.unlink()
+                return False
+            grave.unlink()
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _token(lock: Path) -> str | None:
+    try:
+        return json.loads(lock.read_text()).get("token")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def _stale(lock: Path) -> bool:
