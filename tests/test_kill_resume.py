@@ -25,10 +25,15 @@ KILLS = 20
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
 
-def _start(out):
+def _launch(args, out):
+    """``tms-bayes <args> --no-progress --out <out>`` in its own process (stderr captured)."""
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "tms_bayes.cli", "sweep", *ARGS, "--no-progress", "--out", str(out)]
+    cmd = [sys.executable, "-m", "tms_bayes.cli", *args, "--no-progress", "--out", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def _start(out):
+    return _launch(["sweep", *ARGS], out)
 
 
 @pytest.mark.slow
@@ -95,20 +100,7 @@ def _assert_same_as_reference(out, reference):
 
 
 def _start_occupancy(sweep_dir, out):
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "tms_bayes.cli",
-        "occupancy",
-        str(sweep_dir),
-        "--tsne-samples",
-        "100",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    return _launch(["occupancy", str(sweep_dir), "--tsne-samples", "100"], out)
 
 
 REPORT_FILES = ("occupancy.nc", "occupancy.csv", "report.md")
@@ -161,9 +153,7 @@ DYNAMICS = ["--runs", "4", "--run-batch", "1", "--n", "200", "--epochs", "300", 
 
 
 def _start_dynamics(out):
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "tms_bayes.cli", "dynamics", *DYNAMICS, "--no-progress", "--out", str(out)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    return _launch(["dynamics", *DYNAMICS], out)
 
 
 @pytest.mark.slow
