@@ -20,6 +20,7 @@ def cat6():
     return theory.critical_points(6)
 
 
+@pytest.mark.slow  # 70–110 s on 2 cores (measured 2026-12-04); CI runs the slow tests too
 def test_restricted_smc_matches_laplace_and_not_the_paper_constant(cat6):
     """Population model, n = 300, 1000, 2000, two independent runs per phase (512 particles, 50 HMC
     moves per stage; regions with dead_tol = 0).  Measured with 8 runs of the benchmark

@@ -320,6 +320,7 @@ def test_smc_cli_bad_input(tmp_path, capsys):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow  # 35–50 s on 2 cores (measured 2026-12-04); CI runs the slow tests too
 def test_run_with_both_estimators_end_to_end(tmp_path, capsys):
     from tms_bayes.cli import main
 
