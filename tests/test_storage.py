@@ -79,3 +79,27 @@ def test_run_files_with_the_old_dim_names_are_read_with_todays(tmp_path):
     idata = load_run(tmp_path / "old.nc")
     assert idata.posterior.W.dims == ("chain", "draw", "hidden", "feature") and idata.posterior.b.dims == ("chain", "draw", "feature")
     assert idata.observed_data.X.dims == ("obs", "feature")
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
+    """A writer killed outright (SIGKILL) leaves its temporary file; the next write of that file, and
+    RunDir.start for the whole directory, remove those of dead processes of this host, never a live
+    writer's or another host's."""
+    import subprocess
+    import sys
+
+    from tms_bayes.store.atomic import remove_orphans, temporary_tag, write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_tag = temporary_tag().rsplit("-", 1)[0] + f"-{int(dead.stdout)}"
+    orphan = tmp_path / f".report.md.{dead_tag}.abc123.tmp"
+    live = tmp_path / f".report.md.{temporary_tag()}.def456.tmp"
+    foreign = tmp_path / f".report.md.otherhost-{int(dead.stdout)}.ghi789.tmp"
+    for f in (orphan, live, foreign):
+        f.write_text("half")
+    write_text(tmp_path / "report.md", "whole")
+    assert not orphan.exists() and live.exists() and foreign.exists()
+    nested = tmp_path / "runs" / f".n000100_seed000.nc.{dead_tag}.x.tmp"
+    nested.parent.mkdir()
+    nested.write_text("half")
+    assert remove_orphans(tmp_path) == [nested] and live.exists()

@@ -3,12 +3,14 @@ half-written one.  Everything tms-bayes saves goes through here (write to a temp
 same directory, flush to disk, then ``os.replace``, which is atomic on POSIX and Windows).
 
 A temporary file is named ``.<name>.<host>-<pid>.<random>.tmp``: a process killed outright (SIGKILL,
-power loss) cannot remove its own, so the next run removes those whose process is gone
-(:func:`remove_orphans`), never one that a live writer is still filling."""
+power loss) cannot remove its own, so the next write of the same file, and every run directory when
+a run starts (:func:`remove_orphans`), removes those whose process is gone — never one that a live
+writer is still filling."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import socket
@@ -26,6 +28,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` and move the result onto ``path`` atomically; clean up on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))  # this file's, left by a SIGKILL
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{temporary_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -56,9 +59,13 @@ _TAG = re.compile(r"\.(?P<host>[^./]+)-(?P<pid>\d+)\.[^/]*\.tmp$")
 def remove_orphans(root) -> list[Path]:
     """Remove the temporary files under ``root`` left by processes of this host that no longer run
     (killed mid-write); returns them.  Another host's, a live process's and an unnamed one are kept."""
+    return _remove_dead(Path(root).rglob(".*.tmp"))
+
+
+def _remove_dead(candidates) -> list[Path]:
     removed = []
     host = _host()
-    for tmp in Path(root).rglob(".*.tmp"):
+    for tmp in candidates:
         m = _TAG.search(tmp.name)
         if not m or m["host"] != host or _alive(int(m["pid"])):
             continue
