@@ -70,7 +70,10 @@ def main(job: MainJob, out=None, *, progress: bool = True) -> int:
             t0 = time.perf_counter()
             # beside the SMC process each sampler keeps one core; alone, chains shard over every core
             posterior_sweep.main(
-                job.sweep, out, progress=progress, devices=1 if background is not None else None
+                posterior_sweep.SweepJob(sweep=job.sweep),
+                out,
+                progress=progress,
+                devices=1 if background is not None else None,
             )
             split["NUTS sweep"] = time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -63,14 +63,15 @@ def default_out(settings: SweepSettings) -> str:
 
 def main(job: SweepJob, out=None, *, progress: bool = True, devices: int | None = None) -> int:
     """Run the sweep and print its diagnostics table (the CLI's ``sweep``)."""
-    settings = job.sweep if isinstance(job, SweepJob) else job  # a bare SweepSettings runs here
+    settings = job.sweep
     import time
 
     from ..analysis.diagnostics import format_table
 
     t0 = time.perf_counter()
-    executor = job.run_on if isinstance(job, SweepJob) else None
-    sweep = run(settings, out or default_out(settings), progress=progress, devices=devices, executor=executor)
+    sweep = run(
+        settings, out or default_out(settings), progress=progress, devices=devices, executor=job.run_on
+    )
     print(format_table(pd.read_csv(sweep.out / "diagnostics.csv")))
     print(
         f"{len(sweep.completed)} jobs in {sweep.out} ({time.perf_counter() - t0:.1f} s this run; compile "
