@@ -82,8 +82,8 @@ def test_foreign_run_file_is_named_and_redone(reference, tmp_path, capsys):
     out = _copy(reference, tmp_path)
     other = tmp_path / "other"
     run_sweep(SweepSettings(**{**TINY, "n": (60,), "seed_offset": 7}), other, **QUIET)
-    shutil.copy(other / "runs/n000060_seed000.nc", out / "runs/n000060_seed000.nc")
-    with pytest.raises(ValueError, match="setting_seed_offset: 7 there, 0 expected"):
+    shutil.copy(other / "runs/n000060_seed007.nc", out / "runs/n000060_seed000.nc")
+    with pytest.raises(ValueError, match="data_seed: 7 there, 0 expected"):
         load_sweep(out).load(60, 0)
     _one_line_refusal(["criteria", str(out)], capsys, "n000060_seed000.nc")
     _redone_identical(out, reference, set_aside=1)

@@ -5,7 +5,9 @@ ones), with every job done once."""
 import json
 import multiprocessing
 import os
+import re
 import signal
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -122,3 +124,102 @@ def test_a_worker_killed_mid_run_loses_only_its_job(reference, tmp_path):
     assert sorted(sweep.statuses) == sorted(f"n{n:06d}_seed{s:03d}" for s in range(2) for n in TINY.n)
     write_diagnostics(sweep)
     _same_as_reference(out, reference)
+
+
+# -- merging sweeps run apart -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def apart(tmp_path_factory):
+    """TINY's two datasets as two sweeps run apart (dataset seed 1 first, as on another machine)."""
+    root = tmp_path_factory.mktemp("apart")
+    run_sweep(replace(TINY, seeds=1, seed_offset=1), root / "b", **QUIET)
+    run_sweep(replace(TINY, seeds=1), root / "a", **QUIET)
+    return root
+
+
+def test_sweeps_run_apart_merge_into_the_sweep_over_all_their_seeds(reference, apart, tmp_path, capsys):
+    """Two sweeps over dataset seeds {1} and {0} merge (CLI) into the directory one sweep over {0, 1}
+    writes: the same run files (arrays bitwise, attrs except volatile ones), diagnostics, k-gon labels
+    and occupancy with its bootstrap intervals."""
+    from tms_bayes.analysis.occupancy import empirical_occupancy, sweep_labels
+    from tms_bayes.cli import main
+    from tms_bayes.inference.sweep import load_sweep
+
+    assert (apart / "b/runs/n000060_seed001.nc").exists()  # named by dataset seed: no collision
+    out = tmp_path / "merged"
+    assert main(["merge", str(apart / "b"), str(apart / "a"), "--out", str(out)]) == 0
+    assert "4 run files copied" in capsys.readouterr().out
+    merged, single = load_sweep(out), load_sweep(reference)
+    assert merged.settings == TINY
+    _same_as_reference(out, reference)
+    labels = [sweep_labels(merged), sweep_labels(single)]
+    assert [x.attrs.pop("sweep") for x in labels] == [str(out), str(reference)]  # where they were read
+    assert_identical_runs(*labels)
+    assert_identical_runs(*[empirical_occupancy(x, n_boot=200) for x in labels])
+    assert main(["merge", str(apart / "b"), str(apart / "a"), "--out", str(out)]) == 0  # again: nothing to do
+    assert "0 run files copied" in capsys.readouterr().out
+
+
+def test_mismatched_merges_are_refused_naming_the_difference(apart, tmp_path, capsys):
+    """Sweeps of other job settings, a directory that is no sweep, --out among the sources or missing:
+    one line, exit 2, nothing written."""
+    from tms_bayes.cli import main
+
+    other = tmp_path / "other"
+    run_sweep(replace(TINY, n=(60,), draws=20, seed_offset=2, seeds=1), other, **QUIET)
+    out = tmp_path / "merged"
+    cases = [
+        ([str(apart / "a"), str(other)], "draws: 30 in .*, 20 in .*; n: \\[60, 120\\] in .*, \\[60\\] in"),
+        ([str(apart / "a"), str(tmp_path)], "has no manifest.json"),
+        ([str(apart / "a"), str(apart / "b"), "--out", str(apart / "a")], "is one of the sources"),
+        ([str(apart / "a"), str(apart / "b"), "--out", "None"], None),
+    ]
+    for argv, message in cases:
+        if message is None:  # no --out at all
+            argv = argv[:2]
+            message = "merge needs --out"
+        elif "--out" not in argv:
+            argv = [*argv, "--out", str(out)]
+        assert main(["merge", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not out.exists()
+
+
+def test_a_sweep_with_a_gap_in_its_seeds_merges_with_the_gap_pending(apart, tmp_path):
+    """Dataset seeds {1} and {3}: the merged sweep covers 1…3 and seed 2's jobs are pending, for the
+    sweep command to fill."""
+    from tms_bayes.experiments.merge import merge
+
+    far = tmp_path / "far"
+    run_sweep(replace(TINY, seed_offset=3, seeds=1), far, **QUIET)
+    lines = []
+    merged = merge([apart / "b", far], tmp_path / "merged", log=lines.append)
+    assert (merged.settings.seed_offset, merged.settings.seeds) == (1, 3)
+    assert merged.pending() == [(60, 1), (120, 1)] and "dataset seeds 2" in lines[-1]
+
+
+def test_a_sweep_named_by_seed_index_is_refused_and_converted_by_merge(apart, tmp_path):
+    """A directory written before run files were named by dataset seed (seed_offset 1, files
+    ``n…_seed000``) is refused with the command that converts it; the merge of it alone is the sweep
+    as this version writes it."""
+    import shutil
+
+    from tms_bayes.experiments.merge import merge
+    from tms_bayes.inference.sweep import load_sweep
+
+    old = tmp_path / "old"
+    shutil.copytree(apart / "b", old)
+    body = json.loads((old / "manifest.json").read_text())
+    del body["run_names"]
+    for n in TINY.n:
+        (old / f"runs/n{n:06d}_seed001.nc").rename(old / f"runs/n{n:06d}_seed000.nc")
+        del body["completed"][f"n{n:06d}_seed001"]
+        body["completed"][f"n{n:06d}_seed000"] = [f"runs/n{n:06d}_seed000.nc"]
+    (old / "manifest.json").write_text(json.dumps(body))
+    with pytest.raises(ValueError, match=f"tms-bayes merge {old} --out NEW_DIR"):
+        load_sweep(old)
+    merge([old], tmp_path / "new", log=lambda *_: None)
+    for n in TINY.n:
+        name = f"runs/n{n:06d}_seed001.nc"
+        assert (tmp_path / "new" / name).read_bytes() == (apart / "b" / name).read_bytes()
+    assert load_sweep(tmp_path / "new").finished() == [(60, 0), (120, 0)]

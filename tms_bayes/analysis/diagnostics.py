@@ -54,7 +54,7 @@ def invariant_quantities(idata: az.InferenceData) -> xr.Dataset:
 
 def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
     """One row per invariant quantity: mean, sd, R̂, ESS bulk/tail, MCSE, and the run's sampler
-    health (divergences, max-tree-depth share, minimum E-BFMI), with n and seed."""
+    health (divergences, max-tree-depth share, minimum E-BFMI), with n and seed (the dataset seed)."""
     inv = invariant_quantities(idata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -63,7 +63,7 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
         bfmi = az.bfmi(idata) if "energy" in ss and idata.posterior.sizes["draw"] > 1 else np.array([np.nan])
     attrs = idata.posterior.attrs
     summ = summ.rename_axis("quantity").reset_index()
-    summ.insert(0, "seed", attrs.get("seed"))
+    summ.insert(0, "seed", attrs.get("data_seed", attrs.get("seed")))  # older files: the seed index
     summ.insert(0, "n", attrs.get("n"))
     summ["divergences"] = int(ss["diverging"].values.sum())
     summ["max_treedepth_share"] = (

@@ -29,6 +29,7 @@ MODULES = (
     "compare",
     "wbic",
     "criteria",
+    "merge",
 )
 
 

@@ -29,7 +29,8 @@ __all__ = ["ExecutorOptions", "dask_client", "run_on_dask"]
 
 EXECUTORS = ("local", "dask")
 
-#: per worker process: {settings JSON: (Sweep, runner)} — programs compiled once per worker
+#: per worker process: {job settings JSON: runner} — programs compiled once per worker, shared by
+#: sweeps that differ only in the seeds they cover
 _RUNNERS: dict[str, tuple] = {}
 
 
@@ -88,8 +89,6 @@ def run_on_dask(sweep, client, *, progress: bool = True, log=print):
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    from .sweep import run_name
-
     todo = sweep.prepare(log)
     if not todo:
         return sweep
@@ -107,7 +106,7 @@ def run_on_dask(sweep, client, *, progress: bool = True, log=print):
             n,
             s,
             per_host,
-            key=f"tms-bayes-{run_name(n, s)}-{os.getpid()}-{id(sweep)}",
+            key=f"tms-bayes-{sweep.name(n, s)}-{os.getpid()}-{id(sweep)}",
             pure=False,
             retries=2,
         )  # fmt: skip
@@ -139,7 +138,7 @@ def _worker_job(settings: dict, out: str, n: int, s: int, per_host: dict) -> dic
     from distributed import get_worker
 
     from .._devices import configure
-    from .sweep import Sweep, SweepSettings, run_name
+    from .sweep import Sweep, SweepSettings
 
     worker = get_worker()
     cores = os.cpu_count() or 1
@@ -147,15 +146,14 @@ def _worker_job(settings: dict, out: str, n: int, s: int, per_host: dict) -> dic
         max(1, cores // max(1, per_host.get(worker.address.split("://")[-1].rsplit(":", 1)[0], 1))),
         strict=False,
     )  # fmt: skip  (before this process's first JAX computation; then fixed)
-    key = json.dumps(settings, sort_keys=True)
+    sweep = Sweep(SweepSettings.from_dict(settings), out)  # this directory's state
+    key = json.dumps(sweep.settings.job_settings(), sort_keys=True)
     if key not in _RUNNERS:
-        sweep = Sweep(SweepSettings.from_dict(settings), out)
-        _RUNNERS[key] = (sweep, sweep.runner())
-    cached, runner = _RUNNERS[key]
-    sweep = Sweep(cached.settings, out)  # this directory's state (the cache holds only programs)
+        _RUNNERS[key] = sweep.runner()
+    runner = _RUNNERS[key]
     status = sweep.run_job(n, s, runner, token=str(worker.get_current_task()))
     return {
-        "name": run_name(n, s),
+        "name": sweep.name(n, s),
         "status": status,
         "worker": worker.address,
         "compilations": runner.compilations,

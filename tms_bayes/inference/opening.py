@@ -39,11 +39,11 @@ def open_sweep(path) -> xr.DataTree:
         settings = {"sweep": run.sweep_settings.to_dict(), "smc": run.settings.to_dict()}
         load = run.load
     elif kind == "sweep":
-        from .sweep import load_sweep, run_name
+        from .sweep import load_sweep
 
         run = load_sweep(path)
         ns, seeds = list(run.settings.n), list(range(run.settings.seeds))
-        done = {(n, s) for n, s in run.jobs() if run_name(n, s) in run.completed}
+        done = set(run.finished())
         settings = run.settings.to_dict()
         load = run.load
     else:

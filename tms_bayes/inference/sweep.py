@@ -8,10 +8,13 @@ per sweep.
 On disk (``out/``):
 
 - ``manifest.json``: the settings and the finished jobs (rewritten atomically after each job);
-- ``runs/n{n}_seed{s}.nc``: one ArviZ InferenceData per job (posterior, sample_stats,
-  log_likelihood = ℓ_k = log p(x_k | w) of the n rows of D_n, untempered, in float32 — ample for
-  WAIC/LOO/WBIC, whose Monte Carlo error is far larger — observed_data = D_n, attrs with every
-  setting, the seed and the package version);
+- ``runs/n{n}_seed{d}.nc``: one ArviZ InferenceData per job, named by its dataset seed d =
+  seed_offset + s (posterior, sample_stats, log_likelihood = ℓ_k = log p(x_k | w) of the n rows of
+  D_n, untempered, in float32 — ample for WAIC/LOO/WBIC, whose Monte Carlo error is far larger —
+  observed_data = D_n, attrs with n, the dataset seed, every setting of the job and the package
+  version).  A job's file depends only on n, its dataset seed and the job settings — not on which
+  seeds the sweep covers (``seeds``, ``seed_offset``: :data:`JOB_RANGE`) — so sweeps run apart over
+  different seeds merge into one (``tms-bayes merge``, :mod:`tms_bayes.experiments.merge`);
 - ``diagnostics.csv`` (written by :func:`tms_bayes.experiments.posterior_sweep.run` and the CLI, not
   here): the invariant-quantity diagnostics, a table derived from the run files and rebuilt from all
   of them after every run, so it can never miss a job.
@@ -44,6 +47,11 @@ MODELS = ("tms", "relu-pt1", "relu-pt2")
 BACKENDS = ("jax", "pymc")
 #: size ceilings (``_validate.ceiling``; lifted by ``--force`` / ``tms_bayes.no_ceilings()``)
 MAX_N, MAX_JOBS, MAX_CHAINS, MAX_TRANSITIONS = 1_000_000, 1000, 1024, 10_000_000
+#: the settings that choose which dataset seeds a sweep covers, not what any job computes
+JOB_RANGE = ("seeds", "seed_offset")
+#: the manifest's mark of a sweep whose run files are named by dataset seed (all since 0.x; before,
+#: by seed index, which differs only where seed_offset > 0)
+_NAMES = {"run_names": "data_seed"}
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,15 @@ class SweepSettings:
         d["n"] = list(self.n)
         return d
 
+    def job_settings(self) -> dict:
+        """The settings every job's result depends on: all but :data:`JOB_RANGE` (recorded on each run
+        file and checked when it is read)."""
+        return {k: v for k, v in self.to_dict().items() if k not in JOB_RANGE}
+
+    def data_seed(self, seed: int) -> int:
+        """The dataset seed of seed index ``seed`` (0 … seeds − 1)."""
+        return self.seed_offset + seed
+
     @classmethod
     def from_dict(cls, d: dict) -> "SweepSettings":
         """Settings recorded in a run directory (size ceilings guard new runs, not reopening one made
@@ -184,7 +201,7 @@ def dataset(settings: SweepSettings, seed: int) -> dict[str, np.ndarray]:
     from ..models.data import tms_inputs
     from ..models.relu import pt1_truth, pt2_truth, relu_data
 
-    s = settings.seed_offset + seed
+    s = settings.data_seed(seed)
     if settings.model == "tms":
         return {"X": tms_inputs(settings.n_max, settings.c, seed=s)}
     truth = pt1_truth(settings.theta) if settings.model == "relu-pt1" else pt2_truth(settings.vartheta)
@@ -246,8 +263,9 @@ def run_model(idata):
     return build_model(settings, data, int(attrs["n"]), padded=False)
 
 
-def run_name(n: int, seed: int) -> str:
-    return f"n{n:06d}_seed{seed:03d}"
+def run_name(n: int, data_seed: int) -> str:
+    """The job key and file stem of the run (n, dataset seed ``data_seed``)."""
+    return f"n{n:06d}_seed{data_seed:03d}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +278,14 @@ class Sweep:
         self.settings = settings
         self.out = Path(out)
         self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
+        if not self.rundir.manifest_path.exists():
+            self.rundir.extra.update(_NAMES)
+        elif settings.seed_offset and self.rundir.extra.get("run_names") != _NAMES["run_names"]:
+            raise ValueError(
+                f"{self.out} was written before run files were named by their dataset seed (its files "
+                f"n…_seed000… hold dataset seeds {settings.seed_offset}…); convert it into a new "
+                f"directory with: tms-bayes merge {self.out} --out NEW_DIR"
+            )
         self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
         self.timings: dict[str, float] = {}
         self._datasets: dict[int, dict] = {}  # the dataset of the seed being run (one kept)
@@ -274,10 +300,19 @@ class Sweep:
         return {k: v[0] for k, v in self.rundir.completed.items()}
 
     def jobs(self) -> list[tuple[int, int]]:
+        """Every job (n, seed index s), seed by seed."""
         return [(n, s) for s in range(self.settings.seeds) for n in self.settings.n]
 
+    def name(self, n: int, s: int) -> str:
+        """The key (and file stem) of job (n, seed index s): :func:`run_name` of its dataset seed."""
+        return run_name(n, self.settings.data_seed(s))
+
+    def job_attrs(self, n: int, s: int) -> dict:
+        """The attrs that identify job (n, s) on its run file."""
+        return {"n": n, "data_seed": self.settings.data_seed(s)}
+
     def pending(self) -> list[tuple[int, int]]:
-        return [(n, s) for n, s in self.jobs() if not self.rundir.done(run_name(n, s))]
+        return [(n, s) for n, s in self.jobs() if not self.rundir.done(self.name(n, s))]
 
     def _write_manifest(self):
         self.rundir.start()
@@ -308,10 +343,11 @@ class Sweep:
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
         try:
             for n, s in todo:
-                overall.set_postfix_str(f"n={n} seed={s}")
-                self.statuses[run_name(n, s)] = self.run_job(n, s, runner, progress=progress)
-                if self.statuses[run_name(n, s)] == "held":
-                    log(f"{run_name(n, s)} is being run by another process; skipped here")
+                name = self.name(n, s)
+                overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
+                self.statuses[name] = self.run_job(n, s, runner, progress=progress)
+                if self.statuses[name] == "held":
+                    log(f"{name} is being run by another process; skipped here")
                 overall.update(1)
         finally:
             overall.close()
@@ -328,7 +364,7 @@ class Sweep:
         (a lock file), sample, commit its run file, release.  Returns "done", "held" (another writer
         holds it) or "finished" (another writer finished it meanwhile).  What a cluster worker calls,
         with its task's key as ``token`` (:meth:`~tms_bayes.store.rundir.RunDir.claim`)."""
-        name = run_name(n, s)
+        name = self.name(n, s)
         if not self.rundir.claim(name, token):  # another writer (process, cluster worker) has it
             return "held"
         try:
@@ -338,7 +374,7 @@ class Sweep:
             if s not in self._datasets:
                 self._datasets = {s: dataset(self.settings, s)}
             t0 = time.perf_counter()
-            idata = runner.run_job(n, s, self._datasets[s], progress=progress)
+            idata = runner.run_job(n, self.settings.data_seed(s), self._datasets[s], progress=progress)
             idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
             self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
             return "done"
@@ -347,17 +383,20 @@ class Sweep:
 
     def finished(self) -> list[tuple[int, int]]:
         """The finished jobs (n, seed), in job order."""
-        return [(n, s) for n, s in self.jobs() if self.rundir.done(run_name(n, s))]
+        return [(n, s) for n, s in self.jobs() if self.rundir.done(self.name(n, s))]
 
     def load(self, n: int, seed: int) -> az.InferenceData:
-        """The finished run (n, seed), read once and kept in memory; a file that is unreadable or holds
-        another run (other n, seed or settings: swapped, copied) is refused, named."""
-        name = run_name(n, seed)
+        """The finished run (n, seed index ``seed``), read once and kept in memory; a file that is
+        unreadable or holds another run (other n, dataset seed or settings: swapped, copied) is refused,
+        named."""
+        name = self.name(n, seed)
         if not self.rundir.done(name):
             raise ValueError(f"no finished run for n={n}, seed={seed} in {self.out}")
         if name not in self._loaded:
             path = self.rundir.path(name)
-            self._loaded[name] = load_run(path, job={"n": n, "seed": seed}, settings=self.settings.to_dict())
+            self._loaded[name] = load_run(
+                path, job=self.job_attrs(n, seed), settings=self.settings.job_settings()
+            )
         return self._loaded[name]
 
     def verify(self, log=print) -> list[str]:
@@ -365,8 +404,10 @@ class Sweep:
         that is not (``set_aside/``, kept) so that this run redoes it, and adopt a complete file whose
         job was never recorded (:meth:`~tms_bayes.store.rundir.RunDir.verify`).  Returns the names set
         aside."""
-        units = {run_name(n, s): {f"runs/{run_name(n, s)}.nc": {"n": n, "seed": s}} for n, s in self.jobs()}
-        bad = self.rundir.verify(units, log)
+        units = {
+            self.name(n, s): {f"runs/{self.name(n, s)}.nc": self.job_attrs(n, s)} for n, s in self.jobs()
+        }
+        bad = self.rundir.verify(units, log, settings=self.settings.job_settings())
         for name in bad:
             self._loaded.pop(name, None)
         return bad
@@ -390,7 +431,7 @@ _OLD_DIMS = {"row": "hidden", "col": "feature", "xfeature": "feature", "xdim": "
 def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> az.InferenceData:
     """Read one job's InferenceData fully into memory (the file is not kept open).  Files written before
     the dims were renamed get today's names, so old and new runs of one sweep line up.  With ``job``
-    (its attrs, e.g. {"n": 100, "seed": 0}) and ``settings``, a file holding another run — swapped,
+    (its attrs, e.g. {"n": 100, "data_seed": 0}) and ``settings``, a file holding another run — swapped,
     copied from another directory — is refused, named (:func:`~tms_bayes.store.rundir.run_mismatch`)."""
     try:
         idata = az.from_netcdf(path, engine="h5netcdf")
@@ -427,12 +468,12 @@ def load_sweep(out) -> Sweep:
 # ---------------------------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------------------------
-def _attrs(settings: SweepSettings, n: int, seed: int, **extra) -> dict:
+def _attrs(settings: SweepSettings, n: int, data_seed: int, **extra) -> dict:
+    """The attrs of run (n, ``data_seed``): the job settings, not :data:`JOB_RANGE` (module docstring)."""
     return make_attrs(
-        settings.to_dict(),
+        settings.job_settings(),
         n=n,
-        seed=seed,
-        data_seed=settings.seed_offset + seed,
+        data_seed=data_seed,
         beta_used=settings.beta_for(n),
         sigma_used=settings.resolved_sigma(),
         **extra,
@@ -491,7 +532,7 @@ class _JaxRunner:
         )
         return job, stack_data(job, st.chains)
 
-    def run_job(self, n, seed, data, progress=True):
+    def run_job(self, n, data_seed, data, progress=True):
         from tqdm.auto import tqdm
 
         from .nuts import shard_count
@@ -499,14 +540,14 @@ class _JaxRunner:
         jax, jnp = self.jax, self.jax.numpy
         st = self.sweep.settings
         job_data, stacked = self._job_data(n, data)
-        rng = np.random.default_rng([st.seed_offset + seed, n, 7])
+        rng = np.random.default_rng([data_seed, n, 7])
         init = jnp.asarray(
             st.prior_std * rng.normal(size=(st.chains, self.cm.dim))
         )  # prior N(0, prior_std²) on every coordinate
         key = jax.random.key(int(rng.integers(2**31)))
         bar = tqdm(
             total=st.tune + st.draws,
-            desc=f"  n={n} seed={seed}",
+            desc=f"  n={n} seed={data_seed}",
             unit="step",
             leave=False,
             disable=not progress,
@@ -532,7 +573,7 @@ class _JaxRunner:
             _attrs(
                 st,
                 n,
-                seed,
+                data_seed,
                 backend="jax-blackjax",
                 chain_method=st.chain_method,
                 sampling_time_s=elapsed,
@@ -551,7 +592,7 @@ class _PymcRunner:
         self.compilations = 0
         self.timings = {}
 
-    def run_job(self, n, seed, data, progress=True):
+    def run_job(self, n, data_seed, data, progress=True):
         import pymc as pm
 
         st = self.sweep.settings
@@ -564,7 +605,7 @@ class _PymcRunner:
                 tune=st.tune,
                 chains=st.chains,
                 cores=1,
-                random_seed=[st.seed_offset + seed, n],
+                random_seed=[data_seed, n],
                 target_accept=st.target_accept,
                 progressbar=progress,
                 compute_convergence_checks=False,
@@ -587,7 +628,9 @@ class _PymcRunner:
         dims = dict(model.named_vars_to_dims)
         coords = {k: np.asarray(v) for k, v in model.coords.items()}
         ll = {k: _rowwise(idata.log_likelihood[k]) for k in idata.log_likelihood.data_vars}
-        attrs = _attrs(st, n, seed, backend="pymc", sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth)
+        attrs = _attrs(
+            st, n, data_seed, backend="pymc", sampling_time_s=elapsed, max_tree_depth=st.max_tree_depth
+        )
         return _to_idata(post, stats, _observed(data, n), dims, coords, ll, attrs)
 
 

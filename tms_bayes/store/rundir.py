@@ -40,6 +40,7 @@ __all__ = [
     "make_attrs",
     "setting_attrs",
     "attrs_mismatch",
+    "settings_differences",
     "read_kind",
     "check_output",
     "VOLATILE_ATTRS",
@@ -103,7 +104,10 @@ def attrs_mismatch(attrs: dict, expected: dict) -> list[str]:
 def run_mismatch(attrs: dict, job: dict, settings: dict) -> str:
     """How the attrs of a run file differ from those its job should have ("" if not): the job's own
     attrs (n, seed, …) must match, and the settings wherever the file records them (older files
-    record fewer)."""
+    record fewer).  A posterior-sweep file written before ``data_seed`` was recorded has it derived
+    from its ``seed`` and ``setting_seed_offset``."""
+    if "data_seed" in job and "data_seed" not in attrs and "seed" in attrs:
+        attrs = {**attrs, "data_seed": int(attrs["seed"]) + int(attrs.get("setting_seed_offset", 0))}
     expected = dict(job)
     expected.update({k: v for k, v in setting_attrs(settings).items() if k in attrs})
     return "; ".join(attrs_mismatch(attrs, expected))
@@ -141,7 +145,7 @@ class RunDir:
         path = self.manifest_path
         if path.exists():
             body = self._read(path)
-            diffs = _differences(body.get("settings", {}), settings)
+            diffs = settings_differences(body.get("settings", {}), settings)
             if diffs:
                 raise ValueError(
                     f"{self.out} holds {what} with different settings ({'; '.join(diffs)}); "
@@ -449,9 +453,10 @@ def _stale(lock: Path) -> bool:
     return False
 
 
-def _differences(old: dict, new: dict) -> list[str]:
+def settings_differences(old: dict, new: dict, words: tuple[str, str] = ("there", "now")) -> list[str]:
+    """One "name: old there, new now" entry per setting that differs (``words`` name the two sides)."""
     return [
-        f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+        f"{k}: {old.get(k)!r} {words[0]}, {new.get(k)!r} {words[1]}"
         for k in sorted(set(old) | set(new))
         if old.get(k) != new.get(k)
     ]
