@@ -223,3 +223,38 @@ def test_a_sweep_named_by_seed_index_is_refused_and_converted_by_merge(apart, tm
         name = f"runs/n{n:06d}_seed001.nc"
         assert (tmp_path / "new" / name).read_bytes() == (apart / "b" / name).read_bytes()
     assert load_sweep(tmp_path / "new").finished() == [(60, 0), (120, 0)]
+
+
+def test_smc_runs_on_a_local_cluster_write_the_local_executors_files(tmp_path):
+    """SMC across n (one job per dataset seed and repeat) through a LocalCluster of two workers — the
+    experiment's ``run(..., executor=)`` — writes the local run's files (arrays bitwise, attrs except
+    volatile ones) and evidence tables."""
+    from tms_bayes.experiments.smc import run
+    from tms_bayes.inference.smc import SMCSettings
+
+    sweep, smc = SweepSettings(n=(30, 60), seeds=2), SMCSettings(particles=32, mcmc_steps=2, leapfrog_steps=4)
+    local = run(sweep, smc, tmp_path / "local", repeats=2, **QUIET)
+    dask = run(sweep, smc, tmp_path / "dask", repeats=2, executor=ExecutorOptions("dask", workers=2), **QUIET)
+    assert sorted(dask.statuses.values()) == ["done"] * 3 and dask.timings["workers"] >= 1
+    for n in sweep.n:
+        for s, r in [(0, 0), (1, 0), (0, 1)]:
+            assert_identical_runs(dask.load(n, s, r), local.load(n, s, r))
+    for repeats in (False, True):
+        pd.testing.assert_frame_equal(
+            dask.evidence(repeats).drop(columns="wall_time_s"), local.evidence(repeats).drop(columns="wall_time_s")
+        )
+
+
+def test_a_relu_truth_sweep_on_a_local_cluster_writes_the_local_executors_files(tmp_path):
+    """A truth sweep (one job per θ) through a LocalCluster of two workers writes the local run's files."""
+    import math
+
+    from tms_bayes.experiments.relu import run
+    from tms_bayes.inference.truth_sweep import TruthSweepSettings
+
+    st = TruthSweepSettings(experiment="pt1", values=(1.2, math.pi / 2), trials=2, n=200, tune=30, draws=20)
+    local = run(st, tmp_path / "local", **QUIET)
+    dask = run(st, tmp_path / "dask", executor=ExecutorOptions("dask", workers=2), **QUIET)
+    assert sorted(dask.statuses.values()) == ["done"] * 2 and dask.compilations >= 1
+    for i in range(2):
+        assert_identical_runs(dask.load(i), local.load(i))

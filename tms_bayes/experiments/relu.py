@@ -18,6 +18,7 @@ import xarray as xr
 from .. import __version__
 from ..analysis.relu_phases import trial_draws, truth_sweep_labels
 from ..analysis.relu_report import relu_report
+from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
 from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, run_truth_sweep
 from ..store.atomic import write_netcdf
 from .. import _validate
@@ -77,6 +78,7 @@ class ReluJob:
 
     sweep: TruthSweepSettings = setting(default_factory=TruthSweepSettings)
     analysis: ReluAnalysis = setting(default_factory=ReluAnalysis)
+    run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
 
     def __post_init__(self):
         check_llc_values(self.sweep, self.llc_values)
@@ -98,10 +100,21 @@ def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, .
     return llc_values
 
 
-def run(settings: TruthSweepSettings, out, *, progress: bool = True, log=print):
+def run(
+    settings: TruthSweepSettings,
+    out,
+    *,
+    progress: bool = True,
+    log=print,
+    executor: ExecutorOptions | None = None,
+):
     """Run (or resume) the truth sweep into ``out``; returns the
-    :class:`~tms_bayes.inference.truth_sweep.TruthSweep`."""
-    return run_truth_sweep(settings, out, progress=progress, log=log)
+    :class:`~tms_bayes.inference.truth_sweep.TruthSweep`.  ``executor``: where its values run (default this
+    process; :mod:`tms_bayes.inference.executor`)."""
+    with dask_client(executor or ExecutorOptions()) as client:
+        if client is None:
+            return run_truth_sweep(settings, out, progress=progress, log=log)
+        return run_on_dask(TruthSweep(settings, out), client, progress=progress, log=log)
 
 
 def analyse(
@@ -329,7 +342,7 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
 
     st, an = job.sweep, job.analysis
     t0 = time.perf_counter()
-    sweep = run(st, out or f"runs/relu-{st.experiment}", progress=progress)
+    sweep = run(st, out or f"runs/relu-{st.experiment}", progress=progress, executor=job.run_on)
     print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
     llc_kwargs = {
         "draws": an.llc_draws,

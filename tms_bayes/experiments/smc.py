@@ -18,6 +18,7 @@ import xarray as xr
 
 from .. import _validate
 from .._options import setting
+from ..inference.executor import ExecutorOptions
 from ..inference.smc import SMCSettings
 from ..inference.sweep import SweepSettings
 from . import Command
@@ -47,6 +48,7 @@ class SmcJob:
     reference_n: int | None = setting(
         None, "also run pm.sample_smc at this n (seed 0) and compare log Z", parse=int, show="none"
     )
+    run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
 
     def __post_init__(self):
         if self.sweep.model != "tms":
@@ -60,14 +62,33 @@ class SmcJob:
             chains_occupancy(self.chains_run, self.sweep.n)
 
 
-def run(sweep_settings, smc_settings, out, *, repeats: int = 3, progress: bool = True, log=print):
+def run(
+    sweep_settings,
+    smc_settings,
+    out,
+    *,
+    repeats: int = 3,
+    progress: bool = True,
+    log=print,
+    executor: ExecutorOptions | None = None,
+):
     """Run (or resume) SMC across n into ``out``; returns the
-    :class:`~tms_bayes.inference.smc_sweep.SMCSweep`."""
-    from ..inference.smc_sweep import run_smc_sweep
+    :class:`~tms_bayes.inference.smc_sweep.SMCSweep`.  ``executor``: where the SMC runs (one per dataset
+    seed and repeat) go (default this process; :mod:`tms_bayes.inference.executor`)."""
+    from ..inference.executor import dask_client, run_on_dask
+    from ..inference.smc_sweep import SMCSweep, run_smc_sweep
 
     if sweep_settings.model != "tms":
         raise ValueError("SMC posterior mass per phase analyses TMS k-gon phases; the model must be tms")
-    return run_smc_sweep(sweep_settings, smc_settings, out, repeats=repeats, progress=progress, log=log)
+    with dask_client(executor or ExecutorOptions()) as client:
+        if client is None:
+            return run_smc_sweep(
+                sweep_settings, smc_settings, out, repeats=repeats, progress=progress, log=log
+            )
+        smc = SMCSweep(sweep_settings, smc_settings, out, repeats=repeats)
+        run_on_dask(smc, client, progress=progress, log=log)
+        smc.write_evidence()
+        return smc
 
 
 def chains_occupancy(run_dir, grid) -> xr.Dataset:
@@ -142,7 +163,7 @@ def main(
         chains = chains_occupancy(job.chains_run, job.sweep.n)
     split = {} if split is None else split
     t0 = time.perf_counter()
-    smc = run(job.sweep, job.smc, out, repeats=job.repeats, progress=progress)
+    smc = run(job.sweep, job.smc, out, repeats=job.repeats, progress=progress, executor=job.run_on)
     if not any(k.startswith("SMC (") for k in split):
         split["SMC"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -1,14 +1,18 @@
 """A sweep's jobs on a Dask cluster (``pip install 'tms-bayes[dask]'``; the default install and the main
 job need none).
 
-A job is data: (settings as a dict, run directory, n, seed).  Each worker runs
-:meth:`~tms_bayes.inference.sweep.Sweep.run_job` on it — claim the job with its lock file, sample,
-commit the run file atomically, release — so the run directory is filled exactly as the local executor
-fills it, and several processes or clusters pointed at one directory split the work (a held job is
-skipped, a finished one not redone).  A worker compiles the sweep's programs on its first job and
-reuses them for every later job with the same settings (one cache per worker process).  A worker killed
-mid-job loses that job only: the scheduler runs it again elsewhere, and the retry takes over the dead
-worker's lock (it carries the task's key, on any host) — or a re-run of the command resumes.
+A job is data: (the run directory's ``spec()`` — its kind and settings —, its path, the job's key
+tuple).  Three kinds of run directory are distributed: posterior sweeps (one job per (n, seed):
+:class:`~tms_bayes.inference.sweep.Sweep`), SMC runs (one job per dataset seed and repeat:
+:class:`~tms_bayes.inference.smc_sweep.SMCSweep`) and ReLU truth sweeps (one job per θ or ϑ:
+:class:`~tms_bayes.inference.truth_sweep.TruthSweep`).  Each worker reopens the directory and runs its
+``run_job`` on the job — claim the job with its lock file, sample, commit the run files atomically,
+release — so the run directory is filled exactly as the local executor fills it, and several processes
+or clusters pointed at one directory split the work (a held job is skipped, a finished one not redone).
+A worker compiles the programs on its first job and reuses them for every later job with the same
+``program_key()`` (one cache per worker process).  A worker killed mid-job loses that job only: the
+scheduler runs it again elsewhere, and the retry takes over the dead worker's lock (it carries the
+task's key, on any host) — or a re-run of the command resumes.
 
 Each worker process gets (cores of its host) ÷ (workers on that host) JAX CPU devices, over which the
 job's chains are sharded; sharded and unsharded chains give the same draws, so the files equal the
@@ -18,19 +22,18 @@ local executor's bit for bit (volatile attrs aside).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 
 from .. import _validate
 from .._options import setting
 
-__all__ = ["ExecutorOptions", "dask_client", "run_on_dask"]
+__all__ = ["ExecutorOptions", "dask_client", "run_on_dask", "reopen"]
 
 EXECUTORS = ("local", "dask")
 
-#: per worker process: {job settings JSON: runner} — programs compiled once per worker, shared by
-#: sweeps that differ only in the seeds they cover
+#: per worker process: {``run.program_key()``: runner} — programs compiled once per worker (posterior
+#: sweeps that differ only in the seeds they cover share one)
 _RUNNERS: dict[str, tuple] = {}
 
 
@@ -81,64 +84,89 @@ def dask_client(options: ExecutorOptions):
         yield client
 
 
-def run_on_dask(sweep, client, *, progress: bool = True, log=print):
-    """Run the pending jobs of ``sweep`` (a :class:`~tms_bayes.inference.sweep.Sweep`) on the workers
-    of ``client`` (a ``distributed.Client``; module docstring); returns the sweep when every job is
-    finished (or held by another writer).  ``sweep.compilations`` and ``sweep.timings["compile_s"]``
-    become the totals over the workers."""
+def run_on_dask(run, client, *, progress: bool = True, log=print):
+    """Run the pending jobs of ``run`` — a posterior sweep (:class:`~tms_bayes.inference.sweep.Sweep`,
+    one job per (n, seed)) or an SMC run directory (:class:`~tms_bayes.inference.smc_sweep.SMCSweep`,
+    one job per dataset seed and repeat) — on the workers of ``client`` (a ``distributed.Client``; module
+    docstring); returns ``run`` when every job is finished (or held by another writer).
+    ``run.compilations`` and ``run.timings["compile_s"]`` become the totals over the workers."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    todo = sweep.prepare(log)
+    todo = run.prepare(log)
     if not todo:
-        return sweep
+        return run
 
     workers = client.scheduler_info().get("workers", {})
     per_host: dict[str, int] = {}
     for info in workers.values():
         per_host[info["host"]] = per_host.get(info["host"], 0) + 1
-    settings = sweep.settings.to_dict()
+    spec = run.spec()
     futures = [
         client.submit(
             _worker_job,
-            settings,
-            str(sweep.out.resolve()),
-            n,
-            s,
+            spec,
+            str(run.out.resolve()),
+            job,
             per_host,
-            key=f"tms-bayes-{sweep.name(n, s)}-{os.getpid()}-{id(sweep)}",
+            key=f"tms-bayes-{spec['kind']}-{run.name(*job)}-{os.getpid()}-{id(run)}",
             pure=False,
             retries=2,
         )  # fmt: skip
-        for n, s in todo
+        for job in todo
     ]
     compile_s: dict[str, tuple[int, float]] = {}
-    bar = tqdm(total=len(futures), desc="sweep (dask)", unit="job", disable=not progress)
+    bar = tqdm(total=len(futures), desc=f"{spec['kind']} (dask)", unit="job", disable=not progress)
     try:
         for future in as_completed(futures):
             out = future.result()  # a job's error is raised here, as in the local executor
-            sweep.statuses[out["name"]] = out["status"]
+            run.statuses[out["name"]] = out["status"]
             if out["status"] == "held":
                 log(f"{out['name']} is being run by another process; skipped here")
             compile_s[out["worker"]] = (out["compilations"], out["compile_s"])
             bar.update(1)
     finally:
         bar.close()
-    sweep.rundir.refresh()
+    run.rundir.refresh()
     from ..store.atomic import remove_orphans
 
-    remove_orphans(sweep.out)  # a worker killed mid-write could not remove its temporary file
-    sweep.compilations = sum(c for c, _ in compile_s.values())
-    sweep.timings = {"compile_s": sum(t for _, t in compile_s.values()), "workers": len(compile_s)}
-    return sweep
+    remove_orphans(run.out)  # a worker killed mid-write could not remove its temporary file
+    run.compilations = sum(c for c, _ in compile_s.values())
+    run.timings = {"compile_s": sum(t for _, t in compile_s.values()), "workers": len(compile_s)}
+    return run
 
 
-def _worker_job(settings: dict, out: str, n: int, s: int, per_host: dict) -> dict:
-    """On a worker: job (n, s) of the sweep ``settings`` in ``out``, with this worker's cached runner."""
+def reopen(spec: dict, out: str):
+    """The run directory ``out`` described by ``spec`` (``run.spec()``), as a worker opens it."""
+    if spec["kind"] == "sweep":
+        from .sweep import Sweep, SweepSettings
+
+        return Sweep(SweepSettings.from_dict(spec["settings"]), out)
+    if spec["kind"] == "smc":
+        from .smc import SMCSettings
+        from .smc_sweep import SMCSweep
+        from .sweep import SweepSettings
+
+        settings = spec["settings"]
+        return SMCSweep(
+            SweepSettings.from_dict(settings["sweep"]),
+            SMCSettings(**settings["smc"]),
+            out,
+            repeats=spec["repeats"],
+        )
+    if spec["kind"] == "truth-sweep":
+        from .truth_sweep import TruthSweep, TruthSweepSettings
+
+        return TruthSweep(TruthSweepSettings.from_dict(spec["settings"]), out)
+    raise ValueError(f"no executor for {spec['kind']!r} runs (sweep, smc and truth-sweep are distributed)")
+
+
+def _worker_job(spec: dict, out: str, job: tuple, per_host: dict) -> dict:
+    """On a worker: job ``job`` of the run directory ``out`` (:func:`reopen`), with this worker's
+    cached runner."""
     from distributed import get_worker
 
     from .._devices import configure
-    from .sweep import Sweep, SweepSettings
 
     worker = get_worker()
     cores = os.cpu_count() or 1
@@ -146,14 +174,14 @@ def _worker_job(settings: dict, out: str, n: int, s: int, per_host: dict) -> dic
         max(1, cores // max(1, per_host.get(worker.address.split("://")[-1].rsplit(":", 1)[0], 1))),
         strict=False,
     )  # fmt: skip  (before this process's first JAX computation; then fixed)
-    sweep = Sweep(SweepSettings.from_dict(settings), out)  # this directory's state
-    key = json.dumps(sweep.settings.job_settings(), sort_keys=True)
+    run = reopen(spec, out)  # this directory's state
+    key = run.program_key()
     if key not in _RUNNERS:
-        _RUNNERS[key] = sweep.runner()
+        _RUNNERS[key] = run.runner()
     runner = _RUNNERS[key]
-    status = sweep.run_job(n, s, runner, token=str(worker.get_current_task()))
+    status = run.run_job(*job, runner, token=str(worker.get_current_task()))
     return {
-        "name": sweep.name(n, s),
+        "name": run.name(*job),
         "status": status,
         "worker": worker.address,
         "compilations": runner.compilations,

@@ -23,6 +23,7 @@ F_n = −log ∫ φ e^{−n L_n} when σ² = 1/2, β = 1.  They differ by the co
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -67,11 +68,18 @@ class SMCSweep:
     """An SMC-across-n directory (module docstring)."""
 
     def __init__(self, sweep_settings: SweepSettings, smc_settings: SMCSettings, out, *, repeats: int = 1):
+        if sweep_settings.beta_depends_on_n():
+            raise ValueError(
+                f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} "
+                "does — set a number"
+            )
         self.sweep_settings = sweep_settings
         self.settings = smc_settings
         self.out = Path(out)
         self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run")
         self._loaded: dict[str, az.InferenceData] = {}
+        self.statuses: dict[str, str] = {}  # what this run did with each SMC run ("done", "held", …)
+        self.compilations, self.timings = 0, {}
         self.repeats = max(
             _validate.integer("repeats", repeats, minimum=1), 1 + max(self.repeats_completed, default=0)
         )
@@ -103,11 +111,21 @@ class SMCSweep:
     def seeds(self) -> list[int]:
         return list(range(self.sweep_settings.seeds))
 
-    def run(self, progress: bool = True, log=print) -> "SMCSweep":
-        """Run every unfinished unit: one SMC run per dataset seed, then the repeats on seed 0."""
-        from .compile import compile_model
+    def name(self, seed: int, rep: int = 0) -> str:
+        """The key of SMC run (dataset seed index ``seed``, repeat ``rep``)."""
+        return self._key(seed, rep)
 
-        st = self.sweep_settings
+    def spec(self) -> dict:
+        """What a cluster worker needs to reopen this directory (:mod:`~tms_bayes.inference.executor`)."""
+        return {"kind": "smc", "settings": self._settings_dict(), "repeats": self.repeats}
+
+    def program_key(self) -> str:
+        """Runs whose :meth:`runner` is the same compiled program: equal settings."""
+        return json.dumps(self._settings_dict(), sort_keys=True)
+
+    def prepare(self, log=print) -> list[tuple[int, int]]:
+        """Start the directory, check its files (:meth:`verify`) and return the unfinished runs (seed,
+        repeat): one per dataset seed, then the repeats on seed 0."""
         self.rundir.start()
         self.verify(log)
         todo = [(s, 0) for s in self.seeds if s not in self.completed]
@@ -115,18 +133,51 @@ class SMCSweep:
         total = len(self.seeds) + self.repeats - 1
         if not todo:
             log(f"all {total} SMC runs of {self.out} are already finished")
-            self.write_evidence()
-            return self
-        if len(todo) < total:
+        elif len(todo) < total:
             log(f"resuming {self.out}: {total - len(todo)} of {total} SMC runs already finished")
-        model = build_model(st, dataset(st, todo[0][0]), st.n_max)
-        cm = compile_model(model)
-        unit = _UnitRunner(self, model, cm)
-        for s, r in todo:
-            wall, stages = unit.run(s, r, progress)
-            self.rundir.record(self._key(s, r), [f"smc/{_name(n, s, r)}.nc" for n in st.n])
+        return todo
+
+    def runner(self) -> "_UnitRunner":
+        """The sweep's padded model compiled to a JAX log density (once; its data are arguments)."""
+        from .compile import compile_model
+
+        st = self.sweep_settings
+        t0 = time.perf_counter()
+        model = build_model(st, dataset(st, 0), st.n_max)
+        unit = _UnitRunner(self, model, compile_model(model))
+        unit.timings["compile_s"] = time.perf_counter() - t0
+        return unit
+
+    def run_job(
+        self, s: int, r: int, runner, *, progress: bool = False, token: str | None = None, log=print
+    ) -> str:
+        """Run SMC (seed ``s``, repeat ``r``) with ``runner`` (:meth:`runner`) unless another writer has it
+        (the claim protocol of :meth:`~tms_bayes.inference.sweep.Sweep.run_job`): "done", "held" or
+        "finished"."""
+        key = self._key(s, r)
+        with self.rundir.claimed(key, token) as taken:
+            if taken:
+                return taken
+            wall, stages = runner.run(s, r, progress, out=self.out)
+            self.rundir.record(key, [f"smc/{_name(n, s, r)}.nc" for n in self.sweep_settings.n])
             log(f"seed {s}" + (f" repeat {r}" if r else "") + f": {stages} SMC stages in {wall:.1f} s")
-            self.write_evidence()
+            return "done"
+
+    def run(self, progress: bool = True, log=print) -> "SMCSweep":
+        """Run every unfinished unit in this process: one SMC run per dataset seed, then the repeats on
+        seed 0 (on a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the same files)."""
+        todo = self.prepare(log)
+        if todo:
+            runner = self.runner()
+            for s, r in todo:
+                self.statuses[self._key(s, r)] = status = self.run_job(
+                    s, r, runner, progress=progress, log=log
+                )
+                if status == "held":
+                    log(f"{self._key(s, r)} is being run by another process; skipped here")
+                self.write_evidence()
+            self.compilations, self.timings = runner.compilations, dict(runner.timings)
+        self.write_evidence()
         return self
 
     def write_evidence(self) -> None:
@@ -206,11 +257,14 @@ class _UnitRunner:
         self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k != "obs"}
         self.loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
         self.logp_const = _likelihood_constant(sweep.sweep_settings)
+        self.compilations, self.timings = 1, {}
 
-    def run(self, s: int, r: int, progress: bool) -> tuple[float, int]:
+    def run(self, s: int, r: int, progress: bool, out) -> tuple[float, int]:
+        """SMC run (seed ``s``, repeat ``r``), its files written into ``out``; (wall time, stages)."""
         from .._jax import jax, jnp
 
         sw, st, cm = self.sweep, self.sweep.sweep_settings, self.cm
+        out = Path(out)
         prng = run_seed(st.seed_offset + s, r)
         data = cm.with_data(**dataset(st, s), beta=st.beta_for(st.n_max))
         x0 = prior_particles(self.model, cm, sw.settings.particles, seed=prng)
@@ -258,9 +312,9 @@ class _UnitRunner:
                 )
             for g in idata.groups():
                 getattr(idata, g).attrs.update(attrs)
-            write_netcdf(sw.out / "smc" / f"{_name(n, s, r)}.nc", idata)
+            write_netcdf(out / "smc" / f"{_name(n, s, r)}.nc", idata)
         write_text(
-            sw.out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"),
+            out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"),
             pd.DataFrame(res.stages).to_csv(index=False),
         )
         return res.wall_time_s, len(res.stages["s"])
@@ -285,11 +339,6 @@ def run_smc_sweep(
     """Run (or resume) SMC across the grid of ``sweep_settings`` for each of its seeds, and
     ``repeats − 1`` further independent runs on dataset seed 0 (the Monte Carlo spread of one dataset,
     reported apart from the spread over datasets)."""
-    if sweep_settings.beta_depends_on_n():
-        raise ValueError(
-            f"SMC across n needs a β that does not change with n; β = {sweep_settings.beta or '1/log n'} "
-            "does — set a number"
-        )
     return SMCSweep(sweep_settings, smc_settings, out, repeats=repeats).run(progress=progress, log=log)
 
 

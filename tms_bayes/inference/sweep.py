@@ -311,6 +311,14 @@ class Sweep:
         """The attrs that identify job (n, s) on its run file."""
         return {"n": n, "data_seed": self.settings.data_seed(s)}
 
+    def spec(self) -> dict:
+        """What a cluster worker needs to reopen this directory (:mod:`~tms_bayes.inference.executor`)."""
+        return {"kind": "sweep", "settings": self.settings.to_dict()}
+
+    def program_key(self) -> str:
+        """Sweeps whose :meth:`runner` is the same compiled program: equal job settings (not the seeds)."""
+        return json.dumps(self.settings.job_settings(), sort_keys=True)
+
     def pending(self) -> list[tuple[int, int]]:
         return [(n, s) for n, s in self.jobs() if not self.rundir.done(self.name(n, s))]
 
@@ -365,12 +373,9 @@ class Sweep:
         holds it) or "finished" (another writer finished it meanwhile).  What a cluster worker calls,
         with its task's key as ``token`` (:meth:`~tms_bayes.store.rundir.RunDir.claim`)."""
         name = self.name(n, s)
-        if not self.rundir.claim(name, token):  # another writer (process, cluster worker) has it
-            return "held"
-        try:
-            self.rundir.refresh()
-            if self.rundir.done(name):  # another writer finished it since this run started
-                return "finished"
+        with self.rundir.claimed(name, token) as taken:
+            if taken:
+                return taken
             if s not in self._datasets:
                 self._datasets = {s: dataset(self.settings, s)}
             t0 = time.perf_counter()
@@ -378,8 +383,6 @@ class Sweep:
             idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
             self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
             return "done"
-        finally:
-            self.rundir.release(name)
 
     def finished(self) -> list[tuple[int, int]]:
         """The finished jobs (n, seed), in job order."""

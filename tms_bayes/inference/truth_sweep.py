@@ -170,6 +170,7 @@ class TruthSweep:
         self.rundir = RunDir(out, "truth-sweep", settings.to_dict(), "a truth sweep")
         self.compilations = 0
         self.timings: dict[str, float] = {}
+        self.statuses: dict[str, str] = {}  # what this run did with each value ("done", "held", …)
         self._loaded: dict[str, az.InferenceData] = {}
 
     @property
@@ -183,20 +184,54 @@ class TruthSweep:
     def finished(self) -> list[int]:
         return [i for i in range(len(self.settings.values)) if self.rundir.done(run_name(i))]
 
-    def run(self, progress: bool = True, log=print) -> "TruthSweep":
-        """Run every pending value; each finished value is written before the next starts."""
-        from tqdm.auto import tqdm
+    def name(self, index: int) -> str:
+        """The key of the ``index``-th value's job."""
+        return run_name(index)
 
+    def spec(self) -> dict:
+        """What a cluster worker needs to reopen this directory (:mod:`~tms_bayes.inference.executor`)."""
+        return {"kind": "truth-sweep", "settings": self.settings.to_dict()}
+
+    def program_key(self) -> str:
+        """Truth sweeps whose :meth:`runner` is the same compiled program: equal settings."""
+        return json.dumps(self.settings.to_dict(), sort_keys=True)
+
+    def prepare(self, log=print) -> list[tuple[int]]:
+        """Start the directory, check its files (:meth:`verify`) and return the pending jobs (index,)."""
         self.rundir.start()
         self.verify(log)
         todo = self.pending()
         total = len(self.settings.values)
         if not todo:
             log(f"all {total} values of {self.out} are already finished")
-            return self
-        if len(todo) < total:
+        elif len(todo) < total:
             log(f"resuming {self.out}: {total - len(todo)} of {total} values already finished")
-        runner = _TrialRunner(self.settings)
+        return [(i,) for i in todo]
+
+    def runner(self) -> "_TrialRunner":
+        """The sweep's NUTS program (compiled on its first value, then reused)."""
+        return _TrialRunner(self.settings)
+
+    def run_job(self, index: int, runner, *, progress: bool = False, token: str | None = None) -> str:
+        """Run the ``index``-th value with ``runner`` unless another writer has it (the claim protocol
+        of :meth:`~tms_bayes.inference.sweep.Sweep.run_job`): "done", "held" or "finished"."""
+        name = run_name(index)
+        with self.rundir.claimed(name, token) as taken:
+            if taken:
+                return taken
+            idata = runner.run_value(index, progress=progress)
+            self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
+            return "done"
+
+    def run(self, progress: bool = True, log=print) -> "TruthSweep":
+        """Run every pending value in this process; each finished value is written before the next
+        starts (on a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the same files)."""
+        from tqdm.auto import tqdm
+
+        todo = self.prepare(log)
+        if not todo:
+            return self
+        runner = self.runner()
         bar = tqdm(
             total=len(todo),
             desc=f"relu {self.settings.experiment}",
@@ -205,18 +240,16 @@ class TruthSweep:
             position=0,
         )
         try:
-            for i in todo:
+            for (i,) in todo:
                 bar.set_postfix_str(f"{self.settings.parameter}={self.settings.values[i]:.4g}")
-                idata = runner.run_value(i, progress=progress)
-                self.rundir.commit(
-                    run_name(i),
-                    {f"runs/{run_name(i)}.nc": lambda path, idata=idata: write_netcdf(path, idata)},
-                )
+                self.statuses[run_name(i)] = self.run_job(i, runner, progress=progress)
+                if self.statuses[run_name(i)] == "held":
+                    log(f"{run_name(i)} is being run by another process; skipped here")
                 bar.update(1)
         finally:
             bar.close()
-            self.compilations = runner.sampler.compilations
-            self.timings = {"compile_s": runner.sampler.compile_s, "graph_s": runner.graph_s}
+            self.compilations = runner.compilations
+            self.timings = dict(runner.timings)
         return self
 
     def verify(self, log=print) -> list[str]:
@@ -288,6 +321,14 @@ class _TrialRunner:
         # L_n of every draw of every chain, each chain on its own data
         self.loss = jax.jit(jax.vmap(jax.vmap(self.cm.loss, in_axes=(0, None)), in_axes=(0, 0)))
         self.graph_s = time.perf_counter() - t0
+
+    @property
+    def compilations(self) -> int:
+        return self.sampler.compilations
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {"compile_s": self.sampler.compile_s, "graph_s": self.graph_s}
 
     def run_value(self, index: int, progress: bool = True) -> az.InferenceData:
         from tqdm.auto import tqdm

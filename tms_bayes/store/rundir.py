@@ -353,6 +353,27 @@ class RunDir:
         return _lock(self.out / "locks" / f"{key}.lock", token)
 
     @contextlib.contextmanager
+    def claimed(self, key: str, token: str | None = None):
+        """Hold job ``key`` while this writer runs it: yields None when the job is this writer's to run,
+        "held" when another writer holds it, "finished" when another finished it since this directory
+        was read; the claim is released on exit (:meth:`claim`).  Every experiment's ``run_job``::
+
+            with rundir.claimed(key, token) as taken:
+                if taken:
+                    return taken
+                ...  # run, then commit or record the job
+                return "done"
+        """
+        if not self.claim(key, token):  # another writer (process, cluster worker) has it
+            yield "held"
+            return
+        try:
+            self.refresh()
+            yield "finished" if self.done(key) else None
+        finally:
+            self.release(key)
+
+    @contextlib.contextmanager
     def _manifest_lock(self, timeout: float = 60.0):
         """Hold ``locks/manifest.lock`` while the manifest is read, merged and written (milliseconds), so
         that two writers recording at once keep both records.  Waits up to ``timeout`` seconds; a lock
