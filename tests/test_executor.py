@@ -258,3 +258,22 @@ def test_a_relu_truth_sweep_on_a_local_cluster_writes_the_local_executors_files(
     assert sorted(dask.statuses.values()) == ["done"] * 2 and dask.compilations >= 1
     for i in range(2):
         assert_identical_runs(dask.load(i), local.load(i))
+
+
+def test_sgd_dynamics_on_a_local_cluster_writes_the_local_executors_results(tmp_path):
+    """Training runs in batches (one job each) through a LocalCluster of two workers: the parts and the
+    combined ``dynamics.nc`` equal the local run's (arrays bitwise, attrs except volatile ones)."""
+    import xarray as xr
+
+    from tms_bayes.experiments.dynamics import run
+    from tms_bayes.inference.dynamics import DynamicsSettings
+
+    st = DynamicsSettings(runs=4, run_batch=2, epochs=40, checkpoints=5, llc_steps=40, llc_chains=1, llc_burn_in=10)
+    local = run(st, tmp_path / "local", **QUIET)
+    dask = run(st, tmp_path / "dask", executor=ExecutorOptions("dask", workers=2), **QUIET)
+    assert_identical_runs(dask, local)
+    for part in ("runs_00000_00001", "runs_00002_00003"):
+        with xr.open_dataset(tmp_path / "dask/parts" / f"{part}.nc") as a, xr.open_dataset(
+            tmp_path / "local/parts" / f"{part}.nc"
+        ) as b:
+            assert_identical_runs(a.load(), b.load())

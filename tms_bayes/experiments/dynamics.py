@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from .._options import setting
 from ..analysis.phases import ClassifierOptions
 from ..inference.dynamics import DynamicsSettings
+from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
 from . import Command
 
-__all__ = ["PlateauOptions", "DynamicsJob", "main", "COMMAND"]
+__all__ = ["PlateauOptions", "DynamicsJob", "run", "main", "COMMAND"]
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,30 @@ class DynamicsJob:
     training: DynamicsSettings = setting(default_factory=DynamicsSettings)
     plateaus: PlateauOptions = setting(default_factory=PlateauOptions)
     classifier: ClassifierOptions = setting(default_factory=ClassifierOptions)
+    run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
+
+
+def run(settings, out, *, progress: bool = True, log=print, executor: ExecutorOptions | None = None):
+    """Train (or resume) the runs of ``settings`` into ``out``; returns the combined Dataset
+    (``dynamics.nc``).  ``executor``: where the batches of runs go (default this process;
+    :mod:`tms_bayes.inference.executor`)."""
+    from ..inference.dynamics import DynamicsRun
+
+    with dask_client(executor or ExecutorOptions()) as client:
+        dyn = DynamicsRun(settings, out)
+        if client is None:
+            return dyn.run(progress=progress, log=log)
+        run_on_dask(dyn, client, progress=progress, log=log)
+        return dyn.combine(log)
 
 
 def main(job: DynamicsJob, out=None, *, progress: bool = True) -> int:
     """Train (or resume), analyse and report into ``out`` (default ``runs/dynamics-c<c>``); print the
     plateau sequences, the transitions and the BAH summary (the CLI's ``dynamics``)."""
     from ..analysis.dynamics_report import dynamics_report
-    from ..inference.dynamics import run_dynamics
 
     out = out or f"runs/dynamics-c{job.training.c}"
-    ds = run_dynamics(job.training, out, progress=progress)
+    ds = run(job.training, out, progress=progress, executor=job.run_on)
     p = job.plateaus
     rep = dynamics_report(
         ds,

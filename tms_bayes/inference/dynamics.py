@@ -19,6 +19,7 @@ same settings resumes, a different one is refused.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "train",
     "trajectory_llc",
     "run_dynamics",
+    "DynamicsRun",
     "load_dynamics",
 ]
 
@@ -300,53 +302,137 @@ def _attrs(s: DynamicsSettings) -> dict:
     return d
 
 
+class DynamicsRun:
+    """A dynamics directory: its settings, the batches of runs (one job each:
+    ``parts/runs_<first>_<last>.nc``), and ``dynamics.nc``, the batches combined.  The job protocol of
+    every run directory (``name``, ``spec``, ``program_key``, ``prepare``, ``runner``, ``run_job``), so
+    its batches also run on a Dask cluster (:func:`tms_bayes.inference.executor.run_on_dask`).
+    ``init`` = (W0, b0): start every run there instead of the protocol's random k-gon."""
+
+    def __init__(self, settings: DynamicsSettings, out, init=None):
+        self.settings = settings
+        self.out = Path(out)
+        self.init = None if init is None else tuple(np.asarray(a, dtype=float) for a in init)
+        compared = {**settings.to_dict(), "init": None if init is None else [a.tolist() for a in self.init]}
+        self.rundir = RunDir(out, "dynamics", compared, "a dynamics run")
+        self.epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
+        self.batches = {
+            self.name(i, min(i + settings.run_batch, settings.runs) - 1): (
+                i,
+                min(i + settings.run_batch, settings.runs) - 1,
+            )
+            for i in range(0, settings.runs, settings.run_batch)
+        }
+        self.statuses: dict[str, str] = {}
+        self.compilations, self.timings = 0, {}
+
+    @staticmethod
+    def name(first: int, last: int) -> str:
+        """The key of the batch of runs ``first`` … ``last``."""
+        return f"runs_{first:05d}_{last:05d}"
+
+    def spec(self) -> dict:
+        """What a cluster worker needs to reopen this directory (:mod:`~tms_bayes.inference.executor`)."""
+        return {
+            "kind": "dynamics",
+            "settings": self.settings.to_dict(),
+            "init": None if self.init is None else [a.tolist() for a in self.init],
+        }
+
+    def program_key(self) -> str:
+        """Batches that run through the same compiled programs: equal settings."""
+        return json.dumps(self.settings.to_dict(), sort_keys=True)
+
+    def prepare(self, log=print) -> list[tuple[int, int]]:
+        """Start the directory, set aside any part that is unreadable or holds other runs (kept; it is
+        redone), and return the pending batches (first, last)."""
+        self.rundir.start()
+        self.rundir.verify(
+            {
+                k: {f"parts/{k}.nc": {"runs_from": first, "runs_to": last}}
+                for k, (first, last) in self.batches.items()
+            },
+            log or (lambda *_: None),
+            settings={},
+            group=None,
+        )
+        return [job for k, job in self.batches.items() if not self.rundir.done(k)]
+
+    def runner(self) -> "_BatchRunner":
+        return _BatchRunner()
+
+    def run_job(
+        self, first: int, last: int, runner, *, progress: bool = False, token: str | None = None
+    ) -> str:
+        """Train runs ``first`` … ``last`` (and their λ̂) unless another writer has them (the claim
+        protocol of :meth:`~tms_bayes.store.rundir.RunDir.claimed`): "done", "held" or "finished"."""
+        key = self.name(first, last)
+        with self.rundir.claimed(key, token) as taken:
+            if taken:
+                return taken
+            part = runner.run(self.settings, np.arange(first, last + 1), self.epochs_at, self.init)
+            part.attrs.update(_attrs(self.settings), runs_from=first, runs_to=last)
+            self.rundir.commit(key, {f"parts/{key}.nc": lambda path, part=part: write_netcdf(path, part)})
+            return "done"
+
+    def combine(self, log=print) -> xr.Dataset:
+        """Every batch joined over ``run`` and written to ``dynamics.nc`` (derived: rebuilt each time)."""
+        parts = []
+        for key in self.batches:
+            with xr.open_dataset(self.rundir.path(key)) as f:
+                parts.append(f.load())
+        ds = xr.concat(parts, dim="run")
+        ds.attrs = _attrs(self.settings)  # not the first part's runs_from/runs_to
+        write_netcdf(self.out / "dynamics.nc", ds)
+        if log:
+            log(
+                f"wrote {self.out / 'dynamics.nc'} ({self.settings.runs} runs x "
+                f"{len(self.epochs_at)} checkpoints)"
+            )
+        return ds
+
+    def run(self, progress: bool = True, log=print) -> xr.Dataset:
+        """Run every pending batch in this process, each written when it finishes, then :meth:`combine`."""
+        from tqdm.auto import tqdm
+
+        todo = self.prepare(log)
+        runner = self.runner()
+        bar = tqdm(total=self.settings.runs, desc="dynamics", unit="run", disable=not progress)
+        bar.update(self.settings.runs - sum(last - first + 1 for first, last in todo))
+        for first, last in todo:
+            self.statuses[self.name(first, last)] = status = self.run_job(first, last, runner)
+            if status == "held" and log:
+                log(f"{self.name(first, last)} is being run by another process; skipped here")
+            bar.update(last - first + 1)
+        bar.close()
+        self.compilations, self.timings = runner.compilations, runner.timings
+        return self.combine(log)
+
+
+class _BatchRunner:
+    """Runs batches through :func:`_run_batch`; JAX compiles its programs on the first batch of a shape
+    and keeps them (``compilations``: batches that may have compiled, i.e. the first)."""
+
+    def __init__(self):
+        self.compilations, self.timings = 0, {}
+
+    def run(self, settings, run_ids, epochs_at, init) -> xr.Dataset:
+        import time
+
+        t0 = time.perf_counter()
+        part = _run_batch(settings, run_ids, epochs_at, init)
+        if not self.compilations:
+            self.compilations, self.timings = 1, {"first_batch_s": time.perf_counter() - t0}
+        return part
+
+
 def run_dynamics(
     settings: DynamicsSettings, out, *, progress: bool = True, log=print, init=None
 ) -> xr.Dataset:
-    """Run (or resume) the experiment into directory ``out``; returns the combined Dataset, also
-    written to ``out/dynamics.nc``.  Each batch of ``run_batch`` runs is written when it finishes.
-    ``init`` = (W0, b0): start every run there instead of the protocol's random k-gon."""
-    from tqdm.auto import tqdm
-
-    out = Path(out)
-    compared = {
-        **settings.to_dict(),
-        "init": None if init is None else [np.asarray(a).tolist() for a in init],
-    }
-    rundir = RunDir(out, "dynamics", compared, "a dynamics run").start()
-    epochs_at = checkpoint_epochs(settings.epochs, settings.checkpoints)
-    batches = [
-        np.arange(i, min(i + settings.run_batch, settings.runs))
-        for i in range(0, settings.runs, settings.run_batch)
-    ]
-    keys = {f"runs_{ids[0]:05d}_{ids[-1]:05d}": ids for ids in batches}
-    # a part that is unreadable or holds other runs is set aside (kept) and redone
-    rundir.verify(
-        {
-            k: {f"parts/{k}.nc": {"runs_from": int(ids[0]), "runs_to": int(ids[-1])}}
-            for k, ids in keys.items()
-        },
-        log or (lambda *_: None),
-        settings={},
-        group=None,
-    )
-    parts = []
-    bar = tqdm(total=settings.runs, desc="dynamics", unit="run", disable=not progress)
-    for key, ids in keys.items():
-        if not rundir.done(key):
-            part = _run_batch(settings, ids, epochs_at, init)
-            part.attrs.update(_attrs(settings), runs_from=int(ids[0]), runs_to=int(ids[-1]))
-            rundir.commit(key, {f"parts/{key}.nc": lambda path, part=part: write_netcdf(path, part)})
-        with xr.open_dataset(rundir.path(key)) as f:
-            parts.append(f.load())
-        bar.update(len(ids))
-    bar.close()
-    ds = xr.concat(parts, dim="run")
-    ds.attrs = _attrs(settings)  # not the first part's runs_from/runs_to
-    write_netcdf(out / "dynamics.nc", ds)
-    if log:
-        log(f"wrote {out / 'dynamics.nc'} ({settings.runs} runs x {len(epochs_at)} checkpoints)")
-    return ds
+    """Run (or resume) the experiment into directory ``out`` (:class:`DynamicsRun`); returns the combined
+    Dataset, also written to ``out/dynamics.nc``.  ``init`` = (W0, b0): start every run there instead of
+    the protocol's random k-gon."""
+    return DynamicsRun(settings, out, init).run(progress=progress, log=log)
 
 
 def load_dynamics(path) -> xr.Dataset:

@@ -2,10 +2,11 @@
 job need none).
 
 A job is data: (the run directory's ``spec()`` — its kind and settings —, its path, the job's key
-tuple).  Three kinds of run directory are distributed: posterior sweeps (one job per (n, seed):
+tuple).  Four kinds of run directory are distributed: posterior sweeps (one job per (n, seed):
 :class:`~tms_bayes.inference.sweep.Sweep`), SMC runs (one job per dataset seed and repeat:
-:class:`~tms_bayes.inference.smc_sweep.SMCSweep`) and ReLU truth sweeps (one job per θ or ϑ:
-:class:`~tms_bayes.inference.truth_sweep.TruthSweep`).  Each worker reopens the directory and runs its
+:class:`~tms_bayes.inference.smc_sweep.SMCSweep`), ReLU truth sweeps (one job per θ or ϑ:
+:class:`~tms_bayes.inference.truth_sweep.TruthSweep`) and SGD dynamics (one job per batch of runs:
+:class:`~tms_bayes.inference.dynamics.DynamicsRun`).  Each worker reopens the directory and runs its
 ``run_job`` on the job — claim the job with its lock file, sample, commit the run files atomically,
 release — so the run directory is filled exactly as the local executor fills it, and several processes
 or clusters pointed at one directory split the work (a held job is skipped, a finished one not redone).
@@ -85,10 +86,9 @@ def dask_client(options: ExecutorOptions):
 
 
 def run_on_dask(run, client, *, progress: bool = True, log=print):
-    """Run the pending jobs of ``run`` — a posterior sweep (:class:`~tms_bayes.inference.sweep.Sweep`,
-    one job per (n, seed)) or an SMC run directory (:class:`~tms_bayes.inference.smc_sweep.SMCSweep`,
-    one job per dataset seed and repeat) — on the workers of ``client`` (a ``distributed.Client``; module
-    docstring); returns ``run`` when every job is finished (or held by another writer).
+    """Run the pending jobs of ``run`` — a run directory with the job protocol (module docstring: a
+    posterior sweep, an SMC run, a truth sweep, a dynamics run) — on the workers of ``client`` (a
+    ``distributed.Client``); returns ``run`` when every job is finished (or held by another writer).
     ``run.compilations`` and ``run.timings["compile_s"]`` become the totals over the workers."""
     from distributed import as_completed
     from tqdm.auto import tqdm
@@ -158,7 +158,11 @@ def reopen(spec: dict, out: str):
         from .truth_sweep import TruthSweep, TruthSweepSettings
 
         return TruthSweep(TruthSweepSettings.from_dict(spec["settings"]), out)
-    raise ValueError(f"no executor for {spec['kind']!r} runs (sweep, smc and truth-sweep are distributed)")
+    if spec["kind"] == "dynamics":
+        from .dynamics import DynamicsRun, DynamicsSettings
+
+        return DynamicsRun(DynamicsSettings.from_dict(spec["settings"]), out, spec["init"])
+    raise ValueError(f"no executor for {spec['kind']!r} runs")
 
 
 def _worker_job(spec: dict, out: str, job: tuple, per_host: dict) -> dict:
