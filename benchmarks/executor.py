@@ -13,8 +13,8 @@ the compile share that every worker pays again.
 
 Needs the dask extra:  pip install 'tms-bayes[dask]'
 
-Usage:  python benchmarks/executor.py [--workers 2] [--n 100:400:100] [--seeds 2] [--chains 4]
-        [--tune 300] [--draws 300]
+Usage:  python benchmarks/executor.py [--workers 2] [--n 100:1200:100] [--seeds 4] [--chains 4]
+        [--tune 300] [--draws 300]          (defaults: the default sweep of ``tms-bayes sweep``)
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ warnings.filterwarnings("ignore")
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--n", default="100:400:100")
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--n", default="100:1200:100")
+    p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--tune", type=int, default=300)
     p.add_argument("--draws", type=int, default=300)
