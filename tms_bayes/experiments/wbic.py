@@ -22,7 +22,8 @@ import xarray as xr
 from .. import _validate
 from .._options import setting
 from ..analysis.criteria import two_temperature_lambda, wbic
-from ..inference.sweep import Sweep, SweepSettings, load_sweep, run_sweep
+from ..inference.executor import ExecutorOptions
+from ..inference.sweep import Sweep, SweepSettings, load_sweep
 from ..inference.wbic import sample_tempered, selected_rows
 from . import Command
 
@@ -98,6 +99,7 @@ class WbicSettings:
         default_factory=lambda: SweepSettings(n=(100, 200, 400, 800, 1600), seeds=2)
     )
     beta_ratio: float = setting(1.5, "second temperature a/log n")
+    run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
 
     def __post_init__(self):
         if self.sweep.beta is not None:
@@ -113,11 +115,16 @@ class WbicSettings:
 
 
 def run(settings: WbicSettings, out, *, progress: bool = True, log=print, devices: int | None = None) -> Path:
-    """Run (or resume) both temperatures' sweeps into ``out/beta_1`` and ``out/beta_2``; returns ``out``."""
+    """Run (or resume) both temperatures' sweeps into ``out/beta_1`` and ``out/beta_2`` (where
+    ``settings.run_on`` says: :func:`tms_bayes.experiments.posterior_sweep.run`); returns ``out``."""
+    from .posterior_sweep import run as run_posterior_sweep
+
     out = Path(out)
     for name, st in zip(("beta_1", "beta_2"), settings.sweeps()):
         log(f"WBIC sweep at β = {st.beta} -> {out / name}")
-        run_sweep(st, out / name, progress=progress, log=log, devices=devices)
+        run_posterior_sweep(
+            st, out / name, progress=progress, log=log, devices=devices, executor=settings.run_on
+        )
     return out
 
 
