@@ -101,3 +101,23 @@ def test_cli_dynamics_writes_report(tmp_path, capsys):
         assert (out / f).exists(), f
     assert json.loads((out / "manifest.json").read_text())["settings"]["runs"] == 2
     assert "BAH:" in capsys.readouterr().out
+
+
+def test_a_batch_held_by_another_process_is_skipped_and_named_not_combined(tmp_path):
+    """Two writers on one dynamics directory: a batch another live process holds (its lock file) is not
+    trained again here (the lock names a live process: this test's parent), and combining is refused
+    naming it; once the lock is gone a later run does the batch."""
+    import json
+    import os
+    import socket
+
+    s = DynamicsSettings(**{**SMALL, "runs": 4, "epochs": 20, "llc": False})
+    lock = tmp_path / "d" / "locks" / "runs_00002_00003.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "time": 0, "token": None}))
+    with pytest.raises(ValueError, match="1 batches of runs are not finished .runs_00002_00003"):
+        run_dynamics(s, tmp_path / "d", progress=False, log=None)
+    assert (tmp_path / "d/parts/runs_00000_00001.nc").exists() and not (tmp_path / "d/parts/runs_00002_00003.nc").exists()
+    lock.unlink()  # the other writer is gone (without finishing): this run does the batch
+    ds = run_dynamics(s, tmp_path / "d", progress=False, log=None)
+    assert ds.sizes["run"] == 4

@@ -9,6 +9,7 @@ import re
 import signal
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -185,10 +186,15 @@ def test_mismatched_merges_are_refused_naming_the_difference(apart, tmp_path, ca
     assert not out.exists()
 
 
-def test_a_sweep_with_a_gap_in_its_seeds_merges_with_the_gap_pending(apart, tmp_path):
+def test_a_sweep_with_a_gap_in_its_seeds_merges_with_the_gap_pending(reference, apart, tmp_path):
     """Dataset seeds {1} and {3}: the merged sweep covers 1…3 and seed 2's jobs are pending, for the
-    sweep command to fill."""
+    sweep command to fill; its finished runs are analysed as the runs of their dataset seeds (labels of
+    dataset seed 1 = those of seed index 1 in the sweep over {0, 1}), with the dataset seed in the
+    diagnostics."""
+    from tms_bayes.analysis.diagnostics import sweep_diagnostics
+    from tms_bayes.analysis.occupancy import sweep_labels
     from tms_bayes.experiments.merge import merge
+    from tms_bayes.inference.sweep import load_sweep
 
     far = tmp_path / "far"
     run_sweep(replace(TINY, seed_offset=3, seeds=1), far, **QUIET)
@@ -196,6 +202,11 @@ def test_a_sweep_with_a_gap_in_its_seeds_merges_with_the_gap_pending(apart, tmp_
     merged = merge([apart / "b", far], tmp_path / "merged", log=lines.append)
     assert (merged.settings.seed_offset, merged.settings.seeds) == (1, 3)
     assert merged.pending() == [(60, 1), (120, 1)] and "dataset seeds 2" in lines[-1]
+    labels = sweep_labels(merged)
+    assert list(labels.seed.values) == [0, 2]  # seed indices of dataset seeds 1 and 3
+    np.testing.assert_array_equal(labels.label.sel(seed=0).values, sweep_labels(load_sweep(reference)).label.sel(seed=1).values)
+    table = sweep_diagnostics(merged)
+    assert sorted(set(zip(table.seed, table.data_seed))) == [(0, 1), (2, 3)]
 
 
 def test_a_sweep_named_by_seed_index_is_refused_and_converted_by_merge(apart, tmp_path):

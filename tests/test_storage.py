@@ -103,3 +103,15 @@ def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(tmp_path):
     nested.parent.mkdir()
     nested.write_text("half")
     assert remove_orphans(tmp_path) == [nested] and live.exists()
+
+
+def test_run_files_written_before_data_seed_was_recorded_are_matched_by_seed_and_offset():
+    """An old posterior-sweep file records its seed index and ``setting_seed_offset``, not ``data_seed``:
+    its dataset seed is derived from them, for the check and for the diagnostics."""
+    from tms_bayes.store.rundir import data_seed_of, run_mismatch
+
+    old = {"n": 60, "seed": 1, "setting_seed_offset": 2, "setting_draws": 30}
+    assert data_seed_of(old) == 3 and data_seed_of({"n": 60, "seed": 1}) == 1 and data_seed_of({}) is None
+    assert run_mismatch(old, {"n": 60, "data_seed": 3}, {"draws": 30, "seeds": 4}) == ""
+    assert run_mismatch(old, {"n": 60, "data_seed": 1}, {"draws": 30}) == "data_seed: 3 there, 1 expected"
+    assert run_mismatch(old, {"n": 60, "data_seed": 3}, {"draws": 40}) == "setting_draws: 30 there, 40 expected"

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..store.rundir import data_seed_of
+
 __all__ = ["invariant_quantities", "summarize_run", "sweep_diagnostics", "format_table"]
 
 
@@ -54,7 +56,7 @@ def invariant_quantities(idata: az.InferenceData) -> xr.Dataset:
 
 def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
     """One row per invariant quantity: mean, sd, R̂, ESS bulk/tail, MCSE, and the run's sampler
-    health (divergences, max-tree-depth share, minimum E-BFMI), with n and seed (the dataset seed)."""
+    health (divergences, max-tree-depth share, minimum E-BFMI), with n and the dataset seed."""
     inv = invariant_quantities(idata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -63,7 +65,7 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
         bfmi = az.bfmi(idata) if "energy" in ss and idata.posterior.sizes["draw"] > 1 else np.array([np.nan])
     attrs = idata.posterior.attrs
     summ = summ.rename_axis("quantity").reset_index()
-    summ.insert(0, "seed", attrs.get("data_seed", attrs.get("seed")))  # older files: the seed index
+    summ.insert(0, "data_seed", data_seed_of(attrs))
     summ.insert(0, "n", attrs.get("n"))
     summ["divergences"] = int(ss["diverging"].values.sum())
     summ["max_treedepth_share"] = (
@@ -76,8 +78,12 @@ def summarize_run(idata: az.InferenceData) -> pd.DataFrame:
 
 def sweep_diagnostics(sweep) -> pd.DataFrame:
     """:func:`summarize_run` for every finished job of a :class:`~tms_bayes.inference.sweep.Sweep`,
-    sorted by (n, seed)."""
-    rows = [summarize_run(sweep.load(n, s)) for n, s in sweep.finished()]
+    with its seed index ``seed`` (as in every other table of a sweep), sorted by (n, seed)."""
+    rows = []
+    for n, s in sweep.finished():
+        row = summarize_run(sweep.load(n, s))
+        row.insert(1, "seed", s)
+        rows.append(row)
     return (
         pd.concat(rows, ignore_index=True).sort_values(["n", "seed"], kind="stable", ignore_index=True)
         if rows

@@ -50,7 +50,7 @@ def label_sweep(sweep, classify, attrs: dict, *, progress: bool = False) -> xr.D
     ``classify(posterior) -> labels (chain, draw)`` is applied to each run; ``attrs`` describe the rule
     (``phases``: the phase names in display order, ``catch_all``: the label of draws in no phase)."""
     st = sweep.settings
-    jobs = [(n, s) for n, s in sweep.jobs() if f"n{n:06d}_seed{s:03d}" in sweep.completed]
+    jobs = sweep.finished()
     if not jobs:
         raise ValueError(f"{sweep.out} has no finished runs to analyse")
     ns = sorted({n for n, _ in jobs})

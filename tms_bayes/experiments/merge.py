@@ -6,11 +6,12 @@ A run file depends only on n, its dataset seed and the job settings (every setti
 the runs of sweeps with equal job settings are runs of one larger sweep: the merged directory's
 settings are the common ones with the seed range spanning every source (``seed_offset`` = the smallest
 dataset seed, ``seeds`` = the span).  Each source file is checked (readable, its own n, dataset seed and
-job settings) and copied byte for byte, atomically, then recorded, so the merged directory is what one
-sweep over the whole range would have written, and its analysis is that sweep's.  Sources whose job
-settings differ are refused, listing the differences; a run present in several sources is taken from
-the first; dataset seeds inside the span that no source has are left pending, for the sweep command
-to fill (the message says how).  Interrupted, a merge resumes: finished copies are kept.
+job settings) and copied byte for byte, atomically, then recorded, so the merged directory holds the
+runs that one sweep over the whole range would have written, and its analysis is that sweep's (files
+from directories written before run files left out the seed range keep their old range attrs).
+Sources whose job settings differ are refused, listing the differences; a run present in several
+sources is taken from the first; dataset seeds inside the span that no source has are left pending,
+for the sweep command to fill (the message says how).  Interrupted, a merge resumes: finished copies are kept.
 """
 
 from __future__ import annotations

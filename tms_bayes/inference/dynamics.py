@@ -376,7 +376,15 @@ class DynamicsRun:
             return "done"
 
     def combine(self, log=print) -> xr.Dataset:
-        """Every batch joined over ``run`` and written to ``dynamics.nc`` (derived: rebuilt each time)."""
+        """Every batch joined over ``run`` and written to ``dynamics.nc`` (derived: rebuilt each time);
+        a ValueError naming the batches that are not finished (another process may be running them)."""
+        self.rundir.refresh()
+        missing = [k for k in self.batches if not self.rundir.done(k)]
+        if missing:
+            raise ValueError(
+                f"{self.out}: {len(missing)} batches of runs are not finished ({', '.join(missing)}; another "
+                "process may be running them); run again once it is done to combine them"
+            )
         parts = []
         for key in self.batches:
             with xr.open_dataset(self.rundir.path(key)) as f:

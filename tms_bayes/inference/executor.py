@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from dataclasses import dataclass
 
 from .. import _validate
@@ -35,7 +36,7 @@ EXECUTORS = ("local", "dask")
 
 #: per worker process: {``run.program_key()``: runner} — programs compiled once per worker (posterior
 #: sweeps that differ only in the seeds they cover share one)
-_RUNNERS: dict[str, tuple] = {}
+_RUNNERS: dict[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def run_on_dask(run, client, *, progress: bool = True, log=print):
     for info in workers.values():
         per_host[info["host"]] = per_host.get(info["host"], 0) + 1
     spec = run.spec()
+    batch = uuid.uuid4().hex[:12]  # task keys unique to this submission (they are the locks' tokens)
     futures = [
         client.submit(
             _worker_job,
@@ -109,7 +111,7 @@ def run_on_dask(run, client, *, progress: bool = True, log=print):
             str(run.out.resolve()),
             job,
             per_host,
-            key=f"tms-bayes-{spec['kind']}-{run.name(*job)}-{os.getpid()}-{id(run)}",
+            key=f"tms-bayes-{spec['kind']}-{run.name(*job)}-{batch}",
             pure=False,
             retries=2,
         )  # fmt: skip
@@ -179,7 +181,7 @@ def _worker_job(spec: dict, out: str, job: tuple, per_host: dict) -> dict:
         strict=False,
     )  # fmt: skip  (before this process's first JAX computation; then fixed)
     run = reopen(spec, out)  # this directory's state
-    key = run.program_key()
+    key = f"{spec['kind']}:{run.program_key()}"
     if key not in _RUNNERS:
         _RUNNERS[key] = run.runner()
     runner = _RUNNERS[key]

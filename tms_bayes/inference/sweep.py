@@ -49,8 +49,9 @@ BACKENDS = ("jax", "pymc")
 MAX_N, MAX_JOBS, MAX_CHAINS, MAX_TRANSITIONS = 1_000_000, 1000, 1024, 10_000_000
 #: the settings that choose which dataset seeds a sweep covers, not what any job computes
 JOB_RANGE = ("seeds", "seed_offset")
-#: the manifest's mark of a sweep whose run files are named by dataset seed (all since 0.x; before,
-#: by seed index, which differs only where seed_offset > 0)
+#: the manifest's mark of a sweep whose run files are named by dataset seed (every sweep started since
+#: run-directory format 2 gained it; older ones were named by seed index, which differs only where
+#: seed_offset > 0)
 _NAMES = {"run_names": "data_seed"}
 
 
@@ -278,8 +279,8 @@ class Sweep:
         self.settings = settings
         self.out = Path(out)
         self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
-        if not self.rundir.manifest_path.exists():
-            self.rundir.extra.update(_NAMES)
+        if not self.rundir.manifest_path.exists() or not self.rundir.completed:
+            self.rundir.extra.update(_NAMES)  # new, or nothing named yet
         elif settings.seed_offset and self.rundir.extra.get("run_names") != _NAMES["run_names"]:
             raise ValueError(
                 f"{self.out} was written before run files were named by their dataset seed (its files "

@@ -41,6 +41,7 @@ __all__ = [
     "setting_attrs",
     "attrs_mismatch",
     "settings_differences",
+    "data_seed_of",
     "read_kind",
     "check_output",
     "VOLATILE_ATTRS",
@@ -106,11 +107,21 @@ def run_mismatch(attrs: dict, job: dict, settings: dict) -> str:
     attrs (n, seed, …) must match, and the settings wherever the file records them (older files
     record fewer).  A posterior-sweep file written before ``data_seed`` was recorded has it derived
     from its ``seed`` and ``setting_seed_offset``."""
-    if "data_seed" in job and "data_seed" not in attrs and "seed" in attrs:
-        attrs = {**attrs, "data_seed": int(attrs["seed"]) + int(attrs.get("setting_seed_offset", 0))}
+    if "data_seed" in job and "data_seed" not in attrs:
+        attrs = {**attrs, "data_seed": data_seed_of(attrs)}
     expected = dict(job)
     expected.update({k: v for k, v in setting_attrs(settings).items() if k in attrs})
     return "; ".join(attrs_mismatch(attrs, expected))
+
+
+def data_seed_of(attrs: dict) -> int | None:
+    """The dataset seed of a posterior-sweep run file from its attrs: ``data_seed``, or for a file
+    written before that was recorded, its seed index plus ``setting_seed_offset`` (None if neither)."""
+    if "data_seed" in attrs:
+        return int(attrs["data_seed"])
+    if "seed" in attrs:
+        return int(attrs["seed"]) + int(attrs.get("setting_seed_offset", 0))
+    return None
 
 
 def file_problem(path: Path, job: dict, settings: dict, group: str | None = "posterior") -> str:
