@@ -50,6 +50,10 @@ def test_a_local_cluster_of_two_workers_writes_the_local_executors_files(referen
     assert sorted(sweep.statuses.values()) == ["done"] * 4
     assert sweep.timings["workers"] >= 1 and sweep.compilations >= 2  # each worker compiles once
     _same_as_reference(tmp_path / "dask", reference)
+    # each worker had cores ÷ 2 JAX devices, over which its job's 2 chains were sharded
+    devices = max(1, (os.cpu_count() or 1) // 2)
+    for n, s in sweep.finished():
+        assert sweep.load(n, s).posterior.attrs["device_shards"] == (2 if devices >= 2 else 1)
 
 
 def _writer(out, queue):
