@@ -57,7 +57,7 @@ def test_swapped_run_files_are_named_and_redone(reference, tmp_path, capsys):
     b.rename(a)
     (tmp_path / "tmp.nc").rename(b)
     with pytest.raises(
-        ValueError, match=r"n000060_seed000.nc is not the run n=60, seed=0.*n: 120 there, 60 expected"
+        ValueError, match=r"n000060_seed000.nc is not the run n=60, data_seed=0.*n: 120 there, 60 expected"
     ):
         load_sweep(out).load(60, 0)
     _one_line_refusal(["criteria", str(out)], capsys, "n000060_seed000.nc", "not the run n=60")
