@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .._options import setting
 from ..analysis.phases import ClassifierOptions
 from ..inference.dynamics import DynamicsSettings
-from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
+from ..inference.executor import ExecutorOptions, run_jobs
 from . import Command
 
 __all__ = ["PlateauOptions", "DynamicsJob", "run", "main", "COMMAND"]
@@ -50,12 +50,7 @@ def run(settings, out, *, progress: bool = True, log=print, executor: ExecutorOp
     :mod:`tms_bayes.inference.executor`)."""
     from ..inference.dynamics import DynamicsRun
 
-    with dask_client(executor or ExecutorOptions()) as client:
-        dyn = DynamicsRun(settings, out)
-        if client is None:
-            return dyn.run(progress=progress, log=log)
-        run_on_dask(dyn, client, progress=progress, log=log)
-        return dyn.combine(log)
+    return run_jobs(DynamicsRun(settings, out), executor, progress=progress, log=log).combine(log)
 
 
 def main(job: DynamicsJob, out=None, *, progress: bool = True) -> int:

@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..analysis.diagnostics import sweep_diagnostics
 from .._options import setting
-from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
-from ..inference.sweep import Sweep, SweepSettings, run_sweep
+from ..inference.executor import ExecutorOptions, run_jobs
+from ..inference.sweep import Sweep, SweepSettings
 from ..store.atomic import write_text
 from . import Command
 
@@ -47,11 +47,7 @@ def run(
 ) -> Sweep:
     """Run (or resume) the sweep into ``out`` and rebuild ``diagnostics.csv``; returns the :class:`Sweep`.
     ``executor``: where the jobs run (default this process; :mod:`tms_bayes.inference.executor`)."""
-    with dask_client(executor or ExecutorOptions()) as client:
-        if client is None:
-            sweep = run_sweep(settings, out, progress=progress, log=log, devices=devices)
-        else:
-            sweep = run_on_dask(Sweep(settings, out), client, progress=progress, log=log)
+    sweep = run_jobs(Sweep(settings, out), executor, progress=progress, log=log, devices=devices)
     write_diagnostics(sweep)
     return sweep
 

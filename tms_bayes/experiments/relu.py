@@ -18,8 +18,8 @@ import xarray as xr
 from .. import __version__
 from ..analysis.relu_phases import trial_draws, truth_sweep_labels
 from ..analysis.relu_report import relu_report
-from ..inference.executor import ExecutorOptions, dask_client, run_on_dask
-from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, run_truth_sweep
+from ..inference.executor import ExecutorOptions, run_jobs
+from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model
 from ..store.atomic import write_netcdf
 from .. import _validate
 from .._options import setting
@@ -111,10 +111,7 @@ def run(
     """Run (or resume) the truth sweep into ``out``; returns the
     :class:`~tms_bayes.inference.truth_sweep.TruthSweep`.  ``executor``: where its values run (default this
     process; :mod:`tms_bayes.inference.executor`)."""
-    with dask_client(executor or ExecutorOptions()) as client:
-        if client is None:
-            return run_truth_sweep(settings, out, progress=progress, log=log)
-        return run_on_dask(TruthSweep(settings, out), client, progress=progress, log=log)
+    return run_jobs(TruthSweep(settings, out), executor, progress=progress, log=log)
 
 
 def analyse(

@@ -75,20 +75,16 @@ def run(
     """Run (or resume) SMC across n into ``out``; returns the
     :class:`~tms_bayes.inference.smc_sweep.SMCSweep`.  ``executor``: where the SMC runs (one per dataset
     seed and repeat) go (default this process; :mod:`tms_bayes.inference.executor`)."""
-    from ..inference.executor import dask_client, run_on_dask
-    from ..inference.smc_sweep import SMCSweep, run_smc_sweep
+    from ..inference.executor import run_jobs
+    from ..inference.smc_sweep import SMCSweep
 
     if sweep_settings.model != "tms":
         raise ValueError("SMC posterior mass per phase analyses TMS k-gon phases; the model must be tms")
-    with dask_client(executor or ExecutorOptions()) as client:
-        if client is None:
-            return run_smc_sweep(
-                sweep_settings, smc_settings, out, repeats=repeats, progress=progress, log=log
-            )
-        smc = SMCSweep(sweep_settings, smc_settings, out, repeats=repeats)
-        run_on_dask(smc, client, progress=progress, log=log)
-        smc.write_evidence()
-        return smc
+    smc = run_jobs(
+        SMCSweep(sweep_settings, smc_settings, out, repeats=repeats), executor, progress=progress, log=log
+    )
+    smc.write_evidence()  # derived from the run files (the local run wrote it too; a cluster's did not)
+    return smc
 
 
 def chains_occupancy(run_dir, grid) -> xr.Dataset:

@@ -399,8 +399,9 @@ class DynamicsRun:
             )
         return ds
 
-    def run(self, progress: bool = True, log=print) -> xr.Dataset:
-        """Run every pending batch in this process, each written when it finishes, then :meth:`combine`."""
+    def run(self, progress: bool = True, log=print) -> "DynamicsRun":
+        """Run every pending batch in this process, each written when it finishes (then
+        :meth:`combine`)."""
         from tqdm.auto import tqdm
 
         todo = self.prepare(log)
@@ -414,7 +415,7 @@ class DynamicsRun:
             bar.update(last - first + 1)
         bar.close()
         self.compilations, self.timings = runner.compilations, runner.timings
-        return self.combine(log)
+        return self
 
 
 class _BatchRunner:
@@ -440,7 +441,7 @@ def run_dynamics(
     """Run (or resume) the experiment into directory ``out`` (:class:`DynamicsRun`); returns the combined
     Dataset, also written to ``out/dynamics.nc``.  ``init`` = (W0, b0): start every run there instead of
     the protocol's random k-gon."""
-    return DynamicsRun(settings, out, init).run(progress=progress, log=log)
+    return DynamicsRun(settings, out, init).run(progress=progress, log=log).combine(log)
 
 
 def load_dynamics(path) -> xr.Dataset:

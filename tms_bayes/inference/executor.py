@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from .. import _validate
 from .._options import setting
 
-__all__ = ["ExecutorOptions", "dask_client", "run_on_dask", "reopen"]
+__all__ = ["ExecutorOptions", "dask_client", "run_jobs", "run_on_dask", "reopen"]
 
 EXECUTORS = ("local", "dask")
 
@@ -84,6 +84,18 @@ def dask_client(options: ExecutorOptions):
         Client(cluster) as client,
     ):
         yield client
+
+
+def run_jobs(run, executor: ExecutorOptions | None = None, *, progress: bool = True, log=print, **local):
+    """Run the pending jobs of the run directory ``run`` where ``executor`` says: in this process
+    (``run.run(progress=, log=, **local)``, the default) or on a Dask cluster (:func:`run_on_dask`).
+    Returns ``run``."""
+    with dask_client(executor or ExecutorOptions()) as client:
+        if client is None:
+            run.run(progress=progress, log=log, **local)
+        else:
+            run_on_dask(run, client, progress=progress, log=log)
+    return run
 
 
 def run_on_dask(run, client, *, progress: bool = True, log=print):
