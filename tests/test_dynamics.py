@@ -63,27 +63,36 @@ def test_runs_started_at_catalogue_points_stay_and_are_matched(tmp_path, phase, 
     assert (trajectory_table(pl).sequence == phase).all() and len(transition_table(pl)) == 0
 
 
-def _plateau(run, first, phase, loss, lam, llc=np.nan, se=np.nan):
+def _plateau(run, first, phase, loss, lam, llc=np.nan, se=np.nan, saddle=False):
     return {"run": run, "first": first, "last": first + 3, "step_first": 10 * first, "step_last": 10 * first + 30, "label": phase, "phase": phase,
-            "matched_by": "label", "matched": True, "loss": loss, "loss_n": loss, "catalogue_loss": loss, "lambda_theory": lam, "llc": llc, "llc_se": se}  # fmt: skip
+            "matched_by": "label", "matched": True, "loss": loss, "loss_n": loss, "catalogue_loss": loss, "lambda_theory": lam, "saddle": saddle,
+            "llc": llc, "llc_se": se}  # fmt: skip
 
 
-def test_bah_logic_on_constructed_transitions():
+def test_bah_uses_one_estimator_per_transition_and_marks_saddles():
     rows = [
-        # run 0: 4++- -> 4+ -> 5: losses fall, λ̂ rises, theory λ at 5; ΔL/Δλ = -0.049 then -0.00875 (increases)
-        _plateau(0, 0, "4++-", 0.153, np.nan, 2.0, 0.1), _plateau(0, 5, "4+", 0.104, np.nan, 3.0, 0.1), _plateau(0, 10, "5", 0.069, 7.0),
+        # run 0: 4++- -> 4+ -> 5 (both saddles, then a minimum with theory λ = 7): λ̂ at both ends of each
+        # Δλ, never λ̂ at one end and theory at the other; ΔL/Δλ = -0.049 then -0.035/1.5 (increases)
+        _plateau(0, 0, "4++-", 0.153, np.nan, 2.0, 0.1, True), _plateau(0, 5, "4+", 0.104, np.nan, 3.0, 0.1, True),
+        _plateau(0, 10, "5", 0.069, 7.0, 4.5, 0.1),
         # run 1: a transition up in loss fails; run 2: Δλ within noise is inconclusive
-        _plateau(1, 0, "5", 0.069, 7.0), _plateau(1, 5, "4", 0.111, np.nan, 7.5, 0.1),
+        _plateau(1, 0, "5", 0.069, 7.0, 4.5, 0.1), _plateau(1, 5, "4", 0.111, np.nan, 7.5, 0.1),
         _plateau(2, 0, "4", 0.111, np.nan, 6.9, 0.5), _plateau(2, 5, "4++", 0.097, np.nan, 7.0, 0.5),
+        # run 3: theory at both ends (5 -> 6), so theory is used at both, not the λ̂s
+        _plateau(3, 0, "5", 0.069, 7.0, 4.5, 0.1), _plateau(3, 5, "6", 0.048, 8.5, 4.9, 0.1),
     ]  # fmt: skip
     bah = bah_check(pd.DataFrame(rows))
-    assert list(bah.verdict) == ["pass", "pass", "fail", "inconclusive"]
-    assert bah.dL.iloc[0] == pytest.approx(-0.049) and bah.dlambda.iloc[1] == pytest.approx(4.0)
-    assert bah.lambda_source.iloc[1] == "llc_hat/theory"
+    assert list(bah.verdict) == ["pass", "pass", "fail", "inconclusive", "pass"]
+    assert list(bah.lambda_source) == ["llc_hat", "llc_hat", "llc_hat", "llc_hat", "theory"]
+    assert list(bah.saddle) == ["both", "from", "", "", ""]
+    assert bah.dL.iloc[0] == pytest.approx(-0.049) and bah.dlambda.iloc[1] == pytest.approx(1.5)
+    assert bah.dlambda.iloc[4] == pytest.approx(1.5) and bah.dlambda_se.iloc[4] == 0.0
     assert bah.ratio_increases.iloc[1] == 1.0 and np.isnan(bah.ratio_increases.iloc[0])
-    assert bah_summary(bah) == {"transitions": 4, "pass": 2, "fail": 1, "inconclusive": 1, "consecutive_pairs": 1, "ratio_increases": 1}
+    assert bah_summary(bah) == {
+        "transitions": 5, "pass": 3, "fail": 1, "inconclusive": 1, "at_saddle": 2, "consecutive_pairs": 1, "ratio_increases": 1
+    }  # fmt: skip
     t = transition_table(pd.DataFrame(rows))
-    assert t["count"].sum() == 4
+    assert t["count"].sum() == 5
 
 
 def test_cli_dynamics_bad_input(capsys):

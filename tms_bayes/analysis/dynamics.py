@@ -18,8 +18,10 @@ agree is flagged ``by="label (loss mismatch)"`` and, like a plateau near no cata
 of sequences and transitions (it is still listed).
 
 **BAH (operational form, SPEC 4).**  For each observed transition α → β: ΔL = L_β − L_α < 0 and
-Δλ = λ_β − λ_α > 0, with theory λ where the catalogue has it and the trajectory's λ̂ (mean over the
-plateau's checkpoints, with its standard error) otherwise.  Verdict per condition: ``pass``, ``fail``,
+Δλ = λ_β − λ_α > 0, both ends from **one** estimator: the catalogue's λ where theory gives it at
+both ends and neither is a saddle of L, otherwise the trajectory's λ̂ at both (mean over each
+plateau's checkpoints, with its standard error).  Transitions from or to a saddle (negative Hessian
+directions, e.g. 4+) are marked: λ̂ there measures the local volume, not a learning coefficient.  Verdict per condition: ``pass``, ``fail``,
 or ``inconclusive`` when |Δλ| < 2 SE.  Along consecutive transitions of a run, r = ΔL/Δλ must
 increase: the Bayesian transition α → β happens where n/log n = −Δλ/ΔL = −1/r, so r increasing
 means each next transition has its Bayesian antecedent at larger n.
@@ -101,6 +103,7 @@ def match_plateaus(
     labels = label_checkpoints(ds) if labels is None else labels
     cat = critical_points(int(ds.attrs.get("c", ds.sizes["feature"]))) if catalogue is None else catalogue
     cat_phase, cat_loss, cat_lam = cat.phase.values, cat.loss.values, cat.lambda_.values
+    cat_saddle = cat.hessian_negative.values > 0
     loss_tol = _validate.positive("loss_tol", loss_tol)
     steps = ds.step.values.astype(float)
     rows = []
@@ -125,6 +128,7 @@ def match_plateaus(
                 "matched_by": by, "matched": by in ("label", "loss"),
                 "loss": level, "loss_n": float(ds.loss_n.values[ri, last]),
                 "catalogue_loss": float(cat_loss[j]), "lambda_theory": float(cat_lam[j]),
+                "saddle": bool(cat_saddle[j]) and by != "none",
                 "llc": float(np.mean(lam_hat[m])) if m.any() else float("nan"),
                 "llc_se": float(np.sqrt(np.sum(se[m] ** 2)) / m.sum()) if m.any() else float("nan"),
             })  # fmt: skip
@@ -161,19 +165,31 @@ def transition_table(plateaus: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["from", "to", "count"])
 
 
-def _lam(row):
-    if math.isfinite(row.lambda_theory):
-        return row.lambda_theory, 0.0, "theory"
-    return row.llc, row.llc_se, "llc_hat"
+def _saddle(row) -> bool:
+    return bool(row.get("saddle", False))
+
+
+def _pair_lambdas(a, b):
+    """λ at both ends of α → β from **one** estimator: the catalogue's λ at both where theory gives both
+    and neither end is a saddle, otherwise λ̂ at both (mean over each plateau's checkpoints, ± SE).
+    Mixing the two would put two estimators with different biases on the ends of one Δλ (SGLD λ̂ at
+    n = 1000 is far below the asymptotic λ).  Returns (λ_α, SE_α, λ_β, SE_β, source)."""
+    if math.isfinite(a.lambda_theory) and math.isfinite(b.lambda_theory) and not (_saddle(a) or _saddle(b)):
+        return a.lambda_theory, 0.0, b.lambda_theory, 0.0, "theory"
+    return a.llc, a.llc_se, b.llc, b.llc_se, "llc_hat"
 
 
 def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
-    """One row per observed transition with ΔL, Δλ (± SE), the sources of λ and the verdicts
-    (module docstring)."""
+    """One row per observed transition with ΔL, Δλ (± SE) from one estimator at both ends
+    (:func:`_pair_lambdas`; ``lambda_source`` says which), which ends are saddles of L (``saddle``:
+    "", "from", "to" or "both"; λ̂ there is not a learning coefficient) and the verdicts (module
+    docstring)."""
     rows = []
     for run, a, b in _transitions(plateaus):
-        la, sa, src_a = _lam(a)
-        lb, sb, src_b = _lam(b)
+        la, sa, lb, sb, source = _pair_lambdas(a, b)
+        saddle = {(False, False): "", (True, False): "from", (False, True): "to", (True, True): "both"}[
+            (_saddle(a), _saddle(b))
+        ]
         dL = b.loss - a.loss
         dlam, se = lb - la, math.hypot(sa, sb)
         if not math.isfinite(dlam) or abs(dlam) < z * se:
@@ -184,7 +200,7 @@ def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
         rows.append({
             "run": run, "from": a.phase, "to": b.phase, "step": int(b.step_first),
             "dL": dL, "dlambda": dlam, "dlambda_se": se,
-            "lambda_source": f"{src_a}/{src_b}", "loss_verdict": loss_v, "lambda_verdict": lam_v,
+            "lambda_source": source, "saddle": saddle, "loss_verdict": loss_v, "lambda_verdict": lam_v,
             "verdict": (
                 "fail" if "fail" in (loss_v, lam_v)
                 else ("inconclusive" if lam_v == "inconclusive" else "pass")
@@ -202,6 +218,7 @@ def bah_check(plateaus: pd.DataFrame, *, z: float = 2.0) -> pd.DataFrame:
             "dlambda",
             "dlambda_se",
             "lambda_source",
+            "saddle",
             "loss_verdict",
             "lambda_verdict",
             "verdict",
@@ -226,6 +243,7 @@ def bah_summary(bah: pd.DataFrame) -> dict:
     return {
         "transitions": len(bah),
         **{k: int((bah.verdict == k).sum()) if len(bah) else 0 for k in ("pass", "fail", "inconclusive")},
+        "at_saddle": int((bah.saddle != "").sum()) if len(bah) else 0,
         "consecutive_pairs": len(pairs),
         "ratio_increases": int(pairs.sum()),
     }

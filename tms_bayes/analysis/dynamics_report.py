@@ -89,6 +89,14 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False) if _has_tabulate() else "```\n" + df.to_string(index=False) + "\n```"
 
 
+def _bah_by_source(bah: pd.DataFrame) -> pd.DataFrame:
+    """Transitions × (λ source, saddle) with their verdict counts: which estimator decided what."""
+    g = bah.assign(saddle=bah.saddle.replace("", "no")).groupby(
+        ["from", "to", "lambda_source", "saddle"], sort=False
+    )
+    return g.verdict.value_counts().unstack(fill_value=0).reset_index()
+
+
 def _markdown(rep: DynamicsReport, ds: xr.Dataset) -> str:
     a = ds.attrs
     finals = (
@@ -126,11 +134,14 @@ def _markdown(rep: DynamicsReport, ds: xr.Dataset) -> str:
         "",
         "## Bayesian Antecedent Hypothesis",
         f"{s['transitions']} transitions: {s['pass']} pass (ΔL < 0 and Δλ > 0), {s['fail']} fail, "
-        f"{s['inconclusive']} inconclusive (|Δλ| < 2 SE or λ unknown). "
+        f"{s['inconclusive']} inconclusive (|Δλ| < 2 SE or λ unknown); {s['at_saddle']} from or to a "
+        "saddle of L (λ̂ there is not a learning coefficient). "
         f"ΔL/Δλ increased in {s['ratio_increases']} of {s['consecutive_pairs']} consecutive pairs.",
         "",
-        "λ is the catalogue's where theory gives it, otherwise λ̂ "
-        "(mean over the plateau's checkpoints ± SE); see bah.csv.",
+        "Each Δλ uses one estimator at both ends: the catalogue's λ where theory gives it at both ends "
+        "and neither is a saddle, otherwise λ̂ at both (mean over the plateau's checkpoints ± SE).",
+        "",
+        _table(_bah_by_source(rep.bah)) if len(rep.bah) else "",
         "",
     ]
     lines += [f"![{k}]({p.name})" for k, p in rep.files.items() if k.startswith("run_")]
