@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tms_bayes.theory import catalogue_phase_names, critical_points, kgon, optimal_radius_bias, parse_phase, potential
+from tms_bayes.theory import catalogue_phase_names, critical_points, kgon, metastable_exit, optimal_radius_bias, parse_phase, potential
 
 # SPEC 1.2's table of (l*, b*) (5 significant digits).
 TABLE = {4: (1.0, 0.0), 5: (1.17046, -0.28230), 6: (1.32053, -0.61814), 7: (1.44839, -0.96691), 8: (1.55045, -1.29119)}
@@ -89,6 +89,28 @@ def test_sigma_plus_column_lowers_loss_by_quarter_c_squared(c):
         b = pt.b.copy()
         b[4] += db
         assert potential(pt.W, b) > pt.loss
+
+
+def test_points_with_a_dead_column_are_left_downhill_through_its_bias(cat6):
+    """theory.metastable_exit: every c = 6 phase with a dead column (5, 4, 4-, 4+) is left without a
+    barrier: with the dead column at W_j = 0, L falls strictly as its bias rises from 0 to 1/(2c), into the
+    named phase (lower in the catalogue); phases without one (6, 5+, 4--, …) return None."""
+    c = 6
+    for name in cat6.phase.values:
+        k, s, f = parse_phase(str(name))
+        ex = metastable_exit(str(name), c)
+        assert (ex is None) == (k + s + f >= c), name
+        if ex is None:
+            continue
+        assert float(cat6.loss.sel(phase=ex[0])) < float(cat6.loss.sel(phase=name)), name
+        pt = kgon(k, c, sigma=s, phi=f)
+        j = np.flatnonzero(np.all(pt.W == 0, axis=0) & (pt.b < 0))[0]  # a dead column
+        curve = []
+        for t in np.linspace(0.0, 1 / (2 * c), 6):
+            b = pt.b.copy()
+            b[j] = t
+            curve.append(potential(pt.W, b))
+        assert np.all(np.diff(curve) < 0), (name, curve)
 
 
 def test_rotation_offset_and_embedding_in_r3():

@@ -21,10 +21,11 @@ of sequences and transitions (it is still listed).
 Δλ = λ_β − λ_α > 0, both ends from **one** estimator: the catalogue's λ where theory gives it at
 both ends and neither is a saddle of L, otherwise the trajectory's λ̂ at both (mean over each
 plateau's checkpoints, with its standard error).  Transitions from or to a saddle (negative Hessian
-directions, e.g. 4+) are marked: λ̂ there measures the local volume, not a learning coefficient.  Verdict per condition: ``pass``, ``fail``,
-or ``inconclusive`` when |Δλ| < 2 SE.  Along consecutive transitions of a run, r = ΔL/Δλ must
-increase: the Bayesian transition α → β happens where n/log n = −Δλ/ΔL = −1/r, so r increasing
-means each next transition has its Bayesian antecedent at larger n.
+directions, e.g. 4+) are marked: λ̂ there measures the local volume, not a learning coefficient.
+Verdict per condition: ``pass``, ``fail``, or ``inconclusive`` when |Δλ| < 2 SE.  Along consecutive
+transitions of a run, r = ΔL/Δλ must increase: the Bayesian transition α → β happens where
+n/log n = −Δλ/ΔL = −1/r, so r increasing means each next transition has its Bayesian antecedent at
+larger n.
 """
 
 from __future__ import annotations

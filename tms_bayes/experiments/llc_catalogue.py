@@ -46,13 +46,18 @@ class LlcSettings:
     )
     n: int = setting(100_000, "sample size n (nβ = n/log n)")
     refine: bool = setting(False, "empirical: first move w* to the nearest local minimum of L_n")
-    sampler: str = setting("nuts", "λ̂ sampler", choices=("nuts", "sgld"))
+    sampler: str = setting("nuts", "λ̂ sampler", choices=("nuts", "sgld", "rmsprop_sgld"))
     chains: int = setting(4, "chains per estimate")
     draws: int = setting(500, "draws (NUTS) or steps (SGLD) per chain")
     tune: int = setting(300, "NUTS adaptation steps")
     gamma: float = setting(1.0, "localisation strength γ")
     nbeta: float | None = setting(None, "nβ", parse=float, show="n/log n")
     step_size: float = setting(1e-3, "SGLD step ε")
+    confine: float = setting(
+        100.0,
+        "phase confinement κ: localisation strength on the dead columns, the coordinates through "
+        "which a k-gon leaves its phase (0: none)",
+    )
     batch_size: int | None = setting(None, "SGLD minibatch size", parse=int, show="full batch")
     seed: int = setting(0, "PRNG seed")
 
@@ -61,7 +66,8 @@ class LlcSettings:
 
         _validate.integer("c", self.c, minimum=2)
         _validate.choice("data", self.data, ("population", "empirical"))
-        _validate.choice("sampler", self.sampler, ("nuts", "sgld"))
+        _validate.choice("sampler", self.sampler, ("nuts", "sgld", "rmsprop_sgld"))
+        _validate.positive("confine", self.confine, strict=False)
         _validate.integer("n", self.n, minimum=2)
         _validate.ceiling("n", self.n, 10_000_000)
         _validate.integer("chains", self.chains, minimum=1)
@@ -106,8 +112,9 @@ def _model(st: LlcSettings):
 
 def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, dict]:
     """λ̂ at every phase of ``settings``: (Dataset over ``phase`` with llc, llc_se, lambda_theory,
-    lambda_source, hessian_negative, loss_star, nbeta, share_below_w_star, acceptance, notes;
-    {phase: the estimate's InferenceData})."""
+    lambda_source, hessian_negative, loss_star, nbeta, share_below_w_star, acceptance, leak (share of
+    draws whose k-gon label left the phase), metastable_exit (the phase it is left for without a
+    barrier, "" if none), notes; {phase: the estimate's InferenceData})."""
     from tqdm.auto import tqdm
 
     from ..inference.llc import estimate_llc
@@ -125,9 +132,10 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
         "nbeta",
         "share_below_w_star",
         "acceptance",
+        "leak",
     )
     out = {f: np.full(len(st.phases), np.nan) for f in fields}
-    sources, notes, idatas = [], [], {}
+    sources, notes, exits, idatas = [], [], [], {}
     for i, p in enumerate(tqdm(st.phases, desc="λ̂", unit="phase", disable=not progress)):
         k, s, f = parse_phase(p)
         point = kgon(k, st.c, sigma=s, phi=f)
@@ -143,6 +151,7 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
             step_size=st.step_size,
             batch_size=st.batch_size,
             refine=st.refine,
+            confine=st.confine or None,
             seed=st.seed,
         )
         row = cat.sel(phase=p)
@@ -154,8 +163,14 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
             )  # fmt: skip
         elif not math.isfinite(lam):
             said.append("ESTIMATE (theory unknown)")
-        said += res.warnings
         d = res.diagnostics
+        if d["metastable_exit"]:
+            said.append(
+                f"METASTABLE: the critical set is left for {d['metastable_exit'][0]} without a barrier "
+                f"through {d['metastable_exit'][1]}; λ̂ is that of the set while the sampler stays in it "
+                f"(leak {100 * d['leak']:.1f}%)"
+            )
+        said += res.warnings
         values = (
             res.llc_mean,
             res.llc_se,
@@ -165,16 +180,19 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
             res.idata.posterior.attrs["nbeta"],
             d["share_below_w_star"],
             d["acceptance"],
+            d["leak"],
         )
         for name, v in zip(fields, values):
             out[name][i] = v
         sources.append(str(row.lambda_source.item()))
+        exits.append(d["metastable_exit"][0] if d["metastable_exit"] else "")
         notes.append(" | ".join(said))
         idatas[p] = res.idata
     ds = xr.Dataset(
         {
             **{f: ("phase", v) for f, v in out.items()},
             "lambda_source": ("phase", np.array(sources, dtype=str)),
+            "metastable_exit": ("phase", np.array(exits, dtype=str)),
             "notes": ("phase", np.array(notes, dtype=str)),
         },
         coords={"phase": list(st.phases)},
@@ -187,15 +205,15 @@ def run(settings: LlcSettings, *, progress: bool = False) -> tuple[xr.Dataset, d
 
 
 def table(ds: xr.Dataset) -> str:
-    """The terminal table: phase, λ̂ ± se, theory λ, notes (first clause of each)."""
-    lines = [f"{'phase':<9}{'λ̂':>9}{'± se':>8}{'λ theory':>10}   notes"]
+    """The terminal table: phase, λ̂ ± se, theory λ, leak, notes (first clause of each)."""
+    lines = [f"{'phase':<9}{'λ̂':>9}{'± se':>8}{'λ theory':>10}{'leak':>7}   notes"]
     for p in ds.phase.values:
         r = ds.sel(phase=p)
         lam = float(r.lambda_theory)
         short = "; ".join(w.split(":")[0] for w in str(r.notes.item()).split(" | ") if w)
         lines.append(
             f"{p:<9}{float(r.llc):>9.3f}{float(r.llc_se):>8.3f}"
-            f"{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}   {short}"
+            f"{(f'{lam:g}' if math.isfinite(lam) else 'unknown'):>10}{float(r.leak):>7.1%}   {short}"
         )
     return "\n".join(lines)
 
@@ -219,7 +237,10 @@ def main(settings: LlcSettings, out=None, *, progress: bool = True) -> int:
     """Estimate, print the table, and write ``llc.csv`` and the InferenceData when ``out`` is given (the
     CLI's ``llc``)."""
     st = settings
-    print(f"λ̂ at c={st.c}, {st.data} loss, n={st.n}, γ={st.gamma:g}, {st.sampler}, {st.chains} chains")
+    print(
+        f"λ̂ at c={st.c}, {st.data} loss, n={st.n}, γ={st.gamma:g}, {st.sampler}, {st.chains} chains, "
+        f"confinement κ={st.confine:g}"
+    )
     ds, idatas = run(st)
     print(table(ds))
     if out:

@@ -14,11 +14,19 @@ must be built with likelihood weight 1 (tms-bayes builders: ``beta=1``).
 Samplers:
 
 - ``"nuts"``: the compile-once blackjax NUTS engine of the sweeps, chains sharded across cores;
+- ``"rmsprop_sgld"``: the same move preconditioned by RMSProp's running average of squared gradients
+  (devinterp's ``rmsprop_sgld``; :func:`sgld_trace` gives the update);
 - ``"sgld"``: Δw = −(ε/2)[nβ ∇L_B(w) + γ(w − w*)] + √ε ξ (Welling & Teh; devinterp's update),
   chains vmapped; full batch, or minibatches of ``batch_size`` drawn without replacement each step
   (through the model's padding mask, so the same compiled log-likelihood serves both).  Full batch
   costs one gradient per step: the full-batch value and gradient at the new point serve the loss
   trace, the MALA diagnostic and the next step's drift.
+
+Phase confinement (TMS): a k-gon with a dead column is left without a barrier through the column's
+bias (:func:`tms_bayes.theory.metastable_exit`); ``confine`` = κ localises the dead columns with
+strength κ (the flat directions, which contribute nothing to λ), and every TMS estimate reports the
+*leak* — the share of draws whose k-gon label differs from w*'s — so a λ̂ that mixes phases is never
+silent.
 
 Diagnostics: λ̂ per chain, mean and standard error (ESS-based, from ArviZ on the loss traces),
 burn-in removed, a stationarity z-score (first vs last third of each trace), the MALA acceptance
@@ -53,33 +61,56 @@ __all__ = [
 ]
 
 
-def sgld_trace(key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad=None):
+def sgld_trace(
+    key, w_star, nll_and_grad, *, eps, gamma, beta, steps, batch_grad=None, rmsprop=None, positions=False
+):
     """One SGLD chain of ``steps`` steps targeting exp(−β·nll(w) − γ/2‖w − w*‖²) (module docstring).
 
     Pure and traceable (vmap it over chains, runs or checkpoints).  ``nll_and_grad(w)`` returns the
     full-batch n·L_n(w) and its gradient; ``batch_grad(w, key)``, if given, an unbiased minibatch
     estimate of that gradient used for the drift.  Full batch costs one gradient per step: the
     full-batch value and gradient at the new point serve the loss trace, the MALA diagnostic and the
-    next drift.  Returns (nll per step, MALA acceptance probability per step) of the moves made.
-    """
+    next drift.
+
+    ``rmsprop=(α, δ, n)`` preconditions the move (RMSProp-SGLD; Li et al. 2016, devinterp's
+    ``rmsprop_sgld``): with g_t the gradient of the per-sample loss L (the drift's likelihood gradient
+    divided by nβ),
+
+        V_t = α V_{t−1} + (1 − α) g_t²,   G_t = 1/(δ + √V_t),
+        Δw = −(ε/2) G_t [nβ g_t + γ(w − w*)] + √(ε G_t) ξ,
+
+    V_0 = 0 and no bias correction (devinterp 1.x: α = 0.99, δ = 0.1).  The time-varying G's
+    correction term Γ is omitted, as in devinterp and the Hitchcock–Hoogland benchmark.  Returns
+    (nll per step, MALA acceptance probability per step) of the moves made, and the positions
+    (steps, dim) when ``positions``."""
+    if rmsprop is not None:
+        alpha, delta, n_rows = rmsprop
 
     def full(w):
         v, g = nll_and_grad(w)
         return v, beta * v + 0.5 * gamma * jnp.sum((w - w_star) ** 2), beta * g + gamma * (w - w_star)
 
     def step(state, k):
-        w, u, g = state  # position, −log target and its gradient (full batch)
+        w, u, g, V = state  # position, −log target and its gradient (full batch), RMSProp average
         kb, kn = jax.random.split(k)
         d = g if batch_grad is None else beta * batch_grad(w, kb) + gamma * (w - w_star)
-        w_new = w - 0.5 * eps * d + jnp.sqrt(eps) * jax.random.normal(kn, w.shape)
+        if rmsprop is None:
+            G = 1.0
+        else:
+            lik = d - gamma * (w - w_star)  # nβ ∇L (minibatch estimate when minibatching)
+            V = alpha * V + (1 - alpha) * (lik / (beta * n_rows)) ** 2
+            G = 1.0 / (delta + jnp.sqrt(V))
+        w_new = w - 0.5 * eps * G * d + jnp.sqrt(eps * G) * jax.random.normal(kn, w.shape)
         nll_new, u_new, g_new = full(w_new)
-        # MALA acceptance of this move under the full-batch target (a diagnostic; nothing is rejected)
-        fwd = -jnp.sum((w_new - (w - 0.5 * eps * g)) ** 2) / (2 * eps)
-        bwd = -jnp.sum((w - (w_new - 0.5 * eps * g_new)) ** 2) / (2 * eps)
-        return (w_new, u_new, g_new), (nll_new, jnp.minimum(1.0, jnp.exp(u - u_new + bwd - fwd)))
+        # MALA acceptance of this move under the full-batch target, G held fixed (a diagnostic)
+        fwd = -jnp.sum((w_new - (w - 0.5 * eps * G * g)) ** 2 / G) / (2 * eps)
+        bwd = -jnp.sum((w - (w_new - 0.5 * eps * G * g_new)) ** 2 / G) / (2 * eps)
+        out = (nll_new, jnp.minimum(1.0, jnp.exp(u - u_new + bwd - fwd)))
+        return (w_new, u_new, g_new, V), (*out, w_new) if positions else out
 
     _, u0, g0 = full(w_star)
-    return jax.lax.scan(step, (w_star, u0, g0), jax.random.split(key, steps))[1]
+    state = (w_star, u0, g0, jnp.zeros_like(w_star))
+    return jax.lax.scan(step, state, jax.random.split(key, steps))[1]
 
 
 def llc_standard_error(excess) -> tuple[float, float, float]:
@@ -104,10 +135,24 @@ def _n_observations(model: pm.Model) -> int:
 
 
 def localized_model(
-    model: pm.Model, w_star: dict, *, gamma: float = 1.0, nbeta: float | None = None, n: int | None = None
+    model: pm.Model,
+    w_star: dict,
+    *,
+    gamma: float = 1.0,
+    nbeta: float | None = None,
+    n: int | None = None,
+    walls: dict | None = None,
+    confine: float = 0.0,
 ) -> tuple[pm.Model, float]:
     """The localised tempered posterior of ``model`` at ``w_star`` as a new PyMC model (module
-    docstring).  Returns (model, nβ)."""
+    docstring).  Returns (model, nβ).
+
+    ``walls`` {parameter: boolean mask} with ``confine`` = κ > 0 add the phase confinement
+    −(κ/2) Σ_masked (w_i − w*_i)², a localiser that is strong on the masked coordinates only: the dead
+    columns (W_j, b_j) of a TMS k-gon (:func:`tms_exit_walls`), the coordinates through which the
+    phase is left.  L does not depend on them while the column stays dead (they are the flat
+    directions that contribute nothing to λ), so the confinement changes λ̂ only by what leaks.
+    """
     from pymc.model.fgraph import clone_model
 
     gamma = _validate.positive("gamma", gamma)
@@ -122,6 +167,8 @@ def localized_model(
         raise ValueError(
             f"w_star must give every parameter of the model; missing {missing} (parameters: {names})"
         )
+    walls = {} if walls is None else dict(walls)
+    confine = _validate.positive("confine", confine, strict=False)
     local = clone_model(model)
     with local:
         loglik = local.logp(vars=[*local.observed_RVs, *local.potentials], jacobian=False)
@@ -140,9 +187,40 @@ def localized_model(
             dist = dist + pt.sum((value - ws) ** 2)
         pm.Potential("llc_tempering", (beta - 1.0) * loglik)
         pm.Potential("llc_localization", -logprior - 0.5 * gamma * dist)
-    local.llc_settings = {"gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta}
+        if confine > 0 and walls:
+            wall = 0.0
+            for name, mask in walls.items():
+                value = local.rvs_to_values[local[name]]
+                m = np.asarray(mask, dtype=bool)
+                if m.shape != tuple(local.initial_point()[value.name].shape):
+                    raise ValueError(f"walls[{name!r}] must have the shape of {name}, got {m.shape}")
+                ws = np.asarray(w_star[name], dtype=float)
+                wall = wall + pt.sum(pt.switch(m, (value - ws) ** 2, 0.0))
+            pm.Potential("llc_confinement", -0.5 * confine * wall)
+    local.llc_settings = {"gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "confine": confine}
     local.llc_loglik = loglik
     return local, nbeta
+
+
+def _tms_phase(model: pm.Model, w_star: dict) -> str | None:
+    """w*'s k-gon label when ``model`` is a TMS model at r = 2, else None."""
+    if getattr(model, "tms_settings", {}).get("r") != 2:
+        return None
+    from ..theory.regions import label_samples
+
+    return str(label_samples(np.asarray(w_star["W"]), np.asarray(w_star["b"])))
+
+
+def tms_exit_walls(W, b) -> dict:
+    """The coordinates through which a TMS point at r = 2 leaves its phase: its dead columns' weights
+    and biases ({"W": mask (r, c), "b": mask (c,)}).  Through them a k-gon becomes k^{σ+1} without a
+    barrier (the bias turning on: :func:`tms_bayes.theory.metastable_exit`) or, at small nβ, a
+    (k+1)-gon (the column growing into a vertex)."""
+    from ..theory.regions import column_roles
+
+    W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+    _, dead, _, _ = column_roles(np, W[None], b[None])
+    return {"W": np.broadcast_to(dead[0], W.shape).copy(), "b": dead[0]}
 
 
 @dataclass
@@ -179,13 +257,24 @@ def estimate_llc(
     batch_size: int | None = None,
     refine: bool = False,
     target_accept: float = 0.8,
+    confine: float | None = None,
+    rmsprop_alpha: float = 0.99,
+    rmsprop_eps: float = 0.1,
     seed: int = 0,
 ) -> LLCResult:
     """Estimate λ(w*) for ``model`` (built with likelihood weight 1) — module docstring.
 
-    NUTS: ``tune`` adaptation + ``draws`` kept transitions per chain.  SGLD: ``draws`` steps per
-    chain with step ``step_size`` (ε); the first ``burn_in`` (default draws // 5) are dropped;
-    ``batch_size`` None means full batch.  Initial points are w*.
+    NUTS: ``tune`` adaptation + ``draws`` kept transitions per chain.  SGLD and RMSProp-SGLD
+    (``"rmsprop_sgld"``, α = ``rmsprop_alpha``, δ = ``rmsprop_eps``: :func:`sgld_trace`): ``draws``
+    steps per chain with step ``step_size`` (ε); the first ``burn_in`` (default draws // 5) are
+    dropped; ``batch_size`` None means full batch.  Initial points are w*.
+
+    **Phase confinement** (TMS at r = 2): ``confine`` = κ > 0 adds −(κ/2) Σ (w_i − w*_i)² over the dead
+    columns' weights and biases of w* (:func:`tms_exit_walls`, :func:`localized_model`), the
+    coordinates through which a k-gon leaves its critical set (without a barrier through the bias:
+    :func:`tms_bayes.theory.metastable_exit`).  For every TMS estimate the draws are labelled
+    (:func:`tms_bayes.theory.regions.label_samples`) and ``diagnostics["leak"]`` is the share of kept
+    draws whose label differs from w*'s; ``diagnostics["metastable_exit"]`` names the exit, if any.
 
     ``refine=True`` first moves w* to the nearest local minimum of this dataset's L_n (BFGS with exact
     JAX gradients).  A critical point of the population loss L is not one of L_n: at finite n the
@@ -197,10 +286,19 @@ def estimate_llc(
     losses n·L_n(w_t) (:func:`_nuts_losses` or :func:`_sgld_losses`), then λ̂, its SE and the
     diagnostics (:func:`_summarise`).
     """
-    _validate.choice("sampler", sampler, ("nuts", "sgld"))
+    _validate.choice("sampler", sampler, SAMPLERS)
     chains = _validate.integer("chains", chains, minimum=1)
     draws = _validate.integer("draws", draws, minimum=10)
-    local, nbeta = localized_model(model, w_star, gamma=gamma, nbeta=nbeta)
+    phase = _tms_phase(model, w_star)
+    walls = {}
+    if confine is not None:
+        confine = _validate.positive("confine", confine)
+        if phase is None:
+            raise ValueError(
+                "confine needs a TMS model at r = 2 (its phases define the walls); got a model without "
+                "tms_settings r = 2 — pass walls to localized_model for other models"
+            )
+    local, nbeta, walls = _localise(model, w_star, gamma, nbeta, confine)
     n, beta, gamma = local.llc_settings["n"], local.llc_settings["beta"], local.llc_settings["gamma"]
     cm = compile_model(local)
     nll_fn = compile_expression(local, -local.llc_loglik, cm)  # n·L_n (+ const): the model's NLL at weight 1
@@ -209,16 +307,15 @@ def estimate_llc(
     moved, left_phase = 0.0, False
     if refine:
         w0, moved, left_phase = _refine(model, cm, nll_fn, data, w0)
-        local, nbeta = localized_model(
-            model, dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values())), gamma=gamma, nbeta=nbeta
-        )
+        w_star = dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values()))
+        local, nbeta, walls = _localise(model, w_star, gamma, nbeta, confine)
         cm = compile_model(local)
         nll_fn = compile_expression(local, -local.llc_loglik, cm)
     nll_star = float(nll_fn(w0, data))
     key = jax.random.key(seed)
     if sampler == "nuts":
         tune = _validate.integer("tune", tune, minimum=1)
-        nll, stats, burn, accept, divergent, grad_evals = _nuts_losses(
+        nll, stats, burn, accept, divergent, grad_evals, positions = _nuts_losses(
             cm, nll_fn, data, w0, key, chains=chains, draws=draws, tune=tune, target_accept=target_accept
         )
     else:
@@ -230,9 +327,15 @@ def estimate_llc(
         )
         if batch_size is not None:
             batch_size = _validate.integer("batch_size", batch_size, minimum=1, maximum=n)
-        nll, stats, accept, divergent, grad_evals = _sgld_losses(
+        rmsprop = None
+        if sampler == "rmsprop_sgld":
+            alpha = _validate.positive("rmsprop_alpha", rmsprop_alpha)
+            if alpha >= 1:
+                raise ValueError(f"rmsprop_alpha must be in (0, 1), got {rmsprop_alpha}")
+            rmsprop = (alpha, _validate.positive("rmsprop_eps", rmsprop_eps), n)
+        nll, stats, accept, divergent, grad_evals, positions = _sgld_losses(
             nll_fn, data, w0, key, n=n, eps=eps, gamma=gamma, beta=beta, chains=chains, draws=draws,
-            batch_size=batch_size, burn=burn,
+            batch_size=batch_size, burn=burn, rmsprop=rmsprop, positions=phase is not None,
         )  # fmt: skip
     attrs = {
         "sampler": sampler,
@@ -244,14 +347,20 @@ def estimate_llc(
         "draws": draws,
         "tune": tune if sampler == "nuts" else 0,
         "target_accept": target_accept if sampler == "nuts" else float("nan"),
-        "step_size": step_size if sampler == "sgld" else float("nan"),
-        "batch_size": batch_size or 0 if sampler == "sgld" else 0,
+        "step_size": step_size if sampler != "nuts" else float("nan"),
+        "batch_size": batch_size or 0 if sampler != "nuts" else 0,
         "burn_in": burn,
         "seed": seed,
         "refine": int(refine),
         "refined_distance": moved,
         "refine_left_phase": int(left_phase),
+        "confine": float(confine or 0.0),
+        "rmsprop_alpha": rmsprop_alpha if sampler == "rmsprop_sgld" else float("nan"),
+        "rmsprop_eps": rmsprop_eps if sampler == "rmsprop_sgld" else float("nan"),
     }
+    leak, labels, exit_ = _leak(cm, phase, positions, burn, local)
+    if phase is not None:
+        attrs.update(phase=phase, leak=leak, metastable_exit=exit_[0] if exit_ else "")
     diag = {
         "sampler": sampler,
         "refined_distance": moved,
@@ -260,8 +369,39 @@ def estimate_llc(
         "burn_in": burn,
         "divergent": divergent,
         "grad_evals": grad_evals,
+        "phase": phase,
+        "leak": leak,
+        "labels": labels,
+        "metastable_exit": exit_,
+        "walls": walls,
     }
     return _summarise(np.asarray(nll)[:, burn:], nll_star, stats, burn, attrs, diag, step_size=step_size)
+
+
+SAMPLERS = ("nuts", "sgld", "rmsprop_sgld")
+
+
+def _localise(model, w_star, gamma, nbeta, confine):
+    """The localised model, nβ and the walls used (empty without confinement)."""
+    walls = tms_exit_walls(w_star["W"], w_star["b"]) if confine else {}
+    local, nbeta = localized_model(
+        model, w_star, gamma=gamma, nbeta=nbeta, walls=walls, confine=confine or 0.0
+    )
+    return local, nbeta, walls
+
+
+def _leak(cm, phase, positions, burn, local):
+    """(share of kept draws whose k-gon label differs from w*'s, labels (chain, draw), the metastable
+    exit of w*'s phase or None); (NaN, None, None) for models that are not TMS at r = 2."""
+    if phase is None or positions is None:
+        return float("nan"), None, None
+    from ..theory import metastable_exit
+    from ..theory.regions import label_samples
+
+    p = cm.unravel(np.asarray(positions)[:, burn:])
+    labels = label_samples(p["W"], p["b"])
+    exit_ = metastable_exit(phase, int(p["b"].shape[-1])) if phase != "unclassified" else None
+    return float(np.mean(labels != phase)), labels, exit_
 
 
 def _refine(model, cm, nll_fn, data, w0):
@@ -312,13 +452,30 @@ def _nuts_losses(cm, nll_fn, data, w0, key, *, chains, draws, tune, target_accep
     divergent = float(np.mean(stats["diverging"]))
     # leapfrog steps: counted while sampling, and estimated at the same rate for the adaptation
     grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
-    return nll, stats, 0, accept, divergent, grad_evals
+    return nll, stats, 0, accept, divergent, grad_evals, out.position
 
 
-def _sgld_losses(nll_fn, data, w0, key, *, n, eps, gamma, beta, chains, draws, batch_size, burn):
+def _sgld_losses(
+    nll_fn,
+    data,
+    w0,
+    key,
+    *,
+    n,
+    eps,
+    gamma,
+    beta,
+    chains,
+    draws,
+    batch_size,
+    burn,
+    rmsprop=None,
+    positions=False,
+):
     """n·L_n along ``chains`` vmapped SGLD chains of ``draws`` steps from w* (:func:`sgld_trace`), full
     batch or minibatches of ``batch_size`` rows drawn without replacement through the padding mask.
-    Returns (nll, stats with the MALA acceptance, mean acceptance after burn-in, 0, gradient evaluations)."""
+    Returns (nll, stats with the MALA acceptance, mean acceptance after burn-in, 0, gradient evaluations,
+    positions (chain, step, dim) or None)."""
     mask_full = data.get("mask", None)
     if batch_size is not None and mask_full is None:
         raise ValueError(
@@ -337,14 +494,14 @@ def _sgld_losses(nll_fn, data, w0, key, *, n, eps, gamma, beta, chains, draws, b
     def run_chain(k):
         return sgld_trace(
             k, w0, lambda w: nll_and_grad(w, data), eps=eps, gamma=gamma, beta=beta, steps=draws,
-            batch_grad=batch_grad,
+            batch_grad=batch_grad, rmsprop=rmsprop, positions=positions,
         )  # fmt: skip
 
-    nll, acc = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
+    nll, acc, *pos = jax.jit(jax.vmap(run_chain))(jax.random.split(key, chains))
     accept = float(np.mean(np.asarray(acc)[:, burn:]))
     # + a full-batch gradient per step for the trace and MALA when minibatching
     grad_evals = chains * draws * (1 if batch_size is None else 2)
-    return nll, {"mala_acceptance": np.asarray(acc)}, accept, 0.0, grad_evals
+    return nll, {"mala_acceptance": np.asarray(acc)}, accept, 0.0, grad_evals, (pos[0] if pos else None)
 
 
 def _summarise(nll, nll_star, stats, burn, attrs, diag, *, step_size):
@@ -419,7 +576,21 @@ def _llc_warnings(nll, nll_star, llc_mean, below, z, diag, *, chains, nbeta, ste
             f"the loss trace is not stationary (first vs last third z = {z:.1f}): "
             "more burn-in or a smaller step"
         )
-    if diag["sampler"] == "sgld" and diag["acceptance"] < 0.5:
+    if diag.get("leak", 0.0) > 0.05:
+        names, counts = np.unique(diag["labels"], return_counts=True)
+        where = ", ".join(
+            f"{nm} {c / counts.sum():.0%}" for nm, c in sorted(zip(names, counts), key=lambda t: -t[1])
+        )
+        target = (
+            f"; its critical set is left for {diag['metastable_exit'][0]} without a barrier"
+            if diag["metastable_exit"]
+            else ""
+        )
+        issues.append(
+            f"{100 * diag['leak']:.0f}% of draws left phase {diag['phase']} (draws: {where}){target}: λ̂ "
+            "mixes phases; confine the sampler to the phase (confine=) or report the value as metastable"
+        )
+    if diag["sampler"] != "nuts" and diag["acceptance"] < 0.5:
         issues.append(
             f"SGLD's MALA acceptance is {diag['acceptance']:.2f} < 0.5: the step size ε = {step_size:g} "
             "is too large for this posterior"
@@ -457,7 +628,7 @@ def calibrate_llc(
     """
     from tqdm.auto import tqdm
 
-    _validate.choice("sampler", sampler, ("nuts", "sgld"))
+    _validate.choice("sampler", sampler, SAMPLERS)
     gammas = [_validate.positive("gamma", g) for g in np.atleast_1d(gammas)]
     steps = (
         [float("nan")]

@@ -15,7 +15,10 @@ Decorations, in the paper's notation k^{σ+,φ−}:
   inferred (SPEC 1.2) and yields the paper's count of 18 points at c = 6.
 
 Learning coefficients: for k ≥ 5 the points are minimally singular and λ = rank(Hessian)/2
-((3k − 1)/2 for a standard k-gon, + 3/2 per σ+ column) — provided the point is a local minimum.  A σ+
+((3k − 1)/2 for a standard k-gon, + 3/2 per σ+ column) — provided the point is a local minimum.
+A phase with a dead column is *not* a local minimum at the edge of its critical set
+(:func:`metastable_exit`): its λ is that of a metastable set, which a sampler at large nβ sees
+only while it stays inside.  A σ+
 column beside a dead column is a saddle (the σ+ output's bias couples the two zero columns through the
 bilinear term 2 b_s (W_s · W_d) μ), e.g. 5+ at c ≥ 7; there λ is reported unknown.  The 4-gon family
 sits on kinks of L (not C²): its λ is not known in closed form and is reported as unknown (NaN with
@@ -49,6 +52,7 @@ __all__ = [
     "phase_name",
     "critical_points",
     "catalogue_phase_names",
+    "metastable_exit",
 ]
 
 #: An eigenvalue counts towards the Hessian's rank when |e| > max(RANK_RTOL·max|e|, RANK_ATOL).
@@ -99,6 +103,28 @@ _NAME = re.compile(r"^\s*(\d+)(\+*)(-*)\s*$")
 def phase_name(k: int, sigma: int = 0, phi: int = 0) -> str:
     """The paper's label k^{σ+,φ−} in ASCII: ``"5+"``, ``"4++-"`` (SPEC 1.2)."""
     return f"{k}{'+' * sigma}{'-' * phi}"
+
+
+def metastable_exit(phase: str, c: int) -> tuple[str, str] | None:
+    """(target phase, exit direction) when ``phase``'s critical set is not a local minimum of L, else None.
+
+    A k^{σ+,φ−} point with a dead column j (k + σ + φ < c) lies on a flat valley: L does not depend on
+    (W_j, b_j) while the column stays off.  At the valley's edge W_j = 0, b_j = 0 the column can turn
+    on as a constant: with W_j = 0 and b_j = t > 0, output j is t on every input and only feature j's
+    squared error changes, from E[x_j²] to E[(x_j − t)²], whose derivative −2 E[x_j] + 2t is negative at
+    t = 0⁺ (E[x_j] > 0).  So
+    L falls without a barrier along t ∈ (0, 1/(2c)] into k^{(σ+1)+,φ−} (by 1/(4c²) at t = 1/(2c), the
+    σ+ decoration above).  The k-gon's λ = rank/2 is then the λ of a critical set that is left
+    through this edge; λ̂ there is metastable (it measures the set only while the sampler stays
+    inside).  Points without a dead column return None."""
+    k, sigma, phi = parse_phase(phase)
+    c = _validate.integer("c", c, minimum=2)
+    if k + sigma + phi >= c:
+        return None
+    return (
+        phase_name(k, sigma + 1, phi),
+        "a dead column's bias b_j rising above 0 with W_j = 0 (the column turns on as a constant, σ+)",
+    )
 
 
 def parse_phase(name: str) -> tuple[int, int, int]:
