@@ -10,7 +10,7 @@ on their consecutive transitions (ΔL/Δλ increasing).  Results are kept under 
 directory per scale, resumable).
 
 Usage:  python benchmarks/dynamics_staircase.py [--scales 0.01,0.1,0.2,0.3,0.5] [--runs 64]
-        [--epochs 4500] [--bah 0.3] [--out results/staircase]
+        [--epochs 4500] [--init-k 4] [--bah 0.3] [--out results/staircase]
 """
 
 from __future__ import annotations
@@ -42,15 +42,16 @@ def main(argv=None):
     p.add_argument("--scales", default="0.01,0.1,0.2,0.3,0.5")
     p.add_argument("--runs", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4500)
+    p.add_argument("--init-k", type=int, default=4, help="start at a k-gon (2: devinterp's noisy 2-gon)")
     p.add_argument("--bah", type=float, default=None, help="repeat this scale with λ̂ and check the BAH")
     p.add_argument("--out", default="results/staircase")
     a = p.parse_args(argv)
     out = Path(a.out)
-    print(f"{a.runs} runs per scale, {a.epochs} epochs, default protocol otherwise")
+    print(f"{a.runs} runs per scale, {a.epochs} epochs, {a.init_k}-gon start, default protocol otherwise")
     print(f"{'bias std':>9}{'runs':>6}{'φ− visited':>12}{'≥2 transitions':>16}   most frequent sequences")
-    for scale in (float(s) for s in a.scales.split(",")):
-        s = DynamicsSettings(runs=a.runs, epochs=a.epochs, init_bias_std=scale, llc=False)
-        ds = run_dynamics(s, out / f"bias{scale:g}", progress=False, log=None)
+    for scale in (float(s) for s in a.scales.split(",") if s.strip()):
+        s = DynamicsSettings(runs=a.runs, epochs=a.epochs, init_k=a.init_k, init_bias_std=scale, llc=False)
+        ds = run_dynamics(s, out / f"k{a.init_k}_bias{scale:g}", progress=False, log=None)
         _, seqs = analyse(ds)
         phi = sum("-" in q for q in seqs.sequence)
         multi = int((seqs.transitions >= 2).sum())
@@ -60,8 +61,8 @@ def main(argv=None):
             flush=True,
         )
     if a.bah is not None:
-        s = DynamicsSettings(runs=a.runs, epochs=a.epochs, init_bias_std=a.bah)
-        ds = run_dynamics(s, out / f"bias{a.bah:g}_llc", progress=False, log=None)
+        s = DynamicsSettings(runs=a.runs, epochs=a.epochs, init_k=a.init_k, init_bias_std=a.bah)
+        ds = run_dynamics(s, out / f"k{a.init_k}_bias{a.bah:g}_llc", progress=False, log=None)
         plateaus, seqs = analyse(ds)
         bah = bah_check(plateaus)
         print(f"\nBAH at bias std {a.bah:g} (λ̂ along the trajectories): {bah_summary(bah)}")

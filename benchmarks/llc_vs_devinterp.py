@@ -5,13 +5,15 @@ Peers, on the same data, the same w*, the same nβ = n/log n, γ and ε:
 1. devinterp 1.x SGLD (PyTorch, CPU), ``estimate_learning_coeff_with_summary`` with nβ passed
    explicitly (its default would use the batch size, SPEC 3);
 2. tms-bayes SGLD (JAX, chains vmapped);
-3. tms-bayes NUTS (blackjax, adapted), with its draws chosen so that its leapfrog steps (gradient
+3. tms-bayes RMSProp-SGLD (ε/10: its preconditioner G ≤ 10 multiplies the step);
+4. tms-bayes NUTS (blackjax, adapted), with its draws chosen so that its leapfrog steps (gradient
    evaluations, adaptation included) match the SGLD budget.
 
 Models: the normal crossing y = x·w₁w₂² + ε (λ = 1/4; the exact finite-n value on the dataset is
 computed by quadrature) and the TMS 6-gon at n = 1000 (λ = 8.5 asymptotically; there is no exact
 finite-n value, so the table also gives the population-model estimate at n = 1e7 as a reference).
-Each method is repeated with 10 seeds; printed: mean λ̂, spread (SD across repeats), mean absolute
+Each method is repeated with 10 seeds (devinterp twice: with disjoint chain seeds per repeat, and with
+its own int-seed convention seed + chain, under which consecutive repeats share three of four chains); printed: mean λ̂, spread (SD across repeats), mean absolute
 error against λ (and against the finite-n value where known), median wall time per estimate
 (compilation included: each estimate is a fresh call), gradient evaluations, and the ratios.
 
@@ -38,7 +40,10 @@ from tms_bayes.models.tms import tms_model, tms_population_model  # noqa: E402
 from tms_bayes.theory import kgon  # noqa: E402
 
 
-def devinterp_llc(kind, data, w_star, *, nbeta, gamma, eps, chains, steps, burn, seed):
+def devinterp_llc(kind, data, w_star, *, nbeta, gamma, eps, chains, steps, burn, seed, disjoint=True):
+    """devinterp's λ̂.  devinterp seeds chain i with ``seed + i`` when given an int, so repeats with seeds
+    0, 1, 2, … share all but one chain (repeat r's chains 1–3 are repeat r+1's chains 0–2) and their spread
+    understates the estimator's: ``disjoint`` (default) gives repeat r the chain seeds r·chains + i."""
     import torch
     from devinterp.optim.sgld import SGLD
     from devinterp.slt.sampler import estimate_learning_coeff_with_summary
@@ -86,7 +91,7 @@ def devinterp_llc(kind, data, w_star, *, nbeta, gamma, eps, chains, steps, burn,
         model, loader, evaluate=evaluate, sampling_method=SGLD,
         optimizer_kwargs={"lr": eps, "localization": gamma, "nbeta": nbeta},
         num_chains=chains, num_draws=steps - burn, num_burnin_steps=burn, num_steps_bw_draws=1,
-        seed=seed, verbose=False, online=False,
+        seed=[seed * chains + i for i in range(chains)] if disjoint else seed, verbose=False, online=False,
     )
     return float(out["llc/mean"])
 
@@ -109,6 +114,10 @@ def main(argv=None):
     p.add_argument("--gamma", type=float, default=1.0)
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--models", default="normal_crossing,tms6")
+    p.add_argument(
+        "--devinterp-seeds", default="disjoint", choices=("disjoint", "offset", "both"),
+        help="devinterp chain seeds per repeat: disjoint (r·chains + i), offset (devinterp's r + i), or both",
+    )  # fmt: skip
     a = p.parse_args(argv)
     burn = a.steps // 5
     budget = a.chains * a.steps
@@ -138,10 +147,12 @@ def main(argv=None):
         print(f"\n== {kind}: {ref_note}")
         print(f"   NUTS: {per_transition:.1f} leapfrog steps per transition -> tune {nuts_tune} + draws {nuts_draws} per chain")
 
-        rows = [
-            run_method("devinterp SGLD", lambda r: devinterp_llc(kind, data, w_star, nbeta=nbeta, gamma=a.gamma, eps=a.eps, chains=a.chains, steps=a.steps, burn=burn, seed=r), a.repeats),
-            run_method("tms-bayes SGLD", lambda r: estimate_llc(model, w_star, sampler="sgld", step_size=a.eps, draws=a.steps, burn_in=burn, seed=r, **kw).llc_mean, a.repeats),
-        ]
+        rows = []
+        for label, disjoint in (("devinterp SGLD", True), ("devinterp (seed+i)", False)):
+            if a.devinterp_seeds == "both" or a.devinterp_seeds == ("disjoint" if disjoint else "offset"):
+                rows.append(run_method(label, lambda r, d=disjoint: devinterp_llc(kind, data, w_star, nbeta=nbeta, gamma=a.gamma, eps=a.eps, chains=a.chains, steps=a.steps, burn=burn, seed=r, disjoint=d), a.repeats))
+        rows.append(run_method("tms-bayes SGLD", lambda r: estimate_llc(model, w_star, sampler="sgld", step_size=a.eps, draws=a.steps, burn_in=burn, seed=r, **kw).llc_mean, a.repeats))
+        rows.append(run_method("tms-bayes RMSProp", lambda r: estimate_llc(model, w_star, sampler="rmsprop_sgld", step_size=a.eps / 10, draws=a.steps, burn_in=burn, seed=r, **kw).llc_mean, a.repeats))
         nuts_evals = []
 
         def nuts(r):
@@ -150,13 +161,14 @@ def main(argv=None):
             return res.llc_mean
 
         rows.append(run_method("tms-bayes NUTS", nuts, a.repeats))
-        evals = {"devinterp SGLD": budget, "tms-bayes SGLD": budget, "tms-bayes NUTS": int(np.mean(nuts_evals))}
+        evals = {"devinterp SGLD": budget, "devinterp (seed+i)": budget, "tms-bayes SGLD": budget, "tms-bayes RMSProp": budget, "tms-bayes NUTS": int(np.mean(nuts_evals))}
         print(f"   {'method':<16}{'mean λ̂':>9}{'SD':>8}{'|err| λ':>9}{'|err| λ_n':>10}{'wall s':>8}{'grads':>8}")
         base = rows[0]
         for name, v, t in rows:
             err = float(np.mean(np.abs(v - lam)))
             err_n = float(np.mean(np.abs(v - lam_n))) if math.isfinite(lam_n) else float("nan")
             print(f"   {name:<16}{v.mean():>9.4f}{v.std(ddof=1):>8.4f}{err:>9.4f}{err_n:>10.4f}{t:>8.2f}{evals[name]:>8d}")
+            print("      per repeat: " + " ".join(f"{x:.3f}" for x in v))
         for name, v, t in rows[1:]:
             ratio_err = np.mean(np.abs(base[1] - lam)) / max(np.mean(np.abs(v - lam)), 1e-12)
             ratio_sd = base[1].std(ddof=1) / max(v.std(ddof=1), 1e-12)

@@ -142,9 +142,11 @@ HAND_CASES = [
     ("smc", ["--model", "relu-pt2"], "must be tms"),
     ("wbic", ["--beta", "0.5"], "WBIC sets β itself"),
     ("llc", ["--batch-size", "10"], "batch_size needs data='empirical'"),
+    ("llc", ["--confine", "-1"], "confine must be a finite number >= 0"),
+    ("llc", ["--sampler", "hmc"], "rmsprop_sgld"),
     ("relu", ["--values", "1.0,1.2", "--llc-values", "1.3"], "values of the sweep"),
     ("relu", ["--values", "1.0,1.0"], "must not repeat"),
-    ("dynamics", ["--init-k", "2"], "init_k"),
+    ("dynamics", ["--init-k", "1"], "init_k"),
     # missing or unknown arguments
     (None, ["frobnicate"], "invalid choice"),
     (None, ["sweep", "--no-such-option", "1"], "unrecognized arguments"),

@@ -154,7 +154,7 @@ def test_phase_confinement_stops_the_leak_without_moving_lambda_hat():
     pt = kgon(5, 6)
     w_star = {"W": pt.W, "b": pt.b}
     small = tms_population_model(6, n=5000)
-    with pytest.warns(RuntimeWarning, match="left phase 5 .draws: 6 .*left for 5\+ without a barrier"):
+    with pytest.warns(RuntimeWarning, match=r"left phase 5 .draws: 6 .*left for 5\+ without a barrier"):
         free = estimate_llc(small, w_star, gamma=1.0, draws=400, tune=300, seed=0)
     assert free.diagnostics["leak"] > 0.9
     confined = [estimate_llc(small, w_star, gamma=1.0, draws=400, tune=300, seed=0, confine=k) for k in (100.0, 1000.0)]
@@ -239,6 +239,23 @@ def test_llc_command_validates_before_any_work(capsys):
     from tms_bayes.theory import critical_points
 
     assert LlcSettings(phases=("all",)).phases == tuple(critical_points(6).phase.values)  # 'all': the catalogue, in its order
+
+
+def test_llc_command_confines_by_default_and_says_metastable(tmp_path, capsys):
+    """`tms-bayes llc --phase 5,6 --n 5000`: confined by default (κ = 100), no 5-gon draw leaves (without
+    confinement all do: test above); the 5-gon's value is marked METASTABLE (exit to 5+), the 6-gon's is
+    not; the table shows the leak and llc.csv carries it."""
+    import pandas as pd
+
+    from tms_bayes.cli import main
+
+    assert main(["llc", "--phase", "5,6", "--n", "5000", "--draws", "200", "--tune", "200", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "confinement κ=100" in out and "METASTABLE" in out
+    df = pd.read_csv(tmp_path / "llc.csv", dtype={"phase": str}).set_index("phase")
+    assert df.loc["5", "leak"] == 0.0 and df.loc["5", "metastable_exit"] == "5+"
+    assert "METASTABLE" in df.loc["5", "notes"] and "METASTABLE" not in str(df.loc["6", "notes"])
+    assert df.loc["5", "llc"] + 2 * df.loc["5", "llc_se"] < df.loc["6", "llc"]
 
 
 def test_llc_standard_error_matches_the_exact_error_of_a_correlated_trace():

@@ -62,7 +62,7 @@ class DynamicsSettings:
     lr: float = setting(0.005, "learning rate")
     epochs: int = setting(4500, "epochs")
     optimizer: str = setting("sgd", "optimiser (optax)", choices=OPTIMIZERS)
-    init_k: int = setting(4, "start at a k-gon")
+    init_k: int = setting(4, "start at a k-gon (2: an antipodal pair, devinterp's TMS example)")
     init_norm: float = setting(0.9, "column norm of the starting k-gon")
     init_noise: float = setting(0.01, "std of the noise added to the starting W")
     init_bias_std: float = setting(0.01, "std of the starting bias")
@@ -95,7 +95,7 @@ class DynamicsSettings:
             "optimiser steps (epochs × n / batch_size)", self.epochs * self.n // self.batch_size, 100_000_000
         )
         _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
-        _validate.integer("init_k", self.init_k, minimum=3 if self.r == 2 else 1, maximum=self.c)
+        _validate.integer("init_k", self.init_k, minimum=2 if self.r == 2 else 1, maximum=self.c)
         _validate.positive("init_norm", self.init_norm)
         for name in ("init_noise", "init_bias_std"):
             v = getattr(self, name)
