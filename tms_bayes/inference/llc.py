@@ -24,7 +24,8 @@ Samplers:
 
 Phase confinement (TMS): a k-gon with a dead column is left without a barrier through the column's
 bias (:func:`tms_bayes.theory.metastable_exit`); ``confine`` = κ localises the dead columns with
-strength κ (the flat directions, which contribute nothing to λ), and every TMS estimate reports the
+strength κ (flat directions for k ≥ 5, which contribute nothing to λ; the bias only for the 4-gon
+family), and every TMS estimate reports the
 *leak* — the share of draws whose k-gon label differs from w*'s — so a λ̂ that mixes phases is never
 silent.
 
@@ -70,7 +71,7 @@ def sgld_trace(
     full-batch n·L_n(w) and its gradient; ``batch_grad(w, key)``, if given, an unbiased minibatch
     estimate of that gradient used for the drift.  Full batch costs one gradient per step: the
     full-batch value and gradient at the new point serve the loss trace, the MALA diagnostic and the
-    next drift.
+    next drift.  ``gamma`` may be a vector (a per-coordinate localisation: the phase confinement).
 
     ``rmsprop=(α, δ, n)`` preconditions the move (RMSProp-SGLD; Li et al. 2016, devinterp's
     ``rmsprop_sgld``): with g_t the gradient of the per-sample loss L (the drift's likelihood gradient
@@ -88,7 +89,12 @@ def sgld_trace(
 
     def full(w):
         v, g = nll_and_grad(w)
-        return v, beta * v + 0.5 * gamma * jnp.sum((w - w_star) ** 2), beta * g + gamma * (w - w_star)
+        loc = (
+            0.5 * gamma * jnp.sum((w - w_star) ** 2)
+            if jnp.ndim(gamma) == 0
+            else 0.5 * jnp.sum(gamma * (w - w_star) ** 2)
+        )
+        return v, beta * v + loc, beta * g + gamma * (w - w_star)
 
     def step(state, k):
         w, u, g, V = state  # position, −log target and its gradient (full batch), RMSProp average
@@ -149,9 +155,9 @@ def localized_model(
 
     ``walls`` {parameter: boolean mask} with ``confine`` = κ > 0 add the phase confinement
     −(κ/2) Σ_masked (w_i − w*_i)², a localiser that is strong on the masked coordinates only: the dead
-    columns (W_j, b_j) of a TMS k-gon (:func:`tms_exit_walls`), the coordinates through which the
-    phase is left.  L does not depend on them while the column stays dead (they are the flat
-    directions that contribute nothing to λ), so the confinement changes λ̂ only by what leaks.
+    columns of a TMS k-gon (:func:`tms_exit_walls`), the coordinates through which the phase is left.
+    For k ≥ 5, L does not depend on them near w* (flat directions that contribute nothing to λ), so the
+    confinement changes λ̂ only by what leaks.
     """
     from pymc.model.fgraph import clone_model
 
@@ -212,15 +218,20 @@ def _tms_phase(model: pm.Model, w_star: dict) -> str | None:
 
 
 def tms_exit_walls(W, b) -> dict:
-    """The coordinates through which a TMS point at r = 2 leaves its phase: its dead columns' weights
-    and biases ({"W": mask (r, c), "b": mask (c,)}).  Through them a k-gon becomes k^{σ+1} without a
-    barrier (the bias turning on: :func:`tms_bayes.theory.metastable_exit`) or, at small nβ, a
-    (k+1)-gon (the column growing into a vertex)."""
+    """The coordinates through which a TMS point at r = 2 leaves its phase: its dead columns' biases,
+    and their weights where L is flat in them ({"W": mask (r, c), "b": mask (c,)}).  Through the bias a
+    k-gon becomes k^{σ+1} without a barrier (:func:`tms_bayes.theory.metastable_exit`); through the
+    weights, at small nβ, a (k+1)-gon.  L is flat in a dead column's weights only while the outputs it
+    feeds stay off (W_i·W_j < −b_i): true near W_j = 0 when every vertex bias is negative (k ≥ 5), false
+    for the 4-gon family (b = 0, L grows like |W_j|²/18), whose dead columns get the bias wall only —
+    a localiser on curved coordinates would bias λ̂."""
     from ..theory.regions import column_roles
 
     W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
-    _, dead, _, _ = column_roles(np, W[None], b[None])
-    return {"W": np.broadcast_to(dead[0], W.shape).copy(), "b": dead[0]}
+    _, dead, _, vertex = column_roles(np, W[None], b[None])
+    dead, vertex = dead[0], vertex[0]
+    flat = bool(vertex.any()) and float(np.max(b[vertex])) < 0
+    return {"W": np.broadcast_to(dead & flat, W.shape).copy(), "b": dead}
 
 
 @dataclass
@@ -291,8 +302,10 @@ def estimate_llc(
     draws = _validate.integer("draws", draws, minimum=10)
     phase = _tms_phase(model, w_star)
     walls = {}
+    if confine is not None and _validate.positive("confine", confine, strict=False) == 0:
+        confine = None  # κ = 0: no confinement
     if confine is not None:
-        confine = _validate.positive("confine", confine)
+        confine = float(confine)
         if phase is None:
             raise ValueError(
                 "confine needs a TMS model at r = 2 (its phases define the walls); got a model without "
@@ -308,6 +321,7 @@ def estimate_llc(
     if refine:
         w0, moved, left_phase = _refine(model, cm, nll_fn, data, w0)
         w_star = dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values()))
+        phase = _tms_phase(model, w_star)  # the phase the estimate is at (refining may leave the first)
         local, nbeta, walls = _localise(model, w_star, gamma, nbeta, confine)
         cm = compile_model(local)
         nll_fn = compile_expression(local, -local.llc_loglik, cm)
@@ -333,8 +347,10 @@ def estimate_llc(
             if alpha >= 1:
                 raise ValueError(f"rmsprop_alpha must be in (0, 1), got {rmsprop_alpha}")
             rmsprop = (alpha, _validate.positive("rmsprop_eps", rmsprop_eps), n)
+        # the confinement enters SGLD as a per-coordinate localisation γ + κ·[coordinate walled]
+        gamma_w = gamma if not walls else jnp.asarray(gamma + confine * _wall_vector(cm, walls))
         nll, stats, accept, divergent, grad_evals, positions = _sgld_losses(
-            nll_fn, data, w0, key, n=n, eps=eps, gamma=gamma, beta=beta, chains=chains, draws=draws,
+            nll_fn, data, w0, key, n=n, eps=eps, gamma=gamma_w, beta=beta, chains=chains, draws=draws,
             batch_size=batch_size, burn=burn, rmsprop=rmsprop, positions=phase is not None,
         )  # fmt: skip
     attrs = {
@@ -390,17 +406,26 @@ def _localise(model, w_star, gamma, nbeta, confine):
     return local, nbeta, walls
 
 
+def _wall_vector(cm, walls) -> np.ndarray:
+    """The walls {parameter: mask} as a flat 0/1 vector in ``cm``'s layout."""
+    point = {}
+    for i, name in enumerate(cm.rv_names):
+        shape = cm.param_shapes[i]
+        point[cm.param_names[i]] = np.asarray(walls[name], dtype=float) if name in walls else np.zeros(shape)
+    return ravel_point(cm, point)
+
+
 def _leak(cm, phase, positions, burn, local):
     """(share of kept draws whose k-gon label differs from w*'s, labels (chain, draw), the metastable
     exit of w*'s phase or None); (NaN, None, None) for models that are not TMS at r = 2."""
-    if phase is None or positions is None:
+    if phase is None or positions is None or phase == "unclassified":
         return float("nan"), None, None
     from ..theory import metastable_exit
     from ..theory.regions import label_samples
 
     p = cm.unravel(np.asarray(positions)[:, burn:])
     labels = label_samples(p["W"], p["b"])
-    exit_ = metastable_exit(phase, int(p["b"].shape[-1])) if phase != "unclassified" else None
+    exit_ = metastable_exit(phase, int(p["b"].shape[-1]))
     return float(np.mean(labels != phase)), labels, exit_
 
 
@@ -431,7 +456,8 @@ def _refine(model, cm, nll_fn, data, w0):
 
 def _nuts_losses(cm, nll_fn, data, w0, key, *, chains, draws, tune, target_accept):
     """n·L_n at every kept NUTS draw of the localised posterior, (chain, draw), chains started at w*.
-    Returns (nll, sample stats, burn-in 0, mean acceptance, divergent share, gradient evaluations)."""
+    Returns (nll, sample stats, burn-in 0, mean acceptance, divergent share, gradient evaluations,
+    positions (chain, draw, dim))."""
     from .nuts import NutsSettings, make_sampler, stack_data
 
     settings = NutsSettings(tune=tune, draws=draws, chunk=draws, target_accept=target_accept)

@@ -108,8 +108,8 @@ def phase_name(k: int, sigma: int = 0, phi: int = 0) -> str:
 def metastable_exit(phase: str, c: int) -> tuple[str, str] | None:
     """(target phase, exit direction) when ``phase``'s critical set is not a local minimum of L, else None.
 
-    A k^{σ+,φ−} point with a dead column j (k + σ + φ < c) lies on a flat valley: L does not depend on
-    (W_j, b_j) while the column stays off.  At the valley's edge W_j = 0, b_j = 0 the column can turn
+    A k^{σ+,φ−} point with a dead column j (k + σ < c: the φ− columns are among the k) lies on a flat
+    valley: L does not depend on b_j (nor, for k ≥ 5, on small W_j) while the column stays off.  At the valley's edge W_j = 0, b_j = 0 the column can turn
     on as a constant: with W_j = 0 and b_j = t > 0, output j is t on every input and only feature j's
     squared error changes, from E[x_j²] to E[(x_j − t)²], whose derivative −2 E[x_j] + 2t is negative at
     t = 0⁺ (E[x_j] > 0).  So
@@ -119,7 +119,7 @@ def metastable_exit(phase: str, c: int) -> tuple[str, str] | None:
     inside).  Points without a dead column return None."""
     k, sigma, phi = parse_phase(phase)
     c = _validate.integer("c", c, minimum=2)
-    if k + sigma + phi >= c:
+    if k + sigma >= c:
         return None
     return (
         phase_name(k, sigma + 1, phi),
