@@ -109,11 +109,10 @@ def metastable_exit(phase: str, c: int) -> tuple[str, str] | None:
     """(target phase, exit direction) when ``phase``'s critical set is not a local minimum of L, else None.
 
     A k^{σ+,φ−} point with a dead column j (k + σ < c: the φ− columns are among the k) lies on a flat
-    valley: L does not depend on b_j (nor, for k ≥ 5, on small W_j) while the column stays off.  At the valley's edge W_j = 0, b_j = 0 the column can turn
-    on as a constant: with W_j = 0 and b_j = t > 0, output j is t on every input and only feature j's
-    squared error changes, from E[x_j²] to E[(x_j − t)²], whose derivative −2 E[x_j] + 2t is negative at
-    t = 0⁺ (E[x_j] > 0).  So
-    L falls without a barrier along t ∈ (0, 1/(2c)] into k^{(σ+1)+,φ−} (by 1/(4c²) at t = 1/(2c), the
+    valley: L does not depend on b_j (nor, for k ≥ 5, on small W_j) while the column stays off.  At
+    the valley's edge W_j = 0, b_j = 0 the column can turn on as a constant: with W_j = 0 and b_j = t > 0,
+    output j is t on every input and only feature j's squared error changes, from E[x_j²] to
+    E[(x_j − t)²], whose derivative −2 E[x_j] + 2t is negative at t = 0⁺ (E[x_j] > 0).  So L falls without a barrier along t ∈ (0, 1/(2c)] into k^{(σ+1)+,φ−} (by 1/(4c²) at t = 1/(2c), the
     σ+ decoration above).  The k-gon's λ = rank/2 is then the λ of a critical set that is left
     through this edge; λ̂ there is metastable (it measures the set only while the sampler stays
     inside).  Points without a dead column return None."""
