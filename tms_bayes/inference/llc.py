@@ -374,7 +374,7 @@ def estimate_llc(
         "rmsprop_alpha": rmsprop_alpha if sampler == "rmsprop_sgld" else float("nan"),
         "rmsprop_eps": rmsprop_eps if sampler == "rmsprop_sgld" else float("nan"),
     }
-    leak, labels, exit_ = _leak(cm, phase, positions, burn, local)
+    leak, labels, exit_ = _leak(cm, phase, positions, burn)
     if phase is not None:
         attrs.update(phase=phase, leak=leak, metastable_exit=exit_[0] if exit_ else "")
     diag = {
@@ -415,7 +415,7 @@ def _wall_vector(cm, walls) -> np.ndarray:
     return ravel_point(cm, point)
 
 
-def _leak(cm, phase, positions, burn, local):
+def _leak(cm, phase, positions, burn):
     """(share of kept draws whose k-gon label differs from w*'s, labels (chain, draw), the metastable
     exit of w*'s phase or None); (NaN, None, None) for models that are not TMS at r = 2."""
     if phase is None or positions is None or phase == "unclassified":
