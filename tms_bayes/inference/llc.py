@@ -319,7 +319,7 @@ def estimate_llc(
     w0 = jnp.asarray(ravel_point(cm, {cm.param_names[i]: w_star[name] for i, name in enumerate(cm.rv_names)}))
     moved, left_phase = 0.0, False
     if refine:
-        w0, moved, left_phase = _refine(model, cm, nll_fn, data, w0)
+        w0, moved, left_phase = _refine(cm, nll_fn, data, w0, phase)
         w_star = dict(zip(cm.rv_names, cm.unravel(np.asarray(w0)).values()))
         phase = _tms_phase(model, w_star)  # the phase the estimate is at (refining may leave the first)
         local, nbeta, walls = _localise(model, w_star, gamma, nbeta, confine)
@@ -429,20 +429,14 @@ def _leak(cm, phase, positions, burn):
     return float(np.mean(labels != phase)), labels, exit_
 
 
-def _refine(model, cm, nll_fn, data, w0):
+def _refine(cm, nll_fn, data, w0, phase):
     """w* moved to the nearest local minimum of this dataset's L_n (BFGS, exact JAX gradients); a TMS
-    point (r = 2) is kept inside its k-gon phase (issue 13).  Returns (w, distance moved, left phase);
-    ValueError if it moved more than 0.5 (w* is not near a local minimum)."""
+    point (r = 2, ``phase`` its k-gon label from :func:`_tms_phase`) is kept inside its phase (issue 13).
+    Returns (w, distance moved, left phase); ValueError if it moved more than 0.5 (w* is not near a local
+    minimum)."""
     from .minimise import minimise_in_phase, tms_phase_indicator
 
-    inside = None
-    if getattr(model, "tms_settings", {}).get("r") == 2:
-        from ..theory.regions import label_samples
-
-        p = cm.unravel(np.asarray(w0))
-        label = str(label_samples(p["W"], p["b"]))
-        if label != "unclassified":
-            inside = tms_phase_indicator(cm, label)
+    inside = tms_phase_indicator(cm, phase) if phase not in (None, "unclassified") else None
     f = jax.jit(jax.value_and_grad(nll_fn))
     w_ref, _, info = minimise_in_phase(f, np.asarray(w0), inside, args=(data,), gtol=1e-8, maxiter=2000)
     moved, left_phase = info["moved"], info["left_phase"]
