@@ -19,6 +19,21 @@ rows; the phases below are unions over permutations, hence permutation-invariant
   network, exactly true at ϑ = 1 because Σ_a w⁰_a = 0);
 - ``neither`` otherwise.
 
+**Nearest critical configuration** (``classifier="nearest"``): the ε-regions above are centred on
+the θ = π/2 (PT1) and ϑ = 1 (PT2) geometry, but the critical configurations they stand for move with
+the truth (:mod:`tms_bayes.theory.relu_critical`: the best one-node network at θ = 1 has ‖ŵ‖ = 1.1,
+not 2; the annihilation minimum leaves the ε = 0.25 ball around the scaled reversed weights near
+ϑ ≈ 1.4).  This classifier computes each phase's configuration at the draw's own truth and labels a
+draw with the phase of the nearest one, D(ŵ, ŵ_α) = min_π max_a ‖ŵ_π(a) − ŵ_α,a‖ (node-wise, as the
+ε-balls), unless it is within ``margin`` of being as close to another (then ``neither``: between
+phases) or farther than ``radius`` from all of them.  A configuration that has merged with the truth is
+not a phase.
+
+**Sample filter** (the published protocol, d = 2 only): draws in which *both* nodes have
+w_{a,2}·q_a ≤ −1 are dropped (both effective nodes pointing down with a large output weight: the
+published code's validation of samples).  Dropped draws are excluded from the shares' denominators
+and counted in ``valid``.
+
 **Trial filter** (SPEC 5, Carroll): at each value, a trial's mean L_n is turned into a z-score
 across the trials of that value (population standard deviation) and trials with |z| ≥ ``z_max``
 (default 1.5) are dropped as unconverged.  With T trials |z| ≤ √(T − 1), so T ≥ 4 trials are
@@ -48,6 +63,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__, _validate
+from ..theory.relu_critical import configuration_distance, pt1_configurations, pt2_configurations
 from .occupancy import bootstrap_shares, crossing_with_interval
 from .phases import effective_weights
 
@@ -56,11 +72,16 @@ __all__ = [
     "pt1_phase",
     "pt2_phase",
     "classify_relu",
+    "configurations",
+    "nearest_phase",
+    "published_sample_filter",
     "trial_filter",
     "trial_draws",
     "truth_sweep_labels",
     "relu_sweep_labels",
     "phase_fractions",
+    "phase_mass",
+    "epsilon_dependence",
     "critical_value",
     "vanishing_value",
     "PHASES",
@@ -118,6 +139,40 @@ def classify_relu(experiment: str, w, q, *, truth=None, epsilon: float | None = 
     return pt2_phase(w, q, truth[0], truth[1], epsilon=eps)
 
 
+def configurations(experiment: str, truth) -> dict:
+    """{phase: effective weights (d, 2)} of the critical configurations at ``truth`` = (w⁰, b⁰, q⁰, c⁰)
+    (:mod:`tms_bayes.theory.relu_critical`; a configuration merged with the truth is left out)."""
+    _validate.choice("experiment", experiment, PHASES)
+    find = pt1_configurations if experiment == "pt1" else pt2_configurations
+    return {k: c.effective for k, c in find(truth).items() if c.exists}
+
+
+def nearest_phase(eff, references: dict, *, margin: float = 0.1, radius: float = 1.0) -> np.ndarray:
+    """Labels of effective weights ``eff`` (..., d, 2) by the nearest configuration of ``references``
+    ({phase: (d, 2)}): ``neither`` when the second nearest is less than ``margin`` farther or the
+    nearest is farther than ``radius`` (module docstring)."""
+    margin = _validate.positive("margin", margin, strict=False)
+    radius = _validate.positive("radius", radius)
+    names = list(references)
+    if not names:
+        raise ValueError("references must name at least one configuration")
+    dist = np.stack([configuration_distance(eff, references[k]) for k in names], axis=-1)
+    order = np.sort(dist, axis=-1)
+    gap = order[..., 1] - order[..., 0] if len(names) > 1 else np.full(order.shape[:-1], np.inf)
+    label = np.asarray(names, dtype=object)[np.argmin(dist, axis=-1)]
+    ok = (gap >= margin) & (order[..., 0] <= radius)
+    return np.where(ok, label, NEITHER).astype(str)
+
+
+def published_sample_filter(w, q) -> np.ndarray:
+    """Keep-mask of the published protocol's sample filter (module docstring): for d = 2 a draw is
+    dropped when w_{a,2}·q_a ≤ −1 for both nodes; other d keep every draw.  w (..., d, 2), q (..., d)."""
+    w, q = np.asarray(w, dtype=float), np.asarray(q, dtype=float)
+    if w.shape[-2] != 2:
+        return np.ones(w.shape[:-2], dtype=bool)
+    return ~np.all(w[..., 1] * q <= -1.0, axis=-1)
+
+
 def trial_filter(mean_loss, *, z_max: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """(keep, z) for trials' mean L_n (..., trial): z-scores across the last axis with the population
     standard deviation; keep = |z| < ``z_max`` (all kept when the trials agree exactly)."""
@@ -137,23 +192,41 @@ def trial_draws(posterior, name: str) -> np.ndarray:
     return x.values
 
 
-def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.5) -> xr.Dataset:
+def truth_sweep_labels(
+    sweep,
+    *,
+    epsilon: float | None = None,
+    z_max: float = 1.5,
+    classifier: str = "epsilon",
+    sample_filter: bool = False,
+    margin: float = 0.1,
+    radius: float = 1.0,
+) -> xr.Dataset:
     """Phase label and L_n of every draw of a finished truth sweep, dims (value, trial, draw), with the
-    trial filter's z-scores and verdicts (value, trial) and the effective weights (value, trial, draw,
-    node, input)."""
+    trial filter's z-scores and verdicts (value, trial), the effective weights (value, trial, draw,
+    node, input) and ``valid`` (value, trial, draw: kept by the sample filter, all True without it).
+    ``classifier``: "epsilon" (the published ε-regions) or "nearest" (nearest critical configuration,
+    with ``margin`` and ``radius``; module docstring)."""
     st = sweep.settings
     idx = sweep.finished()
     if not idx:
         raise ValueError(f"{sweep.out} has no finished values to analyse")
+    _validate.choice("classifier", classifier, ("epsilon", "nearest"))
     eps = DEFAULT_EPSILON[st.experiment] if epsilon is None else _validate.positive("epsilon", epsilon)
-    labels, loss, eff = [], [], []
+    labels, loss, eff, valid = [], [], [], []
     for i in idx:
         post = sweep.load(i).posterior
         w, q = trial_draws(post, "w"), trial_draws(post, "q")
-        truth = (np.array(json.loads(post.attrs["truth_w"])), np.array(json.loads(post.attrs["truth_q"])))
-        labels.append(classify_relu(st.experiment, w, q, truth=truth, epsilon=eps))
+        truth = tuple(np.array(json.loads(post.attrs[f"truth_{k}"])) for k in ("w", "b", "q"))
+        e = effective_weights(w, q)
+        if classifier == "epsilon":
+            labels.append(classify_relu(st.experiment, w, q, truth=(truth[0], truth[2]), epsilon=eps))
+        else:
+            refs = configurations(st.experiment, (*truth, float(post.attrs["truth_c"])))
+            labels.append(nearest_phase(e, refs, margin=margin, radius=radius))
         loss.append(trial_draws(post, "L_n"))
-        eff.append(effective_weights(w, q))
+        eff.append(e)
+        valid.append(published_sample_filter(w, q) if sample_filter else np.ones(w.shape[:2], dtype=bool))
     loss = np.stack(loss)
     keep, z = trial_filter(loss.mean(axis=-1), z_max=z_max)
     values = np.array(st.values)[idx]
@@ -162,6 +235,7 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
             "label": (("value", "trial", "draw"), np.stack(labels).astype(str)),
             "L_n": (("value", "trial", "draw"), loss),
             "effective_w": (("value", "trial", "draw", "node", "input"), np.stack(eff)),
+            "valid": (("value", "trial", "draw"), np.stack(valid)),
             "mean_L_n": (("value", "trial"), loss.mean(axis=-1)),
             "z": (("value", "trial"), z),
             "kept": (("value", "trial"), keep),
@@ -176,7 +250,10 @@ def truth_sweep_labels(sweep, *, epsilon: float | None = None, z_max: float = 1.
         attrs={
             "experiment": st.experiment,
             "parameter": st.parameter,
+            "classifier": classifier,
             "epsilon": eps,
+            **({"margin": margin, "radius": radius} if classifier == "nearest" else {}),
+            "sample_filter": "published" if sample_filter else "none",
             "z_max": z_max,
             "n": st.n,
             "sweep": str(sweep.out),
@@ -236,9 +313,11 @@ def phase_fractions(
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     phases = list(PHASES[labels.attrs["experiment"]])
     lab, Ln, keep = labels["label"].values, labels["L_n"].values, labels["kept"].values
-    per_trial = np.stack([(lab == p).mean(axis=-1) for p in phases], axis=-1)  # (value, trial, P)
+    valid = labels["valid"].values if "valid" in labels else np.ones(lab.shape, dtype=bool)
+    counted = np.maximum(valid.sum(axis=-1), 1)
+    per_trial = np.stack([((lab == p) & valid).sum(axis=-1) / counted for p in phases], axis=-1)
     share, lo, hi, boot = bootstrap_shares(per_trial, keep, n_boot=n_boot, level=level, seed=seed)
-    inside = [(lab == p) & keep[..., None] for p in phases]
+    inside = [(lab == p) & valid & keep[..., None] for p in phases]
     min_loss = np.stack([np.where(m, Ln, np.inf).min(axis=(1, 2)) for m in inside], axis=-1)
     min_loss[~np.isfinite(min_loss)] = np.nan
     with np.errstate(invalid="ignore"):
@@ -258,6 +337,11 @@ def phase_fractions(
             ),
             "mean_L_n": (("value", "phase"), mean_loss),
             "kept_trials": (("value",), keep.sum(axis=1)),
+            "valid_share": (
+                ("value",),
+                (valid & keep[..., None]).sum(axis=(1, 2)) / np.maximum(keep.sum(axis=1) * lab.shape[-1], 1),
+                {"long_name": "share of the kept trials' draws passing the sample filter"},
+            ),
             "bootstrap": (("replicate", "value", "phase"), boot),
         },
         coords={
@@ -272,6 +356,69 @@ def phase_fractions(
             f"{n_boot} replicates, seed {seed}",
             "tms_bayes_version": __version__,
         },
+    )
+
+
+def phase_mass(
+    labels,
+    log_weight,
+    values,
+    phases,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """Posterior mass of each phase from weighted SMC particles: ``labels`` and ``log_weight`` (value,
+    dataset, rep, particle).  Per run the mass is Σ W_i [label_i = α] (normalised weights); ``mass`` is
+    the mean over datasets and repeats; the interval is a percentile bootstrap over datasets (repeats
+    averaged within a dataset: datasets are the independent units); ``rep_sd`` is the spread between
+    repeats on one dataset (the SMC error), averaged over datasets."""
+    lab = np.asarray(labels)
+    lw = np.asarray(log_weight, dtype=float)
+    if lab.shape != lw.shape or lab.ndim != 4:
+        raise ValueError(
+            f"labels and log_weight must both be (value, dataset, rep, particle); got {lab.shape}, {lw.shape}"
+        )
+    W = np.exp(lw - lw.max(axis=-1, keepdims=True))
+    W /= W.sum(axis=-1, keepdims=True)
+    phases = [str(p) for p in phases]
+    per_run = np.stack([(W * (lab == p)).sum(axis=-1) for p in phases], axis=-1)  # (value, dataset, rep, P)
+    per_dataset = per_run.mean(axis=2)
+    mass, lo, hi, _ = bootstrap_shares(per_dataset, n_boot=n_boot, level=level, seed=seed)
+    rep_sd = per_run.std(axis=2, ddof=1).mean(axis=1) if lab.shape[2] > 1 else np.full(mass.shape, np.nan)
+    return xr.Dataset(
+        {
+            "mass": (("value", "phase"), mass, {"long_name": "posterior mass (SMC), mean over datasets"}),
+            "lower": (("value", "phase"), lo),
+            "upper": (("value", "phase"), hi),
+            "rep_sd": (("value", "phase"), rep_sd, {"long_name": "SD between SMC repeats on one dataset"}),
+            "mass_run": (("value", "dataset", "rep", "phase"), per_run),
+        },
+        coords={
+            "value": np.asarray(values, dtype=float),
+            "phase": phases,
+            "dataset": np.arange(lab.shape[1]),
+            "rep": np.arange(lab.shape[2]),
+        },
+        attrs={
+            **(attrs or {}),
+            "interval": f"{level:.0%} percentile bootstrap over datasets, {n_boot} replicates, seed {seed}",
+            "tms_bayes_version": __version__,
+        },
+    )
+
+
+def epsilon_dependence(sweep, epsilons=(0.1, 0.2, 0.3, 0.4, 0.5), *, z_max: float = 1.5, sample_filter=False):
+    """Phase shares (kept trials) of a truth sweep against the phase radius ε: a Dataset (epsilon,
+    value, phase) of ``share`` — how much of "neither" is the choice of ε."""
+    rows = []
+    for e in epsilons:
+        lab = truth_sweep_labels(sweep, epsilon=e, z_max=z_max, sample_filter=sample_filter)
+        rows.append(phase_fractions(lab, n_boot=10).share)
+    return xr.concat(rows, dim=xr.DataArray(np.asarray(epsilons, dtype=float), dims="epsilon")).to_dataset(
+        name="share"
     )
 
 

@@ -4,7 +4,17 @@ phase, effective-weight pictures, the unsupervised coarse-graining against the h
 
 ``labels.nc``, ``fractions.nc``, ``fractions.csv``, ``trials.csv`` (z-scores and the filter's verdict
 for every trial), ``fractions.png``, ``min_loss.png``, ``effective_weights.png``,
-``raw_vs_effective.png``, ``embedding.png``, ``llc.csv`` (when λ̂ was estimated) and ``report.md``.
+``raw_vs_effective.png``, ``embedding.png``, ``llc.csv`` (when λ̂ was estimated),
+``fractions_nearest.csv`` (phases by the nearest critical configuration), ``epsilon.csv`` (shares
+against ε), ``configurations.csv`` (each value's critical configurations and their population loss),
+``smc_mass.csv`` (when SMC ran) and ``report.md``, whose sections compare the published value, ours
+under the protocol the sweep used, and the posterior mass.
+
+**Published values** (:data:`PUBLISHED`, DSLT 4 and Carroll 2021): PT1 θ_c ≈ 1.26 with the degenerate
+phase dominating at π/2; shares of all validated samples read off the published animation at ε = 0.3
+(non-degenerate / degenerate / neither): θ = 1.00: .94 / 0 / .07; 1.26: .24 / .23 / .54;
+π/2: .02 / .71 / .27 (as quoted in the issue).  PT2: the non-annihilation phase is preferred at ϑ = 1
+and the annihilation phase disappears between ϑ = 2.0 and 2.25.
 """
 
 from __future__ import annotations
@@ -23,9 +33,30 @@ from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .phases import relu_features
 from .report import _has_tabulate
-from .relu_phases import critical_value, phase_fractions, trial_draws, truth_sweep_labels, vanishing_value
+from ..theory.relu_critical import pt1_configurations, pt1_critical_estimate, pt2_configurations
+from .relu_phases import (
+    critical_value,
+    epsilon_dependence,
+    phase_fractions,
+    trial_draws,
+    truth_sweep_labels,
+    vanishing_value,
+)
 
-__all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep"]
+__all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep", "PUBLISHED"]
+
+#: the published results (module docstring): critical values and shares per phase at ε = 0.3 (PT1)
+PUBLISHED = {
+    "pt1": {
+        "critical": 1.26,
+        "shares": {
+            1.0: {"non-degenerate": 0.94, "degenerate": 0.0, "neither": 0.07},
+            1.26: {"non-degenerate": 0.24, "degenerate": 0.23, "neither": 0.54},
+            math.pi / 2: {"non-degenerate": 0.02, "degenerate": 0.71, "neither": 0.27},
+        },
+    },
+    "pt2": {"vanishes": (2.0, 2.25)},
+}
 
 _SYMBOL = {"theta": "θ", "vartheta": "ϑ"}
 
@@ -38,15 +69,65 @@ class ReluReport:
     trials: pd.DataFrame
     coarse: dict = field(default_factory=dict)
     llc: xr.Dataset | None = None
+    nearest: xr.Dataset | None = None
+    nearest_transition: dict = field(default_factory=dict)
+    epsilons: xr.Dataset | None = None
+    configurations: pd.DataFrame | None = None
+    mass: xr.Dataset | None = None
+    protocol: str = "tms-bayes"
 
     def table(self) -> pd.DataFrame:
         """Phase fractions with intervals, one row per value."""
-        f = self.fractions
-        rows = {"value": f.value.values, "kept trials": f.kept_trials.values}
-        for p in f.phase.values:
-            s, lo, hi = (f[k].sel(phase=p).values for k in ("share", "lower", "upper"))
-            rows[str(p)] = [f"{a:.3f} [{b:.2f}, {c:.2f}]" for a, b, c in zip(s, lo, hi)]
+        table = _fraction_rows(self.fractions)
+        table.insert(1, "kept trials", self.fractions.kept_trials.values)
+        return table
+
+    def mass_table(self) -> pd.DataFrame:
+        """SMC posterior mass and the chains' shares on the same datasets, one row per (classifier,
+        value, phase)."""
+        if self.mass is None:
+            return pd.DataFrame()
+        rows = []
+        m = self.mass
+        for k in m.classifier.values:
+            for v in m.value.values:
+                for p in m.phase.values:
+                    x = m.sel(classifier=k, value=v, phase=p)
+                    row = {
+                        "classifier": str(k),
+                        "value": round(float(v), 4),
+                        "phase": str(p),
+                        "SMC mass": f"{float(x.mass):.3f} [{float(x.lower):.2f}, {float(x.upper):.2f}]",
+                        "SMC repeat SD": round(float(x.rep_sd), 3),
+                    }
+                    if "mcmc_share" in m:
+                        row["chains, same datasets"] = (
+                            f"{float(x.mcmc_share):.3f} "
+                            f"[{float(x.mcmc_lower):.2f}, {float(x.mcmc_upper):.2f}]"
+                        )
+                        row["intervals overlap"] = bool(x.agree)
+                    rows.append(row)
         return pd.DataFrame(rows)
+
+
+def configuration_table(experiment: str, values, truths) -> pd.DataFrame:
+    """Each value's critical configurations (:mod:`tms_bayes.theory.relu_critical`): population loss,
+    effective weights, whether it exists."""
+    rows = []
+    for v, truth in zip(values, truths):
+        find = pt1_configurations if experiment == "pt1" else pt2_configurations
+        for name, c in find(truth).items():
+            rows.append(
+                {
+                    "value": float(v),
+                    "phase": name,
+                    "population_loss": c.loss,
+                    "effective_w": json.dumps(np.round(c.effective, 4).tolist()),
+                    "exists": c.exists,
+                    "note": c.note,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def transition_summary(frac: xr.Dataset) -> dict:
@@ -118,15 +199,33 @@ def relu_report(
     coarse_grain: bool = True,
     snapshot_value: float | None = None,
     seed: int = 0,
+    sample_filter: bool = False,
+    margin: float = 0.1,
+    radius: float = 1.0,
+    mass: xr.Dataset | None = None,
+    protocol: str = "tms-bayes",
 ) -> ReluReport:
     """Analyse a finished truth sweep and write the report files (module docstring) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max)
+    labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max, sample_filter=sample_filter)
     frac = phase_fractions(labels, seed=seed)
     trans = transition_summary(frac)
     trials = trial_table(labels)
-    rep = ReluReport(labels, frac, trans, trials, llc=llc)
+    rep = ReluReport(labels, frac, trans, trials, llc=llc, mass=mass, protocol=protocol)
+    near_labels = truth_sweep_labels(
+        sweep, z_max=z_max, sample_filter=sample_filter, classifier="nearest", margin=margin, radius=radius
+    )
+    rep.nearest = phase_fractions(near_labels, seed=seed)
+    rep.nearest_transition = transition_summary(rep.nearest)
+    rep.epsilons = epsilon_dependence(sweep, z_max=z_max, sample_filter=sample_filter)
+    truths = []
+    for i in sweep.finished():
+        a = sweep.load(i).posterior.attrs
+        truths.append(
+            (*(np.array(json.loads(a[f"truth_{k}"])) for k in ("w", "b", "q")), float(a["truth_c"]))
+        )
+    rep.configurations = configuration_table(sweep.settings.experiment, labels.value.values, truths)
     write_netcdf(out / "labels.nc", labels)
     write_netcdf(out / "fractions.nc", frac.drop_vars("bootstrap"))
     write_text(
@@ -136,6 +235,14 @@ def relu_report(
         .reset_index()
         .to_csv(index=False),
     )
+    write_text(
+        out / "fractions_nearest.csv",
+        rep.nearest[["share", "lower", "upper"]].to_dataframe().reset_index().to_csv(index=False),
+    )
+    write_text(out / "epsilon.csv", rep.epsilons.share.to_dataframe().reset_index().to_csv(index=False))
+    write_text(out / "configurations.csv", rep.configurations.to_csv(index=False))
+    if mass is not None:
+        write_text(out / "smc_mass.csv", rep.mass_table().to_csv(index=False))
     write_text(out / "trials.csv", trials.to_csv(index=False))
     write_figure(out / "fractions.png", plots.phase_fractions(frac, trans if "critical" in trans else None))
     write_figure(out / "min_loss.png", plots.phase_min_loss(frac))
@@ -177,6 +284,168 @@ def relu_report(
         write_text(out / "llc.csv", llc.to_dataframe().reset_index().to_csv(index=False))
     write_text(out / "report.md", _markdown(rep, sweep))
     return rep
+
+
+def _table(df: pd.DataFrame, **kw) -> str:
+    return df.to_markdown(index=False, **kw) if _has_tabulate() else df.to_string(index=False)
+
+
+def _share_at(frac: xr.Dataset, value: float, phase: str) -> str:
+    j = int(np.argmin(np.abs(frac.value.values - value)))
+    if abs(frac.value.values[j] - value) > 1e-6:
+        return "not on the grid"
+    x = frac.isel(value=j).sel(phase=phase)
+    return f"{float(x.share):.2f} [{float(x.lower):.2f}, {float(x.upper):.2f}]"
+
+
+def _mass_at(mass, classifier: str, value: float, phase: str) -> str:
+    if mass is None:
+        return "not run"
+    j = np.flatnonzero(np.abs(mass.value.values - value) < 1e-6)
+    if not len(j):
+        return "not run here"
+    x = mass.sel(classifier=classifier).isel(value=int(j[0])).sel(phase=phase)
+    return f"{float(x.mass):.2f} [{float(x.lower):.2f}, {float(x.upper):.2f}]"
+
+
+def _transition_text(t: dict) -> str:
+    if "critical" in t:
+        return f"{_fmt(t['critical'])} [{_fmt(t['lower'])}, {_fmt(t['upper'])}]"
+    return f"last present {_fmt(t['last_present'], 2)}, absent from {_fmt(t['first_absent'], 2)}"
+
+
+def _comparison(rep: ReluReport, sym: str) -> list[str]:
+    """The sections comparing the published value, ours under the sweep's protocol, the nearest-
+    configuration phases and the SMC posterior mass, with the geometric reasons measured."""
+    exp = rep.fractions.attrs["experiment"]
+    eps = rep.labels.attrs["epsilon"]
+    pub = PUBLISHED[exp]
+    lines = [
+        "",
+        f"## Published value, ours ({rep.protocol} protocol), posterior mass",
+        "",
+        "Chains: shares of all draws of the kept trials (the published figures' denominator: validated "
+        "samples, 'neither' included). SMC: posterior mass on the first trials' datasets "
+        "(mean over datasets, 95 % bootstrap interval over datasets).",
+        "",
+    ]
+    rows = []
+    if exp == "pt1":
+        rows.append(
+            {
+                "quantity": f"{sym}_c (degenerate overtakes non-degenerate)",
+                "published": f"≈ {pub['critical']}",
+                f"chains, ε = {eps:g}": _transition_text(rep.transition),
+                "chains, nearest configuration": _transition_text(rep.nearest_transition),
+                f"SMC, ε = {eps:g}": "–",
+                "SMC, nearest": "–",
+            }
+        )
+        for v, shares in pub["shares"].items():
+            for p in ("degenerate", "non-degenerate"):
+                rows.append(
+                    {
+                        "quantity": f"share {p} at {sym} = {v:.4g}",
+                        "published": f"{shares[p]:.2f}",
+                        f"chains, ε = {eps:g}": _share_at(rep.fractions, v, p),
+                        "chains, nearest configuration": _share_at(rep.nearest, v, p),
+                        f"SMC, ε = {eps:g}": _mass_at(rep.mass, "epsilon", v, p),
+                        "SMC, nearest": _mass_at(rep.mass, "nearest", v, p),
+                    }
+                )
+    else:
+        lo, hi = pub["vanishes"]
+        rows.append(
+            {
+                "quantity": f"{sym} where the annihilation phase vanishes",
+                "published": f"between {lo:g} and {hi:g}",
+                f"chains, ε = {eps:g}": _transition_text(rep.transition),
+                "chains, nearest configuration": _transition_text(rep.nearest_transition),
+            }
+        )
+        values = rep.mass.value.values if rep.mass is not None else []
+        for v in values:
+            rows.append(
+                {
+                    "quantity": f"share annihilation at {sym} = {v:.4g}",
+                    "published": "0" if v >= hi else "> 0",
+                    f"chains, ε = {eps:g}": _share_at(rep.fractions, v, "annihilation"),
+                    "chains, nearest configuration": _share_at(rep.nearest, v, "annihilation"),
+                    f"SMC, ε = {eps:g}": _mass_at(rep.mass, "epsilon", v, "annihilation"),
+                    "SMC, nearest": _mass_at(rep.mass, "nearest", v, "annihilation"),
+                }
+            )
+    lines += [_table(pd.DataFrame(rows)), ""]
+    lines += ["### Why they differ: where the critical configurations are", ""]
+    cfg = rep.configurations
+    if exp == "pt1":
+        deg = cfg[cfg.phase == "degenerate"]
+        norms = [float(np.max(np.linalg.norm(np.array(json.loads(e)), axis=1))) for e in deg.effective_w]
+        inside = [float(v) for v, r in zip(deg.value, norms) if abs(r - 2.0) < eps]
+        est = pt1_critical_estimate(deg.population_loss.values, deg.value.values, int(rep.labels.attrs["n"]))
+        lines += [
+            "The degenerate configuration (best one-node network, the other node dead) has ‖ŵ‖ = "
+            + ", ".join(f"{r:.2f} at {sym} = {float(v):.3g}" for v, r in zip(deg.value, norms))
+            + f". The published annulus (|‖ŵ‖ − 2| < ε = {eps:g}) contains it only at {sym} ∈ "
+            + (f"[{min(inside):.3g}, {max(inside):.3g}]" if inside else "∅")
+            + " on this grid; below that the posterior's degenerate draws are counted as 'neither'. "
+            "The nearest-configuration phases follow the configuration as it moves.",
+            "",
+            "Its population loss L_deg(θ) = "
+            + ", ".join(f"{float(x):.4f}" for x in deg.population_loss)
+            + f"; the free-energy estimate (nβ·L/2 against Δλ log nβ, Δλ = 2) puts {sym}_c at "
+            + ("below the grid (degenerate ahead everywhere)" if est == -math.inf else _fmt(est))
+            + " (theory.relu_critical).",
+            "",
+        ]
+    else:
+        ann = cfg[cfg.phase == "annihilation"]
+        lines += [
+            "The annihilation configuration (the local minimum of the population loss reached from the "
+            "orientation-reversed network) at each value: "
+            + "; ".join(f"{sym} = {float(v):.3g}: {note}" for v, note in zip(ann.value, ann.note))
+            + f". The published ball (radius ε = {eps:g}) is centred on the reversed weights with the "
+            f"{sym}-node scaled; once the minimum is farther than ε from that centre the ball no longer "
+            "holds "
+            "it, and draws near the minimum count as 'neither'.",
+            "",
+        ]
+    lines += [_table(cfg[["value", "phase", "population_loss", "effective_w", "exists"]], floatfmt=".4g"), ""]
+    tab = (
+        rep.epsilons.share.to_dataframe()
+        .reset_index()
+        .pivot_table(index=["value", "phase"], columns="epsilon", values="share")
+    )
+    tab.columns = [f"ε = {c:g}" for c in tab.columns]
+    lines += [
+        "## Shares against ε (kept trials)",
+        "",
+        _table(tab.reset_index().round(3)),
+        "",
+        f"## Phases by the nearest critical configuration (margin {rep.nearest.attrs['margin']:g}, "
+        f"radius {rep.nearest.attrs['radius']:g})",
+        "",
+        _table(_fraction_rows(rep.nearest)),
+        "",
+    ]
+    if rep.mass is not None:
+        m = rep.mass.attrs
+        lines += [
+            f"## Posterior mass by SMC ({m['datasets']} datasets × {m['repeats']} runs, {m['particles']} "
+            f"particles, {m['mcmc_steps']} HMC moves per stage; {m['smc_wall_time_s']:.0f} s of SMC in all)",
+            "",
+            _table(rep.mass_table()),
+            "",
+        ]
+    return lines
+
+
+def _fraction_rows(f: xr.Dataset) -> pd.DataFrame:
+    rows = {"value": f.value.values}
+    for p in f.phase.values:
+        s, lo, hi = (f[k].sel(phase=p).values for k in ("share", "lower", "upper"))
+        rows[str(p)] = [f"{a:.3f} [{b:.2f}, {c:.2f}]" for a, b, c in zip(s, lo, hi)]
+    return pd.DataFrame(rows)
 
 
 def _fmt(x, nd=3) -> str:
@@ -224,6 +493,7 @@ def _markdown(rep: ReluReport, sweep) -> str:
             "Overtaking of non-annihilation by annihilation: "
             f"{'none on this grid' if not math.isfinite(o['critical']) else _fmt(o['critical'])}."
         )
+    lines += _comparison(rep, sym)
     dropped = rep.trials[~rep.trials.kept]
     lines += ["", f"## Trial filter: {len(dropped)} of {len(rep.trials)} trials dropped", ""]
     if len(dropped):

@@ -1,9 +1,23 @@
 """The ReLU phase-transition experiments (SPEC 5, Carroll): a truth sweep over θ (PT1) or ϑ (PT2), the
-phase fractions and critical value, and λ̂ per phase at chosen values.
+phase fractions and critical value, posterior mass per phase by SMC, and λ̂ per phase at chosen values.
 
-:func:`run` — the truth sweep (:mod:`tms_bayes.inference.truth_sweep`); :func:`analyse` — λ̂ per phase
-at ``llc_values`` (each must be a value of the sweep: checked before any work by :func:`check_llc_values`)
-and the report (:mod:`tms_bayes.analysis.relu_report`) written to ``<out>/report``.
+:func:`run` — the truth sweep (:mod:`tms_bayes.inference.truth_sweep`); :func:`run_smc_mass` — SMC on
+the sweep's datasets at the ``--smc-values`` (:mod:`tms_bayes.inference.relu_smc`) and
+:func:`smc_phase_mass` — the posterior mass per phase with intervals beside the chains' shares on the
+same datasets; :func:`analyse` — λ̂ per phase at ``llc_values`` (each must be a value of the sweep:
+checked before any work by :func:`check_llc_values`) and the report
+(:mod:`tms_bayes.analysis.relu_report`) written to ``<out>/report``.
+
+**Two protocols** (``--protocol``).  ``tms-bayes`` (default): the sweep settings as given.
+``published``: the protocol of Carroll's thesis code as the issue describes it — one chain per trial on
+a fresh dataset started uniform(−2, 2) (as always), target acceptance 0.9, 1 000 warm-up + 4 000 kept
+draws, 8 trials per θ (PT1) and 4 per ϑ (PT2), the |z| ≥ 1.5 trial filter and, for d = 2, the sample
+filter (:func:`tms_bayes.analysis.relu_phases.published_sample_filter`); settings you give explicitly
+(other than their defaults) are kept.  Sources: the thesis code itself is not available to us; DSLT 4
+says the published posteriors are "averaged over four trials, 20,000 samples each", which disagrees
+with 8 × 4 000 for PT1 — we follow the issue's reading of the code and say so in the report.  The
+published fractions are shares of *all* validated samples, "neither" included (the values read off
+the animation sum to 1 with "neither": θ = 1.00: .94 / 0 / .07), which is how ours are computed.
 """
 
 from __future__ import annotations
@@ -16,10 +30,24 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__
-from ..analysis.relu_phases import trial_draws, truth_sweep_labels
+from ..analysis.occupancy import bootstrap_shares
+from ..analysis.relu_phases import (
+    DEFAULT_EPSILON,
+    PHASES,
+    classify_relu,
+    configurations,
+    effective_weights,
+    nearest_phase,
+    phase_fractions,
+    phase_mass,
+    trial_draws,
+    truth_sweep_labels,
+)
 from ..analysis.relu_report import relu_report
 from ..inference.executor import ExecutorOptions, run_jobs
+from ..inference.relu_smc import ReluSMC, ReluSMCSettings
 from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model
+from ..models.relu import experiment_truth
 from ..store.atomic import write_netcdf
 from .. import _validate
 from .._options import setting
@@ -28,6 +56,10 @@ from . import Command
 
 __all__ = [
     "run",
+    "run_smc_mass",
+    "smc_phase_mass",
+    "published_protocol",
+    "PUBLISHED_PROTOCOL",
     "check_llc_values",
     "analyse",
     "phase_llc",
@@ -40,6 +72,40 @@ __all__ = [
 
 #: the values at which ``tms-bayes relu`` estimates λ̂ per phase by default
 LLC_DEFAULTS = {"pt1": (1.1, 1.26, math.pi / 2), "pt2": (1.0, 2.0)}
+
+#: the published protocol's sweep settings (module docstring)
+PUBLISHED_PROTOCOL = {
+    "pt1": {
+        "trials": 8,
+        "tune": 1000,
+        "draws": 4000,
+        "target_accept": 0.9,
+        "init_scale": 2.0,
+        "prior_std": 1.0,
+    },
+    "pt2": {
+        "trials": 4,
+        "tune": 1000,
+        "draws": 4000,
+        "target_accept": 0.9,
+        "init_scale": 2.0,
+        "prior_std": 1.0,
+    },
+}
+
+
+def published_protocol(settings: TruthSweepSettings) -> TruthSweepSettings:
+    """``settings`` with the published protocol's values (:data:`PUBLISHED_PROTOCOL`) in every field
+    left at its default."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TruthSweepSettings)}
+    changes = {
+        k: v
+        for k, v in PUBLISHED_PROTOCOL[settings.experiment].items()
+        if getattr(settings, k) == defaults[k]
+    }
+    return dataclasses.replace(settings, **changes)
 
 
 def _llc_values(text: str):
@@ -62,11 +128,19 @@ class ReluAnalysis:
     llc_step_size: float = setting(1e-4, "SGLD step ε for λ̂")
     llc_draws: int = setting(2000, "λ̂ steps (SGLD) or draws (NUTS) per chain")
     coarse_grain: bool = setting(True, "skip the t-SNE + HDBSCAN comparison", flag="--no-coarse-grain")
+    sample_filter: bool = setting(
+        False,
+        "drop draws with w_a2·q_a <= -1 on both nodes (published filter, d = 2; on with --protocol published)",
+    )
+    margin: float = setting(0.1, "nearest-configuration phases: 'neither' within this of a tie")
+    radius: float = setting(1.0, "nearest-configuration phases: 'neither' beyond this distance")
 
     def __post_init__(self):
         if self.epsilon is not None:
             _validate.positive("epsilon", self.epsilon)
         _validate.positive("z_max", self.z_max)
+        _validate.positive("margin", self.margin, strict=False)
+        _validate.positive("radius", self.radius)
         _validate.positive("llc_step_size", self.llc_step_size)
         _validate.integer("llc_draws", self.llc_draws, minimum=10)
         _validate.ceiling("llc_draws", self.llc_draws, 1_000_000)
@@ -78,10 +152,23 @@ class ReluJob:
 
     sweep: TruthSweepSettings = setting(default_factory=TruthSweepSettings)
     analysis: ReluAnalysis = setting(default_factory=ReluAnalysis)
+    smc: ReluSMCSettings = setting(default_factory=ReluSMCSettings)
+    protocol: str = setting(
+        "tms-bayes",
+        "published: the thesis code's trials, warm-up, draws, target acceptance and sample filter",
+        choices=("tms-bayes", "published"),
+    )
     run_on: ExecutorOptions = setting(default_factory=ExecutorOptions)
 
     def __post_init__(self):
+        import dataclasses
+
+        _validate.choice("protocol", self.protocol, ("tms-bayes", "published"))
+        if self.protocol == "published":
+            object.__setattr__(self, "sweep", published_protocol(self.sweep))
+            object.__setattr__(self, "analysis", dataclasses.replace(self.analysis, sample_filter=True))
         check_llc_values(self.sweep, self.llc_values)
+        check_smc_values(self.sweep, self.smc)
 
     @property
     def llc_values(self) -> tuple[float, ...]:
@@ -100,6 +187,22 @@ def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, .
     return llc_values
 
 
+def check_smc_values(settings: TruthSweepSettings, smc: ReluSMCSettings) -> tuple[float, ...]:
+    """The SMC values, refused unless every one is a value of the sweep and the sweep has enough trials."""
+    values = smc.resolved_values(settings.experiment, settings.values)
+    missing = [v for v in values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
+    if missing:
+        raise ValueError(
+            "--smc-values must be values of the sweep (or 'none'); not in it: "
+            + ", ".join(f"{v:g}" for v in missing)
+        )
+    if values and smc.datasets(settings.trials) > settings.trials:
+        raise ValueError(
+            f"--smc-datasets must be at most --trials ({settings.trials}): SMC runs on the trials' datasets"
+        )
+    return values
+
+
 def run(
     settings: TruthSweepSettings,
     out,
@@ -114,6 +217,96 @@ def run(
     return run_jobs(TruthSweep(settings, out), executor, progress=progress, log=log)
 
 
+def run_smc_mass(
+    settings: TruthSweepSettings,
+    smc: ReluSMCSettings,
+    out,
+    *,
+    progress: bool = True,
+    log=print,
+    executor: ExecutorOptions | None = None,
+) -> ReluSMC:
+    """Run (or resume) SMC on the truth sweep's datasets at the SMC values into ``out``
+    (:mod:`tms_bayes.inference.relu_smc`); returns the :class:`~tms_bayes.inference.relu_smc.ReluSMC`."""
+    return run_jobs(ReluSMC(settings, smc, out), executor, progress=progress, log=log)
+
+
+def smc_phase_mass(
+    smc_run: ReluSMC,
+    sweep: TruthSweep | None = None,
+    *,
+    epsilon: float | None = None,
+    margin: float = 0.1,
+    radius: float = 1.0,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Posterior mass of each phase by SMC (:func:`tms_bayes.analysis.relu_phases.phase_mass`), for both
+    classifiers (dim ``classifier``: "epsilon", "nearest"), and — with the truth ``sweep`` — the chains'
+    shares on the same datasets (trials 0 … D−1 of the SMC values, no trial filter: the same datasets)
+    with percentile-bootstrap intervals over those datasets (``mcmc_share``, ``mcmc_lower``,
+    ``mcmc_upper``) and whether the two intervals overlap (``agree``)."""
+    st, rs = smc_run.truth, smc_run.settings
+    D, R = smc_run.datasets, rs.smc_repeats
+    out = []
+    for classifier in ("epsilon", "nearest"):
+        labels, logw = [], []
+        for i in smc_run.indices:
+            runs = [[smc_run.load(i, t, r) for r in range(R)] for t in range(D)]
+            tr = experiment_truth(st.experiment, st.values[i])
+            truth = (tr.w, tr.b, tr.q, tr.c)
+            refs = configurations(st.experiment, truth) if classifier == "nearest" else None
+            lab_v, lw_v = [], []
+            for t in range(D):
+                lab_t, lw_t = [], []
+                for r in range(R):
+                    post = runs[t][r].posterior
+                    w, q = post["w"].values[0], post["q"].values[0]
+                    if classifier == "epsilon":
+                        lab = classify_relu(st.experiment, w, q, truth=(truth[0], truth[2]), epsilon=epsilon)
+                    else:
+                        lab = nearest_phase(effective_weights(w, q), refs, margin=margin, radius=radius)
+                    lab_t.append(lab)
+                    lw_t.append(runs[t][r].sample_stats["log_weight"].values[0])
+                lab_v.append(lab_t)
+                lw_v.append(lw_t)
+            labels.append(lab_v)
+            logw.append(lw_v)
+        m = phase_mass(
+            np.array(labels), np.array(logw), smc_run.values, PHASES[st.experiment], n_boot=n_boot, seed=seed
+        )
+        if sweep is not None:
+            lab = truth_sweep_labels(
+                sweep, epsilon=epsilon, classifier=classifier, margin=margin, radius=radius
+            )
+            frac = phase_fractions(lab.sel(value=list(smc_run.values), method="nearest"), n_boot=10)
+            per = frac.share_trial.isel(trial=slice(0, D)).transpose("value", "trial", "phase").values
+            share, lo, hi, _ = bootstrap_shares(per, n_boot=n_boot, seed=seed)
+            m["mcmc_share"] = (("value", "phase"), share)
+            m["mcmc_lower"] = (("value", "phase"), lo)
+            m["mcmc_upper"] = (("value", "phase"), hi)
+            m["agree"] = (("value", "phase"), (lo <= m.upper.values) & (m.lower.values <= hi))
+        out.append(m)
+    mass = xr.concat(out, dim=xr.DataArray(["epsilon", "nearest"], dims="classifier"))
+    walls = [smc_run.load(*j).posterior.attrs["wall_time_s"] for j in smc_run.finished()]
+    mass.attrs.update(
+        {
+            "experiment": st.experiment,
+            "parameter": st.parameter,
+            "n": st.n,
+            "datasets": D,
+            "repeats": R,
+            "particles": rs.smc_particles,
+            "mcmc_steps": rs.smc_mcmc_steps,
+            "smc_wall_time_s": float(np.sum(walls)),
+            "epsilon": epsilon if epsilon is not None else DEFAULT_EPSILON[st.experiment],
+            "margin": margin,
+            "radius": radius,
+        }
+    )
+    return mass
+
+
 def analyse(
     sweep,
     *,
@@ -124,19 +317,40 @@ def analyse(
     llc_kwargs: dict | None = None,
     coarse_grain: bool = True,
     progress: bool = True,
+    sample_filter: bool = False,
+    margin: float = 0.1,
+    radius: float = 1.0,
+    smc_run: ReluSMC | None = None,
+    protocol: str = "tms-bayes",
 ):
-    """λ̂ per phase at ``llc_values`` (none: skipped) and the report in ``<sweep>/report``; returns the
-    :class:`~tms_bayes.analysis.relu_report.ReluReport` (its ``llc`` holds the λ̂ table)."""
+    """λ̂ per phase at ``llc_values`` (none: skipped), the SMC posterior mass per phase of ``smc_run``
+    (none: skipped) and the report in ``<sweep>/report``; returns the
+    :class:`~tms_bayes.analysis.relu_report.ReluReport` (its ``llc`` holds the λ̂ table, its ``mass``
+    the SMC table)."""
     llc_values = check_llc_values(sweep.settings, llc_values)
     llc = None
     if llc_values:
-        labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max)
+        labels = truth_sweep_labels(sweep, epsilon=epsilon, z_max=z_max, sample_filter=sample_filter)
         llc = phase_llc(
             sweep, labels, llc_values, sampler=llc_sampler, progress=progress, **(llc_kwargs or {})
         )
         write_netcdf(sweep.out / "report" / "llc.nc", llc)
+    mass = None
+    if smc_run is not None and smc_run.finished():
+        mass = smc_phase_mass(smc_run, sweep, epsilon=epsilon, margin=margin, radius=radius)
+        write_netcdf(sweep.out / "report" / "smc_mass.nc", mass.drop_vars("mass_run"))
     return relu_report(
-        sweep, sweep.out / "report", epsilon=epsilon, z_max=z_max, llc=llc, coarse_grain=coarse_grain
+        sweep,
+        sweep.out / "report",
+        epsilon=epsilon,
+        z_max=z_max,
+        llc=llc,
+        coarse_grain=coarse_grain,
+        sample_filter=sample_filter,
+        margin=margin,
+        radius=radius,
+        mass=mass,
+        protocol=protocol,
     )
 
 
@@ -341,6 +555,14 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
     t0 = time.perf_counter()
     sweep = run(st, out or f"runs/relu-{st.experiment}", progress=progress, executor=job.run_on)
     print(f"sweep: {len(sweep.completed)} values in {sweep.out} ({time.perf_counter() - t0:.1f} s this run)")
+    smc_run = None
+    if job.smc.resolved_values(st.experiment, st.values):
+        t1 = time.perf_counter()
+        smc_run = run_smc_mass(st, job.smc, sweep.out / "smc", progress=progress, executor=job.run_on)
+        print(
+            f"SMC: {len(smc_run.finished())} runs in {smc_run.out} "
+            f"({time.perf_counter() - t1:.1f} s this run)"
+        )
     llc_kwargs = {
         "draws": an.llc_draws,
         **({"step_size": an.llc_step_size} if an.llc_sampler == "sgld" else {}),
@@ -354,6 +576,11 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
         llc_kwargs=llc_kwargs,
         coarse_grain=an.coarse_grain,
         progress=progress,
+        sample_filter=an.sample_filter,
+        margin=an.margin,
+        radius=an.radius,
+        smc_run=smc_run,
+        protocol=job.protocol,
     )
     print(rep.table().to_string(index=False))
     t = rep.transition
@@ -368,6 +595,8 @@ def main(job: ReluJob, out=None, *, progress: bool = True) -> int:
     else:
         print("no overtaking of the non-degenerate phase on this grid")
     print(f"dropped trials: {int((~rep.trials.kept).sum())} of {len(rep.trials)}")
+    if rep.mass is not None:
+        print(rep.mass_table().to_string(index=False))
     if rep.llc is not None:
         print(rep.llc[["llc", "llc_se"]].to_dataframe().to_string())
     print(f"report: {sweep.out}/report/report.md")

@@ -172,6 +172,10 @@ def reopen(spec: dict, out: str):
         from .truth_sweep import TruthSweep, TruthSweepSettings
 
         return TruthSweep(TruthSweepSettings.from_dict(spec["settings"]), out)
+    if spec["kind"] == "relu-smc":
+        from .relu_smc import from_settings
+
+        return from_settings(spec["settings"], out)
     if spec["kind"] == "dynamics":
         from .dynamics import DynamicsRun, DynamicsSettings
 
