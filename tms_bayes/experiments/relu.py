@@ -130,7 +130,7 @@ class ReluAnalysis:
     coarse_grain: bool = setting(True, "skip the t-SNE + HDBSCAN comparison", flag="--no-coarse-grain")
     sample_filter: bool = setting(
         False,
-        "drop draws with w_a2·q_a <= -1 on both nodes (published filter, d = 2; on with --protocol published)",
+        "drop draws with w_a2·q_a <= -1 on both nodes (published filter, d = 2; see --protocol)",
     )
     margin: float = setting(0.1, "nearest-configuration phases: 'neither' within this of a tie")
     radius: float = setting(1.0, "nearest-configuration phases: 'neither' beyond this distance")
