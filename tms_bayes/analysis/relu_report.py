@@ -105,7 +105,10 @@ class ReluReport:
                             f"{float(x.mcmc_share):.3f} "
                             f"[{float(x.mcmc_lower):.2f}, {float(x.mcmc_upper):.2f}]"
                         )
-                        row["intervals overlap"] = bool(x.agree)
+                        row["SMC − chains (paired)"] = (
+                            f"{float(x.difference):+.3f} ± {float(x.difference_half_width):.3f}"
+                        )
+                        row["agree"] = bool(x.agree)
                     rows.append(row)
         return pd.DataFrame(rows)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
 from .. import __version__
 from ..analysis.occupancy import bootstrap_shares
@@ -122,7 +123,7 @@ class ReluAnalysis:
         None,
         "values at which to estimate λ̂ per phase, or 'none'",
         parse=_llc_values,
-        show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0",
+        show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0 (those on the grid)",
     )
     llc_sampler: str = setting("sgld", "λ̂ sampler", choices=("sgld", "nuts"))
     llc_step_size: float = setting(1e-4, "SGLD step ε for λ̂")
@@ -173,7 +174,14 @@ class ReluJob:
     @property
     def llc_values(self) -> tuple[float, ...]:
         given = self.analysis.llc_values
-        return LLC_DEFAULTS[self.sweep.experiment] if given is None else tuple(given)
+        if given is not None:
+            return tuple(given)
+        grid = self.sweep.values  # the defaults the sweep lacks are skipped
+        return tuple(
+            v
+            for v in LLC_DEFAULTS[self.sweep.experiment]
+            if min(abs(v - x) for x in grid) <= 1e-9 * max(1.0, v)
+        )
 
 
 def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, ...]:
@@ -245,7 +253,9 @@ def smc_phase_mass(
     classifiers (dim ``classifier``: "epsilon", "nearest"), and — with the truth ``sweep`` — the chains'
     shares on the same datasets (trials 0 … D−1 of the SMC values, no trial filter: the same datasets)
     with percentile-bootstrap intervals over those datasets (``mcmc_share``, ``mcmc_lower``,
-    ``mcmc_upper``) and whether the two intervals overlap (``agree``)."""
+    ``mcmc_upper``), and the paired comparison: ``difference`` = mean over datasets of (SMC mass −
+    chain share) on the same dataset, its 95 % t-interval half-width (t with D − 1 degrees of freedom ×
+    SD/√D) and ``agree`` = |difference| ≤ half-width."""
     st, rs = smc_run.truth, smc_run.settings
     D, R = smc_run.datasets, rs.smc_repeats
     out = []
@@ -285,7 +295,26 @@ def smc_phase_mass(
             m["mcmc_share"] = (("value", "phase"), share)
             m["mcmc_lower"] = (("value", "phase"), lo)
             m["mcmc_upper"] = (("value", "phase"), hi)
-            m["agree"] = (("value", "phase"), (lo <= m.upper.values) & (m.lower.values <= hi))
+            # paired over datasets: the dataset-to-dataset variability cancels, the spread of the
+            # differences is the two estimators' error; agree = |mean| within the 95 % t interval
+            diff = m.mass_run.mean("rep").transpose("value", "dataset", "phase").values - per
+            mean = diff.mean(axis=1)
+            half = (
+                stats.t.ppf(0.975, D - 1) * diff.std(axis=1, ddof=1) / math.sqrt(D)
+                if D > 1
+                else np.full(mean.shape, np.nan)
+            )
+            m["difference"] = (
+                ("value", "phase"),
+                mean,
+                {"long_name": "SMC mass − chain share, mean over datasets"},
+            )
+            m["difference_half_width"] = (
+                ("value", "phase"),
+                half,
+                {"long_name": "95 % t interval half-width"},
+            )
+            m["agree"] = (("value", "phase"), np.abs(mean) <= half)
         out.append(m)
     mass = xr.concat(out, dim=xr.DataArray(["epsilon", "nearest"], dims="classifier"))
     walls = [smc_run.load(*j).posterior.attrs["wall_time_s"] for j in smc_run.finished()]

@@ -56,7 +56,7 @@ class ReluSMCSettings:
         None,
         "truth values for SMC posterior mass per phase, or 'none'",
         parse=_values,
-        show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0,2.25",
+        show="pt1: 1.1,1.26,pi/2; pt2: 1.0,2.0,2.25 (those on the grid)",
     )
     smc_datasets: int | None = setting(
         None,
