@@ -273,6 +273,16 @@ def test_a_relu_truth_sweep_on_a_local_cluster_writes_the_local_executors_files(
     assert sorted(dask.statuses.values()) == ["done"] * 2 and dask.compilations >= 1
     for i in range(2):
         assert_identical_runs(dask.load(i), local.load(i))
+    # the SMC posterior mass on the sweep's datasets: one job per (value, dataset, repeat)
+    from tms_bayes.experiments.relu import run_smc_mass
+    from tms_bayes.inference.relu_smc import ReluSMCSettings
+
+    smc = ReluSMCSettings(smc_values=(math.pi / 2,), smc_datasets=2, smc_repeats=1, smc_particles=32, smc_mcmc_steps=1)
+    local_smc = run_smc_mass(st, smc, tmp_path / "local" / "smc", **QUIET)
+    dask_smc = run_smc_mass(st, smc, tmp_path / "dask" / "smc", executor=ExecutorOptions("dask", workers=2), **QUIET)
+    assert sorted(dask_smc.statuses.values()) == ["done"] * 2
+    for job in local_smc.jobs():
+        assert_identical_runs(dask_smc.load(*job), local_smc.load(*job))
 
 
 def test_sgd_dynamics_on_a_local_cluster_writes_the_local_executors_results(tmp_path):

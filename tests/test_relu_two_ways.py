@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import assert_identical_runs
 
 from tms_bayes.analysis.relu_phases import (
     configurations,
@@ -159,6 +160,21 @@ def test_published_protocol_fills_the_settings_left_at_their_defaults():
         ReluJob(TruthSweepSettings("pt1", values=(1.1,), trials=2), smc=ReluSMCSettings(smc_datasets=3))
     # the default SMC values are the named subset, kept to the sweep's grid
     assert ReluSMCSettings().resolved_values("pt1", (1.0, 1.1)) == (1.1,)
+
+
+def test_relu_smc_resumes_and_redoes_only_a_lost_run(tmp_path):
+    st = TruthSweepSettings("pt1", values=(1.1, math.pi / 2), trials=2, n=100)
+    smc = ReluSMCSettings(smc_values=(math.pi / 2,), smc_datasets=2, smc_repeats=1, smc_particles=32, smc_mcmc_steps=1)
+    first = run_smc_mass(st, smc, tmp_path / "smc", progress=False, log=lambda *a: None)
+    assert sorted(first.statuses.values()) == ["done", "done"] and first.indices == [1]
+    kept, before = first.load(1, 0, 0), first.load(1, 1, 0)  # read into memory
+    (tmp_path / "smc" / "smc" / "v001-t1-r0.nc").unlink()
+    again = run_smc_mass(st, smc, tmp_path / "smc", progress=False, log=lambda *a: None)
+    assert again.statuses == {"v001-t1-r0": "done"}  # only the lost run is redone
+    assert_identical_runs(again.load(1, 0, 0), kept)
+    assert_identical_runs(again.load(1, 1, 0), before)  # the same seeds give the same particles
+    with pytest.raises(ValueError, match="different settings"):
+        run_smc_mass(st, ReluSMCSettings(smc_values=(math.pi / 2,), smc_particles=64), tmp_path / "smc", progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
