@@ -210,3 +210,23 @@ def test_smc_mass_agrees_with_well_mixed_chains_on_the_same_datasets(tmp_path):
     assert (seq[:, 1:] != seq[:, :-1]).sum(axis=1).min() > 50
     assert phase_fractions(lab, n_boot=10).share.sum("phase").values == pytest.approx(1.0)
     assert len(smc.finished()) == 8
+
+
+@pytest.mark.slow
+def test_published_protocol_reproduces_the_published_ordering_of_phases(tmp_path):
+    # The published result on a reduced grid: at θ = 1 the non-degenerate phase holds (much) more of the
+    # samples than the degenerate one (published .94 vs 0), at θ = π/2 the degenerate one does (.71 vs
+    # .02), so the degenerate phase overtakes in between (published θ_c ≈ 1.26).  The published protocol
+    # (8 trials, fresh datasets, n = 10 000, β = 1/log n, target acceptance 0.9, trial and sample filters)
+    # with fewer draws per trial than its 1 000 + 4 000, to fit the test suite.
+    job = ReluJob(
+        TruthSweepSettings("pt1", values=(1.0, math.pi / 2), tune=300, draws=300),
+        protocol="published",
+        smc=ReluSMCSettings(smc_values=()),
+    )
+    assert job.sweep.trials == 8 and job.sweep.target_accept == 0.9 and job.analysis.sample_filter
+    sweep = run_truth_sweep(job.sweep, tmp_path / "pub", progress=False, log=lambda *a: None)
+    frac = phase_fractions(truth_sweep_labels(sweep, sample_filter=True), n_boot=500)
+    one, half = frac.isel(value=0), frac.isel(value=1)
+    assert float(one.lower.sel(phase="non-degenerate")) > float(one.upper.sel(phase="degenerate"))
+    assert float(half.lower.sel(phase="degenerate")) > float(half.upper.sel(phase="non-degenerate"))

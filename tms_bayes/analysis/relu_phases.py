@@ -81,6 +81,7 @@ __all__ = [
     "relu_sweep_labels",
     "phase_fractions",
     "phase_mass",
+    "mass_as_fractions",
     "epsilon_dependence",
     "critical_value",
     "vanishing_value",
@@ -374,7 +375,8 @@ def phase_mass(
     dataset, rep, particle).  Per run the mass is Σ W_i [label_i = α] (normalised weights); ``mass`` is
     the mean over datasets and repeats; the interval is a percentile bootstrap over datasets (repeats
     averaged within a dataset: datasets are the independent units); ``rep_sd`` is the spread between
-    repeats on one dataset (the SMC error), averaged over datasets."""
+    repeats on one dataset (the SMC error), averaged over datasets; ``bootstrap`` holds the replicates
+    (for :func:`critical_value` and :func:`vanishing_value` on the mass: :func:`mass_as_fractions`)."""
     lab = np.asarray(labels)
     lw = np.asarray(log_weight, dtype=float)
     if lab.shape != lw.shape or lab.ndim != 4:
@@ -386,7 +388,7 @@ def phase_mass(
     phases = [str(p) for p in phases]
     per_run = np.stack([(W * (lab == p)).sum(axis=-1) for p in phases], axis=-1)  # (value, dataset, rep, P)
     per_dataset = per_run.mean(axis=2)
-    mass, lo, hi, _ = bootstrap_shares(per_dataset, n_boot=n_boot, level=level, seed=seed)
+    mass, lo, hi, boot = bootstrap_shares(per_dataset, n_boot=n_boot, level=level, seed=seed)
     rep_sd = per_run.std(axis=2, ddof=1).mean(axis=1) if lab.shape[2] > 1 else np.full(mass.shape, np.nan)
     return xr.Dataset(
         {
@@ -395,12 +397,14 @@ def phase_mass(
             "upper": (("value", "phase"), hi),
             "rep_sd": (("value", "phase"), rep_sd, {"long_name": "SD between SMC repeats on one dataset"}),
             "mass_run": (("value", "dataset", "rep", "phase"), per_run),
+            "bootstrap": (("replicate", "value", "phase"), boot),
         },
         coords={
             "value": np.asarray(values, dtype=float),
             "phase": phases,
             "dataset": np.arange(lab.shape[1]),
             "rep": np.arange(lab.shape[2]),
+            "replicate": np.arange(n_boot),
         },
         attrs={
             **(attrs or {}),
@@ -408,6 +412,12 @@ def phase_mass(
             "tms_bayes_version": __version__,
         },
     )
+
+
+def mass_as_fractions(mass: xr.Dataset) -> xr.Dataset:
+    """One classifier's SMC mass (:func:`phase_mass`) in the layout of :func:`phase_fractions` (``share``,
+    ``bootstrap``), so that :func:`critical_value` and :func:`vanishing_value` apply to it."""
+    return mass[["mass", "lower", "upper", "bootstrap"]].rename(mass="share")
 
 
 def epsilon_dependence(sweep, epsilons=(0.1, 0.2, 0.3, 0.4, 0.5), *, z_max: float = 1.5, sample_filter=False):

@@ -37,6 +37,7 @@ from ..theory.relu_critical import pt1_configurations, pt1_critical_estimate, pt
 from .relu_phases import (
     critical_value,
     epsilon_dependence,
+    mass_as_fractions,
     phase_fractions,
     trial_draws,
     truth_sweep_labels,
@@ -317,6 +318,15 @@ def _transition_text(t: dict) -> str:
     return f"last present {_fmt(t['last_present'], 2)}, absent from {_fmt(t['first_absent'], 2)}"
 
 
+def _smc_transition(mass, classifier: str, exp: str) -> str:
+    """The transition measured on the SMC mass at its values (interpolated between them)."""
+    if mass is None or mass.sizes["value"] < 2:
+        return "needs ≥ 2 SMC values"
+    frac = mass_as_fractions(mass.sel(classifier=classifier))
+    frac.attrs["experiment"] = exp
+    return _transition_text(transition_summary(frac))
+
+
 def _comparison(rep: ReluReport, sym: str) -> list[str]:
     """The sections comparing the published value, ours under the sweep's protocol, the nearest-
     configuration phases and the SMC posterior mass, with the geometric reasons measured."""
@@ -340,8 +350,8 @@ def _comparison(rep: ReluReport, sym: str) -> list[str]:
                 "published": f"≈ {pub['critical']}",
                 f"chains, ε = {eps:g}": _transition_text(rep.transition),
                 "chains, nearest configuration": _transition_text(rep.nearest_transition),
-                f"SMC, ε = {eps:g}": "–",
-                "SMC, nearest": "–",
+                f"SMC, ε = {eps:g}": _smc_transition(rep.mass, "epsilon", exp),
+                "SMC, nearest": _smc_transition(rep.mass, "nearest", exp),
             }
         )
         for v, shares in pub["shares"].items():
@@ -364,6 +374,8 @@ def _comparison(rep: ReluReport, sym: str) -> list[str]:
                 "published": f"between {lo:g} and {hi:g}",
                 f"chains, ε = {eps:g}": _transition_text(rep.transition),
                 "chains, nearest configuration": _transition_text(rep.nearest_transition),
+                f"SMC, ε = {eps:g}": _smc_transition(rep.mass, "epsilon", exp),
+                "SMC, nearest": _smc_transition(rep.mass, "nearest", exp),
             }
         )
         values = rep.mass.value.values if rep.mass is not None else []

@@ -367,7 +367,7 @@ def analyse(
     mass = None
     if smc_run is not None and smc_run.finished():
         mass = smc_phase_mass(smc_run, sweep, epsilon=epsilon, margin=margin, radius=radius)
-        write_netcdf(sweep.out / "report" / "smc_mass.nc", mass.drop_vars("mass_run"))
+        write_netcdf(sweep.out / "report" / "smc_mass.nc", mass.drop_vars("bootstrap"))
     return relu_report(
         sweep,
         sweep.out / "report",
