@@ -2,6 +2,7 @@
 phases by the nearest configuration, the published protocol's sample filter and settings, and the
 posterior mass per phase by SMC against well-mixed chains on the same datasets."""
 
+import json
 import math
 
 import numpy as np
@@ -136,13 +137,37 @@ def test_phase_mass_weights_particles_and_bootstraps_over_datasets():
     # 1 value, 2 datasets, 2 repeats, 4 particles; phase A has weight 0.75 on dataset 0, 0.25 on dataset 1
     lab = np.array([[[["A", "A", "B", "B"]] * 2, [["A", "B", "B", "B"]] * 2]])
     w0, w1 = np.log([0.5, 0.25, 0.125, 0.125]), np.log([0.25, 0.25, 0.25, 0.25])
-    lw = np.array([[[w0, w0], [w1, w1]]])
+    # dataset 1's two repeats differ: A gets 0.25 in the first and 0.5 in the second (mean 0.375)
+    w1b = np.log([0.5, 0.125, 0.25, 0.125])
+    lw = np.array([[[w0, w0], [w1, w1b]]])
     m = phase_mass(lab, lw, [1.0], ["A", "B"], n_boot=200).isel(value=0)
-    assert float(m.mass.sel(phase="A")) == pytest.approx((0.75 + 0.25) / 2)
-    assert float(m.lower.sel(phase="A")) == pytest.approx(0.25) and float(m.upper.sel(phase="A")) == pytest.approx(0.75)
-    assert float(m.rep_sd.sel(phase="A")) == 0.0  # identical repeats
+    assert float(m.mass.sel(phase="A")) == pytest.approx((0.75 + 0.375) / 2)  # repeats averaged first
+    assert float(m.lower.sel(phase="A")) == pytest.approx(0.375) and float(m.upper.sel(phase="A")) == pytest.approx(0.75)
+    # SD between repeats: 0 on dataset 0, 0.25/√2 on dataset 1, averaged over datasets
+    assert float(m.rep_sd.sel(phase="A")) == pytest.approx(0.25 / math.sqrt(2) / 2)
     with pytest.raises(ValueError, match="value, dataset, rep, particle"):
         phase_mass(lab[0], lw[0], [1.0], ["A", "B"])
+
+
+def test_shares_count_only_valid_draws_and_drop_a_trial_the_filter_empties():
+    import xarray as xr
+
+    lab = np.array([[["degenerate", "neither", "degenerate", "non-degenerate"], ["degenerate"] * 4]])
+    valid = np.array([[[True, True, False, True], [False] * 4]])
+    labels = xr.Dataset(
+        {
+            "label": (("value", "trial", "draw"), lab),
+            "L_n": (("value", "trial", "draw"), np.ones((1, 2, 4))),
+            "valid": (("value", "trial", "draw"), valid),
+            "kept": (("value", "trial"), np.array([[True, True]])),
+        },
+        coords={"value": [1.0], "trial": [0, 1], "draw": np.arange(4)},
+        attrs={"experiment": "pt1"},
+    )
+    f = phase_fractions(labels, n_boot=20).isel(value=0)
+    # trial 0: 3 valid draws, one in each phase; trial 1 has none and is not kept
+    np.testing.assert_allclose(f.share.values, [1 / 3, 1 / 3, 1 / 3])
+    assert int(f.kept_trials) == 1 and float(f.valid_share) == pytest.approx(3 / 8)
 
 
 def test_published_protocol_fills_the_settings_left_at_their_defaults():
@@ -210,6 +235,10 @@ def test_smc_mass_agrees_with_well_mixed_chains_on_the_same_datasets(tmp_path):
     assert (seq[:, 1:] != seq[:, :-1]).sum(axis=1).min() > 50
     assert phase_fractions(lab, n_boot=10).share.sum("phase").values == pytest.approx(1.0)
     assert len(smc.finished()) == 8
+    # SMC dataset t at a value is the sweep's trial t at that value (the pairing above rests on it)
+    seeds = json.loads(sweep.load(0).posterior.attrs["data_seeds"])
+    assert [smc.load(0, t, 0).posterior.attrs["data_seed"] for t in range(4)] == seeds
+    assert int(mass.mcmc_switches.min()) > 50
 
 
 @pytest.mark.slow

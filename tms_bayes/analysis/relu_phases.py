@@ -24,10 +24,14 @@ the θ = π/2 (PT1) and ϑ = 1 (PT2) geometry, but the critical configurations t
 the truth (:mod:`tms_bayes.theory.relu_critical`: the best one-node network at θ = 1 has ‖ŵ‖ = 1.1,
 not 2; the annihilation minimum leaves the ε = 0.25 ball around the scaled reversed weights near
 ϑ ≈ 1.4).  This classifier computes each phase's configuration at the draw's own truth and labels a
-draw with the phase of the nearest one, D(ŵ, ŵ_α) = min_π max_a ‖ŵ_π(a) − ŵ_α,a‖ (node-wise, as the
-ε-balls), unless it is within ``margin`` of being as close to another (then ``neither``: between
-phases) or farther than ``radius`` from all of them.  A configuration that has merged with the truth is
-not a phase.
+draw with the phase of the nearest one, D(ŵ, ŵ_α) = min_π max_a ‖ŵ_π(a) − ŵ_α,a‖ (node-wise: PT2's
+ε-ball phase is exactly D ≤ ε; PT1's annuli look at norms only), unless it is within ``margin`` of
+being as close to another (then ``neither``: between phases) or farther than ``radius`` from all of
+them.  The default radius 1 is the distance between the two PT1 configurations at θ = 1 (D = 1.0): a
+labelled draw is no farther from its configuration than the configurations are from each other.  The
+orientation reversal enters PT2 as its own configuration (the annihilation phase); PT1 has no reversed
+configuration (Σ_a q_a w_a = (0, 2 sin θ) ≠ 0: the reversed network is not a critical point).  A
+configuration that has merged with the truth is not a phase.
 
 **Sample filter** (the published protocol, d = 2 only): draws in which *both* nodes have
 w_{a,2}·q_a ≤ −1 are dropped (both effective nodes pointing down with a large output weight: the
@@ -308,13 +312,19 @@ def phase_fractions(
     labels: xr.Dataset, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> xr.Dataset:
     """Share of each phase at each value over kept trials, with bootstrap intervals over trials, the
-    per-trial shares, and the minimum and mean L_n within each phase (module docstring)."""
+    per-trial shares, and the minimum and mean L_n within each phase (module docstring).  A trial's
+    shares are over its draws that pass the sample filter (``valid``); the value's share is the mean
+    over kept trials (trials weighted equally: they are the bootstrap's units — with the filter
+    removing nothing every trial has the same number of draws, so this is also the share of all
+    pooled draws); a trial with no valid draw is not kept."""
     n_boot = _validate.integer("n_boot", n_boot, minimum=10)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     phases = list(PHASES[labels.attrs["experiment"]])
     lab, Ln, keep = labels["label"].values, labels["L_n"].values, labels["kept"].values
     valid = labels["valid"].values if "valid" in labels else np.ones(lab.shape, dtype=bool)
+    kept_by_z = keep
+    keep = keep & valid.any(axis=-1)  # a trial the sample filter empties has no shares to give
     counted = np.maximum(valid.sum(axis=-1), 1)
     per_trial = np.stack([((lab == p) & valid).sum(axis=-1) / counted for p in phases], axis=-1)
     share, lo, hi, boot = bootstrap_shares(per_trial, keep, n_boot=n_boot, level=level, seed=seed)
@@ -340,8 +350,11 @@ def phase_fractions(
             "kept_trials": (("value",), keep.sum(axis=1)),
             "valid_share": (
                 ("value",),
-                (valid & keep[..., None]).sum(axis=(1, 2)) / np.maximum(keep.sum(axis=1) * lab.shape[-1], 1),
-                {"long_name": "share of the kept trials' draws passing the sample filter"},
+                (valid & kept_by_z[..., None]).sum(axis=(1, 2))
+                / np.maximum(kept_by_z.sum(axis=1) * lab.shape[-1], 1),
+                {
+                    "long_name": "share of the trial-filtered draws passing the sample filter"
+                },
             ),
             "bootstrap": (("replicate", "value", "phase"), boot),
         },

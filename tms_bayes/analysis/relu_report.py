@@ -46,6 +46,8 @@ from .relu_phases import (
 
 __all__ = ["ReluReport", "relu_report", "transition_summary", "coarse_grain_truth_sweep", "PUBLISHED"]
 
+PHASES_PT2 = ("non-annihilation", "annihilation")
+
 #: the published results (module docstring): critical values and shares per phase at ε = 0.3 (PT1)
 PUBLISHED = {
     "pt1": {
@@ -71,6 +73,7 @@ class ReluReport:
     coarse: dict = field(default_factory=dict)
     llc: xr.Dataset | None = None
     nearest: xr.Dataset | None = None
+    nearest_labels: xr.Dataset | None = None
     nearest_transition: dict = field(default_factory=dict)
     epsilons: xr.Dataset | None = None
     configurations: pd.DataFrame | None = None
@@ -109,7 +112,10 @@ class ReluReport:
                         row["SMC − chains (paired)"] = (
                             f"{float(x.difference):+.3f} ± {float(x.difference_half_width):.3f}"
                         )
-                        row["agree"] = bool(x.agree)
+                        row["no difference detected"] = bool(x.agree)
+                        row["chain phase changes (min over datasets)"] = int(
+                            m.mcmc_switches.sel(classifier=k, value=v).min()
+                        )
                     rows.append(row)
         return pd.DataFrame(rows)
 
@@ -220,6 +226,7 @@ def relu_report(
     near_labels = truth_sweep_labels(
         sweep, z_max=z_max, sample_filter=sample_filter, classifier="nearest", margin=margin, radius=radius
     )
+    rep.nearest_labels = near_labels
     rep.nearest = phase_fractions(near_labels, seed=seed)
     rep.nearest_transition = transition_summary(rep.nearest)
     rep.epsilons = epsilon_dependence(sweep, z_max=z_max, sample_filter=sample_filter)
@@ -318,6 +325,17 @@ def _transition_text(t: dict) -> str:
     return f"last present {_fmt(t['last_present'], 2)}, absent from {_fmt(t['first_absent'], 2)}"
 
 
+def _crossed(rep: ReluReport, phase: str):
+    """(value, share of the ε-classifier's 'neither' draws of kept trials that the nearest-configuration
+    classifier puts in ``phase``) for each value."""
+    eps, near, kept = rep.labels.label.values, rep.nearest_labels.label.values, rep.labels.kept.values
+    out = []
+    for j, v in enumerate(rep.labels.value.values):
+        neither = (eps[j] == "neither") & kept[j][:, None]
+        out.append((v, float((near[j][neither] == phase).mean()) if neither.any() else math.nan))
+    return out
+
+
 def _smc_transition(mass, classifier: str, exp: str) -> str:
     """The transition measured on the SMC mass at its values (interpolated between them)."""
     if mass is None or mass.sizes["value"] < 2:
@@ -378,6 +396,18 @@ def _comparison(rep: ReluReport, sym: str) -> list[str]:
                 "SMC, nearest": _smc_transition(rep.mass, "nearest", exp),
             }
         )
+        rows.append(
+            {
+                "quantity": f"share non-annihilation / annihilation at {sym} = 1",
+                "published": "non-annihilation preferred",
+                f"chains, ε = {eps:g}": " / ".join(_share_at(rep.fractions, 1.0, p) for p in PHASES_PT2),
+                "chains, nearest configuration": " / ".join(
+                    _share_at(rep.nearest, 1.0, p) for p in PHASES_PT2
+                ),
+                f"SMC, ε = {eps:g}": " / ".join(_mass_at(rep.mass, "epsilon", 1.0, p) for p in PHASES_PT2),
+                "SMC, nearest": " / ".join(_mass_at(rep.mass, "nearest", 1.0, p) for p in PHASES_PT2),
+            }
+        )
         values = rep.mass.value.values if rep.mass is not None else []
         for v in values:
             rows.append(
@@ -403,14 +433,19 @@ def _comparison(rep: ReluReport, sym: str) -> list[str]:
             + ", ".join(f"{r:.2f} at {sym} = {float(v):.3g}" for v, r in zip(deg.value, norms))
             + f". The published annulus (|‖ŵ‖ − 2| < ε = {eps:g}) contains it only at {sym} ∈ "
             + (f"[{min(inside):.3g}, {max(inside):.3g}]" if inside else "∅")
-            + " on this grid; below that the posterior's degenerate draws are counted as 'neither'. "
-            "The nearest-configuration phases follow the configuration as it moves.",
+            + " on this grid. Measured: of the draws the annuli leave in 'neither' (kept trials), the "
+            "share nearest to the degenerate configuration is "
+            + ", ".join(f"{x:.2f} at {sym} = {float(v):.3g}" for v, x in _crossed(rep, "degenerate"))
+            + ". The nearest-configuration phases follow the configuration as it moves.",
             "",
             "Its population loss L_deg(θ) = "
             + ", ".join(f"{float(x):.4f}" for x in deg.population_loss)
             + f"; the free-energy estimate (nβ·L/2 against Δλ log nβ, Δλ = 2) puts {sym}_c at "
-            + ("below the grid (degenerate ahead everywhere)" if est == -math.inf else _fmt(est))
-            + " (theory.relu_critical).",
+            + {
+                -math.inf: "below the grid (degenerate ahead everywhere)",
+                math.inf: "above the grid (non-degenerate ahead everywhere)",
+            }.get(est, _fmt(est))
+            + " — a heuristic: Δλ is a difference of two upper bounds (theory.relu_critical).",
             "",
         ]
     else:
@@ -421,8 +456,10 @@ def _comparison(rep: ReluReport, sym: str) -> list[str]:
             + "; ".join(f"{sym} = {float(v):.3g}: {note}" for v, note in zip(ann.value, ann.note))
             + f". The published ball (radius ε = {eps:g}) is centred on the reversed weights with the "
             f"{sym}-node scaled; once the minimum is farther than ε from that centre the ball no longer "
-            "holds "
-            "it, and draws near the minimum count as 'neither'.",
+            "holds it. Measured: of the draws the balls leave in 'neither' (kept trials), the share "
+            "nearest to the annihilation configuration is "
+            + ", ".join(f"{x:.2f} at {sym} = {float(v):.3g}" for v, x in _crossed(rep, "annihilation"))
+            + ".",
             "",
         ]
     lines += [_table(cfg[["value", "phase", "population_loss", "effective_w", "exists"]], floatfmt=".4g"), ""]

@@ -39,6 +39,7 @@ from ..analysis.relu_phases import (
     configurations,
     effective_weights,
     nearest_phase,
+    published_sample_filter,
     phase_fractions,
     phase_mass,
     trial_draws,
@@ -246,23 +247,30 @@ def smc_phase_mass(
     epsilon: float | None = None,
     margin: float = 0.1,
     radius: float = 1.0,
+    sample_filter: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> xr.Dataset:
     """Posterior mass of each phase by SMC (:func:`tms_bayes.analysis.relu_phases.phase_mass`), for both
-    classifiers (dim ``classifier``: "epsilon", "nearest"), and — with the truth ``sweep`` — the chains'
-    shares on the same datasets (trials 0 … D−1 of the SMC values, no trial filter: the same datasets)
-    with percentile-bootstrap intervals over those datasets (``mcmc_share``, ``mcmc_lower``,
-    ``mcmc_upper``), and the paired comparison: ``difference`` = mean over datasets of (SMC mass −
-    chain share) on the same dataset, its 95 % t-interval half-width (t with D − 1 degrees of freedom ×
-    SD/√D) and ``agree`` = |difference| ≤ half-width."""
+    classifiers (dim ``classifier``: "epsilon", "nearest"); with ``sample_filter`` the particles the
+    published filter drops get no weight (the mass is of the filtered posterior, as the chains' shares).
+    With the truth ``sweep``: the chains' shares on the same datasets (trials 0 … D−1 at the same value
+    index, no trial filter: the same datasets) with percentile-bootstrap intervals over those datasets
+    (``mcmc_share``, ``mcmc_lower``, ``mcmc_upper``), how often each of those chains changes phase
+    (``mcmc_switches`` (value, dataset): a chain that never does reports its starting basin, not the
+    mass), and the paired comparison: ``difference`` = mean over datasets of (SMC mass − chain share)
+    on the same dataset, its 95 % t-interval half-width (t with D − 1 degrees of freedom × SD/√D) and
+    ``agree`` = |difference| ≤ half-width — "no difference detected", which with D = 3 (t = 4.30) is
+    a weak check: read it with the half-width.  Needs every SMC run finished."""
     st, rs = smc_run.truth, smc_run.settings
     D, R = smc_run.datasets, rs.smc_repeats
+    missing = [smc_run.name(*j) for j in smc_run.jobs() if j not in smc_run.finished()]
+    if missing:
+        raise ValueError(f"{smc_run.out}: SMC runs not finished: {', '.join(missing)}; re-run to finish them")
     out = []
     for classifier in ("epsilon", "nearest"):
         labels, logw = [], []
         for i in smc_run.indices:
-            runs = [[smc_run.load(i, t, r) for r in range(R)] for t in range(D)]
             tr = experiment_truth(st.experiment, st.values[i])
             truth = (tr.w, tr.b, tr.q, tr.c)
             refs = configurations(st.experiment, truth) if classifier == "nearest" else None
@@ -270,14 +278,17 @@ def smc_phase_mass(
             for t in range(D):
                 lab_t, lw_t = [], []
                 for r in range(R):
-                    post = runs[t][r].posterior
-                    w, q = post["w"].values[0], post["q"].values[0]
+                    idata = smc_run.load(i, t, r)
+                    w, q = idata.posterior["w"].values[0], idata.posterior["q"].values[0]
                     if classifier == "epsilon":
                         lab = classify_relu(st.experiment, w, q, truth=(truth[0], truth[2]), epsilon=epsilon)
                     else:
                         lab = nearest_phase(effective_weights(w, q), refs, margin=margin, radius=radius)
+                    lw = idata.sample_stats["log_weight"].values[0]
+                    if sample_filter:
+                        lw = np.where(published_sample_filter(w, q), lw, -np.inf)
                     lab_t.append(lab)
-                    lw_t.append(runs[t][r].sample_stats["log_weight"].values[0])
+                    lw_t.append(lw)
                 lab_v.append(lab_t)
                 lw_v.append(lw_t)
             labels.append(lab_v)
@@ -286,35 +297,9 @@ def smc_phase_mass(
             np.array(labels), np.array(logw), smc_run.values, PHASES[st.experiment], n_boot=n_boot, seed=seed
         )
         if sweep is not None:
-            lab = truth_sweep_labels(
-                sweep, epsilon=epsilon, classifier=classifier, margin=margin, radius=radius
+            _chains_beside(
+                m, smc_run, sweep, classifier, epsilon, margin, radius, sample_filter, n_boot, seed
             )
-            frac = phase_fractions(lab.sel(value=list(smc_run.values), method="nearest"), n_boot=10)
-            per = frac.share_trial.isel(trial=slice(0, D)).transpose("value", "trial", "phase").values
-            share, lo, hi, _ = bootstrap_shares(per, n_boot=n_boot, seed=seed)
-            m["mcmc_share"] = (("value", "phase"), share)
-            m["mcmc_lower"] = (("value", "phase"), lo)
-            m["mcmc_upper"] = (("value", "phase"), hi)
-            # paired over datasets: the dataset-to-dataset variability cancels, the spread of the
-            # differences is the two estimators' error; agree = |mean| within the 95 % t interval
-            diff = m.mass_run.mean("rep").transpose("value", "dataset", "phase").values - per
-            mean = diff.mean(axis=1)
-            half = (
-                stats.t.ppf(0.975, D - 1) * diff.std(axis=1, ddof=1) / math.sqrt(D)
-                if D > 1
-                else np.full(mean.shape, np.nan)
-            )
-            m["difference"] = (
-                ("value", "phase"),
-                mean,
-                {"long_name": "SMC mass − chain share, mean over datasets"},
-            )
-            m["difference_half_width"] = (
-                ("value", "phase"),
-                half,
-                {"long_name": "95 % t interval half-width"},
-            )
-            m["agree"] = (("value", "phase"), np.abs(mean) <= half)
         out.append(m)
     mass = xr.concat(out, dim=xr.DataArray(["epsilon", "nearest"], dims="classifier"))
     walls = [smc_run.load(*j).posterior.attrs["wall_time_s"] for j in smc_run.finished()]
@@ -331,9 +316,47 @@ def smc_phase_mass(
             "epsilon": epsilon if epsilon is not None else DEFAULT_EPSILON[st.experiment],
             "margin": margin,
             "radius": radius,
+            "sample_filter": "published" if sample_filter else "none",
         }
     )
     return mass
+
+
+def _chains_beside(m, smc_run, sweep, classifier, epsilon, margin, radius, sample_filter, n_boot, seed):
+    """Add the chains' shares on the SMC datasets, their phase changes and the paired comparison to
+    the mass ``m`` of one classifier (:func:`smc_phase_mass`)."""
+    D = smc_run.datasets
+    if any(i not in sweep.finished() for i in smc_run.indices):
+        raise ValueError(f"{sweep.out} has not finished every SMC value; finish the sweep first")
+    lab = truth_sweep_labels(
+        sweep,
+        epsilon=epsilon,
+        classifier=classifier,
+        margin=margin,
+        radius=radius,
+        sample_filter=sample_filter,
+    )
+    at = [sweep.finished().index(i) for i in smc_run.indices]  # the same value index, not the nearest value
+    sub = lab.isel(value=at, trial=slice(0, D))
+    per = phase_fractions(sub, n_boot=10).share_trial.transpose("value", "trial", "phase").values
+    share, lo, hi, _ = bootstrap_shares(per, n_boot=n_boot, seed=seed)
+    seq = sub.label.values
+    m["mcmc_share"] = (("value", "phase"), share)
+    m["mcmc_lower"] = (("value", "phase"), lo)
+    m["mcmc_upper"] = (("value", "phase"), hi)
+    m["mcmc_switches"] = (("value", "dataset"), (seq[..., 1:] != seq[..., :-1]).sum(axis=-1))
+    # paired over datasets: the dataset-to-dataset variability cancels, the spread of the differences
+    # is the two estimators' error
+    diff = m.mass_run.mean("rep").transpose("value", "dataset", "phase").values - per
+    mean = diff.mean(axis=1)
+    half = (
+        stats.t.ppf(0.975, D - 1) * diff.std(axis=1, ddof=1) / math.sqrt(D)
+        if D > 1
+        else np.full(mean.shape, np.nan)
+    )
+    m["difference"] = (("value", "phase"), mean, {"long_name": "SMC mass − chain share, mean over datasets"})
+    m["difference_half_width"] = (("value", "phase"), half, {"long_name": "95 % t interval half-width"})
+    m["agree"] = (("value", "phase"), np.abs(mean) <= half)
 
 
 def analyse(
@@ -365,8 +388,10 @@ def analyse(
         )
         write_netcdf(sweep.out / "report" / "llc.nc", llc)
     mass = None
-    if smc_run is not None and smc_run.finished():
-        mass = smc_phase_mass(smc_run, sweep, epsilon=epsilon, margin=margin, radius=radius)
+    if smc_run is not None and len(smc_run.finished()) == len(smc_run.jobs()) > 0:
+        mass = smc_phase_mass(
+            smc_run, sweep, epsilon=epsilon, margin=margin, radius=radius, sample_filter=sample_filter
+        )
         write_netcdf(sweep.out / "report" / "smc_mass.nc", mass.drop_vars("bootstrap"))
     return relu_report(
         sweep,

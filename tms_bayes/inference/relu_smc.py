@@ -69,8 +69,8 @@ class ReluSMCSettings:
     smc_mcmc_steps: int = setting(5, "SMC: HMC moves per stage")
 
     def __post_init__(self):
-        if self.smc_values is not None:
-            object.__setattr__(self, "smc_values", tuple(float(v) for v in self.smc_values))
+        if self.smc_values is not None:  # sorted, each once: the transition is interpolated along them
+            object.__setattr__(self, "smc_values", tuple(sorted({float(v) for v in self.smc_values})))
         if self.smc_datasets is not None:
             _validate.integer("smc_datasets", self.smc_datasets, minimum=1)
         _validate.integer("smc_repeats", self.smc_repeats, minimum=1)
@@ -168,7 +168,14 @@ class ReluSMC:
     def verify(self, log=print) -> list[str]:
         units = {
             _name(i, t, r): {
-                f"smc/{_name(i, t, r)}.nc": {"index": i, "trial": t, "rep": r, "value": self.truth.values[i]}
+                f"smc/{_name(i, t, r)}.nc": {
+                    "index": i,
+                    "trial": t,
+                    "rep": r,
+                    "value": self.truth.values[i],
+                    "data_seed": self.truth.data_seed(i, t),
+                    **{f"smc_{k}": v for k, v in self.settings.smc().to_dict().items()},
+                }
             }
             for i, t, r in self.jobs()
         }

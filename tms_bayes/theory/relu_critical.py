@@ -35,7 +35,8 @@ are: D(ŵ, ŵ') = min_π max_a ‖ŵ_π(a) − ŵ'_a‖.
 **Free-energy estimate of θ_c (PT1).**  With the tempered likelihood (nβ = n/log n) the free energy of
 a phase is F ≈ nβ·K + λ log(nβ).  With Watanabe's bound for ReLU networks (λ ≤ half the parameters of
 the smallest network representing the function: 9/2 non-degenerate, 5/2 degenerate; DSLT 4) the
-degenerate phase wins while nβ·½ L_deg(θ) < Δλ log(nβ), Δλ = 2, i.e. down to the θ where
+degenerate phase wins while nβ·½ L_deg(θ) < Δλ log(nβ), Δλ = 2 (a heuristic: a difference of upper
+bounds is not a bound), i.e. down to the θ where
 L_deg(θ) = 2Δλ log(nβ)/(nβ) (:func:`pt1_critical_estimate`).  Measured: at n = 10 000 that level is
 0.026 while L_deg(1.0) = 0.0073 (L_deg(θ): 0.0046 at 1.1, 0.0017 at 1.26, 0 at π/2), so this estimate
 puts the degenerate configuration ahead on the whole grid θ ∈ [1, π/2] (also with the scaling
@@ -216,8 +217,9 @@ def pt2_configurations(truth, *, grid: int = 200, merge_distance: float = 0.1) -
 def pt1_critical_estimate(loss_gap, thetas, n: int, *, dlambda: float = 2.0) -> float:
     """θ where the degenerate configuration's population loss ``loss_gap`` (on the increasing grid
     ``thetas``; decreasing in θ) equals 2Δλ log(nβ)/(nβ), nβ = n/log n (module docstring), by linear
-    interpolation; NaN when the grid does not bracket it (−inf: below it, the degenerate phase is ahead
-    on the whole grid)."""
+    interpolation; −inf when L_deg is below the level on the whole grid (the degenerate phase ahead
+    everywhere), +inf when above it everywhere (the non-degenerate phase ahead everywhere).  A
+    heuristic: Δλ is a difference of two upper bounds, not itself a bound."""
     n = _validate.integer("n", n, minimum=3)
     nbeta = n / math.log(n)
     level = 2.0 * _validate.positive("dlambda", dlambda) * math.log(nbeta) / nbeta
@@ -225,4 +227,6 @@ def pt1_critical_estimate(loss_gap, thetas, n: int, *, dlambda: float = 2.0) -> 
     for i in range(len(x) - 1):
         if y[i] > 0 >= y[i + 1]:
             return float(x[i] + (x[i + 1] - x[i]) * y[i] / (y[i] - y[i + 1]))
-    return -math.inf if np.all(y <= 0) else math.nan
+    if np.all(y <= 0):
+        return -math.inf
+    return math.inf if np.all(y > 0) else math.nan
