@@ -67,7 +67,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__, _validate
-from ..theory.relu_critical import configuration_distance, pt1_configurations, pt2_configurations
+from ..theory.relu_critical import configuration_distance, critical_configurations
 from .occupancy import bootstrap_shares, crossing_with_interval
 from .phases import effective_weights
 
@@ -148,8 +148,7 @@ def configurations(experiment: str, truth) -> dict:
     """{phase: effective weights (d, 2)} of the critical configurations at ``truth`` = (w⁰, b⁰, q⁰, c⁰)
     (:mod:`tms_bayes.theory.relu_critical`; a configuration merged with the truth is left out)."""
     _validate.choice("experiment", experiment, PHASES)
-    find = pt1_configurations if experiment == "pt1" else pt2_configurations
-    return {k: c.effective for k, c in find(truth).items() if c.exists}
+    return {k: c.effective for k, c in critical_configurations(experiment, truth).items() if c.exists}
 
 
 def nearest_phase(eff, references: dict, *, margin: float = 0.1, radius: float = 1.0) -> np.ndarray:
@@ -352,9 +351,7 @@ def phase_fractions(
                 ("value",),
                 (valid & kept_by_z[..., None]).sum(axis=(1, 2))
                 / np.maximum(kept_by_z.sum(axis=1) * lab.shape[-1], 1),
-                {
-                    "long_name": "share of the trial-filtered draws passing the sample filter"
-                },
+                {"long_name": "share of the trial-filtered draws passing the sample filter"},
             ),
             "bootstrap": (("replicate", "value", "phase"), boot),
         },

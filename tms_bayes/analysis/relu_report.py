@@ -33,7 +33,7 @@ from . import plots
 from .coarse_grain import CoarseGrainer, agreement
 from .phases import relu_features
 from .report import _has_tabulate
-from ..theory.relu_critical import pt1_configurations, pt1_critical_estimate, pt2_configurations
+from ..theory.relu_critical import critical_configurations, pt1_critical_estimate
 from .relu_phases import (
     critical_value,
     epsilon_dependence,
@@ -125,8 +125,7 @@ def configuration_table(experiment: str, values, truths) -> pd.DataFrame:
     effective weights, whether it exists."""
     rows = []
     for v, truth in zip(values, truths):
-        find = pt1_configurations if experiment == "pt1" else pt2_configurations
-        for name, c in find(truth).items():
+        for name, c in critical_configurations(experiment, truth).items():
             rows.append(
                 {
                     "value": float(v),

@@ -47,6 +47,7 @@ configuration and does not contain the degenerate critical configuration until �
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ __all__ = [
     "pt1_configurations",
     "pt2_configurations",
     "pt1_critical_estimate",
+    "critical_configurations",
 ]
 
 
@@ -212,6 +214,23 @@ def pt2_configurations(truth, *, grid: int = 200, merge_distance: float = 0.1) -
         "non-annihilation": Configuration("non-annihilation", w0, b0, q0, c0, 0.0, note="the truth"),
         "annihilation": ann,
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _cached(experiment: str, key: tuple, grid: int) -> dict[str, Configuration]:
+    w, b, q, c = (np.array(key[0]), np.array(key[1]), np.array(key[2]), key[3])
+    find = pt1_configurations if experiment == "pt1" else pt2_configurations
+    return find((w, b, q, c), grid=grid)
+
+
+def critical_configurations(experiment: str, truth, *, grid: int = 200) -> dict[str, Configuration]:
+    """:func:`pt1_configurations` (``experiment`` "pt1") or :func:`pt2_configurations` ("pt2") of
+    ``truth`` = (w⁰, b⁰, q⁰, c⁰), computed once per truth and grid (cached: the minimisations take
+    seconds and every report asks for them several times)."""
+    _validate.choice("experiment", experiment, ("pt1", "pt2"))
+    w, b, q, c = _truth_tuple(truth)
+    key = (tuple(map(tuple, w.tolist())), tuple(b.tolist()), tuple(q.tolist()), float(c))
+    return _cached(experiment, key, _validate.integer("grid", grid, minimum=8))
 
 
 def pt1_critical_estimate(loss_gap, thetas, n: int, *, dlambda: float = 2.0) -> float:
