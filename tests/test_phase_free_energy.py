@@ -122,9 +122,9 @@ def test_restricted_smc_agrees_with_laplace_at_large_n(cat6):
     """benchmarks/phase_free_energy.py on a reduced scale (2 runs per phase, n = 3·10³ and 10⁴; 12.5
     minutes with 3 runs in CI, so 2 keep the whole CI run under its hour), regions with dead_tol = 0 (the
     flat region: the 5-gon's critical set is the minimum of L there).  Measured with 8 runs:
-    F₅₊ − F₆ − Laplace = −0.02 ± 0.05 at 10⁴ (SD of one run ≈ 0.14); the 5-gon's residual shrinks with
-    n.  Tolerances: 0.4 ≈ 4 SE of the difference of two 2-run means (SE = 0.14·√(2/2) = 0.1), 0.8 for
-    the 5-gon (its SD is about twice as large)."""
+    F₅₊ − F₆ − Laplace = −0.02 ± 0.05 at 10⁴, so one run's difference has SD ≈ 0.05·√8 = 0.14 and a
+    2-run mean SE ≈ 0.1; the 5-gon's residual shrinks with n.  Tolerances: 0.4 ≈ 4 SE, 0.8 for the
+    5-gon (its spread is about twice as large)."""
     from tms_bayes.inference.phase_smc import population_phase_free_energies
 
     st = RestrictedSettings(smc=SMCSettings(particles=2048, mcmc_steps=30, cess_target=0.8))
