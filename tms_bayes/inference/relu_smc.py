@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from .._options import setting
 from .._parse import parse_values
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
-from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
+from .smc import SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
 from .truth_sweep import TruthSweepSettings, build_trial_model, trial_data
 
 __all__ = ["ReluSMCSettings", "ReluSMC", "from_settings", "load_relu_smc", "SMC_VALUES"]
@@ -295,17 +294,8 @@ class _SMCRunner:
             **smc_attrs(rd.settings.smc()),
             jax_backend=jax.default_backend(),
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            idata = az.from_dict(
-                posterior=post,
-                sample_stats={"log_weight": res.log_weights[-1][None]},
-                coords=self.coords,
-                dims={k: list(v) for k, v in self.dims.items() if k in post and v},
-            )
-        for g in idata.groups():
-            getattr(idata, g).attrs.update(attrs)
-        return idata
+
+        return particles_idata(post, res.log_weights[-1], self.coords, self.dims, attrs)
 
 
 def from_settings(settings: dict, out) -> ReluSMC:

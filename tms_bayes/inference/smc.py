@@ -54,6 +54,7 @@ __all__ = [
     "prior_particles",
     "run_smc",
     "SMCState",
+    "particles_idata",
     "smc_init",
     "smc_step",
 ]
@@ -411,6 +412,26 @@ def run_smc(
         settings,
         time.perf_counter() - t0,
     )
+
+
+def particles_idata(posterior: dict, log_weight, coords: dict, dims: dict, attrs: dict):
+    """Weighted particles as InferenceData: ``posterior`` {name: (1, P, ...)} (chain = 1, draw = particle),
+    normalised ``log_weight`` (P,) in sample_stats, ``attrs`` on every group."""
+    import warnings
+
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = az.from_dict(
+            posterior=posterior,
+            sample_stats={"log_weight": np.asarray(log_weight)[None]},
+            coords=coords,
+            dims={k: list(v) for k, v in dims.items() if k in posterior and v},
+        )
+    for g in idata.groups():
+        getattr(idata, g).attrs.update(attrs)
+    return idata
 
 
 def smc_attrs(settings: SMCSettings) -> dict:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _validate
-from .smc import SMCSettings, mask_path, prior_particles, run_smc, smc_attrs
+from .smc import SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
 from ..store.atomic import write_netcdf, write_text
 from ..store.rundir import RunDir, make_attrs
 from .sweep import SweepSettings, build_model, dataset
@@ -302,16 +302,7 @@ class _UnitRunner:
                 **smc_attrs(sw.settings),
                 jax_backend=jax.default_backend(),
             )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                idata = az.from_dict(
-                    posterior=post,
-                    sample_stats={"log_weight": res.log_weights[i][None]},
-                    coords=self.coords,
-                    dims={k: list(v) for k, v in self.dims.items() if k in post and v},
-                )
-            for g in idata.groups():
-                getattr(idata, g).attrs.update(attrs)
+            idata = particles_idata(post, res.log_weights[i], self.coords, self.dims, attrs)
             write_netcdf(out / "smc" / f"{_name(n, s, r)}.nc", idata)
         write_text(
             out / "smc" / (f"stages_seed{s:03d}" + (f"_rep{r:02d}" if r else "") + ".csv"),
