@@ -273,10 +273,19 @@ def test_a_relu_truth_sweep_on_a_local_cluster_writes_the_local_executors_files(
     assert sorted(dask.statuses.values()) == ["done"] * 2 and dask.compilations >= 1
     for i in range(2):
         assert_identical_runs(dask.load(i), local.load(i))
-    # the SMC posterior mass on the sweep's datasets: one job per (value, dataset, repeat)
+
+
+@pytest.mark.slow
+def test_relu_smc_mass_on_a_local_cluster_writes_the_local_executors_files(tmp_path):
+    """The SMC posterior mass on a truth sweep's datasets (one job per (value, dataset, repeat)) through a
+    LocalCluster of two workers writes the local run's files (the sweep itself need not be run)."""
+    import math
+
     from tms_bayes.experiments.relu import run_smc_mass
     from tms_bayes.inference.relu_smc import ReluSMCSettings
+    from tms_bayes.inference.truth_sweep import TruthSweepSettings
 
+    st = TruthSweepSettings(experiment="pt1", values=(1.2, math.pi / 2), trials=2, n=200, tune=30, draws=20)
     smc = ReluSMCSettings(smc_values=(math.pi / 2,), smc_datasets=2, smc_repeats=1, smc_particles=32, smc_mcmc_steps=1)
     local_smc = run_smc_mass(st, smc, tmp_path / "local" / "smc", **QUIET)
     dask_smc = run_smc_mass(st, smc, tmp_path / "dask" / "smc", executor=ExecutorOptions("dask", workers=2), **QUIET)
