@@ -145,6 +145,7 @@ def test_tms_lambda_hat_at_large_n_matches_theory():
     assert est["6"].idata.posterior.attrs["metastable_exit"] == "" == est["5+"].idata.posterior.attrs["metastable_exit"]
 
 
+@pytest.mark.slow  # 36 s: with the slow set, to keep the default suite under 15 minutes
 def test_phase_confinement_stops_the_leak_without_moving_lambda_hat():
     """Population TMS at n = 5000 (nβ = 587), 5-gon, γ = 1: unconfined, the chains leave for the 6-gon
     (measured leak 1.00, λ̂ = −2.9: a mixture of phases, flagged); confined (κ = 100 and 1000 on the dead

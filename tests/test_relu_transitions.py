@@ -304,10 +304,13 @@ def test_relu_cli_bad_input_is_one_line(tmp_path, capsys):
 def test_relu_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["relu", "pt1", "--values", "1.3,pi/2", "--trials", "2", "--n", "300", "--tune", "40", "--draws", "30",
-            "--llc-values", "none", "--no-coarse-grain", "--no-progress", "--out", str(out)]
+            "--llc-values", "none", "--no-coarse-grain", "--no-progress", "--out", str(out),
+            "--smc-particles", "32", "--smc-repeats", "1", "--smc-mcmc-steps", "1"]  # SMC at π/2 (the default ∩ grid)
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "dropped trials" in text and (out / "report" / "report.md").exists()
+    assert "dropped trials" in text and "SMC − chains (paired)" in text
+    report = (out / "report" / "report.md").read_text()
+    assert "## Posterior mass by SMC (2 datasets × 1 runs" in report and "## Shares against ε" in report
 
 
 def test_relu_sweep_over_n_gets_the_occupancy_analysis(tmp_path):
