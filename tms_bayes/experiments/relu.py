@@ -48,7 +48,7 @@ from ..analysis.relu_phases import (
 from ..analysis.relu_report import relu_report
 from ..inference.executor import ExecutorOptions, run_jobs
 from ..inference.relu_smc import ReluSMC, ReluSMCSettings
-from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model
+from ..inference.truth_sweep import TruthSweep, TruthSweepSettings, build_trial_model, on_grid
 from ..models.relu import experiment_truth
 from ..store.atomic import write_netcdf
 from .. import _validate
@@ -178,17 +178,13 @@ class ReluJob:
         if given is not None:
             return tuple(given)
         grid = self.sweep.values  # the defaults the sweep lacks are skipped
-        return tuple(
-            v
-            for v in LLC_DEFAULTS[self.sweep.experiment]
-            if min(abs(v - x) for x in grid) <= 1e-9 * max(1.0, v)
-        )
+        return tuple(v for v in LLC_DEFAULTS[self.sweep.experiment] if on_grid(v, grid))
 
 
 def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, ...]:
     """``llc_values`` as a tuple, refused unless every one is a value of the sweep."""
     llc_values = tuple(float(v) for v in llc_values)
-    missing = [v for v in llc_values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
+    missing = [v for v in llc_values if not on_grid(v, settings.values)]
     if missing:
         raise ValueError(
             f"--llc-values must be values of the sweep; not in it: {', '.join(f'{v:g}' for v in missing)}"
@@ -199,7 +195,7 @@ def check_llc_values(settings: TruthSweepSettings, llc_values) -> tuple[float, .
 def check_smc_values(settings: TruthSweepSettings, smc: ReluSMCSettings) -> tuple[float, ...]:
     """The SMC values, refused unless every one is a value of the sweep and the sweep has enough trials."""
     values = smc.resolved_values(settings.experiment, settings.values)
-    missing = [v for v in values if min(abs(v - x) for x in settings.values) > 1e-9 * max(1.0, abs(v))]
+    missing = [v for v in values if not on_grid(v, settings.values)]
     if missing:
         raise ValueError(
             "--smc-values must be values of the sweep (or 'none'); not in it: "

@@ -35,7 +35,7 @@ from .._parse import parse_values
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs
 from .smc import SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
-from .truth_sweep import TruthSweepSettings, build_trial_model, trial_data
+from .truth_sweep import TruthSweepSettings, build_trial_model, on_grid, trial_data
 
 __all__ = ["ReluSMCSettings", "ReluSMC", "from_settings", "load_relu_smc", "SMC_VALUES"]
 
@@ -82,7 +82,7 @@ class ReluSMCSettings:
             return self.smc_values
         if grid is None:
             return SMC_VALUES[experiment]
-        return tuple(v for v in SMC_VALUES[experiment] if min(abs(v - x) for x in grid) <= 1e-9 * max(1.0, v))
+        return tuple(v for v in SMC_VALUES[experiment] if on_grid(v, grid))
 
     def datasets(self, trials: int) -> int:
         """Datasets per value: those given, else 3 (or all the sweep's ``trials`` when fewer)."""

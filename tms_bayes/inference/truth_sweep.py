@@ -45,6 +45,7 @@ __all__ = [
     "load_truth_sweep",
     "trial_data",
     "build_trial_model",
+    "on_grid",
 ]
 
 
@@ -131,6 +132,11 @@ class TruthSweepSettings:
         d = dict(d)
         d["values"] = tuple(d["values"])
         return cls(**d)
+
+
+def on_grid(value: float, grid) -> bool:
+    """Whether ``value`` is one of the values of ``grid`` (to 1e-9 relative: grids hold π/2 and the like)."""
+    return min(abs(value - x) for x in grid) <= 1e-9 * max(1.0, abs(value))
 
 
 def trial_data(settings: TruthSweepSettings, index: int, trial: int) -> tuple[np.ndarray, np.ndarray]:
