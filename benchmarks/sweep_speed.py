@@ -1,22 +1,37 @@
-"""The same posterior sweep three ways, side by side in one process:
+"""The same posterior sweep with our engine and the strongest peers, side by side in one process:
 
-1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), both chain methods,
-   chains sharded over the cores (``tms_bayes.configure()``) and, for comparison, on one device;
-2. a loop of ``pm.sample(nuts_sampler="numpyro")`` (PyMC's JAX path: one new JAX program per job);
-3. a loop of ``pm.sample()`` with PyMC's default NUTS sampler.
+1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), chains sharded over
+   the cores (``tms_bayes.configure()``), in each parameterisation × mass matrix (``--variants``);
+2. nutpie (``compile_pymc_model(model, backend="numba")`` once, then ``.with_data(X=…, mask=…, beta=…)``
+   per job: it also compiles once per sweep);
+3. a loop of ``pm.sample(nuts_sampler="numpyro")`` (PyMC's JAX path: one new JAX program per job);
+4. a loop of ``pm.sample()`` with PyMC's default NUTS sampler.
 
-Same model (TMS, c = 6 by default), same sample sizes (≥ 6), same datasets, same chains, tune and
-draws.  Printed per method: wall time, compile time (where it can be separated), total bulk ESS of
-L_n over the jobs, ESS/s, and the ratio of ESS/s to each peer.  Also printed: the cost of one
-log-density gradient per chain against a FLOP estimate of the model.
+Same PyMC model for all (``--gauge``: the SO(2)-gauge-fixed TMS model for every method, or the unfixed
+one for every method; our own variants list which they use), same sample sizes, datasets, chains, tune
+and draws.  **Starts**: ``--init prior`` (default) starts every chain of every method from a draw of the
+prior — ours and the PyMC loops from the very same draws (``sweep.prior_start``, given to ``pm.sample``
+as ``initvals`` without jitter), nutpie from its own prior draws (``default_initialization_strategy=
+"prior"``: it takes one start vector, not one per chain); ``--init default`` leaves each peer its own
+default (nutpie: PyMC's support point with jitter; PyMC: ``jitter+adapt_diag``).
+
+Printed per method: wall time (compile included), compile time where it can be separated, leapfrog
+steps per draw, bulk and tail ESS per second summed over the jobs of L_n and of the smallest sorted
+column norm of W, the smallest bulk ESS/s over all sorted column norms, the largest R̂ over jobs and
+those quantities (all invariant under the model's symmetries, so they mean the same in every
+parameterisation), and each method's ESS/s of L_n and of the smallest column norm as a ratio to the
+first row (our default).
 
 Usage:  python benchmarks/sweep_speed.py [--n 200:1200:200] [--chains 4] [--tune 200] [--draws 200]
-        [--skip-pymc-default] [--skip-numpyro]
+        [--gauge so2|none] [--init prior|default] [--variants so2:dense,so2:diag,none:diag]
+        [--skip nutpie,numpyro,pymc]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import tempfile
 import time
 import warnings
@@ -30,72 +45,164 @@ import tms_bayes  # noqa: E402
 
 tms_bayes.configure()  # one XLA device per core before JAX starts, as the CLI does: chains shard across cores
 
-from tms_bayes._jax import jax, jnp  # noqa: E402
 from tms_bayes.cli import parse_grid  # noqa: E402
-from tms_bayes.inference.compile import as_jax, compile_model  # noqa: E402
-from tms_bayes.inference.sweep import SweepSettings, build_model, dataset, run_sweep  # noqa: E402
+from tms_bayes.inference.sweep import SweepSettings, build_model, dataset, prior_start, run_sweep  # noqa: E402
+
+PEERS = ("nutpie", "numpyro", "pymc")
 
 
-def ess_of(L):
-    return float(az.ess(np.asarray(L), method="bulk"))
+def invariants(W, L) -> dict:
+    """(chain, draw) arrays of the invariants the table reports, from W (chain, draw, 2, c) and L_n."""
+    norms = np.sort(np.linalg.norm(np.asarray(W), axis=-2), axis=-1)
+    return {"L": np.asarray(L), "norms": norms}
 
 
-def ours(settings, chain_method, devices=None):
-    st = SweepSettings(**{**settings.to_dict(), "chain_method": chain_method})
+class Tally:
+    """ESS, R̂ and leapfrog steps accumulated over the jobs of one method."""
+
+    def __init__(self):
+        self.ess = {"L bulk": 0.0, "L tail": 0.0, "nmin bulk": 0.0, "nmin tail": 0.0}
+        self.norm_bulk = None
+        self.rhat = 1.0
+        self.steps = []
+
+    def add(self, inv: dict, n_steps):
+        L, norms = inv["L"], inv["norms"]
+        self.ess["L bulk"] += float(az.ess(L, method="bulk"))
+        self.ess["L tail"] += float(az.ess(L, method="tail"))
+        self.ess["nmin bulk"] += float(az.ess(norms[..., 0], method="bulk"))
+        self.ess["nmin tail"] += float(az.ess(norms[..., 0], method="tail"))
+        per_norm = np.array([float(az.ess(norms[..., k], method="bulk")) for k in range(norms.shape[-1])])
+        self.norm_bulk = per_norm if self.norm_bulk is None else self.norm_bulk + per_norm
+        rh = [float(az.rhat(L))] + [float(az.rhat(norms[..., k])) for k in range(norms.shape[-1])]
+        self.rhat = max(self.rhat, *rh)
+        if n_steps is not None:
+            self.steps.append(float(np.mean(n_steps)))
+
+    def row(self, method, wall, compile_s) -> dict:
+        out = {"method": method, "wall": wall, "compile": compile_s, "rhat": self.rhat}
+        out["steps"] = float(np.mean(self.steps)) if self.steps else float("nan")
+        out.update({k: v / wall for k, v in self.ess.items()})
+        out["norms min bulk"] = float(self.norm_bulk.min()) / wall
+        return out
+
+
+def ours(settings, gauge, mass_matrix):
+    st = SweepSettings(**{**settings.to_dict(), "gauge": gauge, "mass_matrix": mass_matrix})
+    tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        sweep = run_sweep(st, tmp, progress=False, log=lambda *_: None, devices=devices)
+        sweep = run_sweep(st, tmp, progress=False, log=lambda *_: None)
         wall = time.perf_counter() - t0
-        ess = sum(ess_of(sweep.load(n, s).posterior["L_n"].values) for n, s in sweep.jobs())
-        depth = np.mean([sweep.load(n, s).sample_stats["n_steps"].values.mean() for n, s in sweep.jobs()])
-    from tms_bayes.inference.nuts import shard_count
-
-    shards = shard_count(settings.chains, devices)
-    return {"method": f"tms-bayes ({chain_method}, {shards} shard{'s' if shards > 1 else ''})", "wall": wall, "compile": sweep.timings["compile_s"], "ess": ess, "steps": depth}
+        for n, s in sweep.jobs():
+            idata = sweep.load(n, s)
+            tally.add(invariants(idata.posterior["W"], idata.posterior["L_n"]), idata.sample_stats["n_steps"])
+    return tally.row(f"tms-bayes ({gauge}, {mass_matrix})", wall, sweep.timings.get("compile_s", np.nan))
 
 
-def pymc_loop(settings, sampler):
+def _initvals(settings, model, n, data_seed) -> list[dict]:
+    """Our prior starts for job (n, seed) as PyMC initvals (constrained values by variable name)."""
+    from tms_bayes.inference.compile import compile_model
+
+    cm = compile_model(model)
+    flat = prior_start(settings, cm, np.random.default_rng([data_seed, n, 7]))
+    out = []
+    for row in flat:
+        point = cm.unravel(row)
+        vals = {}
+        for vname, rv in zip(cm.param_names, cm.rv_names):
+            vals[rv] = np.exp(point[vname]) if vname.endswith("_log__") else point[vname]
+        out.append(vals)
+    return out
+
+
+def pymc_loop(settings, sampler, init):
     import pymc as pm
 
-    wall, ess = 0.0, 0.0
+    tally, wall = Tally(), 0.0
     for s in range(settings.seeds):
         data = dataset(settings, s)
         for n in settings.n:
             model = build_model(settings, data, n, padded=False)
-            kwargs = dict(draws=settings.draws, tune=settings.tune, chains=settings.chains, random_seed=1000 * s + n, progressbar=False, compute_convergence_checks=False)
+            kwargs = dict(
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                random_seed=1000 * s + n,
+                progressbar=False,
+                compute_convergence_checks=False,
+            )
+            if init == "prior":
+                kwargs["initvals"] = _initvals(settings, model, n, settings.data_seed(s))
             t0 = time.perf_counter()
-            with model:
+            with model, contextlib.redirect_stdout(io.StringIO()):
                 if sampler == "numpyro":
-                    idata = pm.sample(nuts_sampler="numpyro", nuts_sampler_kwargs={"chain_method": "vectorized"}, **kwargs)
+                    extra = {"chain_method": "vectorized"}
+                    if init == "prior":
+                        extra["jitter"] = False
+                    idata = pm.sample(nuts_sampler="numpyro", nuts_sampler_kwargs=extra, **kwargs)
                 else:
-                    idata = pm.sample(cores=1, **kwargs)
+                    idata = pm.sample(
+                        cores=1, init="adapt_diag" if init == "prior" else "jitter+adapt_diag", **kwargs
+                    )
             wall += time.perf_counter() - t0
-            ess += ess_of(idata.posterior["L_n"].values)
-    name = 'pm.sample(nuts_sampler="numpyro") loop' if sampler == "numpyro" else "pm.sample() default NUTS loop"
-    return {"method": name, "wall": wall, "compile": float("nan"), "ess": ess, "steps": float("nan")}
+            tally.add(
+                invariants(idata.posterior["W"].values, idata.posterior["L_n"].values),
+                idata.sample_stats["n_steps"].values if "n_steps" in idata.sample_stats else None,
+            )
+    name = (
+        'pm.sample(nuts_sampler="numpyro") loop' if sampler == "numpyro" else "pm.sample() default NUTS loop"
+    )
+    return tally.row(name, wall, float("nan"))
 
 
-def gradient_cost(settings):
-    """Seconds per log-density gradient per chain (single chain, and vmapped over 64), and FLOPs."""
-    model = build_model(settings, dataset(settings, 0), settings.n_max)
-    cm = compile_model(model)
-    data = as_jax(cm.data)
-    g1 = jax.jit(jax.grad(cm.logp))
-    g64 = jax.jit(jax.vmap(jax.grad(cm.logp), in_axes=(0, None)))
-    w1, w64 = jnp.full(cm.dim, 0.3), jnp.full((64, cm.dim), 0.3)
+def nutpie_sweep(settings, init):
+    """nutpie, compiled once on the padded model, one ``with_data`` per job."""
+    import nutpie
 
-    def t(f, *a, k=100):
-        f(*a).block_until_ready()
-        t0 = time.perf_counter()
-        for _ in range(k):
-            r = f(*a)
-        r.block_until_ready()
-        return (time.perf_counter() - t0) / k
+    tally = Tally()
+    t0 = time.perf_counter()
+    strategy = "prior" if init == "prior" else "support_point"
+    compiled = nutpie.compile_pymc_model(
+        build_model(settings, dataset(settings, 0), settings.n_max),
+        backend="numba",
+        default_initialization_strategy=strategy,
+    )
+    compile_s = time.perf_counter() - t0
+    for s in range(settings.seeds):
+        data = dataset(settings, s)
+        for n in settings.n:
+            job = compiled.with_data(
+                **data,
+                mask=(np.arange(settings.n_max) < n).astype(float),
+                beta=np.asarray(settings.beta_for(n)),
+            )
+            idata = nutpie.sample(
+                job,
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                seed=1000 * s + n,
+                progress_bar=False,
+                save_warmup=False,
+            )
+            post = idata.posterior
+            tally.add(invariants(post["W"].values, post["L_n"].values), idata.sample_stats["n_steps"].values)
+    wall = time.perf_counter() - t0
+    return tally.row(f"nutpie (numba, with_data, {init} starts)", wall, compile_s)
 
-    N, c, r = settings.n_max, settings.c, settings.r
-    # forward: G = WᵀW (2rc²), X·G (2Nc²), +b, relu, residual², sums (~5Nc); backward ≈ 2× forward
-    flops = 3 * (2 * r * c * c + 2 * N * c * c + 5 * N * c)
-    return t(g1, w1, data), t(g64, w64, data) / 64, flops
+
+COLUMNS = [
+    ("wall s", "wall", ".1f"),
+    ("compile s", "compile", ".1f"),
+    ("leapfrog/draw", "steps", ".1f"),
+    ("L bulk/s", "L bulk", ".1f"),
+    ("L tail/s", "L tail", ".1f"),
+    ("nmin bulk/s", "nmin bulk", ".1f"),
+    ("nmin tail/s", "nmin tail", ".1f"),
+    ("norms min/s", "norms min bulk", ".1f"),
+    ("max R̂", "rhat", ".3f"),
+]
 
 
 def main():
@@ -105,33 +212,54 @@ def main():
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--tune", type=int, default=200)
     ap.add_argument("--draws", type=int, default=200)
-    ap.add_argument("--skip-numpyro", action="store_true")
-    ap.add_argument("--skip-pymc-default", action="store_true")
+    ap.add_argument("--gauge", choices=("so2", "none"), default="so2", help="the model every peer samples")
+    ap.add_argument("--init", choices=("prior", "default"), default="prior")
+    ap.add_argument(
+        "--variants", default="so2:dense,so2:diag,none:dense,none:diag", help="ours: gauge:mass,…"
+    )
+    ap.add_argument("--skip", default="", help=f"peers to leave out, of {','.join(PEERS)}")
     args = ap.parse_args()
-    settings = SweepSettings(n=tuple(int(v) for v in parse_grid(args.n)), seeds=args.seeds, chains=args.chains, tune=args.tune, draws=args.draws)
-    print(f"TMS c={settings.c} r={settings.r}; n={list(settings.n)}; seeds={settings.seeds}, chains={settings.chains}, tune={settings.tune}, draws={settings.draws}; JAX backend {jax.default_backend()}")
-    header = f"{'method':<42}{'wall s':>9}{'compile s':>10}{'ESS(L_n)':>10}{'ESS/s':>9}{'leapfrog/draw':>14}{'our wall ×':>11}{'our ESS/s ×':>12}"
+    skip = {p for p in args.skip.split(",") if p}
+    if skip - set(PEERS):
+        raise SystemExit(f"--skip takes {', '.join(PEERS)}; got {', '.join(sorted(skip - set(PEERS)))}")
+    base = SweepSettings(
+        n=tuple(int(v) for v in parse_grid(args.n)),
+        seeds=args.seeds,
+        chains=args.chains,
+        tune=args.tune,
+        draws=args.draws,
+        gauge=args.gauge,
+    )
+    print(
+        f"TMS c={base.c} r={base.r}; n={list(base.n)}; seeds={base.seeds}, chains={base.chains}, "
+        f"tune={base.tune}, draws={base.draws}; peers sample the gauge={args.gauge} model; {args.init} starts"
+    )
+    runs = [
+        lambda g=g, m=m: ours(base, g, m) for g, m in (v.split(":") for v in args.variants.split(",") if v)
+    ]
+    if "nutpie" not in skip:
+        runs.append(lambda: nutpie_sweep(base, args.init))
+    if "numpyro" not in skip:
+        runs.append(lambda: pymc_loop(base, "numpyro", args.init))
+    if "pymc" not in skip:
+        runs.append(lambda: pymc_loop(base, "pymc", args.init))
+    header = (
+        f"{'method':<44}"
+        + "".join(f"{h:>14}" for h, _, _ in COLUMNS)
+        + f"{'L ESS/s ×':>11}{'nmin ESS/s ×':>13}"
+    )
     print()
     print(header, flush=True)
-    runs = [lambda: ours(settings, "sequential"), lambda: ours(settings, "sequential", devices=1), lambda: ours(settings, "vectorized")]
-    if not args.skip_numpyro:
-        runs.append(lambda: pymc_loop(settings, "numpyro"))
-    if not args.skip_pymc_default:
-        runs.append(lambda: pymc_loop(settings, "pymc"))
-    best = None
+    first = None
     for run in runs:
         row = run()
-        best = best or row
-        ess_s = row["ess"] / row["wall"]
-        print(
-            f"{row['method']:<42}{row['wall']:>9.1f}{row['compile']:>10.1f}{row['ess']:>10.0f}{ess_s:>9.2f}{row['steps']:>14.1f}"
-            f"{row['wall'] / best['wall']:>11.2f}{(best['ess'] / best['wall']) / ess_s:>12.2f}",
-            flush=True,
-        )
-    g1, g64, flops = gradient_cost(settings)
+        first = first or row
+        cells = "".join(f"{row[k]:>14{fmt}}" for _, k, fmt in COLUMNS)
+        ratio_L = row["L bulk"] / first["L bulk"]
+        ratio_n = row["nmin bulk"] / first["nmin bulk"]
+        print(f"{row['method']:<44}{cells}{ratio_L:>11.2f}{ratio_n:>13.2f}", flush=True)
     print()
-    print(f"one log-density gradient at N={settings.n_max}: {g1 * 1e6:.1f} µs (single chain), {g64 * 1e6:.1f} µs per chain (vmapped ×64)")
-    print(f"model FLOPs per gradient ≈ {flops / 1e3:.0f} kFLOP -> {flops / g1 / 1e9:.2f} GFLOP/s single, {flops / g64 / 1e9:.2f} GFLOP/s vmapped")
+    print("ratios: the row's bulk ESS/s over the first row's (below 1: the first row is ahead by 1/ratio)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,15 @@ import math
 from collections.abc import Callable
 from dataclasses import MISSING, field, fields, is_dataclass, replace
 
-__all__ = ["setting", "add_options", "from_args", "flag_of"]
+__all__ = ["setting", "add_options", "from_args", "flag_of", "GAUGES", "MASS_MATRICES", "CHAIN_METHODS"]
+
+#: choices shared by several settings classes and the modules behind them (kept here, import-light)
+#: TMS parameterisation: "so2" samples W in the rotation gauge of ``models.tms.tms_model``, "none" W itself
+GAUGES = ("so2", "none")
+#: the NUTS inverse mass matrix that warm-up adapts: its diagonal, or all of it
+MASS_MATRICES = ("diag", "dense")
+#: how the sampling engine runs a job's chains (``inference.nuts``)
+CHAIN_METHODS = ("sequential", "vectorized", "chees")
 
 
 def setting(

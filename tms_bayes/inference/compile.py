@@ -17,6 +17,7 @@ included), not a re-implementation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -44,6 +45,8 @@ class CompiledModel:
     _loss: Callable | None
     _pointwise: Callable | None = None
     observed_name: str | None = None  # the observed variable behind ``pointwise``
+    point_names: tuple[str, ...] = ()  # free random variables (constrained) then Deterministics
+    _point: Callable | None = None
 
     @property
     def dim(self) -> int:
@@ -81,6 +84,25 @@ class CompiledModel:
                 "(its likelihood is a Potential)"
             )
         return self._pointwise(*self._args(flat, data))[0]
+
+    def point(self, flat, data) -> dict:
+        """{name: value} of every free random variable (in its own, constrained space) and every
+        Deterministic at ``flat``: what a posterior holds (e.g. W of a gauge-fixed model, whose value
+        variables are the gauge coordinates)."""
+        return dict(zip(self.point_names, self._point(*self._args(flat, data))))
+
+    @cached_property
+    def _points(self):
+        from .._jax import jax
+
+        return jax.jit(jax.vmap(self.point, in_axes=(0, None)))
+
+    def points(self, flat, data) -> dict:
+        """:meth:`point` for a batch ``flat`` (..., dim) (jitted once per model): {name: (..., *shape)}."""
+        flat = jnp.asarray(flat)
+        lead = flat.shape[:-1]
+        out = self._points(flat.reshape(-1, self.dim), {k: jnp.asarray(v) for k, v in data.items()})
+        return {k: np.asarray(v).reshape(*lead, *np.shape(v)[1:]) for k, v in out.items()}
 
     def with_data(self, **data) -> dict:
         """A full data dict: the model's own values, overridden by ``data`` (shapes must match)."""
@@ -153,6 +175,10 @@ def compile_model(model: pm.Model) -> CompiledModel:
     logp_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[0]])
     loss_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[1]]) if has_loss else None
     pointwise_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[-1]]) if observed is not None else None
+    named = [*model.free_RVs, *model.deterministics]
+    point_fn = get_jaxified_graph(
+        inputs=inputs, outputs=clone_replace(model.replace_rvs_by_values(named), replace=symbolic)
+    )
 
     ip = model.initial_point()
     return CompiledModel(
@@ -165,12 +191,27 @@ def compile_model(model: pm.Model) -> CompiledModel:
         _loss=loss_fn,
         _pointwise=pointwise_fn,
         observed_name=observed.name if observed is not None else None,
+        point_names=tuple(v.name for v in named),
+        _point=point_fn,
     )
 
 
 def ravel_point(cm: CompiledModel, point: dict) -> np.ndarray:
-    """Flatten {value-var name: array} into the compiled flat layout."""
-    return np.concatenate([np.ravel(np.asarray(point[n], dtype=float)) for n in cm.param_names])
+    """Flatten a point into the compiled flat layout.  Each value variable is taken from ``point`` by
+    its own name, or else by its random variable's name in the constrained space (a posterior's
+    variable, e.g. ``gauge_rho`` for ``gauge_rho_log__``: log-transformed back)."""
+    parts = []
+    for name, rv in zip(cm.param_names, cm.rv_names):
+        if name in point:
+            value = np.asarray(point[name], dtype=float)
+        elif rv in point and name == f"{rv}_log__":
+            value = np.log(np.asarray(point[rv], dtype=float))
+        elif rv in point and name == rv:
+            value = np.asarray(point[rv], dtype=float)
+        else:
+            raise ValueError(f"the point has no value for {name!r} (nor for its variable {rv!r})")
+        parts.append(np.ravel(value))
+    return np.concatenate(parts)
 
 
 def as_jax(data: dict) -> dict:

@@ -21,11 +21,13 @@ __all__ = ["minimise_in_phase", "tms_phase_indicator"]
 
 
 def tms_phase_indicator(cm, phase: str) -> Callable:
-    """w (flat, in ``cm``'s layout with free variables W and b) ↦ bool: inside ``phase``'s region."""
+    """w (flat, in ``cm``'s layout: W and b free, or W a Deterministic of a gauge) ↦ bool: inside
+    ``phase``'s region."""
     k, sigma, phi = parse_phase(phase)
+    data = {k_: jnp.asarray(v) for k_, v in cm.data.items()}
 
     def indicator(w):
-        p = cm.unravel(w)
+        p = cm.point(w, data)
         return regions.in_phase_xp(jnp, p["W"], p["b"], k, sigma, phi)
 
     test = jax.jit(indicator)

@@ -3,7 +3,7 @@
 One call of :func:`make_sampler` builds two jitted programs for a :class:`CompiledModel`:
 
 - ``warmup(keys, init, data) -> (state, params)``: Stan-style window adaptation (step size by dual
-  averaging, diagonal inverse mass matrix), **per chain**;
+  averaging, diagonal or dense inverse mass matrix: ``mass_matrix``), **per chain**;
 - ``sample(keys, state, params, data) -> (state, draws)``: ``chunk`` NUTS transitions per chain.
 
 Data (padded to a fixed number of rows, with a mask) and β are arguments with a leading chain
@@ -14,6 +14,15 @@ in lockstep, so a transition costs the deepest tree of the batch) or ``jax.lax.m
 ("sequential": each chain builds only its own tree).  ``benchmarks/sweep_speed.py`` measures both.
 Chains are also sharded across devices (``shard_map``; on CPU one device per core, see
 ``tms_bayes._jax``): with D devices and C chains, min(D, largest divisor of C) shards run in parallel.
+
+The third chain method, ``"chees"``, is for many chains on an accelerator: jittered-trajectory HMC whose
+step size, trajectory length and diagonal mass matrix are adapted *across* chains by ChEES (Hoffman,
+Radul & Sountsov 2021: maximise the expected squared jump of the chains' centred squared distance,
+ChEES = ¼ E[(‖θ' − E θ‖² − ‖θ − E θ‖²)²], by Adam on log trajectory length; step size by dual averaging
+on the acceptance rate; ``blackjax.chees_adaptation``).  Every chain then takes the same number of
+leapfrog steps per transition, drawn as ⌈u T/ε⌉ with u ~ U(0, 1) shared by the chains — no NUTS tree,
+so a vmapped batch wastes nothing on lockstep.  All chains of one call must sample the same data (a
+sweep job: the data of chain 0 are used), and the chains are not sharded (adaptation pools them).
 """
 
 from __future__ import annotations
@@ -29,12 +38,14 @@ import numpy as np
 from blackjax.adaptation.base import get_filter_adapt_info_fn
 
 from .. import _validate
+from .._options import CHAIN_METHODS, MASS_MATRICES
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
 __all__ = ["NutsSettings", "Draws", "make_sampler", "ChainSampler"]
 
-CHAIN_METHODS = ("sequential", "vectorized")
+#: ChEES: initial step size and Adam's learning rate for log trajectory length (the paper's 0.025)
+CHEES_STEP_SIZE, CHEES_LEARNING_RATE = 0.1, 0.025
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class NutsSettings:
     max_tree_depth: int = 10
     chain_method: str = "sequential"
     devices: int | None = None
+    mass_matrix: str = "diag"
 
     def __post_init__(self):
         _validate.integer("tune", self.tune, minimum=1)
@@ -58,6 +70,7 @@ class NutsSettings:
         if not 0.0 < float(self.target_accept) < 1.0:
             raise ValueError(f"target_accept must be in (0, 1), got {self.target_accept!r}")
         _validate.choice("chain_method", self.chain_method, CHAIN_METHODS)
+        _validate.choice("mass_matrix", self.mass_matrix, MASS_MATRICES)
         if self.devices is not None:
             _validate.integer("devices", self.devices, minimum=1)
 
@@ -86,6 +99,7 @@ def make_sampler(
             blackjax.nuts,
             logdensity_for(data),
             target_acceptance_rate=settings.target_accept,
+            is_mass_matrix_diagonal=settings.mass_matrix == "diag",
             adaptation_info_fn=get_filter_adapt_info_fn(),
             max_num_doublings=settings.max_tree_depth,
         )
@@ -109,6 +123,8 @@ def make_sampler(
 
         return jax.lax.scan(step, state, jax.random.split(key, settings.chunk))
 
+    if settings.chain_method == "chees":
+        return _chees_programs(cm, settings, chains)
     if settings.chain_method == "vectorized":
         warmup = jax.vmap(warmup_one)
         sample = jax.vmap(sample_one)
@@ -134,6 +150,69 @@ def make_sampler(
     return jax.jit(warmup), jax.jit(sample)
 
 
+def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | None):
+    """(warmup, sample) for the "chees" chain method (module docstring), with :func:`make_sampler`'s
+    signatures: the adapted parameters come back with a leading chain axis like the per-chain ones."""
+    import optax
+
+    def shared(data):  # every chain of a call samples the same data
+        return jax.tree.map(lambda x: x[0], data)
+
+    def warmup(keys, init, data):
+        num = init.shape[0]
+        adapt = blackjax.chees_adaptation(
+            lambda w: cm.logp(w, shared(data)),
+            num,
+            jitter_generator=jax.random.uniform,
+            target_acceptance_rate=settings.target_accept,
+            adaptation_info_fn=get_filter_adapt_info_fn(),
+            mass_matrix_estimation="diagonal",
+        )
+        (state, params), _ = adapt.run(
+            keys[0], init, CHEES_STEP_SIZE, optax.adam(CHEES_LEARNING_RATE), num_steps=settings.tune
+        )
+        per_chain = {
+            "step_size": params["step_size"],
+            "inverse_mass_matrix": params["inverse_mass_matrix"],
+            "num_steps": params["integration_steps_params"][0],
+        }
+        return state, jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *jnp.shape(x))), per_chain)
+
+    def sample(keys, state, params, data):
+        p = jax.tree.map(lambda x: x[0], params)
+        jitter, key_steps = jax.random.split(keys[0])
+
+        def steps_fn(i, mean_steps):  # ⌈u T/ε⌉, one u per transition shared by the chains
+            return jnp.ceil(jax.random.uniform(jax.random.fold_in(jitter, i)) * mean_steps).astype(int)
+
+        kernel = blackjax.dynamic_hmc(
+            lambda w: cm.logp(w, shared(data)),
+            p["step_size"],
+            p["inverse_mass_matrix"],
+            next_random_arg_fn=lambda i: i + 1,
+            integration_steps_fn=steps_fn,
+            integration_steps_params=(p["num_steps"],),
+        )
+
+        def step(state, k):
+            state, info = jax.vmap(kernel.step)(jax.random.split(k, keys.shape[0]), state)
+            zeros = jnp.zeros_like(info.num_integration_steps)
+            return state, Draws(
+                state.position,
+                state.logdensity,
+                info.energy,
+                info.num_integration_steps,
+                zeros,  # no NUTS tree: depth 0
+                info.is_divergent,
+                info.acceptance_rate,
+            )
+
+        state, draws = jax.lax.scan(step, state, jax.random.split(key_steps, settings.chunk))
+        return state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), draws)  # (chain, draw, ...)
+
+    return jax.jit(warmup), jax.jit(sample)
+
+
 def shard_count(chains: int, devices: int | None = None) -> int:
     """The number of device shards for ``chains`` chains: the largest divisor of ``chains`` that is
     at most ``devices`` (default: every visible device)."""
@@ -156,6 +235,8 @@ class ChainSampler:
         self.cm = cm
         self.settings = settings
         self.chains = _validate.integer("chains", chains, minimum=1)
+        if settings.chain_method == "chees" and self.chains < 2:
+            raise ValueError("chain_method='chees' adapts across chains: it needs chains >= 2 (use many)")
         self.warmup, self.sample = make_sampler(cm, settings, chains=self.chains)
         self._compiled = None
         self.compilations = 0

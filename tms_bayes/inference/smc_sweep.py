@@ -283,7 +283,7 @@ class _UnitRunner:
             dn = {k: jnp.asarray(v) for k, v in data.items()}
             dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
             part = res.particles[i]
-            post = {k: np.asarray(v)[None] for k, v in cm.unravel(part).items()}
+            post = {k: v[None] for k, v in cm.points(part, dn).items()}
             post["L_n"] = np.asarray(self.loss(jnp.asarray(part), dn))[None]
             F = -float(res.log_evidence[i])
             F_loss = F + n * self.logp_const  # F_n − n·β·const  (module docstring)
@@ -375,7 +375,7 @@ def phase_minima(smc: SMCSweep, labels, phases, *, progress: bool = True):
                 if not here.any():
                     continue
                 k = int(np.argmin(np.where(here, labels.L_n.values[i, j], np.inf)))
-                w0 = ravel_point(cm, {name: post[name].values[0, k] for name in cm.param_names})
+                w0 = ravel_point(cm, {name: post[name].values[0, k] for name in cm.rv_names})
                 _, value, info = minimise_in_phase(f, w0, inside[p], args=(data,))
                 left += int(info["left_phase"])
                 out[i, j, a] = min(value, float(labels.L_n.values[i, j, k]))

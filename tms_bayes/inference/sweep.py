@@ -36,7 +36,7 @@ import arviz as az
 import numpy as np
 
 from .. import _validate
-from .._options import setting
+from .._options import CHAIN_METHODS, GAUGES, MASS_MATRICES, setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
 from ..store.rundir import RunDir, make_attrs, run_mismatch
@@ -72,9 +72,22 @@ class SweepSettings:
     draws: int = setting(300, "kept transitions per chain")
     backend: str = setting("jax", "jax: compile-once blackjax NUTS; pymc: PyMC's pm.sample", choices=BACKENDS)
     chain_method: str = setting(
-        "sequential", "map chains with lax.map or vmap", choices=("sequential", "vectorized")
+        "sequential",
+        "sequential/vectorized: NUTS chains by lax.map or vmap; chees: ChEES-adapted HMC across many "
+        "chains (accelerators; inference.nuts)",
+        choices=CHAIN_METHODS,
     )
     max_tree_depth: int = setting(10, "NUTS maximum tree depth")
+    mass_matrix: str = setting(
+        "diag", "NUTS inverse mass matrix adapted in warm-up: diagonal or dense", choices=MASS_MATRICES
+    )
+    gauge: str | None = setting(
+        None,
+        "TMS: so2 samples W in the rotation gauge (exact for every invariant; models.tms.tms_model), "
+        "none samples W's entries",
+        choices=GAUGES,
+        show="so2 for TMS with r = 2, else none",
+    )
     target_accept: float = setting(0.8, "NUTS target acceptance rate")
     prior_std: float = setting(1.0, "prior std of every parameter")
     # TMS
@@ -118,6 +131,15 @@ class SweepSettings:
             _validate.integer("r", self.r, minimum=1)
         if self.sigma is not None:
             _validate.positive("sigma", self.sigma)
+        _validate.choice("mass_matrix", self.mass_matrix, MASS_MATRICES)
+        if self.gauge is None:  # resolved here, so a manifest records the gauge actually used
+            object.__setattr__(self, "gauge", "so2" if self.model == "tms" and self.r == 2 else "none")
+        _validate.choice("gauge", self.gauge, GAUGES)
+        if self.gauge != "none" and (self.model != "tms" or self.r != 2):
+            raise ValueError(
+                f"gauge={self.gauge!r} needs the TMS model with r = 2 "
+                f"(got model={self.model!r}, r={self.r}); use gauge='none'"
+            )
         if isinstance(self.beta, str):
             object.__setattr__(self, "beta", f"{parse_log_beta(self.beta):g}/log n")
         elif self.beta is not None:
@@ -132,7 +154,15 @@ class SweepSettings:
         pt2_truth(self.vartheta)
         from .nuts import NutsSettings
 
-        NutsSettings(self.tune, self.draws, 50, self.target_accept, self.max_tree_depth, self.chain_method)
+        NutsSettings(
+            self.tune,
+            self.draws,
+            50,
+            self.target_accept,
+            self.max_tree_depth,
+            self.chain_method,
+            mass_matrix=self.mass_matrix,
+        )
 
     @property
     def n_max(self) -> int:
@@ -187,6 +217,9 @@ class SweepSettings:
         with --force)."""
         d = dict(d)
         d["n"] = tuple(d["n"])
+        # recorded before these settings existed: the unfixed model and a diagonal mass matrix
+        d.setdefault("gauge", "none")
+        d.setdefault("mass_matrix", "diag")
         with _validate.no_ceilings():
             return cls(**d)
 
@@ -229,6 +262,7 @@ def build_model(settings: SweepSettings, data: dict, n: int, *, padded: bool = T
             sigma=settings.resolved_sigma(),
             beta=settings.beta_for(n),
             mask=mask,
+            gauge=settings.gauge,
         )
     return relu_model(
         rows["X"],
@@ -484,6 +518,22 @@ def _attrs(settings: SweepSettings, n: int, data_seed: int, **extra) -> dict:
     )
 
 
+def prior_start(st: SweepSettings, cm, rng: np.random.Generator) -> np.ndarray:
+    """Over-dispersed starts (chains, dim) in the layout of ``cm``: one draw per chain from the prior
+    N(0, prior_std²) of the unfixed parameters (TMS: W, b) — in the SO(2) gauge the same W mapped to
+    its gauge coordinates (log ρ, Y) by :func:`~tms_bayes.models.tms.to_gauge`, so both
+    parameterisations start from the same networks.  Draws from ``rng`` (a job's is seeded by
+    [dataset seed, n, 7])."""
+    if st.gauge == "none":
+        return st.prior_std * rng.normal(size=(st.chains, cm.dim))
+    from ..models.tms import to_gauge
+
+    raw = st.prior_std * rng.normal(size=(st.chains, st.r * st.c + st.c))
+    W, b = raw[:, : st.r * st.c].reshape(st.chains, st.r, st.c), raw[:, st.r * st.c :]
+    rho, Y = to_gauge(W)
+    return np.concatenate([np.log(rho)[:, None], Y.reshape(st.chains, -1), b], axis=1)
+
+
 def _observed(data: dict, n: int) -> dict:
     return {k: v[:n] for k, v in data.items()}
 
@@ -508,6 +558,7 @@ class _JaxRunner:
             max_tree_depth=st.max_tree_depth,
             chain_method=st.chain_method,
             devices=devices,
+            mass_matrix=st.mass_matrix,
         )
         self.devices = devices
         t0 = time.perf_counter()
@@ -545,9 +596,7 @@ class _JaxRunner:
         st = self.sweep.settings
         job_data, stacked = self._job_data(n, data)
         rng = np.random.default_rng([data_seed, n, 7])
-        init = jnp.asarray(
-            st.prior_std * rng.normal(size=(st.chains, self.cm.dim))
-        )  # prior N(0, prior_std²) on every coordinate
+        init = jnp.asarray(prior_start(st, self.cm, rng))
         key = jax.random.key(int(rng.integers(2**31)))
         bar = tqdm(
             total=st.tune + st.draws,
@@ -565,7 +614,7 @@ class _JaxRunner:
         jdata = {k: jnp.asarray(v) for k, v in job_data.items()}
         L = np.asarray(self.loss(jnp.asarray(flat), jdata)).reshape(st.chains, st.draws)
         ell = np.asarray(self.pointwise(jnp.asarray(flat), jdata))[:, :n].reshape(st.chains, st.draws, n)
-        posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
+        posterior = self.cm.points(pos, jdata)  # W, b (and a gauge's coordinates), L_n
         posterior["L_n"] = L
         return _to_idata(
             posterior,

@@ -97,7 +97,7 @@ def sample_tempered(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_dict(
-            posterior={k: np.asarray(v) for k, v in cm.unravel(pos).items()},
+            posterior=cm.points(pos, data),
             sample_stats=sampler.stats(draws_, step_size),
             log_likelihood={cm.observed_name: ell},
             dims={cm.observed_name: ["obs"]},
