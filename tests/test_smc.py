@@ -67,8 +67,10 @@ def test_prior_particles_follow_the_prior_in_the_unconstrained_space():
 # ---------------------------------------------------------------------------------------------
 # Exact references
 # ---------------------------------------------------------------------------------------------
-def test_conjugate_gaussian_log_evidence_is_exact_within_its_own_error():
-    """log Z_n of Bayesian linear regression (exact marginal) at n = 5, 20, 60; 8 independent runs."""
+@pytest.mark.parametrize("clusters", [1, 3])
+def test_conjugate_gaussian_log_evidence_is_exact_within_its_own_error(clusters):
+    """log Z_n of Bayesian linear regression (exact marginal) at n = 5, 20, 60; 8 independent runs; with
+    the pooled mass matrix and with one per k-means cell (moves restricted to their cell)."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = X @ np.array([1.0, -0.5, 0.3]) + rng.normal(size=60)
@@ -83,7 +85,7 @@ def test_conjugate_gaussian_log_evidence_is_exact_within_its_own_error():
                 mask_path(cm.data),
                 grid,
                 prior_particles(m, cm, 256, seed=s),
-                settings=SMCSettings(particles=256),
+                settings=SMCSettings(particles=256, mass_clusters=clusters),
                 seed=s,
                 progress=False,
             ).log_evidence
@@ -460,3 +462,38 @@ def test_the_smc_driver_is_init_then_steps():
         np.testing.assert_array_equal(state.logw, res.log_weights[i])
         assert state.log_z == res.log_evidence[i]
     assert state.stages == len(res.stages["s"])
+
+
+def test_smc_stage_programs_are_compiled_once_for_every_dataset_and_particles_shard_over_cores():
+    """Two datasets of one model share the compiled stage programs (the data are arguments), and the
+    particles are split over min(devices, cores) devices."""
+    import os
+
+    from tms_bayes._jax import jax
+    from tms_bayes.inference import smc as smc_module
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 2))
+    logz = []
+    for seed in (0, 1):
+        y = X @ np.array([0.5, -0.2]) + rng.normal(size=30)
+        m = regression_model(X, y)
+        cm = compile_model(m) if seed == 0 else cm
+        path = mask_path(cm.with_data(y=y))
+        res = run_smc(
+            cm,
+            path,
+            [10, 30],
+            prior_particles(m, cm, 64, seed=seed),
+            settings=SMCSettings(particles=64),
+            seed=seed,
+            progress=False,
+        )
+        logz.append(res.log_evidence[-1])
+        np.testing.assert_allclose(
+            res.log_evidence, [regression_log_evidence(X, y, n) for n in (10, 30)], atol=0.5
+        )
+    assert len(cm.__dict__["_smc_programs"]) == 1  # one set of programs for both datasets
+    assert logz[0] != logz[1]
+    x = smc_module._shard_particles(jax.numpy.zeros((64, 2)))
+    assert len(x.sharding.device_set) == min(jax.device_count(), os.cpu_count() or 1, 64)

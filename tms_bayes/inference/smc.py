@@ -22,6 +22,10 @@ program for every stage and every grid point.
    particles), mass matrix = the particles' weighted variances (our own: blackjax's
    ``smc.tuning.from_particles`` takes unweighted variances, wrong before a resample), step size
    adapted from stage to stage towards ``target_accept``.
+
+Steps 2–4 are one compiled program (the bisection is a ``lax.while_loop``) and step 5 another, so a
+stage costs two device calls; the particles are sharded over the devices (one per core on CPU after
+``tms_bayes.configure()``).
 6. At a grid point n: record the weighted particles and log Z_n; the free energy is F_n = −log Z_n.
 
 Phases separated by high barriers keep their particles: posterior mass moves between them through
@@ -31,6 +35,7 @@ log Z is unbiased on the Z scale; its spread across independent runs (seeds) is 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -69,6 +74,9 @@ class SMCSettings:
     resample_threshold: float = setting(0.5, "resample when ESS < this share of particles", cli=False)
     mcmc_steps: int = setting(3, "HMC moves per SMC stage")
     leapfrog_steps: int = setting(10, "leapfrog steps per HMC move")
+    mass_clusters: int = setting(
+        1, "HMC mass matrices per stage: one per k-means cluster of the particles (1: the pooled variance)"
+    )
     target_accept: float = setting(0.65, "HMC step-size target acceptance", cli=False)
     initial_step_size: float = setting(0.05, "first HMC step size", cli=False)
     max_stages: int = setting(5000, "most tempering stages per run", cli=False)
@@ -81,6 +89,7 @@ class SMCSettings:
                 raise ValueError(f"{name} must be in (0, 1), got {v!r}")
         _validate.integer("mcmc_steps", self.mcmc_steps, minimum=0)
         _validate.integer("leapfrog_steps", self.leapfrog_steps, minimum=1)
+        _validate.integer("mass_clusters", self.mass_clusters, minimum=1, maximum=64)
         _validate.positive("initial_step_size", self.initial_step_size)
         _validate.integer("max_stages", self.max_stages, minimum=1)
 
@@ -154,27 +163,39 @@ def systematic_resample(key, logw, size: int | None = None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Paths
 # ---------------------------------------------------------------------------------------------
-def mask_path(data: dict) -> Callable:
-    """Data tempering through the padding mask: m_k(s) = clip(s − k, 0, 1) (module docstring)."""
-    rows = jnp.arange(np.shape(data["mask"])[0], dtype=float)
-    base = {k: jnp.asarray(v) for k, v in data.items()}
+def _path(base: dict, at: Callable, s_max: float) -> Callable:
+    """A data path: ``path(s)`` = ``at(path.base, s)``; ``at`` is a pure function of (data, s), so the
+    compiled stage programs take the data as an argument and serve every dataset (:func:`_programs`)."""
+    base = {k: jnp.asarray(v) for k, v in base.items()}
 
     def path(s):
-        return {**base, "mask": jnp.clip(s - rows, 0.0, 1.0)}
+        return at(base, s)
 
-    path.s_max = float(np.shape(data["mask"])[0])
+    path.base, path.at, path.s_max = base, at, s_max
     return path
+
+
+def _mask_at(base: dict, s):
+    rows = jnp.arange(base["mask"].shape[0], dtype=float)
+    return {**base, "mask": jnp.clip(s - rows, 0.0, 1.0)}
+
+
+def mask_path(data: dict) -> Callable:
+    """Data tempering through the padding mask: m_k(s) = clip(s − k, 0, 1) (module docstring)."""
+    return _path(data, _mask_at, float(np.shape(data["mask"])[0]))
+
+
+@functools.lru_cache(maxsize=None)
+def _number_at(name: str) -> Callable:
+    def at(base, s):
+        return {**base, name: jnp.asarray(s, dtype=float)}
+
+    return at
 
 
 def number_path(data: dict, name: str = "n") -> Callable:
     """A path for models whose sample size is the data container ``name`` (set to s)."""
-    base = {k: jnp.asarray(v) for k, v in data.items()}
-
-    def path(s):
-        return {**base, name: jnp.asarray(s, dtype=float)}
-
-    path.s_max = math.inf
-    return path
+    return _path(data, _number_at(name), math.inf)
 
 
 def prior_particles(model, cm: CompiledModel, size: int, seed: int = 0) -> np.ndarray:
@@ -200,141 +221,250 @@ def prior_particles(model, cm: CompiledModel, size: int, seed: int = 0) -> np.nd
 # The sampler
 # ---------------------------------------------------------------------------------------------
 def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constraint: Callable | None = None):
-    """Jitted (log-likelihood part of every particle at s, HMC rejuvenation at s).  With ``constraint``
-    (w ↦ bool, JAX) the moves target the posterior restricted to {constraint}: a proposal outside it
-    has log density −∞ and is rejected (the leapfrog map stays volume-preserving and reversible)."""
+    """:func:`_compile_programs` for ``path``'s kind with ``path``'s data bound, made once per (model,
+    path kind, settings) and kept on the model: every dataset and every run of a sweep reuses the same
+    compiled programs (a run restricted by its own ``constraint`` compiles its own)."""
+    at = getattr(path, "at", None)
+    if at is None or constraint is not None:  # a bare callable s ↦ data, or a run's own region: not kept
+        base = getattr(path, "base", {})
+        programs = _compile_programs(cm, at or (lambda _, s: path(s)), settings, constraint)
+    else:
+        base = path.base
+        cache = cm.__dict__.setdefault("_smc_programs", {})
+        if (at, settings) not in cache:
+            cache[at, settings] = _compile_programs(cm, at, settings, None)
+        programs = cache[at, settings]
+    loglik_all, reweight, metric, move = programs
+    return (
+        functools.partial(loglik_all, base=base),
+        functools.partial(reweight, base=base),
+        metric,
+        functools.partial(move, base=base),
+    )
 
-    def loglik_all(x, s):
-        data = path(s)
+
+def _compile_programs(cm: CompiledModel, at: Callable, settings: SMCSettings, constraint: Callable | None):
+    """The two compiled programs of a stage (so a stage costs two device calls, whatever the bisection
+    takes, instead of a host round trip per bisection step):
+
+    - ``reweight(x, logw, log_z, s, cur, target, key)``: steps 2–4 — the next s' by bisection on the
+      conditional ESS (a ``lax.while_loop``), log Z and the weights, the systematic resample when the
+      ESS is low; returns (x, logw, log_z, s', resampled, key);
+    - ``move(keys, x, s, step_size, inv_mass)``: step 5, ``mcmc_steps`` HMC moves per particle
+      (vmapped), returning the moved particles, each one's mean acceptance and every particle's
+      log density at s (the next stage's ``cur``).
+
+    With ``constraint`` (w ↦ bool, JAX) the moves target the posterior restricted to {constraint}: a
+    proposal outside it has log density −∞ and is rejected (the leapfrog map stays volume-preserving
+    and reversible)."""
+    import blackjax  # here, not at import: importing blackjax starts JAX's backend (device count)
+    from blackjax.smc.resampling import systematic
+
+    def loglik_all(x, s, base):
+        data = at(base, s)
         return jax.vmap(lambda w: cm.logp(w, data))(x)
 
-    def move(keys, x, s, step_size, inv_mass):
-        data = path(s)
+    def reweight(x, logw, log_z, s, cur, target, key, base):
+        P = x.shape[0]
+        need = settings.cess_target * P
+
+        def good(cand):
+            return _cess(logw, cand - cur) >= need
+
+        full = loglik_all(x, target, base)
+
+        def search(_):
+            def unfinished(c):
+                lo, hi, _, i = c
+                return (i < 30) & (hi - lo >= 1e-6 * jnp.maximum(1.0, hi))
+
+            def bisect(c):
+                lo, hi, new, i = c
+                mid = 0.5 * (lo + hi)
+                cand = loglik_all(x, mid, base)
+                ok = good(cand)
+                return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid), jnp.where(ok, cand, new), i + 1
+
+            lo, hi, new, _ = jax.lax.while_loop(unfinished, bisect, (s, target, cur, 0))
+            stuck = lo <= s  # even a tiny step collapses the weights: take it anyway
+            lo = jnp.where(stuck, s + (hi - s) * 1e-3, lo)
+            return lo, jax.lax.cond(stuck, lambda: loglik_all(x, lo, base), lambda: new)
+
+        s_new, new = jax.lax.cond(
+            good(full), lambda _: (jnp.asarray(target, dtype=float), full), search, None
+        )
+        u = new - cur
+        u = jnp.where(jnp.isfinite(u), u, -jnp.inf)
+        total = jax.scipy.special.logsumexp(logw + u)
+        log_z = log_z + total
+        logw = logw + u - total
+        resampled = 1.0 / jnp.sum(jnp.exp(2 * logw)) < settings.resample_threshold * P
+        key, k = jax.random.split(key)
+        idx = systematic(k, jnp.exp(logw), P)
+        x = jnp.where(resampled, x[idx], x)
+        logw = jnp.where(resampled, jnp.full(P, -math.log(P)), logw)
+        return x, logw, log_z, s_new, resampled, key
+
+    K = settings.mass_clusters
+
+    def metric(key, x, logw):
+        """Per-cluster mass matrices: weighted k-means (K clusters, 10 Lloyd steps, starts drawn by
+        weight) in coordinates scaled by the pooled standard deviations, then each cluster's weighted
+        variance — the pooled one for a cluster too light to estimate it (effective size < 2·dim)."""
+        W = jnp.exp(logw)
+        mean = W @ x
+        pooled = jnp.maximum(W @ (x - mean) ** 2, 1e-8)
+        if K == 1:
+            return mean[None], jnp.sqrt(pooled), pooled[None]
+        scale = jnp.sqrt(pooled)
+        z = x / scale
+        start = jax.random.choice(key, x.shape[0], (K,), replace=False, p=W)
+
+        def lloyd(centres, _):
+            member = jax.nn.one_hot(jnp.argmin(((z[:, None] - centres[None]) ** 2).sum(-1), axis=1), K)
+            mass = (W[:, None] * member).sum(0)
+            new = ((W[:, None] * member).T @ z) / jnp.maximum(mass, 1e-300)[:, None]
+            return jnp.where(mass[:, None] > 0, new, centres), None
+
+        centres, _ = jax.lax.scan(lloyd, z[start], None, length=10)
+        member = jax.nn.one_hot(jnp.argmin(((z[:, None] - centres[None]) ** 2).sum(-1), axis=1), K)
+        wk = W[:, None] * member  # (P, K)
+        mass = wk.sum(0)
+        mu = (wk.T @ x) / jnp.maximum(mass, 1e-300)[:, None]
+        var = jnp.einsum("pk,pkd->kd", wk, (x[:, None] - mu[None]) ** 2) / jnp.maximum(mass, 1e-300)[:, None]
+        ess_k = mass**2 / jnp.maximum((wk**2).sum(0), 1e-300)
+        var = jnp.where((ess_k >= 2 * x.shape[1])[:, None], jnp.maximum(var, 1e-8), pooled[None])
+        return centres * scale, scale, var
+
+    def move(keys, x, s, step_size, centres, scale, inv_mass, base):
+        data = at(base, s)
         if constraint is None:
-            logdensity = lambda w: cm.logp(w, data)  # noqa: E731
+            target = lambda w: cm.logp(w, data)  # noqa: E731
         else:
-            logdensity = lambda w: jnp.where(constraint(w), cm.logp(w, data), -jnp.inf)  # noqa: E731
-        import blackjax  # here, not at import: importing blackjax starts JAX's backend (device count)
+            target = lambda w: jnp.where(constraint(w), cm.logp(w, data), -jnp.inf)  # noqa: E731
+
+        def cell(w):  # the k-means cell of w (its nearest centre in scaled coordinates)
+            return jnp.argmin((((w - centres) / scale) ** 2).sum(-1))
 
         kernel = blackjax.hmc.build_kernel()
 
         def one(key, w):
+            c = cell(w)
+            # K > 1: HMC with the cell's own mass matrix, restricted to the cell — π-invariant (a proposal
+            # that leaves the cell is rejected, so forward and reverse moves use the same matrix)
+            logdensity = target if K == 1 else (lambda v: jnp.where(cell(v) == c, target(v), -jnp.inf))
             state = blackjax.hmc.init(w, logdensity)
 
             def step(carry, k):
                 st, acc = carry
-                st, info = kernel(k, st, logdensity, step_size, inv_mass, settings.leapfrog_steps)
+                st, info = kernel(k, st, logdensity, step_size, inv_mass[c], settings.leapfrog_steps)
                 return (st, acc + info.acceptance_rate), None
 
             (state, acc), _ = jax.lax.scan(step, (state, 0.0), jax.random.split(key, settings.mcmc_steps))
             return state.position, acc / settings.mcmc_steps
 
-        return jax.vmap(one)(keys, x)
+        x, acc = jax.vmap(one)(keys, x)
+        return x, acc, loglik_all(x, s, base)
 
-    return jax.jit(loglik_all), jax.jit(move)
+    return jax.jit(loglik_all), jax.jit(reweight), jax.jit(metric), jax.jit(move)
+
+
+def _cess(logw, u):
+    """:func:`conditional_ess` in JAX (``logw`` normalised)."""
+    u = jnp.where(jnp.isfinite(u), u, -jnp.inf)
+    m = jnp.max(u)
+    a = jnp.sum(jnp.exp(logw + u - m))
+    b = jnp.sum(jnp.exp(logw + 2 * (u - m)))
+    return jnp.where(jnp.isfinite(m), u.shape[0] * a * a / b, 0.0)
+
+
+def _shard_particles(x):
+    """Particles (P, dim) split over the devices along P (the largest device count dividing P): every
+    compiled program then runs its particle map on all devices (on CPU one device per core after
+    ``tms_bayes.configure()``)."""
+    import os
+
+    from .nuts import shard_count
+
+    # on CPU no more shards than cores: importing PyMC's JAX module asks XLA for 100 virtual devices
+    cores = (os.cpu_count() or 1) if jax.default_backend() == "cpu" else None
+    shards = shard_count(x.shape[0], cores)
+    if shards == 1:
+        return x
+    mesh = jax.make_mesh(
+        (shards,), ("particle",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:shards]
+    )
+    spec = jax.sharding.PartitionSpec("particle")
+    return jax.device_put(x, jax.sharding.NamedSharding(mesh, spec))
 
 
 @dataclass
 class SMCState:
     """Where a data-tempered SMC run stands: particles ``x`` (P, dim) at path position ``s`` with their
-    normalised log weights, the running log Z, each particle's log-likelihood part at ``s`` (``cur``),
-    the HMC step size, the JAX key for the moves and the resampling, and the number of stages taken.
-    :func:`smc_init` makes it, :func:`smc_step` advances it by one stage."""
+    normalised log weights, the running log Z, each particle's log density at ``s`` (``cur``), the HMC
+    step size, the JAX key for the moves and the resampling, and the number of stages taken.
+    :func:`smc_init` makes it, :func:`smc_step` advances it by one stage.  Arrays stay on the device."""
 
     x: object
-    logw: np.ndarray
-    log_z: float
+    logw: object
+    log_z: object
     s: float
-    cur: np.ndarray
+    cur: object
     step_size: float
     key: object
     stages: int = 0
 
 
 def smc_init(programs, x0, settings: SMCSettings, *, seed: int = 0, log_z0: float = 0.0) -> SMCState:
-    """The state at s = 0: prior particles ``x0`` with equal weights and log Z = ``log_z0``;
-    ``programs`` = :func:`_programs` (log-likelihood part of every particle, HMC rejuvenation)."""
-    loglik_all, _ = programs
-    x = jnp.asarray(np.asarray(x0, dtype=float))
+    """The state at s = 0: prior particles ``x0`` with equal weights and log Z = ``log_z0``, sharded
+    over the devices; ``programs`` = :func:`_programs`."""
+    loglik_all = programs[0]
+    x = _shard_particles(jnp.asarray(np.asarray(x0, dtype=float)))
     P = x.shape[0]
     return SMCState(
         x=x,
-        logw=np.full(P, -math.log(P)),
-        log_z=float(log_z0),
+        logw=jnp.full(P, -math.log(P)),
+        log_z=jnp.asarray(float(log_z0)),
         s=0.0,
-        cur=np.asarray(loglik_all(x, 0.0)),
+        cur=loglik_all(x, 0.0),
         step_size=settings.initial_step_size,
         key=jax.random.key(seed),
     )
-
-
-def _next_s(state: SMCState, target: float, loglik_all, settings: SMCSettings):
-    """Step 2 of the algorithm: the largest s' ≤ ``target`` whose reweighting keeps the conditional
-    ESS ≥ ``cess_target``·P (bisection), and every particle's log-likelihood part at s'."""
-    P = state.x.shape[0]
-    nxt = np.asarray(loglik_all(state.x, target))
-    if conditional_ess(state.logw, nxt - state.cur) >= settings.cess_target * P:
-        return float(target), nxt
-    lo, hi = state.s, float(target)
-    new = None
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        cand = np.asarray(loglik_all(state.x, mid))
-        if conditional_ess(state.logw, cand - state.cur) >= settings.cess_target * P:
-            lo, new = mid, cand
-        else:
-            hi = mid
-        if hi - lo < 1e-6 * max(1.0, hi):
-            break
-    if new is None or lo <= state.s:  # even a tiny step collapses the weights: take it anyway
-        lo = state.s + (hi - state.s) * 1e-3
-        new = np.asarray(loglik_all(state.x, lo))
-    return lo, new
 
 
 def smc_step(
     state: SMCState, target: float, programs, settings: SMCSettings, canonicalise: Callable | None = None
 ) -> tuple[SMCState, dict]:
     """One stage towards ``target`` (steps 2–5 of the module docstring: next s, reweight and update
-    log Z, resample when the ESS is low, HMC rejuvenation with the particles' variances as mass
-    matrix); returns the new state and the stage's diagnostics {s, ess, resampled, acceptance,
-    step_size}.  The numerics are those of every earlier version (same order of operations)."""
-    loglik_all, move = programs
+    log Z, resample when the ESS is low, HMC rejuvenation with the particles' weighted variances as
+    mass matrix); returns the new state and the stage's diagnostics {s, ess, resampled, acceptance,
+    step_size}.  Two compiled programs (:func:`_programs`); the host sees s and the diagnostics."""
+    _, reweight, metric, move = programs
     P = state.x.shape[0]
-    s_new, new = _next_s(state, target, loglik_all, settings)
-    u = new - state.cur
-    u = np.where(np.isfinite(u), u, -np.inf)
-    m = np.max(state.logw + u)
-    log_z = state.log_z + float(m + np.log(np.sum(np.exp(state.logw + u - m))))
-    logw = _normalise(state.logw + u)
-    x, key, step = state.x, state.key, state.step_size
-    resampled = ess(logw) < settings.resample_threshold * P
-    if resampled:
-        key, k = jax.random.split(key)
-        x = x[systematic_resample(k, logw)]
-        logw = np.full(P, -math.log(P))
-    acc = math.nan
-    if settings.mcmc_steps:
-        W = np.exp(logw)
-        xn = np.asarray(x) if canonicalise is None else canonicalise(np.asarray(x))
-        x = jnp.asarray(xn)
-        mean = W @ xn
-        var = np.maximum(W @ (xn - mean) ** 2, 1e-8)
-        key, k = jax.random.split(key)
-        x, a = move(jax.random.split(k, P), x, s_new, step, jnp.asarray(var))
-        acc = float(np.mean(np.asarray(a)))
-        step *= math.exp(np.clip(acc - settings.target_accept, -0.5, 0.5))
-    new_state = SMCState(
-        x=x,
-        logw=logw,
-        log_z=log_z,
-        s=s_new,
-        cur=np.asarray(loglik_all(x, s_new)),
-        step_size=step,
-        key=key,
-        stages=state.stages + 1,
+    x, logw, log_z, s_new, resampled, key = reweight(
+        state.x, state.logw, state.log_z, state.s, state.cur, float(target), state.key
     )
-    stage = {"s": s_new, "ess": ess(logw), "resampled": resampled, "acceptance": acc, "step_size": step}
+    s_new = float(s_new)
+    step, acc, cur = state.step_size, math.nan, state.cur
+    if settings.mcmc_steps:
+        if canonicalise is not None:
+            x = _shard_particles(jnp.asarray(canonicalise(np.asarray(x))))
+        key, k, kc = jax.random.split(key, 3)
+        centres, scale, inv_mass = metric(kc, x, logw)
+        x, a, cur = move(jax.random.split(k, P), x, s_new, step, centres, scale, inv_mass)
+        acc = float(jnp.mean(a))
+        step *= math.exp(np.clip(acc - settings.target_accept, -0.5, 0.5))
+    else:
+        cur = programs[0](x, s_new)
+    new_state = SMCState(x=x, logw=logw, log_z=log_z, s=s_new, cur=cur, step_size=step, key=key)
+    new_state.stages = state.stages + 1
+    stage = {
+        "s": s_new,
+        "ess": float(1.0 / jnp.sum(jnp.exp(2 * logw))),
+        "resampled": bool(resampled),
+        "acceptance": acc,
+        "step_size": step,
+    }
     return new_state, stage
 
 
@@ -400,8 +530,8 @@ def run_smc(
             for k, v in stage.items():
                 stages[k].append(v)
         out_x.append(np.asarray(state.x))
-        out_w.append(state.logw.copy())
-        out_z.append(state.log_z)
+        out_w.append(np.asarray(state.logw))
+        out_z.append(float(state.log_z))
     bar.close()
     return SMCResult(
         grid,
