@@ -23,7 +23,7 @@ parameterisation), and each method's ESS/s of L_n and of the smallest column nor
 first row (our default).
 
 Usage:  python benchmarks/sweep_speed.py [--n 200:1200:200] [--chains 4] [--tune 200] [--draws 200]
-        [--gauge so2|none] [--init prior|default] [--variants so2:dense,so2:diag,none:diag]
+        [--gauge so2|none] [--init prior|default] [--variants so2:diag,none:diag,so2:diag:vectorized]
         [--skip nutpie,numpyro,pymc]
 """
 
@@ -87,8 +87,10 @@ class Tally:
         return out
 
 
-def ours(settings, gauge, mass_matrix):
-    st = SweepSettings(**{**settings.to_dict(), "gauge": gauge, "mass_matrix": mass_matrix})
+def ours(settings, gauge, mass_matrix, chain_method="sequential"):
+    st = SweepSettings(
+        **{**settings.to_dict(), "gauge": gauge, "mass_matrix": mass_matrix, "chain_method": chain_method}
+    )
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -97,7 +99,10 @@ def ours(settings, gauge, mass_matrix):
         for n, s in sweep.jobs():
             idata = sweep.load(n, s)
             tally.add(invariants(idata.posterior["W"], idata.posterior["L_n"]), idata.sample_stats["n_steps"])
-    return tally.row(f"tms-bayes ({gauge}, {mass_matrix})", wall, sweep.timings.get("compile_s", np.nan))
+    method = "" if chain_method == "sequential" else f", {chain_method}"
+    return tally.row(
+        f"tms-bayes ({gauge}, {mass_matrix}{method})", wall, sweep.timings.get("compile_s", np.nan)
+    )
 
 
 def _initvals(settings, model, n, data_seed) -> list[dict]:
@@ -215,7 +220,9 @@ def main():
     ap.add_argument("--gauge", choices=("so2", "none"), default="so2", help="the model every peer samples")
     ap.add_argument("--init", choices=("prior", "default"), default="prior")
     ap.add_argument(
-        "--variants", default="so2:dense,so2:diag,none:dense,none:diag", help="ours: gauge:mass,…"
+        "--variants",
+        default="so2:diag,so2:dense,none:diag,none:dense,so2:diag:vectorized",
+        help="ours: gauge:mass[:chain method],… (the first is the ratios' reference)",
     )
     ap.add_argument("--skip", default="", help=f"peers to leave out, of {','.join(PEERS)}")
     args = ap.parse_args()
@@ -234,9 +241,7 @@ def main():
         f"TMS c={base.c} r={base.r}; n={list(base.n)}; seeds={base.seeds}, chains={base.chains}, "
         f"tune={base.tune}, draws={base.draws}; peers sample the gauge={args.gauge} model; {args.init} starts"
     )
-    runs = [
-        lambda g=g, m=m: ours(base, g, m) for g, m in (v.split(":") for v in args.variants.split(",") if v)
-    ]
+    runs = [lambda v=v: ours(base, *v.split(":")) for v in args.variants.split(",") if v]
     if "nutpie" not in skip:
         runs.append(lambda: nutpie_sweep(base, args.init))
     if "numpyro" not in skip:
