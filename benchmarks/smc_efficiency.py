@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--gauges", default="none,so2")
     ap.add_argument("--label", default="", help="a name for this engine in the printout")
     ap.add_argument("--mass-clusters", default="1", help="SMCSettings.mass_clusters values to compare")
+    ap.add_argument("--shards", type=int, default=2, help="SMCSettings.shards (versions that have it)")
     args = ap.parse_args()
     from tms_bayes.inference.compile import compile_model
     from tms_bayes.inference.smc import SMCSettings, mask_path, prior_particles, run_smc
@@ -59,7 +60,8 @@ def main():
     )
     variants = [(g, k) for g in args.gauges.split(",") for k in clusters]
     for gauge, k in variants:
-        settings = SMCSettings(particles=args.particles, **({"mass_clusters": k} if k != 1 else {}))
+        extra = {"mass_clusters": k, "shards": args.shards} if hasattr(SMCSettings(), "shards") else {}
+        settings = SMCSettings(particles=args.particles, **extra)
         if gauge != "none" and "gauge" not in inspect.signature(tms_model).parameters:
             print(f"{gauge:<6} (this version has no gauge)")
             continue

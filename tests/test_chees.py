@@ -32,9 +32,8 @@ def test_chees_recovers_the_exact_posterior_of_a_conjugate_regression():
     chains = 32
     sampler = ChainSampler(cm, NutsSettings(tune=300, draws=300, chain_method="chees"), chains)
     init = jnp.asarray(rng.normal(size=(chains, cm.dim)))
-    draws, step_size, _ = sampler.run(jax.random.key(1), init, stack_data(as_jax(cm.data), chains))
+    draws, _, _ = sampler.run(jax.random.key(1), init, stack_data(as_jax(cm.data), chains))
     w = draws["position"]  # (chain, draw, 3)
-    assert np.all(step_size == step_size[0])  # one step size shared by the chains
     n_steps = draws["n_steps"]
     assert np.all(n_steps == n_steps[:1])  # every chain takes the same number of leapfrog steps
     assert n_steps.std() > 0  # … jittered from one transition to the next
@@ -64,7 +63,17 @@ def test_chees_sweep_matches_nuts_on_tms_invariants(tmp_path):
         assert abs(m1 - m0) < 4 * math.hypot(e1, e0), (k, m1, m0, e1, e0)
 
 
-def test_chees_refuses_a_single_chain():
+def test_chees_refuses_a_single_chain_and_a_dense_mass_matrix():
+    from tms_bayes.inference.sweep import SweepSettings
+
     cm = compile_model(regression_model(np.ones((5, 2)), np.ones(5)))
     with pytest.raises(ValueError, match="chains >= 2"):
         ChainSampler(cm, NutsSettings(chain_method="chees"), 1)
+    with pytest.raises(ValueError, match="diagonal"):
+        ChainSampler(cm, NutsSettings(chain_method="chees", mass_matrix="dense"), 8)
+    with pytest.raises(ValueError, match="chains >= 2"):
+        SweepSettings(chain_method="chees", chains=1)
+    with pytest.raises(ValueError, match="mass_matrix='diag'"):
+        SweepSettings(chain_method="chees", chains=16, mass_matrix="dense")
+    with pytest.raises(ValueError, match="PyMC's own NUTS"):
+        SweepSettings(backend="pymc", mass_matrix="dense")

@@ -140,3 +140,24 @@ def test_sweep_settings_resolve_and_refuse_the_gauge():
         SweepSettings(mass_matrix="full")
     old = SweepSettings.from_dict({"n": [100, 200]})  # a manifest written before the settings existed
     assert (old.gauge, old.mass_matrix) == ("none", "diag")
+
+
+def test_a_sweep_written_before_the_gauge_setting_reopens_as_unfixed(tmp_path):
+    """A manifest without ``gauge``/``mass_matrix`` (written before they existed) reopens with the
+    legacy values — unfixed W, diagonal — and resumes without redoing its runs; a default (gauge)
+    sweep into the same directory is refused."""
+    import json
+
+    from tms_bayes.inference.sweep import Sweep, SweepSettings, load_sweep, run_sweep
+
+    st = SweepSettings(n=(40,), seeds=1, chains=2, tune=30, draws=30, gauge="none")
+    run_sweep(st, tmp_path, progress=False, log=lambda *_: None)
+    body = json.loads((tmp_path / "manifest.json").read_text())
+    for key in ("gauge", "mass_matrix"):
+        body["settings"].pop(key)
+    (tmp_path / "manifest.json").write_text(json.dumps(body))
+    reopened = load_sweep(tmp_path)
+    assert (reopened.settings.gauge, reopened.settings.mass_matrix) == ("none", "diag")
+    assert reopened.pending() == []
+    with pytest.raises(ValueError, match="different settings"):
+        Sweep(SweepSettings(n=(40,), seeds=1, chains=2, tune=30, draws=30), tmp_path)

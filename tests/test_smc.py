@@ -464,36 +464,66 @@ def test_the_smc_driver_is_init_then_steps():
     assert state.stages == len(res.stages["s"])
 
 
-def test_smc_stage_programs_are_compiled_once_for_every_dataset_and_particles_shard_over_cores():
-    """Two datasets of one model share the compiled stage programs (the data are arguments), and the
-    particles are split over min(devices, cores) devices."""
-    import os
-
+def test_smc_stage_programs_are_compiled_once_for_every_dataset_and_particles_split_on_request():
+    """Two datasets of one model share the compiled stage programs (the data are arguments: no program
+    is traced again for the second dataset), and ``shards`` splits the particles over that many
+    devices, refusing more than JAX has."""
     from tms_bayes._jax import jax
     from tms_bayes.inference import smc as smc_module
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(30, 2))
-    logz = []
-    for seed in (0, 1):
-        y = X @ np.array([0.5, -0.2]) + rng.normal(size=30)
-        m = regression_model(X, y)
-        cm = compile_model(m) if seed == 0 else cm
-        path = mask_path(cm.with_data(y=y))
+    logz, sizes = [], []
+    shards = 2 if jax.device_count() >= 2 else 1
+    ys = [X @ np.array([0.5, -0.2]) + rng.normal(size=30) for _ in range(2)]
+    m = regression_model(X, ys[0])
+    cm = compile_model(m)
+    for seed, y in enumerate(ys):
         res = run_smc(
             cm,
-            path,
+            mask_path(cm.with_data(y=y)),
             [10, 30],
             prior_particles(m, cm, 64, seed=seed),
-            settings=SMCSettings(particles=64),
+            settings=SMCSettings(particles=64, shards=shards),
             seed=seed,
             progress=False,
         )
-        logz.append(res.log_evidence[-1])
+        logz.append(res.log_evidence)
+        (programs,) = cm.__dict__["_smc_programs"].values()  # one set of programs for both datasets
+        sizes.append([p._cache_size() for p in programs])
+        # a sanity bound only (64 particles): 8 seeds of this run spread by < 0.1 nats
         np.testing.assert_allclose(
             res.log_evidence, [regression_log_evidence(X, y, n) for n in (10, 30)], atol=0.5
         )
-    assert len(cm.__dict__["_smc_programs"]) == 1  # one set of programs for both datasets
-    assert logz[0] != logz[1]
-    x = smc_module._shard_particles(jax.numpy.zeros((64, 2)))
-    assert len(x.sharding.device_set) == min(jax.device_count(), os.cpu_count() or 1, 64)
+    assert sizes[1] == sizes[0]  # the second dataset compiled nothing new
+    assert not np.array_equal(logz[0], logz[1])
+    x = smc_module._shard_particles(jax.numpy.zeros((64, 2)), shards)
+    assert len(x.sharding.device_set) == shards
+    with pytest.raises(ValueError, match="needs 1000 devices"):
+        smc_module._shard_particles(jax.numpy.zeros((1000, 2)), 1000)
+    with pytest.raises(ValueError, match="multiple of shards"):
+        SMCSettings(particles=100, shards=3)
+
+
+def test_an_smc_directory_written_before_the_gauge_and_shards_settings_reopens(tiny_smc, tmp_path):
+    """A manifest without the settings added since (sweep: gauge, mass_matrix; SMC: mass_clusters,
+    shards) means the legacy values (unfixed W, diagonal, 1, 1): it reopens with them and nothing is
+    redone; with other values it is refused."""
+    import shutil
+
+    from tms_bayes.inference.smc_sweep import SMCSweep, load_smc_sweep
+    from tms_bayes.inference.sweep import SweepSettings
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_smc.out, old)
+    body = json.loads((old / "manifest.json").read_text())
+    for key in ("gauge", "mass_matrix"):
+        body["settings"]["sweep"].pop(key)
+    for key in ("mass_clusters", "shards"):
+        body["settings"]["smc"].pop(key)
+    (old / "manifest.json").write_text(json.dumps(body))
+    reopened = load_smc_sweep(old)
+    assert reopened.sweep_settings.gauge == "none" and reopened.settings.shards == 1
+    assert reopened.completed == tiny_smc.completed and reopened.completed  # nothing to redo
+    with pytest.raises(ValueError, match="different settings"):
+        SMCSweep(SweepSettings(n=(30, 60, 90), seeds=2), tiny_smc.settings, old, repeats=2)

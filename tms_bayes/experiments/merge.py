@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._options import setting
-from ..inference.sweep import JOB_RANGE, Sweep, SweepSettings, run_name
+from ..inference.sweep import JOB_RANGE, LEGACY, Sweep, SweepSettings, run_name
 from ..store.atomic import atomic_write
 from ..store.rundir import RunDir, file_problem, settings_differences
 from . import Command
@@ -50,7 +50,7 @@ def _source(path) -> tuple[SweepSettings, dict[tuple[int, int], Path]]:
     settings = SweepSettings.from_dict(
         RunDir.existing_settings(path, "sweep", "a sweep directory (tms-bayes sweep or run)")
     )
-    rundir = RunDir(path, "sweep", settings.to_dict(), "a sweep")
+    rundir = RunDir(path, "sweep", settings.to_dict(), "a sweep", legacy=LEGACY)
     runs = {}
     for s in range(settings.seeds):
         for n in settings.n:

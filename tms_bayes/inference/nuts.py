@@ -182,8 +182,8 @@ def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | Non
         p = jax.tree.map(lambda x: x[0], params)
         jitter, key_steps = jax.random.split(keys[0])
 
-        def steps_fn(i, mean_steps):  # ⌈u T/ε⌉, one u per transition shared by the chains
-            return jnp.ceil(jax.random.uniform(jax.random.fold_in(jitter, i)) * mean_steps).astype(int)
+        def steps_fn(i, max_steps):  # ⌈u T/ε⌉, one u per transition shared by the chains
+            return jnp.ceil(jax.random.uniform(jax.random.fold_in(jitter, i)) * max_steps).astype(int)
 
         kernel = blackjax.dynamic_hmc(
             lambda w: cm.logp(w, shared(data)),
@@ -235,6 +235,8 @@ class ChainSampler:
         self.cm = cm
         self.settings = settings
         self.chains = _validate.integer("chains", chains, minimum=1)
+        if settings.chain_method == "chees" and settings.mass_matrix != "diag":
+            raise ValueError("chain_method='chees' adapts a diagonal mass matrix: use mass_matrix='diag'")
         if settings.chain_method == "chees" and self.chains < 2:
             raise ValueError("chain_method='chees' adapts across chains: it needs chains >= 2 (use many)")
         self.warmup, self.sample = make_sampler(cm, settings, chains=self.chains)

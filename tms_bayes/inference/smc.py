@@ -22,11 +22,14 @@ program for every stage and every grid point.
    particles), mass matrix = the particles' weighted variances (our own: blackjax's
    ``smc.tuning.from_particles`` takes unweighted variances, wrong before a resample), step size
    adapted from stage to stage towards ``target_accept``.
-
-Steps 2–4 are one compiled program (the bisection is a ``lax.while_loop``) and step 5 another, so a
-stage costs two device calls; the particles are sharded over the devices (one per core on CPU after
-``tms_bayes.configure()``).
 6. At a grid point n: record the weighted particles and log Z_n; the free energy is F_n = −log Z_n.
+
+Steps 2–4 are one compiled program (the bisection is a ``lax.while_loop``), the mass matrices and
+step 5 two more, so a stage costs three device calls (and a few scalar reads: s, the acceptance, the
+ESS) instead of a host round trip per bisection step; the programs take the data as an argument and are
+compiled once per model and path kind.  ``SMCSettings.shards`` splits the particles over that many
+devices (one per core on CPU after ``tms_bayes.configure()``); it is a recorded setting because the
+split changes the order of the sums over particles, so the bits of the result.
 
 Phases separated by high barriers keep their particles: posterior mass moves between them through
 the weights, not through MCMC crossings, which is what NUTS chains cannot do.  The estimator of
@@ -48,7 +51,11 @@ from .._options import setting
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
+#: SMC settings added after SMC directories were first written, with the value older ones ran with
+SMC_LEGACY = {"mass_clusters": 1, "shards": 1}
+
 __all__ = [
+    "SMC_LEGACY",
     "SMCSettings",
     "SMCResult",
     "ess",
@@ -77,6 +84,11 @@ class SMCSettings:
     mass_clusters: int = setting(
         1, "HMC mass matrices per stage: one per k-means cluster of the particles (1: the pooled variance)"
     )
+    shards: int = setting(
+        1,
+        "devices to split the particles over (CPU: run tms_bayes.configure() first for one device per core); "
+        "results depend on it bitwise",
+    )
     target_accept: float = setting(0.65, "HMC step-size target acceptance", cli=False)
     initial_step_size: float = setting(0.05, "first HMC step size", cli=False)
     max_stages: int = setting(5000, "most tempering stages per run", cli=False)
@@ -90,6 +102,12 @@ class SMCSettings:
         _validate.integer("mcmc_steps", self.mcmc_steps, minimum=0)
         _validate.integer("leapfrog_steps", self.leapfrog_steps, minimum=1)
         _validate.integer("mass_clusters", self.mass_clusters, minimum=1, maximum=64)
+        _validate.integer("shards", self.shards, minimum=1)
+        if self.particles % self.shards:
+            raise ValueError(
+                f"particles ({self.particles}) must be a multiple of shards ({self.shards}): "
+                "every device holds the same number"
+            )
         _validate.positive("initial_step_size", self.initial_step_size)
         _validate.integer("max_stages", self.max_stages, minimum=1)
 
@@ -244,13 +262,13 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
 
 
 def _compile_programs(cm: CompiledModel, at: Callable, settings: SMCSettings, constraint: Callable | None):
-    """The two compiled programs of a stage (so a stage costs two device calls, whatever the bisection
-    takes, instead of a host round trip per bisection step):
+    """The compiled programs of a stage (three device calls, whatever the bisection takes):
 
     - ``reweight(x, logw, log_z, s, cur, target, key)``: steps 2–4 — the next s' by bisection on the
       conditional ESS (a ``lax.while_loop``), log Z and the weights, the systematic resample when the
       ESS is low; returns (x, logw, log_z, s', resampled, key);
-    - ``move(keys, x, s, step_size, inv_mass)``: step 5, ``mcmc_steps`` HMC moves per particle
+    - ``metric(key, x, logw)``: the mass matrices (one, or one per k-means cell: ``mass_clusters``);
+    - ``move(keys, x, s, step_size, centres, scale, inv_mass)``: step 5, ``mcmc_steps`` HMC moves per particle
       (vmapped), returning the moved particles, each one's mean acceptance and every particle's
       log density at s (the next stage's ``cur``).
 
@@ -378,24 +396,21 @@ def _cess(logw, u):
     return jnp.where(jnp.isfinite(m), u.shape[0] * a * a / b, 0.0)
 
 
-def _shard_particles(x):
-    """Particles (P, dim) split over the devices along P (the largest device count dividing P): every
-    compiled program then runs its particle map on all devices (on CPU one device per core after
-    ``tms_bayes.configure()``)."""
-    import os
-
-    from .nuts import shard_count
-
-    # on CPU no more shards than cores: importing PyMC's JAX module asks XLA for 100 virtual devices
-    cores = (os.cpu_count() or 1) if jax.default_backend() == "cpu" else None
-    shards = shard_count(x.shape[0], cores)
+def _shard_particles(x, shards: int):
+    """Particles (P, dim) split over ``shards`` devices along P (``SMCSettings.shards``): every compiled
+    program then runs its particle map on all of them.  The split changes the order of the sums over
+    particles, so it is a setting of the run (recorded), never chosen from the machine."""
     if shards == 1:
         return x
+    if jax.device_count() < shards:
+        raise ValueError(
+            f"SMC shards = {shards} needs {shards} devices, JAX has {jax.device_count()}; on CPU call "
+            "tms_bayes.configure() before JAX starts (one device per core), or lower shards"
+        )
     mesh = jax.make_mesh(
         (shards,), ("particle",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:shards]
     )
-    spec = jax.sharding.PartitionSpec("particle")
-    return jax.device_put(x, jax.sharding.NamedSharding(mesh, spec))
+    return jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("particle")))
 
 
 @dataclass
@@ -416,10 +431,10 @@ class SMCState:
 
 
 def smc_init(programs, x0, settings: SMCSettings, *, seed: int = 0, log_z0: float = 0.0) -> SMCState:
-    """The state at s = 0: prior particles ``x0`` with equal weights and log Z = ``log_z0``, sharded
-    over the devices; ``programs`` = :func:`_programs`."""
+    """The state at s = 0: prior particles ``x0`` with equal weights and log Z = ``log_z0``, split over
+    ``settings.shards`` devices; ``programs`` = :func:`_programs`."""
     loglik_all = programs[0]
-    x = _shard_particles(jnp.asarray(np.asarray(x0, dtype=float)))
+    x = _shard_particles(jnp.asarray(np.asarray(x0, dtype=float)), settings.shards)
     P = x.shape[0]
     return SMCState(
         x=x,
@@ -438,7 +453,7 @@ def smc_step(
     """One stage towards ``target`` (steps 2–5 of the module docstring: next s, reweight and update
     log Z, resample when the ESS is low, HMC rejuvenation with the particles' weighted variances as
     mass matrix); returns the new state and the stage's diagnostics {s, ess, resampled, acceptance,
-    step_size}.  Two compiled programs (:func:`_programs`); the host sees s and the diagnostics."""
+    step_size}.  Three compiled programs (:func:`_programs`); the host sees s and the diagnostics."""
     _, reweight, metric, move = programs
     P = state.x.shape[0]
     x, logw, log_z, s_new, resampled, key = reweight(
@@ -448,7 +463,7 @@ def smc_step(
     step, acc, cur = state.step_size, math.nan, state.cur
     if settings.mcmc_steps:
         if canonicalise is not None:
-            x = _shard_particles(jnp.asarray(canonicalise(np.asarray(x))))
+            x = _shard_particles(jnp.asarray(canonicalise(np.asarray(x))), settings.shards)
         key, k, kc = jax.random.split(key, 3)
         centres, scale, inv_mass = metric(kc, x, logw)
         x, a, cur = move(jax.random.split(k, P), x, s_new, step, centres, scale, inv_mass)

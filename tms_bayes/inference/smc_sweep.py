@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _validate
-from .smc import SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
+from .smc import SMC_LEGACY, SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
 from ..store.atomic import write_netcdf, write_text
 from ..store.rundir import RunDir, make_attrs
-from .sweep import SweepSettings, build_model, dataset
+from .sweep import LEGACY, SweepSettings, build_model, dataset
 
 __all__ = [
     "SMCSweep",
@@ -76,7 +76,8 @@ class SMCSweep:
         self.sweep_settings = sweep_settings
         self.settings = smc_settings
         self.out = Path(out)
-        self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run")
+        legacy = {"sweep": LEGACY, "smc": SMC_LEGACY}
+        self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run", legacy=legacy)
         self._loaded: dict[str, az.InferenceData] = {}
         self.statuses: dict[str, str] = {}  # what this run did with each SMC run ("done", "held", …)
         self.compilations, self.timings = 0, {}

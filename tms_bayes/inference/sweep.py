@@ -39,7 +39,7 @@ from .. import _validate
 from .._options import CHAIN_METHODS, GAUGES, MASS_MATRICES, setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
-from ..store.rundir import RunDir, make_attrs, run_mismatch
+from ..store.rundir import RunDir, make_attrs, run_mismatch, with_legacy
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
 
@@ -49,6 +49,9 @@ BACKENDS = ("jax", "pymc")
 MAX_N, MAX_JOBS, MAX_CHAINS, MAX_TRANSITIONS = 1_000_000, 1000, 1024, 10_000_000
 #: the settings that choose which dataset seeds a sweep covers, not what any job computes
 JOB_RANGE = ("seeds", "seed_offset")
+#: settings added after sweeps were first written, with what a manifest without them ran: the unfixed
+#: model and a diagonal mass matrix
+LEGACY = {"gauge": "none", "mass_matrix": "diag"}
 #: the manifest's mark of a sweep whose run files are named by dataset seed (every sweep started since
 #: run-directory format 2 gained it; older ones were named by seed index, which differs only where
 #: seed_offset > 0)
@@ -132,6 +135,17 @@ class SweepSettings:
         if self.sigma is not None:
             _validate.positive("sigma", self.sigma)
         _validate.choice("mass_matrix", self.mass_matrix, MASS_MATRICES)
+        _validate.choice("chain_method", self.chain_method, CHAIN_METHODS)
+        if self.backend == "pymc" and (self.mass_matrix != "diag" or self.chain_method == "chees"):
+            raise ValueError(
+                "backend='pymc' runs PyMC's own NUTS: mass_matrix must be 'diag' and chain_method not 'chees'"
+            )
+        if self.chain_method == "chees" and (self.mass_matrix != "diag" or self.chains < 2):
+            raise ValueError(
+                "chain_method='chees' adapts a diagonal mass matrix across chains: it needs "
+                f"mass_matrix='diag' and chains >= 2 (use many), got mass_matrix={self.mass_matrix!r}, "
+                f"chains={self.chains}"
+            )
         if self.gauge is None:  # resolved here, so a manifest records the gauge actually used
             object.__setattr__(self, "gauge", "so2" if self.model == "tms" and self.r == 2 else "none")
         _validate.choice("gauge", self.gauge, GAUGES)
@@ -217,11 +231,8 @@ class SweepSettings:
         with --force)."""
         d = dict(d)
         d["n"] = tuple(d["n"])
-        # recorded before these settings existed: the unfixed model and a diagonal mass matrix
-        d.setdefault("gauge", "none")
-        d.setdefault("mass_matrix", "diag")
         with _validate.no_ceilings():
-            return cls(**d)
+            return cls(**with_legacy(d, LEGACY))
 
 
 parse_log_beta = log_beta_factor  # the factor a of β = a/log n (kept under its old name)
@@ -312,7 +323,7 @@ class Sweep:
     def __init__(self, settings: SweepSettings, out: str | Path):
         self.settings = settings
         self.out = Path(out)
-        self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep")
+        self.rundir = RunDir(out, "sweep", settings.to_dict(), "a sweep", legacy=LEGACY)
         if not self.rundir.manifest_path.exists() or not self.rundir.completed:
             self.rundir.extra.update(_NAMES)  # new, or nothing named yet
         elif settings.seed_offset and self.rundir.extra.get("run_names") != _NAMES["run_names"]:

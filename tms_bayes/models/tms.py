@@ -135,9 +135,9 @@ def tms_model(
 
     ``gauge="so2"`` (r = 2 only) samples the quotient of the posterior by its rotation symmetry
     instead of W itself; W is then the Deterministic ``W`` and every quantity invariant under
-    W ↦ R W, R ∈ SO(2) (L_n, WᵀW, column norms, phases, the likelihood) has exactly the distribution
-    it has under ``gauge="none"``.  Free variables: ρ = ``gauge_rho`` > 0, Y = ``gauge_Y`` (2, c − 1),
-    and
+    W ↦ R W, R ∈ SO(2) (L_n, WᵀW, column norms, k-gon phase labels, the likelihood) has exactly the
+    distribution it has under ``gauge="none"``.  Free variables: ρ = ``gauge_rho`` > 0,
+    Y = ``gauge_Y`` (2, c − 1), and
 
         W(ρ, Y) = [ρ eᵀ + Y₀ Bᵀ ; Y₁ Bᵀ],   e = :func:`gauge_weights`, B = :func:`gauge_basis`,
         ρ ~ Rayleigh(prior_std) (= Weibull(2, √2 prior_std)),   Y ~ N(0, prior_std²).
@@ -151,9 +151,11 @@ def tms_model(
     distribution of W(ρ, Y) under the density ∝ ρ exp(−(ρ² + ‖Y‖²)/2 prior_std²) · likelihood(W(ρ, Y)) —
     this model — gives every invariant f the same expectation as the unfixed posterior, and its
     normalising constant (the evidence) is the same, because the Rayleigh × Gaussian prior is the
-    unfixed prior's image.  The reflection (y ↦ −y in the second row) is a remaining symmetry that
-    invariants do not see.  The gauge is singular only on {W e = 0} (:func:`gauge_weights`: no regular
-    k-gon lies there), where ρ → 0 and the density vanishes like ρ.
+    unfixed prior's image.  The reflection (the second row's sign) is not fixed: quantities that are
+    rotation-invariant but change sign under it (signed angles, the cyclic order of the columns) keep
+    the symmetric distribution they have under the unfixed posterior, which has the same symmetry.
+    The gauge is singular only on {W e = 0} (:func:`gauge_weights`: no regular k-gon lies there), where
+    ρ → 0 and the density vanishes like ρ.
     """
     X = _validate.finite_array("X", X, ndim_min=2)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:

@@ -146,7 +146,9 @@ class RunDir:
     ``what`` names the experiment in messages ("a sweep", "an SMC run").  Opening never writes;
     :meth:`start` creates the directory and the manifest (call it when the work is about to begin)."""
 
-    def __init__(self, out, kind: str, settings: dict, what: str):
+    def __init__(self, out, kind: str, settings: dict, what: str, *, legacy: dict | None = None):
+        """``legacy``: settings added after directories of this kind were first written, with the value an
+        older manifest that lacks them implicitly had (nested like ``settings``)."""
         self.out = Path(out)
         self.kind = kind
         self.settings = settings
@@ -156,7 +158,7 @@ class RunDir:
         path = self.manifest_path
         if path.exists():
             body = self._read(path)
-            diffs = settings_differences(body.get("settings", {}), settings)
+            diffs = settings_differences(with_legacy(body.get("settings", {}), legacy or {}), settings)
             if diffs:
                 raise ValueError(
                     f"{self.out} holds {what} with different settings ({'; '.join(diffs)}); "
@@ -483,6 +485,18 @@ def _stale(lock: Path) -> bool:
     except (PermissionError, KeyError, ValueError, TypeError):
         return False
     return False
+
+
+def with_legacy(recorded: dict, legacy: dict) -> dict:
+    """``recorded`` settings with every key of ``legacy`` they lack filled in with its legacy value
+    (recursing into nested settings): what a manifest written before those settings existed meant."""
+    out = dict(recorded)
+    for k, v in legacy.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = with_legacy(out[k], v)
+        elif k not in out:
+            out[k] = v
+    return out
 
 
 def settings_differences(old: dict, new: dict, words: tuple[str, str] = ("there", "now")) -> list[str]:
