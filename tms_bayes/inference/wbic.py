@@ -49,8 +49,9 @@ def sample_tempered(
 
     Returns an ``az.InferenceData``: posterior (free variables in their own space, and Deterministics),
     sample_stats, and log_likelihood ℓ_k = log p(x_k | w) for the rows the mask selects, untempered;
-    ``attrs['beta_used']``.  Chains start from the prior scale N(0, 1) in the unconstrained space.  ``compiled``: (CompiledModel, ChainSampler)
-    from an earlier call on the same model, to reuse its compilation."""
+    ``attrs['beta_used']``.  Chains start from the prior scale N(0, 1) in the unconstrained space.
+    ``compiled``: (CompiledModel, ChainSampler) from an earlier call on the same model, to reuse its
+    compilation."""
     import arviz as az
 
     from .._jax import jax, jnp
