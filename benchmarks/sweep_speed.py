@@ -111,14 +111,8 @@ def _initvals(settings, model, n, data_seed) -> list[dict]:
 
     cm = compile_model(model)
     flat = prior_start(settings, cm, np.random.default_rng([data_seed, n, 7]))
-    out = []
-    for row in flat:
-        point = cm.unravel(row)
-        vals = {}
-        for vname, rv in zip(cm.param_names, cm.rv_names):
-            vals[rv] = np.exp(point[vname]) if vname.endswith("_log__") else point[vname]
-        out.append(vals)
-    return out
+    points = cm.points(flat, cm.data)  # free variables in their own (constrained) space, by name
+    return [{rv: points[rv][i] for rv in cm.rv_names} for i in range(len(flat))]
 
 
 def pymc_loop(settings, sampler, init):
