@@ -14,6 +14,7 @@ checkout with ``PYTHONPATH=/path/to/old/checkout`` (it only uses APIs that older
 gauge needs a version with ``tms_model(gauge=…)``).
 
     python benchmarks/smc_efficiency.py [--repeats 8] [--particles 512] [--grid 100,300,600]
+        [--vary mcmc_steps=3,6] [--vary cess_target=0.5,0.8]
         [--gauges none,so2]
 """
 
@@ -43,6 +44,13 @@ def main():
     ap.add_argument("--label", default="", help="a name for this engine in the printout")
     ap.add_argument("--mass-clusters", default="1", help="SMCSettings.mass_clusters values to compare")
     ap.add_argument("--shards", type=int, default=2, help="SMCSettings.shards (versions that have it)")
+    ap.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="an SMCSettings field and the values to compare (repeatable: every combination is run)",
+    )
     args = ap.parse_args()
     from tms_bayes.inference.compile import compile_model
     from tms_bayes.inference.smc import SMCSettings, mask_path, prior_particles, run_smc
@@ -56,12 +64,14 @@ def main():
         f"engine {args.label or tms_bayes.__file__}; TMS c=6, grid {grid}, {args.particles} particles, {args.repeats} runs"
     )
     print(
-        f"{'gauge/K':<8}{'n':>6}{'mean log Z':>12}{'sd log Z':>10}{'wall s/run':>11}{'first s':>8}{'wall×var':>10}{'accept':>8}{'ESS/P':>7}{'stages':>8}"
+        f"{'gauge/K settings':<34}{'n':>6}{'mean log Z':>12}{'sd log Z':>10}{'wall s/run':>11}{'first s':>8}{'wall×var':>10}{'accept':>8}{'ESS/P':>7}{'stages':>8}"
     )
-    variants = [(g, k) for g in args.gauges.split(",") for k in clusters]
-    for gauge, k in variants:
+    varied = _varied(args.vary, SMCSettings)
+    variants = [(g, k, v) for g in args.gauges.split(",") for k in clusters for v in varied]
+    for gauge, k, vary in variants:
         extra = {"mass_clusters": k, "shards": args.shards} if hasattr(SMCSettings(), "shards") else {}
-        settings = SMCSettings(particles=args.particles, **extra)
+        settings = SMCSettings(particles=args.particles, **extra, **vary)
+        label = gauge + (f"/{k}" if k != 1 else "") + "".join(f" {a}={b}" for a, b in vary.items())
         if gauge != "none" and "gauge" not in inspect.signature(tms_model).parameters:
             print(f"{gauge:<6} (this version has no gauge)")
             continue
@@ -83,10 +93,23 @@ def main():
         for i, n in enumerate(grid):
             var = float(np.var(logz[:, i], ddof=1))
             print(
-                f"{gauge + (f'/{k}' if k != 1 else ''):<8}{n:>6}{logz[:, i].mean():>12.3f}{np.sqrt(var):>10.3f}{wall:>11.1f}{walls[0]:>8.1f}{wall * var:>10.3f}"
+                f"{label:<34}{n:>6}{logz[:, i].mean():>12.3f}{np.sqrt(var):>10.3f}{wall:>11.1f}{walls[0]:>8.1f}{wall * var:>10.3f}"
                 f"{np.mean(acc):>8.3f}{np.mean(ess):>7.3f}{np.mean(stages):>8.1f}",
                 flush=True,
             )
+
+
+def _varied(specs, settings_cls) -> list[dict]:
+    """Every combination of the ``--vary NAME=V1,V2`` values, each as SMCSettings keyword arguments."""
+    fields = settings_cls.__dataclass_fields__
+    combos = [{}]
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in fields or not values:
+            raise SystemExit(f"--vary {spec!r}: expected NAME=V1,V2 with NAME one of {', '.join(fields)}")
+        kind = type(getattr(settings_cls(), name))
+        combos = [{**c, name: kind(v)} for c in combos for v in values.split(",")]
+    return combos
 
 
 if __name__ == "__main__":

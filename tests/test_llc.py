@@ -221,6 +221,10 @@ def test_bad_input(regression):
         estimate_llc(model, {"w": np.zeros(5)})
     with pytest.raises(ValueError, match="batch_size must be an integer in"):
         estimate_llc(model, truth, sampler="sgld", batch_size=10**6)
+    gauged = tms_model(tms_inputs(50, 6, seed=0), gauge="so2")
+    point = {"gauge_rho": 1.0, "gauge_Y": np.zeros((2, 5)), "b": np.zeros(6)}
+    with pytest.raises(ValueError, match="λ̂ needs the TMS model in its own weights W"):
+        estimate_llc(gauged, point)
 
 
 def test_calibration_grid_and_plot(regression):

@@ -161,6 +161,7 @@ def localized_model(
     """
     from pymc.model.fgraph import clone_model
 
+    _require_unfixed(model)
     gamma = _validate.positive("gamma", gamma)
     n = _validate.integer("n", n, minimum=2) if n is not None else _n_observations(model)
     if n < 2:
@@ -206,6 +207,18 @@ def localized_model(
     local.llc_settings = {"gamma": gamma, "nbeta": nbeta, "n": n, "beta": beta, "confine": confine}
     local.llc_loglik = loglik
     return local, nbeta
+
+
+def _require_unfixed(model: pm.Model) -> None:
+    """Refuse a gauge-fixed TMS model: λ̂'s localiser and phase walls are written in the weights W."""
+    gauge = getattr(model, "tms_settings", {}).get("gauge", "none")
+    if gauge != "none":
+        raise ValueError(
+            f"λ̂ needs the TMS model in its own weights W (gauge='none'), got gauge={gauge!r}: the localiser "
+            "½γ‖w − w*‖² and the phase walls are written in W; build the model with "
+            "tms_model(X, gauge='none') (the gauge only speeds up posterior sampling and changes no "
+            "rotation-invariant quantity)"
+        )
 
 
 def _tms_phase(model: pm.Model, w_star: dict) -> str | None:
@@ -300,6 +313,7 @@ def estimate_llc(
     _validate.choice("sampler", sampler, SAMPLERS)
     chains = _validate.integer("chains", chains, minimum=1)
     draws = _validate.integer("draws", draws, minimum=10)
+    _require_unfixed(model)
     phase = _tms_phase(model, w_star)
     walls = {}
     if confine is not None and _validate.positive("confine", confine, strict=False) == 0:

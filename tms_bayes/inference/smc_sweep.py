@@ -176,9 +176,10 @@ class SMCSweep:
                 )
                 if status == "held":
                     log(f"{self._key(s, r)} is being run by another process; skipped here")
-                self.write_evidence()
+                self.write_evidence()  # after every run: a kill loses no finished row
             self.compilations, self.timings = runner.compilations, dict(runner.timings)
-        self.write_evidence()
+        else:
+            self.write_evidence()  # nothing to run: rebuild the tables (one may have been deleted)
         return self
 
     def write_evidence(self) -> None:
