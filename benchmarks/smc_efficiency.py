@@ -60,20 +60,28 @@ def main():
     grid = [int(v) for v in args.grid.split(",")]
     X = tms_inputs(max(grid), 6, seed=0)
     clusters = [int(k) for k in args.mass_clusters.split(",")]
+    variants = []  # every arm's settings built (and so validated) before the first run
+    for gauge in args.gauges.split(","):
+        for k in clusters:
+            for vary in _varied(args.vary, SMCSettings):
+                extra = (
+                    {"mass_clusters": k, "shards": args.shards} if hasattr(SMCSettings(), "shards") else {}
+                )
+                try:
+                    settings = SMCSettings(**{"particles": args.particles, **extra, **vary})
+                except (TypeError, ValueError) as e:
+                    raise SystemExit(f"smc_efficiency: {e}") from None
+                label = gauge + (f"/{k}" if k != 1 else "") + "".join(f" {a}={b}" for a, b in vary.items())
+                variants.append((gauge, label, settings))
     print(
         f"engine {args.label or tms_bayes.__file__}; TMS c=6, grid {grid}, {args.particles} particles, {args.repeats} runs"
     )
     print(
         f"{'gauge/K settings':<34}{'n':>6}{'mean log Z':>12}{'sd log Z':>10}{'wall s/run':>11}{'first s':>8}{'wall×var':>10}{'accept':>8}{'ESS/P':>7}{'stages':>8}"
     )
-    varied = _varied(args.vary, SMCSettings)
-    variants = [(g, k, v) for g in args.gauges.split(",") for k in clusters for v in varied]
-    for gauge, k, vary in variants:
-        extra = {"mass_clusters": k, "shards": args.shards} if hasattr(SMCSettings(), "shards") else {}
-        settings = SMCSettings(particles=args.particles, **extra, **vary)
-        label = gauge + (f"/{k}" if k != 1 else "") + "".join(f" {a}={b}" for a, b in vary.items())
+    for gauge, label, settings in variants:
         if gauge != "none" and "gauge" not in inspect.signature(tms_model).parameters:
-            print(f"{gauge:<6} (this version has no gauge)")
+            print(f"{label:<34} (this version has no gauge)")
             continue
         kwargs = {} if gauge == "none" else {"gauge": gauge}
         model = tms_model(X, **kwargs)
@@ -81,12 +89,12 @@ def main():
         cm = compile_model(model)  # once, as a sweep does; whatever an engine compiles per run is timed
         for seed in range(args.repeats):
             t0 = time.perf_counter()
-            x0 = prior_particles(model, cm, args.particles, seed=seed)
+            x0 = prior_particles(model, cm, settings.particles, seed=seed)
             res = run_smc(cm, mask_path(cm.data), grid, x0, settings=settings, seed=seed, progress=False)
             walls.append(time.perf_counter() - t0)
             logz.append(res.log_evidence)
             acc.append(np.nanmean(res.stages["acceptance"]))
-            ess.append(np.mean(res.stages["ess"]) / args.particles)
+            ess.append(np.mean(res.stages["ess"]) / settings.particles)
             stages.append(len(res.stages["s"]))
         logz = np.array(logz)
         wall = float(np.mean(walls))
@@ -108,7 +116,14 @@ def _varied(specs, settings_cls) -> list[dict]:
         if name not in fields or not values:
             raise SystemExit(f"--vary {spec!r}: expected NAME=V1,V2 with NAME one of {', '.join(fields)}")
         kind = type(getattr(settings_cls(), name))
-        combos = [{**c, name: kind(v)} for c in combos for v in values.split(",")]
+        if kind not in (int, float):
+            raise SystemExit(
+                f"--vary {spec!r}: only numeric settings can be varied ({name} is {kind.__name__})"
+            )
+        try:
+            combos = [{**c, name: kind(v)} for c in combos for v in values.split(",")]
+        except ValueError:
+            raise SystemExit(f"--vary {spec!r}: {name} takes {kind.__name__} values") from None
     return combos
 
 

@@ -225,6 +225,8 @@ def test_bad_input(regression):
     point = {"gauge_rho": 1.0, "gauge_Y": np.zeros((2, 5)), "b": np.zeros(6)}
     with pytest.raises(ValueError, match="λ̂ needs the TMS model in its own weights W"):
         estimate_llc(gauged, point)
+    with pytest.raises(ValueError, match="λ̂ needs the TMS model in its own weights W"):
+        localized_model(gauged, point)
 
 
 def test_calibration_grid_and_plot(regression):
