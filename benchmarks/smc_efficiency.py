@@ -60,13 +60,13 @@ def main():
     grid = [int(v) for v in args.grid.split(",")]
     X = tms_inputs(max(grid), 6, seed=0)
     clusters = [int(k) for k in args.mass_clusters.split(",")]
+    has_shards = hasattr(SMCSettings(), "shards")  # older versions have neither shards nor mass clusters
+    varied = _varied(args.vary, SMCSettings)
     variants = []  # every arm's settings built (and so validated) before the first run
     for gauge in args.gauges.split(","):
         for k in clusters:
-            for vary in _varied(args.vary, SMCSettings):
-                extra = (
-                    {"mass_clusters": k, "shards": args.shards} if hasattr(SMCSettings(), "shards") else {}
-                )
+            for vary in varied:
+                extra = {"mass_clusters": k, "shards": args.shards} if has_shards else {}
                 try:
                     settings = SMCSettings(**{"particles": args.particles, **extra, **vary})
                 except (TypeError, ValueError) as e:
