@@ -102,3 +102,40 @@ def test_a_swallowed_signal_ends_in_130_and_does_not_outlive_the_command(tmp_pat
     )
     assert main(["theory", "--out", str(tmp_path)]) == 130
     _interrupt.check()  # cleared by main: does not raise
+
+
+@pytest.mark.parametrize(
+    "signum, error, code",
+    [("SIGINT", "wrapped", 130), ("SIGTERM", "wrapped", 143), ("SIGTERM", "recorded", 143)],
+)
+def test_a_signal_turned_into_another_error_is_an_interrupt_not_an_internal_error(
+    tmp_path, monkeypatch, capsys, signum, error, code
+):
+    """A signal that a library turned into an error of its own — ``dataclasses`` re-raises an
+    interrupt during class creation as ``RuntimeError`` (seen in CI's kill loop, during start-up), or a
+    library caught the raise and failed its own way — exits 130 / 143 with the one-line message, not 1
+    with a traceback and a request to report an internal error."""
+    import signal
+
+    import tms_bayes.experiments as experiments
+    from tms_bayes import _interrupt
+
+    sig = getattr(signal, signum)
+
+    def failing():
+        if error == "recorded":
+            _interrupt._requested = sig
+            raise ValueError("a library's own error after it caught the interrupt")
+        try:
+            _interrupt.handler(sig, None)
+        except BaseException as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
+
+    monkeypatch.setattr(experiments, "commands", failing)
+    assert main(["theory", "--out", str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    assert err.strip() == f"tms-bayes: {'interrupted' if sig == signal.SIGINT else 'terminated'}; " + (
+        "finished results are on disk and a re-run resumes"
+    )
+    _interrupt.check()  # cleared by main

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["Terminated", "handler", "check", "clear"]
+__all__ = ["Terminated", "handler", "check", "clear", "behind"]
 
 _requested: int | None = None
 
@@ -36,6 +36,20 @@ def check() -> None:
     """Raise the recorded signal's exception, if one arrived (a safe point between jobs)."""
     if _requested is not None:
         raise _exception(_requested)
+
+
+def behind(exc: BaseException) -> BaseException | None:
+    """The signal exception behind ``exc``, or ``None``: one in its ``__cause__`` / ``__context__``
+    chain (a library that wraps what it catches — ``dataclasses`` turns an interrupt during
+    ``__set_name__`` into a ``RuntimeError``), else the recorded signal (a library caught the raise
+    and failed its own way).  Either way the error is the signal's doing, not a fault to report."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return _exception(_requested) if _requested is not None else None
 
 
 def clear() -> None:

@@ -101,21 +101,20 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         code = _run(args)
         _interrupt.check()  # a signal whose exception a library swallowed still ends in 130 / 143
         return code
-    except (ValueError, OSError) as exc:  # bad input, a refused path, a full disk, a corrupt file
-        detail = (
-            str(exc)
-            if isinstance(exc, ValueError)
-            else f"{exc.strerror or exc} ({exc.filename or 'no path'})"
-        )
-        print(f"tms-bayes: error: {' '.join(detail.split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tms-bayes: interrupted; finished results are on disk and a re-run resumes", file=sys.stderr)
-        return 130
-    except _interrupt.Terminated:
-        print("tms-bayes: terminated; finished results are on disk and a re-run resumes", file=sys.stderr)
-        return 143
-    except Exception:
+    except (KeyboardInterrupt, _interrupt.Terminated) as exc:
+        return _interrupted(exc)
+    except Exception as exc:
+        signalled = _interrupt.behind(exc)
+        if signalled is not None:  # a library turned the signal's raise into an error of its own
+            return _interrupted(signalled)
+        if isinstance(exc, (ValueError, OSError)):  # bad input, a refused path, a full disk, a corrupt file
+            detail = (
+                str(exc)
+                if isinstance(exc, ValueError)
+                else f"{exc.strerror or exc} ({exc.filename or 'no path'})"
+            )
+            print(f"tms-bayes: error: {' '.join(detail.split())}", file=sys.stderr)
+            return 2
         import traceback
 
         traceback.print_exc()
@@ -131,6 +130,13 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         for sig, old_handler in previous.items():
             signal.signal(sig, signal.SIG_IGN if exiting else old_handler)
         _interrupt.clear()  # a later call (a notebook, a test) starts clean
+
+
+def _interrupted(exc: BaseException) -> int:
+    """One line on stderr and the exit status of an interrupt: 130 for SIGINT, 143 for SIGTERM."""
+    word, code = ("interrupted", 130) if isinstance(exc, KeyboardInterrupt) else ("terminated", 143)
+    print(f"tms-bayes: {word}; finished results are on disk and a re-run resumes", file=sys.stderr)
+    return code
 
 
 def entry() -> None:
