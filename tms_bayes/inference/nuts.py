@@ -92,7 +92,7 @@ def make_sampler(
     the chains are sharded across devices."""
 
     def logdensity_for(data):
-        return lambda w: cm.logp(w, data)
+        return cm.logdensity(data)
 
     def warmup_one(key, init, data):
         warm = blackjax.window_adaptation(
@@ -161,7 +161,7 @@ def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | Non
     def warmup(keys, init, data):
         num = init.shape[0]
         adapt = blackjax.chees_adaptation(
-            lambda w: cm.logp(w, shared(data)),
+            cm.logdensity(shared(data)),
             num,
             jitter_generator=jax.random.uniform,
             target_acceptance_rate=settings.target_accept,
@@ -186,7 +186,7 @@ def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | Non
             return jnp.ceil(jax.random.uniform(jax.random.fold_in(jitter, i)) * max_steps).astype(int)
 
         kernel = blackjax.dynamic_hmc(
-            lambda w: cm.logp(w, shared(data)),
+            cm.logdensity(shared(data)),
             p["step_size"],
             p["inverse_mass_matrix"],
             next_random_arg_fn=lambda i: i + 1,

@@ -279,8 +279,7 @@ def _compile_programs(cm: CompiledModel, at: Callable, settings: SMCSettings, co
     from blackjax.smc.resampling import systematic
 
     def loglik_all(x, s, base):
-        data = at(base, s)
-        return jax.vmap(lambda w: cm.logp(w, data))(x)
+        return jax.vmap(cm.logdensity(at(base, s)))(x)
 
     def reweight(x, logw, log_z, s, cur, target, key, base):
         P = x.shape[0]
@@ -355,11 +354,11 @@ def _compile_programs(cm: CompiledModel, at: Callable, settings: SMCSettings, co
         return centres * scale, scale, var
 
     def move(keys, x, s, step_size, centres, scale, inv_mass, base):
-        data = at(base, s)
+        logp = cm.logdensity(at(base, s))  # once per stage: outside the moves' loops
         if constraint is None:
-            target = lambda w: cm.logp(w, data)  # noqa: E731
+            target = logp
         else:
-            target = lambda w: jnp.where(constraint(w), cm.logp(w, data), -jnp.inf)  # noqa: E731
+            target = lambda w: jnp.where(constraint(w), logp(w), -jnp.inf)  # noqa: E731
 
         def cell(w):  # the k-means cell of w (its nearest centre in scaled coordinates)
             return jnp.argmin((((w - centres) / scale) ** 2).sum(-1))

@@ -39,6 +39,7 @@ __all__ = [
     "gauge_weights",
     "gauge_basis",
     "to_gauge",
+    "one_nonzero_per_row",
 ]
 
 #: σ = √(1/2): the Gaussian likelihood whose log is −n L_n + const (SPEC 2).
@@ -181,10 +182,98 @@ def tms_model(
         n = pt.sum(md)
         pm.Deterministic("L_n", pt.sum(md * pt.sum((Xd - f) ** 2, axis=1)) / n)
         observed_gaussian("X_obs", f, sigma, Xd, md, bd, ("obs", "feature"))
+    if one_nonzero_per_row(X):  # every TMS dataset (tms_inputs): the engine may use the sorted form
+        model.sufficient_likelihood = _sorted_likelihood(model, Xd, md, bd, W, b, sigma)
     model.tms_settings = {"model": "tms", "r": r, "c": c, "prior_std": prior_std, "sigma": sigma}
     if gauge != "none":
         model.tms_settings["gauge"] = gauge
     return model
+
+
+def one_nonzero_per_row(X) -> bool:
+    """Whether every row of ``X`` (N, c) has at most one non-zero entry (TMS inputs x = μ e_i)."""
+    X = np.asarray(X)
+    return X.ndim == 2 and bool(np.all(np.count_nonzero(X, axis=1) <= 1))
+
+
+def _check_one_nonzero(data: dict) -> None:
+    if not one_nonzero_per_row(data["X"]):
+        raise ValueError(
+            "X must have at most one non-zero entry per row: this model's compiled log density uses the "
+            "sorted form of the TMS likelihood (inputs x = μ e_i); for other inputs build "
+            "tms_model(X) on them"
+        )
+
+
+def _sorted_likelihood(model: pm.Model, Xd, md, bd, W, b, sigma: float) -> dict:
+    """The tempered log-likelihood β Σ_k m_k Σ_j log N(x_kj | f_j(x_k), σ²) of inputs with one
+    non-zero entry per row (x_k = μ_k e_{i_k}), in O(c² log N) per evaluation instead of O(N c²).
+
+    For a row of feature i, f_j = ReLU(μ a_ij + b_j) with a = WᵀW, so the row's squared error is
+    Σ_j (μ δ_ij − ReLU(μ a_ij + b_j))².  Term (i, j) is active (the ReLU passes) on the rows of feature i
+    with μ a_ij + b_j > 0 — for a_ij > 0 those with μ above t_ij = −b_j / a_ij, for a_ij < 0 those
+    below it (for a_ij = 0 all rows or none, by the sign of b_j) — and on the active set A_ij
+
+        Σ_{k ∈ A} m_k (μ_k e_ij − b_j)² = e_ij² S₂ − 2 e_ij b_j S₁ + b_j² S₀,   e_ij = δ_ij − a_ij,
+
+    with S_r = Σ_{k ∈ A} m_k μ_k^r; an inactive row adds δ_ij μ_k².  With the rows of each feature
+    sorted by μ, S_r is a difference of prefix sums at the position of t_ij (one binary search).  So
+
+        log-lik = −β/(2σ²) Σ_ij [e_ij² S₂ − 2 e_ij b_j S₁ + b_j² S₀ + δ_ij (S₂^all − S₂)]
+                  − β (Σ_k m_k) (c/2) log(2πσ²),
+
+    exactly the per-row sum (``tests/test_models.py`` checks value and gradient against the PyMC
+    model's own ``logp``).  An all-zero row is a row of feature 0 with μ = 0 (its error Σ_j ReLU(b_j)²
+    is what the formula gives).  The sorted prefix sums depend on the data and the mask only: the
+    engine computes them once per data (``CompiledModel.logdensity``), outside its sampling loops.
+
+    Returns what :func:`~tms_bayes.inference.compile.compile_model` reads: ``stats`` (graphs of the
+    data: the sorted μ (c, N) and the prefix sums P_r (c, N + 1)), ``loglik`` (a function of symbolic
+    stats giving the log-likelihood graph), ``replaces`` (the model terms it equals) and
+    ``check_data`` (refuses data that break the one-non-zero assumption)."""
+    c = len(model.coords["feature"])
+    feature = pt.argmax(pt.abs(Xd), axis=1)
+    mu = pt.sum(Xd, axis=1)
+    own = pt.eq(feature[None, :], pt.arange(c)[:, None])  # (c, N): row k belongs to feature i
+    vals = pt.switch(own, mu[None, :], 0.0)
+    weights = pt.switch(own, md[None, :], 0.0)
+    order = pt.argsort(vals, axis=1)
+    v = pt.take_along_axis(vals, order, axis=1)
+    w = pt.take_along_axis(weights, order, axis=1)
+    zero = pt.zeros((c, 1))
+    prefix = [pt.concatenate([zero, pt.cumsum(w * v**r, axis=1)], axis=1) for r in range(3)]
+    # one sorted array for all features: feature i's μ shifted by i·3M (M > every |μ|), so that a single
+    # binary search places every threshold of every feature (one op, not c)
+    M = pt.max(pt.abs(v)) + 1.0
+    keyed = (v + (3.0 * M) * pt.arange(c)[:, None]).ravel()
+
+    def loglik(keyed, M, P0, P1, P2):
+        a = pt.dot(W.T, W)
+        B = pt.ones((c, 1)) * b[None, :]
+        flat = pt.eq(a, 0.0)
+        t = pt.switch(flat, pt.switch(pt.gt(B, 0.0), np.inf, -np.inf), -B / pt.switch(flat, 1.0, a))
+        N = P0.shape[1] - 1
+        shift = (3.0 * M) * pt.arange(c)[:, None]  # thresholds clipped to [−M, M] keep their order
+        flat_pos = pt.extra_ops.searchsorted(keyed, (pt.clip(t, -M, M) + shift).ravel(), side="left")
+        pos = flat_pos.reshape((c, c)) - N * pt.arange(c)[:, None]
+        up = pt.gt(a, 0.0)  # active above t (else below: a < 0, or a = 0 with t = ±∞)
+
+        def active(P):
+            at = pt.take_along_axis(P, pos, axis=1)
+            return pt.switch(up, P[:, -1][:, None] - at, at)
+
+        S0, S1, S2 = active(P0), active(P1), active(P2)
+        e = pt.eye(c) - a
+        sq = e**2 * S2 - 2.0 * e * B * S1 + B**2 * S0 + pt.eye(c) * (P2[:, -1][:, None] - S2)
+        n = pt.sum(P0[:, -1])
+        return bd * (-pt.sum(sq) / (2.0 * sigma**2) - n * c * 0.5 * math.log(2.0 * math.pi * sigma**2))
+
+    return {
+        "stats": [keyed, M, *prefix],
+        "loglik": loglik,
+        "replaces": ("X_obs", "tempering"),
+        "check_data": _check_one_nonzero,
+    }
 
 
 def _weights(prior_std: float, r: int, gauge: str):
