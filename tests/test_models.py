@@ -91,9 +91,9 @@ def test_sorted_form_only_for_one_nonzero_per_row():
     the per-row graph), and a model that has one refuses such inputs as new data, saying why."""
     X = tms_inputs(50, 4, seed=1)
     dense = X + 0.1
-    assert compile_model(tms_model(dense))._stats is None
+    assert compile_model(tms_model(dense))._sufficient is None
     cm = compile_model(tms_model(X))
-    assert cm._stats is not None
+    assert cm._sufficient is not None
     with pytest.raises(ValueError, match="at most one non-zero entry per row"):
         cm.with_data(X=dense)
     cm.with_data(X=tms_inputs(50, 4, seed=2))  # other TMS inputs are fine

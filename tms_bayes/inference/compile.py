@@ -16,6 +16,7 @@ included), not a re-implementation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -47,8 +48,9 @@ class CompiledModel:
     observed_name: str | None = None  # the observed variable behind ``pointwise``
     point_names: tuple[str, ...] = ()  # free random variables (constrained) then Deterministics
     _point: Callable | None = None
-    _stats: Callable | None = None  # data -> sufficient statistics (model.sufficient_likelihood)
-    _logp_stats: Callable | None = None  # (params, data, stats) -> the same log density as _logp
+    # model.sufficient_likelihood: () -> (data -> statistics, (params, data, statistics) -> the same
+    # log density as _logp), converted on first use (most models never need it: it costs ~0.5 s)
+    _sufficient: Callable | None = None
     _check_data: Callable | None = None  # refuses data the sufficient form does not hold for
 
     @property
@@ -81,14 +83,19 @@ class CompiledModel:
         here, once, and the returned function evaluates the likelihood from them — O(c² log N) per
         call instead of O(N c²), the same value as the model's own ``logp`` up to rounding.  Call it
         where the data are fixed (outside the sampler's loops), so that the statistics are too."""
-        if self._stats is None:
+        if self._sufficient is None:
             return lambda flat: self.logp(flat, data)
-        stats = self._stats(*[data[k] for k in self.data_names])
+        stats_fn, logp_stats = self._sufficient_fns
+        stats = stats_fn(*[data[k] for k in self.data_names])
 
         def logp(flat):
-            return self._logp_stats(*self._args(flat, data), *stats)[0]
+            return logp_stats(*self._args(flat, data), *stats)[0]
 
         return logp
+
+    @cached_property
+    def _sufficient_fns(self):
+        return self._sufficient()
 
     def loss(self, flat, data):
         """The Deterministic ``L_n`` at ``flat``."""
@@ -202,7 +209,7 @@ def compile_model(model: pm.Model) -> CompiledModel:
         inputs=inputs, outputs=clone_replace(model.replace_rvs_by_values(named), replace=symbolic)
     )
 
-    stats_fn, logp_stats_fn, check = _sufficient(model, value_vars, symbolic)
+    form = getattr(model, "sufficient_likelihood", None)
     ip = model.initial_point()
     return CompiledModel(
         param_names=tuple(v.name for v in value_vars),
@@ -216,22 +223,20 @@ def compile_model(model: pm.Model) -> CompiledModel:
         observed_name=observed.name if observed is not None else None,
         point_names=tuple(v.name for v in named),
         _point=point_fn,
-        _stats=stats_fn,
-        _logp_stats=logp_stats_fn,
-        _check_data=check,
+        _sufficient=None
+        if form is None
+        else functools.partial(_sufficient, model, form, value_vars, symbolic),
+        _check_data=None if form is None else form["check_data"],
     )
 
 
-def _sufficient(model: pm.Model, value_vars: list, symbolic: dict):
-    """(stats, logp from stats, data check) of ``model.sufficient_likelihood``, or three ``None``.
+def _sufficient(model: pm.Model, form: dict, value_vars: list, symbolic: dict):
+    """(data ↦ statistics, (params, data, statistics) ↦ log density) of ``model.sufficient_likelihood``.
 
     The model declares a likelihood graph that equals some of its terms (``replaces``: the observed
     variable and the tempering Potential) but is computed from statistics of the data; the log
     density is then the model's remaining terms (prior, Jacobians, other Potentials) plus that graph,
     with the statistics as inputs, so a sampler computes them once per data."""
-    form = getattr(model, "sufficient_likelihood", None)
-    if form is None:
-        return None, None, None
     replaced = {model[name] for name in form["replaces"]}
     rest = [v for v in (*model.free_RVs, *model.observed_RVs, *model.potentials) if v not in replaced]
     stats = form["stats"]
@@ -245,7 +250,7 @@ def _sufficient(model: pm.Model, value_vars: list, symbolic: dict):
         inputs=list(symbolic.values()), outputs=clone_replace(stats, replace=symbolic)
     )
     logp_fn = get_jaxified_graph(inputs=[*value_vars, *symbolic.values(), *placeholders], outputs=[logp])
-    return stats_fn, logp_fn, form["check_data"]
+    return stats_fn, logp_fn
 
 
 def ravel_point(cm: CompiledModel, point: dict) -> np.ndarray:
