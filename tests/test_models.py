@@ -26,7 +26,10 @@ def test_tms_log_density_is_minus_n_beta_Ln_minus_prior(rng):
     logp = model.compile_logp()
 
     def expected(p):
-        return -n * beta * empirical_loss(p["W"], p["b"], X[:n]) - 0.5 * (np.sum(p["W"] ** 2) + np.sum(p["b"] ** 2)) / prior_std**2
+        return (
+            -n * beta * empirical_loss(p["W"], p["b"], X[:n])
+            - 0.5 * (np.sum(p["W"] ** 2) + np.sum(p["b"] ** 2)) / prior_std**2
+        )
 
     p0 = tms_point(rng)
     for _ in range(5):
@@ -53,7 +56,15 @@ def test_jax_logp_equals_pymc_compile_logp(which, rng):
     else:
         X, y = relu_data(pt1_truth(1.2), 150, seed=1)
         model = relu_model(X, y, d=2, mask=(np.arange(150) < 100).astype(float))
-        points = [{"w": rng.normal(size=(2, 2)), "b": rng.normal(size=2), "q": rng.normal(size=2), "c": rng.normal()} for _ in range(5)]
+        points = [
+            {
+                "w": rng.normal(size=(2, 2)),
+                "b": rng.normal(size=2),
+                "q": rng.normal(size=2),
+                "c": rng.normal(),
+            }
+            for _ in range(5)
+        ]
     cm = compile_model(model)
     logp = model.compile_logp()
     data = as_jax(cm.data)
@@ -70,7 +81,9 @@ def test_sorted_tms_likelihood_equals_the_pymc_models_logp_and_gradient(gauge, s
     from tms_bayes._jax import jax
 
     N = 300
-    model = tms_model(tms_inputs(N, 6, seed=8), gauge=gauge, sigma=sigma, beta=0.7, mask=(np.arange(N) < 200) * 1.0)
+    model = tms_model(
+        tms_inputs(N, 6, seed=8), gauge=gauge, sigma=sigma, beta=0.7, mask=(np.arange(N) < 200) * 1.0
+    )
     cm = compile_model(model)
     value, grad = model.compile_logp(), model.compile_dlogp()
     for mask in ((np.arange(N) < 200) * 1.0, np.clip(137.4 - np.arange(N), 0.0, 1.0)):
@@ -115,7 +128,10 @@ def test_relu_log_density_and_default_beta(rng):
     def expected(p):  # β Σ −(y − f)²/2 − ½‖w‖²
         return -300 * default_beta(300) * Ln(p) / 2 - 0.5 * sum(np.sum(np.square(v)) for v in p.values())
 
-    pts = [{"w": rng.normal(size=(3, 2)), "b": rng.normal(size=3), "q": rng.normal(size=3), "c": rng.normal()} for _ in range(3)]
+    pts = [
+        {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=3), "q": rng.normal(size=3), "c": rng.normal()}
+        for _ in range(3)
+    ]
     assert logp(pts[1]) - logp(pts[0]) == pytest.approx(expected(pts[1]) - expected(pts[0]), rel=1e-10)
 
 
@@ -129,7 +145,9 @@ def test_truths_match_spec():
     np.testing.assert_allclose(t2.w[np.argmax(t2.q)], [-1.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(sorted(t2.q), [1.0, 1.0, 2.5])
     np.testing.assert_allclose(np.linalg.norm(t2.w, axis=1), 1.0)
-    np.testing.assert_allclose(np.degrees(np.arctan2(t2.w[:, 1], t2.w[:, 0])), [60.0, -60.0, -180.0], atol=1e-9)
+    np.testing.assert_allclose(
+        np.degrees(np.arctan2(t2.w[:, 1], t2.w[:, 0])), [60.0, -60.0, -180.0], atol=1e-9
+    )
     assert symmetric_truth(4).w.shape == (4, 2)
     X = relu_inputs(1000, seed=0)
     assert X.min() >= -1 and X.max() <= 1
@@ -175,7 +193,24 @@ def test_datasets_are_stable_in_n():
     assert np.array_equal(tms_inputs(600, 6, 0)[:100], tms_inputs(1200, 6, 0)[:100])
     assert np.array_equal(tms_inputs(1200, 6, 0)[:100], tms_inputs(100, 6, 0))
     X = tms_inputs(5000, 6, 3)
-    assert np.all((X > 0).sum(1) == 1) and abs((X > 0).mean(0) - 1 / 6).max() < 0.02  # one uniform feature per row
+    assert (
+        np.all((X > 0).sum(1) == 1) and abs((X > 0).mean(0) - 1 / 6).max() < 0.02
+    )  # one uniform feature per row
     Xa, ya = relu_data(pt1_truth(1.2), 300, seed=1)
     Xb, yb = relu_data(pt1_truth(1.2), 1000, seed=1)
     assert np.array_equal(Xa, Xb[:300]) and np.array_equal(ya, yb[:300])
+
+
+def test_sorted_form_first_built_inside_a_trace_serves_later_programs():
+    """The sorted form is converted on first use, which is usually inside a sampler's ``jit``; its
+    constants must not be that trace's tracers (they leaked into the next program: JAX's
+    ``UnexpectedTracerError``, or "compiled for 18 inputs but called with 9" under ``shard_map``)."""
+    from tms_bayes._jax import jax
+
+    cm = compile_model(tms_model(tms_inputs(80, 6, seed=2)))
+    data = as_jax(cm.data)
+    w = jnp.asarray(np.random.default_rng(0).normal(size=cm.dim))
+    first = jax.jit(lambda x, d: cm.logdensity(d)(x))(w, data)
+    second = jax.jit(lambda x, d: jax.grad(cm.logdensity(d))(x))(w, data)
+    assert float(first) == pytest.approx(float(cm.logp(w, data)), rel=1e-11)
+    np.testing.assert_allclose(second, jax.grad(cm.logp)(w, data), rtol=1e-9, atol=1e-9)

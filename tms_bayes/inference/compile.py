@@ -95,7 +95,12 @@ class CompiledModel:
 
     @cached_property
     def _sufficient_fns(self):
-        return self._sufficient()
+        from .._jax import jax
+
+        # usually first needed inside a trace (a sampler's jit): the converted graph's constants must be
+        # concrete arrays, not tracers of that trace (they would leak into every later program)
+        with jax.ensure_compile_time_eval():
+            return self._sufficient()
 
     def loss(self, flat, data):
         """The Deterministic ``L_n`` at ``flat``."""
