@@ -215,13 +215,19 @@ def compile_model(model: pm.Model) -> CompiledModel:
     )
 
     form = getattr(model, "sufficient_likelihood", None)
+    data = {s.name: np.asarray(s.get_value(), dtype=float) for s in shared}
+    if form is not None:
+        try:  # the model's data may have been replaced (pm.set_data) by data the form does not fit
+            form["check_data"](data)
+        except ValueError:
+            form = None
     ip = model.initial_point()
     return CompiledModel(
         param_names=tuple(v.name for v in value_vars),
         rv_names=tuple(model.values_to_rvs[v].name for v in value_vars),
         param_shapes=tuple(tuple(np.shape(ip[v.name])) for v in value_vars),
         data_names=tuple(s.name for s in shared),
-        data={s.name: np.asarray(s.get_value(), dtype=float) for s in shared},
+        data=data,
         _logp=logp_fn,
         _loss=loss_fn,
         _pointwise=pointwise_fn,
