@@ -110,6 +110,8 @@ def test_sorted_form_only_for_one_nonzero_per_row():
     with pytest.raises(ValueError, match="at most one non-zero entry per row"):
         cm.with_data(X=dense)
     cm.with_data(X=tms_inputs(50, 4, seed=2))  # other TMS inputs are fine
+    with pytest.raises(ValueError, match="at most one non-zero entry per row"):
+        cm.logdensity({**cm.data, "X": dense})  # concrete data given straight to the engine
     model = tms_model(X)
     model.set_data("X", dense)  # replaced before compiling: the per-row graph serves it
     assert compile_model(model)._sufficient is None

@@ -85,6 +85,7 @@ class CompiledModel:
         where the data are fixed (outside the sampler's loops), so that the statistics are too."""
         if self._sufficient is None:
             return lambda flat: self.logp(flat, data)
+        self.check_data(data)
         stats_fn, logp_stats = self._sufficient_fns
         stats = stats_fn(*[data[k] for k in self.data_names])
 
@@ -92,6 +93,16 @@ class CompiledModel:
             return logp_stats(*self._args(flat, data), *stats)[0]
 
         return logp
+
+    def check_data(self, data: dict) -> None:
+        """Refuse concrete ``data`` that this model's sorted likelihood does not hold for (``ValueError``);
+        traced data (inside a ``jit``) cannot be inspected: check them where they enter, as the
+        samplers do (``ChainSampler.run``, ``run_smc``) and :meth:`with_data` does."""
+        from .._jax import jax
+
+        if self._check_data is None or any(isinstance(v, jax.core.Tracer) for v in data.values()):
+            return
+        self._check_data({k: np.asarray(v) for k, v in data.items()})
 
     @cached_property
     def _sufficient_fns(self):
@@ -150,8 +161,7 @@ class CompiledModel:
                     f"data {k!r} must have shape {out[k].shape} (the compiled shape), got {v.shape}"
                 )
             out[k] = v
-        if self._check_data is not None:
-            self._check_data(out)
+        self.check_data(out)
         return out
 
 

@@ -258,6 +258,7 @@ class ChainSampler:
         chain axis, see :func:`stack_data`).  Returns (draws: {Draws field: (chain, draw, ...)},
         adapted step sizes (chain,), sampling seconds); ``bar`` (tqdm) advances per chunk."""
         st = self.settings
+        self.cm.check_data(data)
         n_chunks = math.ceil(st.draws / st.chunk)
         keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
         if self._compiled is None:

@@ -243,6 +243,7 @@ def _programs(cm: CompiledModel, path: Callable, settings: SMCSettings, constrai
     path kind, settings) and kept on the model: every dataset and every run of a sweep reuses the same
     compiled programs (a run restricted by its own ``constraint`` compiles its own)."""
     at = getattr(path, "at", None)
+    cm.check_data(getattr(path, "base", {}))  # the data the programs will see (concrete here)
     if at is None or constraint is not None:  # a bare callable s ↦ data, or a run's own region: not kept
         base = getattr(path, "base", {})
         programs = _compile_programs(cm, at or (lambda _, s: path(s)), settings, constraint)

@@ -191,13 +191,13 @@ def tms_model(
 
 
 def one_nonzero_per_row(X) -> bool:
-    """Whether every row of ``X`` (N, c) has at most one non-zero entry (TMS inputs x = μ e_i)."""
+    """Whether every row of ``X`` (..., N, c) has at most one non-zero entry (TMS inputs x = μ e_i)."""
     X = np.asarray(X)
-    return X.ndim == 2 and bool(np.all(np.count_nonzero(X, axis=1) <= 1))
+    return X.ndim >= 2 and bool(np.all(np.count_nonzero(X, axis=-1) <= 1))
 
 
 def _check_one_nonzero(data: dict) -> None:
-    if not one_nonzero_per_row(data["X"]):
+    if "X" in data and not one_nonzero_per_row(data["X"]):
         raise ValueError(
             "X must have at most one non-zero entry per row: this model's compiled log density uses the "
             "sorted form of the TMS likelihood (inputs x = μ e_i); for other inputs build "
