@@ -79,6 +79,7 @@ class SMCSweep:
         legacy = {"sweep": LEGACY, "smc": SMC_LEGACY}
         self.rundir = RunDir(out, "smc", self._settings_dict(), "an SMC run", legacy=legacy)
         self._loaded: dict[str, az.InferenceData] = {}
+        self._evidence: dict[tuple[int, int], list[dict]] = {}  # rows read from a finished run's files
         self.statuses: dict[str, str] = {}  # what this run did with each SMC run ("done", "held", …)
         self.compilations, self.timings = 0, {}
         self.repeats = max(
@@ -194,17 +195,20 @@ class SMCSweep:
         ):
             rows = []
             for s, r in keys:
-                for i, n in enumerate(self.sweep_settings.n):
-                    with xr.open_dataset(
-                        self.rundir.path(self._key(s, r), i), group="posterior", engine="h5netcdf"
-                    ) as ds:
-                        a = ds.attrs
-                        rows.append(
-                            {"n": n, "seed": s, **({"rep": r} if r else {}),
-                             "log_evidence": a["log_evidence"], "F_n": a["free_energy"],
-                             "F_n_loss": a["free_energy_loss"], "ess": a["ess"],
-                             "wall_time_s": a["wall_time_s"]}
-                        )  # fmt: skip
+                if (s, r) not in self._evidence:  # each finished run's files are read once per process
+                    self._evidence[s, r] = []
+                    for i, n in enumerate(self.sweep_settings.n):
+                        with xr.open_dataset(
+                            self.rundir.path(self._key(s, r), i), group="posterior", engine="h5netcdf"
+                        ) as ds:
+                            a = ds.attrs
+                            self._evidence[s, r].append(
+                                {"n": n, "seed": s, **({"rep": r} if r else {}),
+                                 "log_evidence": a["log_evidence"], "F_n": a["free_energy"],
+                                 "F_n_loss": a["free_energy_loss"], "ess": a["ess"],
+                                 "wall_time_s": a["wall_time_s"]}
+                            )  # fmt: skip
+                rows += self._evidence[s, r]
             if rows:
                 order = ["rep", "seed", "n"] if repeats else ["seed", "n"]
                 table = pd.DataFrame(rows).sort_values(order).to_csv(index=False)
@@ -222,6 +226,7 @@ class SMCSweep:
         }
         bad = self.rundir.verify(units, log, settings=self.sweep_settings.to_dict())
         self._loaded.clear()
+        self._evidence.clear()
         return bad
 
     def load(self, n: int, seed: int, rep: int = 0) -> az.InferenceData:
