@@ -1,4 +1,9 @@
+import os
+
 import matplotlib
+
+# tests compile from scratch: no persistent JAX cache unless a test sets one up (tms_bayes._devices)
+os.environ.setdefault("TMS_BAYES_JAX_CACHE", "off")
 
 matplotlib.use("Agg")
 

@@ -123,8 +123,11 @@ def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch):
         run_sweep(settings, out, progress=False, log=lambda *_: None)
     monkeypatch.setattr(sw._JaxRunner, "run_job", original)
     first = load_sweep(out)
+    # the first job, handed to the writer thread before the second sampled, was written and recorded all
+    # the same; the second's claim was given back
     assert list(first.completed) == ["n000060_seed000"]
     assert first.pending() == [(120, 0)]
+    assert not list((out / "locks").glob("*.lock"))
     mtime = (out / "runs" / "n000060_seed000.nc").stat().st_mtime
     again = run_sweep(settings, out, progress=False, log=lambda *_: None)
     assert len(again.completed) == 2
@@ -287,3 +290,97 @@ def test_open_sweep_is_one_labelled_object_equal_to_the_files(tmp_path):
     assert np.isnan(tree["posterior"]["L_n"].sel(n=40, seed=0).values).all()
     with pytest.raises(ValueError, match="no manifest"):
         tms_bayes.open_sweep(tmp_path)
+
+
+_CACHE_SCRIPT = r"""
+import json, os, sys
+import tms_bayes
+tms_bayes.configure()
+import jax
+hits = []
+jax.monitoring.register_event_listener(lambda event, **_: hits.append(event) if "cache_hits" in event else None)
+from tms_bayes.inference.sweep import SweepSettings, run_sweep
+st = SweepSettings(n=(40, 80), seeds=1, chains=2, tune=30, draws=20)
+run_sweep(st, sys.argv[1] + "/first", progress=False, log=lambda *_: None)
+first = len(hits)
+jax.clear_caches()  # as a new process: nothing compiled in memory
+run_sweep(st, sys.argv[1] + "/second", progress=False, log=lambda *_: None)
+print(json.dumps({"first": first, "second": len(hits) - first, "entries": len(os.listdir(os.environ["TMS_BAYES_JAX_CACHE"]))}))
+"""
+
+
+@pytest.mark.slow
+def test_compilation_cache_is_hit_and_changes_no_draw(tmp_path):
+    """tms_bayes.configure() turns on JAX's persistent compilation cache (TMS_BAYES_JAX_CACHE): a sweep
+    compiled in one process leaves its programs on disk, the same sweep after every in-memory cache is
+    cleared loads them (cache hits, none before), and every run file is identical to the first."""
+    import subprocess
+    import sys
+
+    from conftest import assert_identical_runs
+
+    env = {**os.environ, "TMS_BAYES_JAX_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-c", _CACHE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["entries"] >= 2 and out["first"] == 0 and out["second"] >= 2, out
+    first, second = load_sweep(tmp_path / "first"), load_sweep(tmp_path / "second")
+    for n, s in first.jobs():
+        assert_identical_runs(first.load(n, s), second.load(n, s))
+
+
+def test_compilation_cache_choice(tmp_path, monkeypatch):
+    """Where tms_bayes.configure() puts the compilation cache: TMS_BAYES_JAX_CACHE names it or turns it
+    off, and a cache the user set for JAX is left alone."""
+    from tms_bayes import _devices
+
+    monkeypatch.setattr(_devices, "_chosen", {})
+    monkeypatch.setenv("TMS_BAYES_JAX_CACHE", "off")
+    assert _devices.compilation_cache() is None
+    monkeypatch.setenv("TMS_BAYES_JAX_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/of/theirs")
+    assert _devices.compilation_cache() is None
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    before = {
+        k: jax.config.values[k]
+        for k in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    }
+    try:
+        assert _devices.compilation_cache() == str(tmp_path / "c")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == _devices.CACHE_MIN_COMPILE_S
+        assert _devices.compilation_cache() == str(tmp_path / "c")  # its own choice, recognised
+        monkeypatch.setattr(_devices, "_chosen", {})
+        jax.config.update("jax_compilation_cache_dir", "/their/own")
+        assert _devices.compilation_cache() is None and jax.config.jax_compilation_cache_dir == "/their/own"
+    finally:
+        for k, v in before.items():
+            jax.config.update(k, v)
+
+
+def test_a_failed_write_stops_the_sweep_and_loses_nothing_else(tmp_path, monkeypatch):
+    """Run files are written by a writer thread while the next job samples: a write that fails is raised
+    in the sweep (not swallowed), records nothing, leaves no claim and no partial file, and the re-run
+    finishes every job."""
+    import tms_bayes.inference.sweep as sw
+
+    out = tmp_path / "sw"
+    real = sw.write_netcdf
+
+    def full_disk(path, idata):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sw, "write_netcdf", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run_sweep(SweepSettings(**TINY), out, progress=False, log=lambda *_: None)
+    monkeypatch.setattr(sw, "write_netcdf", real)
+    first = load_sweep(out)
+    assert first.completed == {} and not list((out / "locks").glob("*.lock")) and not list(out.rglob("*.nc"))
+    again = run_sweep(SweepSettings(**TINY), out, progress=False, log=lambda *_: None)
+    assert len(again.completed) == 2 and again.statuses == {"n000060_seed000": "done", "n000120_seed000": "done"}

@@ -140,6 +140,30 @@ class CompiledModel:
 
         return jax.jit(jax.vmap(self.point, in_axes=(0, None)))
 
+    def posterior(self, flat, data) -> tuple[dict, np.ndarray]:
+        """:meth:`points` and :meth:`pointwise` of a batch ``flat`` (..., dim) from one compiled program
+        (jitted once per model), so the terms they share — the model's forward pass over every row,
+        which also gives the Deterministic ``L_n`` — are computed once: what a run file holds
+        (``posterior`` and ``log_likelihood``).  Returns ({name: (..., *shape)}, ℓ (..., N))."""
+        if self._pointwise is None:
+            self.pointwise(flat, data)  # raises, naming why
+        flat = jnp.asarray(flat)
+        lead = flat.shape[:-1]
+        points, ell = self._posterior(
+            flat.reshape(-1, self.dim), {k: jnp.asarray(v) for k, v in data.items()}
+        )
+        points = {k: np.asarray(v).reshape(*lead, *np.shape(v)[1:]) for k, v in points.items()}
+        return points, np.asarray(ell).reshape(*lead, -1)
+
+    @cached_property
+    def _posterior(self):
+        from .._jax import jax
+
+        def one(flat, data):
+            return self.point(flat, data), self.pointwise(flat, data)
+
+        return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
     def points(self, flat, data) -> dict:
         """:meth:`point` for a batch ``flat`` (..., dim) (jitted once per model): {name: (..., *shape)}."""
         flat = jnp.asarray(flat)

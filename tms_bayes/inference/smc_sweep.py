@@ -257,12 +257,10 @@ class _UnitRunner:
     """One SMC run (dataset seed, repeat) of an :class:`SMCSweep`, written to disk as it finishes."""
 
     def __init__(self, sweep: SMCSweep, model, cm):
-        from .._jax import jax
 
         self.sweep, self.model, self.cm = sweep, model, cm
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k != "obs"}
-        self.loss = jax.jit(jax.vmap(cm.loss, in_axes=(0, None)))
         self.logp_const = _likelihood_constant(sweep.sweep_settings)
         self.compilations, self.timings = 1, {}
 
@@ -290,8 +288,7 @@ class _UnitRunner:
             dn = {k: jnp.asarray(v) for k, v in data.items()}
             dn["mask"] = jnp.asarray((np.arange(st.n_max) < n).astype(float))
             part = res.particles[i]
-            post = {k: v[None] for k, v in cm.points(part, dn).items()}
-            post["L_n"] = np.asarray(self.loss(jnp.asarray(part), dn))[None]
+            post = {k: v[None] for k, v in cm.points(part, dn).items()}  # W, b, …, L_n
             F = -float(res.log_evidence[i])
             F_loss = F + n * self.logp_const  # F_n − n·β·const  (module docstring)
             attrs = make_attrs(

@@ -386,24 +386,48 @@ class Sweep:
         return todo
 
     def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
-        """Run every pending job in this process; each finished job is written before the next starts.
+        """Run every pending job in this process.  Each job's run file is written by a writer thread
+        while the next job samples, so sampling never waits for the disk; a job is committed (file
+        written, job recorded, claim released) before the one after it is handed to the writer, and an
+        interruption waits for the write in progress, so it still loses at most the job in flight.
         (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
+
         todo = self.prepare(log)
         if not todo:
             return self
         runner = self.runner(devices)
-        from tqdm.auto import tqdm
-
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
+        writing = None  # the commit of the job sampled last (a future of the writer thread)
         try:
-            for n, s in todo:
-                name = self.name(n, s)
-                overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
-                self.statuses[name] = self.run_job(n, s, runner, progress=progress)
-                if self.statuses[name] == "held":
-                    log(f"{name} is being run by another process; skipped here")
-                overall.update(1)
-        finally:
+            with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-writer") as writer:
+                for n, s in todo:
+                    name = self.name(n, s)
+                    overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
+                    taken = self.rundir.take(name)
+                    if taken:
+                        self.statuses[name] = taken
+                        if taken == "held":
+                            log(f"{name} is being run by another process; skipped here")
+                        overall.update(1)
+                        continue
+                    try:
+                        idata = self._sample(n, s, runner, progress)
+                        if writing is not None:
+                            last, writing = writing, None
+                            last.result()  # the last job is committed (its failure is raised here)
+                            overall.update(1)
+                    except BaseException:
+                        self.rundir.release(name)
+                        raise
+                    writing = writer.submit(self._commit, name, idata)
+                    self.statuses[name] = "done"
+                if writing is not None:
+                    writing.result()
+                    overall.update(1)
+        finally:  # leaving the writer's block waited for a write in progress (an interruption too)
             overall.close()
             self.compilations = runner.compilations
             self.timings = runner.timings
@@ -419,16 +443,31 @@ class Sweep:
         holds it) or "finished" (another writer finished it meanwhile).  What a cluster worker calls,
         with its task's key as ``token`` (:meth:`~tms_bayes.store.rundir.RunDir.claim`)."""
         name = self.name(n, s)
-        with self.rundir.claimed(name, token) as taken:
-            if taken:
-                return taken
-            if s not in self._datasets:
-                self._datasets = {s: dataset(self.settings, s)}
-            t0 = time.perf_counter()
-            idata = runner.run_job(n, self.settings.data_seed(s), self._datasets[s], progress=progress)
-            idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
-            self.rundir.commit(name, {f"runs/{name}.nc": lambda path, idata=idata: write_netcdf(path, idata)})
-            return "done"
+        taken = self.rundir.take(name, token)
+        if taken:
+            return taken
+        try:
+            idata = self._sample(n, s, runner, progress)
+        except BaseException:
+            self.rundir.release(name)
+            raise
+        self._commit(name, idata)
+        return "done"
+
+    def _sample(self, n: int, s: int, runner, progress: bool) -> az.InferenceData:
+        if s not in self._datasets:
+            self._datasets = {s: dataset(self.settings, s)}
+        t0 = time.perf_counter()
+        idata = runner.run_job(n, self.settings.data_seed(s), self._datasets[s], progress=progress)
+        idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
+        return idata
+
+    def _commit(self, name: str, idata: az.InferenceData) -> None:
+        """Write a claimed job's run file, record it, release the claim (also when writing fails)."""
+        try:
+            self.rundir.commit(name, {f"runs/{name}.nc": lambda path: write_netcdf(path, idata)})
+        finally:
+            self.rundir.release(name)
 
     def finished(self) -> list[tuple[int, int]]:
         """The finished jobs (n, seed), in job order."""
@@ -579,8 +618,6 @@ class _JaxRunner:
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
         self.sampler = ChainSampler(self.cm, nuts, st.chains)
-        self.loss = jax.jit(jax.vmap(self.cm.loss, in_axes=(0, None)))
-        self.pointwise = jax.jit(jax.vmap(self.cm.pointwise, in_axes=(0, None)))
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
 
     @property
@@ -620,20 +657,15 @@ class _JaxRunner:
         draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
         bar.close()
         self.timings["compile_s"] = self.sampler.compile_s
-        pos = draws["position"]
-        flat = pos.reshape(-1, self.cm.dim)
-        jdata = {k: jnp.asarray(v) for k, v in job_data.items()}
-        L = np.asarray(self.loss(jnp.asarray(flat), jdata)).reshape(st.chains, st.draws)
-        ell = np.asarray(self.pointwise(jnp.asarray(flat), jdata))[:, :n].reshape(st.chains, st.draws, n)
-        posterior = self.cm.points(pos, jdata)  # W, b (and a gauge's coordinates), L_n
-        posterior["L_n"] = L
+        # W, b (and a gauge's coordinates), L_n; ℓ_k of every row, the first n kept
+        posterior, ell = self.cm.posterior(draws["position"], job_data)
         return _to_idata(
             posterior,
             self.sampler.stats(draws, step_size),
             _observed(data, n),
             self.dims,
             self.coords,
-            {self.cm.observed_name: ell},
+            {self.cm.observed_name: ell[..., :n]},
             _attrs(
                 st,
                 n,

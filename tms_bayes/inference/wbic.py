@@ -89,16 +89,12 @@ def sample_tempered(
         jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar
     )
     bar.close()
-    pos = draws_["position"]
-    flat = jnp.asarray(pos.reshape(-1, cm.dim))
-    ell = np.asarray(
-        jax.jit(jax.vmap(cm.pointwise, in_axes=(0, None)))(flat, {k: jnp.asarray(v) for k, v in data.items()})
-    )
-    ell = ell[:, keep].reshape(chains, -1, n)
+    posterior, ell = cm.posterior(draws_["position"], data)
+    ell = ell[..., keep]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = az.from_dict(
-            posterior=cm.points(pos, data),
+            posterior=posterior,
             sample_stats=sampler.stats(draws_, step_size),
             log_likelihood={cm.observed_name: ell},
             dims={cm.observed_name: ["obs"]},

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -155,6 +156,9 @@ class RunDir:
         self.what = what
         self.completed: dict[str, list[str]] = {}
         self.extra: dict = {}
+        # the manifest's bookkeeping (completed, its file) may be touched from a writer thread too
+        # (``Sweep.run`` writes each job's files while the next job samples)
+        self._books = threading.RLock()
         path = self.manifest_path
         if path.exists():
             body = self._read(path)
@@ -236,7 +240,7 @@ class RunDir:
         self.refresh()
         if self._manifest_text() == _read_text(self.manifest_path):
             return self  # nothing to write: a finished run in a read-only directory can still be opened
-        with self._manifest_lock():
+        with self._books, self._manifest_lock():
             self.refresh()
             self.write_manifest()
         return self
@@ -253,9 +257,10 @@ class RunDir:
         return json.dumps(body, indent=2, sort_keys=True)
 
     def write_manifest(self) -> None:
-        text = self._manifest_text()
-        if _read_text(self.manifest_path) != text:  # unchanged: nothing is written
-            write_text(self.manifest_path, text)
+        with self._books:
+            text = self._manifest_text()
+            if _read_text(self.manifest_path) != text:  # unchanged: nothing is written
+                write_text(self.manifest_path, text)
 
     def done(self, key: str) -> bool:
         return key in self.completed
@@ -274,7 +279,7 @@ class RunDir:
         missing = [f for f in files if not self._inside(f).exists()]
         if missing:
             raise ValueError(f"job {key} of {self.out} cannot be recorded: {', '.join(missing)} not written")
-        with self._manifest_lock():  # read, merge and write as one step: no other writer's record is lost
+        with self._books, self._manifest_lock():  # read, merge, write as one step: no record is lost
             self.completed[key] = list(files)
             self.refresh()
             self.write_manifest()
@@ -286,10 +291,11 @@ class RunDir:
             body = json.loads(self.manifest_path.read_text())
         except (OSError, json.JSONDecodeError):
             return
-        for key, files in (body.get("completed") or {}).items():
-            files = [files] if isinstance(files, str) else list(files)
-            if key not in self.completed and all(self._inside(f).exists() for f in files):
-                self.completed[key] = files
+        with self._books:
+            for key, files in (body.get("completed") or {}).items():
+                files = [files] if isinstance(files, str) else list(files)
+                if key not in self.completed and all(self._inside(f).exists() for f in files):
+                    self.completed[key] = files
 
     def set_aside(self, key: str, reason: str, files: list[str] | None = None) -> list[Path]:
         """Move the files of job ``key`` (its recorded files, or ``files`` for an unrecorded job) into
@@ -310,7 +316,7 @@ class RunDir:
                 moved.append(target)
         with open(keep / "README", "a", encoding="utf-8") as fh:
             fh.write(f"{stamp} {key}: {reason}\n")
-        with self._manifest_lock():
+        with self._books, self._manifest_lock():
             self.refresh()  # the moved files are gone, so this job is not merged back
             self.write_manifest()
         return moved
@@ -377,14 +383,25 @@ class RunDir:
                 ...  # run, then commit or record the job
                 return "done"
         """
-        if not self.claim(key, token):  # another writer (process, cluster worker) has it
-            yield "held"
+        taken = self.take(key, token)
+        if taken:
+            yield taken
             return
         try:
-            self.refresh()
-            yield "finished" if self.done(key) else None
+            yield None
         finally:
             self.release(key)
+
+    def take(self, key: str, token: str | None = None) -> str | None:
+        """:meth:`claimed` without the block: None when job ``key`` is now this writer's (claimed; the
+        caller releases it, :meth:`release`), else "held" or "finished" (nothing held)."""
+        if not self.claim(key, token):  # another writer (process, cluster worker) has it
+            return "held"
+        self.refresh()
+        if self.done(key):
+            self.release(key)
+            return "finished"
+        return None
 
     @contextlib.contextmanager
     def _manifest_lock(self, timeout: float = 60.0):
