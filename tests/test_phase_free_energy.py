@@ -135,3 +135,22 @@ def test_restricted_smc_agrees_with_laplace_at_large_n(cat6):
     assert abs(d56p) < 0.4, d56p
     assert abs(d56) < 0.8, d56
     assert abs(float(res.sel(phase="5", n=10000))) <= abs(float(res.sel(phase="5", n=3000))) + 0.2
+
+
+def test_per_dataset_theory_one_hot_rows_equal_the_dense_form(cat6, monkeypatch):
+    """TMS rows have one non-zero entry, so dataset_free_energies computes x G as μ G[f] (O(c) per row);
+    a dataset with one dense row beyond every n (so in no D_n) takes the general x @ G path: the free
+    energies must agree to round-off (the Newton steps stop at NEWTON_TOL = 1e-8 in w, so F agrees far
+    below the 1e-6 asserted), and the early stop must not change F by more than that either."""
+    X = tms_inputs(220, 6, seed=3)
+    dense = X.copy()
+    dense[-1] = 0.3  # every entry non-zero; row 220 is outside D_100 and D_200
+    a = dataset_free_energies(cat6, ["5"], X, [100, 200])
+    b = dataset_free_energies(cat6, ["5"], dense, [100, 200])
+    np.testing.assert_allclose(a.free_energy.values, b.free_energy.values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(a.best_loss.values, b.best_loss.values, rtol=1e-12)
+    import tms_bayes.theory.laplace as laplace
+
+    monkeypatch.setattr(laplace, "NEWTON_TOL", 0.0)  # every one of the 30 / 8 Newton steps
+    full = dataset_free_energies(cat6, ["5"], X, [100, 200])
+    np.testing.assert_allclose(full.free_energy.values, a.free_energy.values, rtol=0, atol=1e-6)
