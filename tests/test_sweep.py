@@ -341,23 +341,25 @@ def test_compilation_cache_choice(tmp_path, monkeypatch):
     from tms_bayes import _devices
 
     monkeypatch.setattr(_devices, "_chosen", {})
-    monkeypatch.setenv("TMS_BAYES_JAX_CACHE", "off")
-    assert _devices.compilation_cache() is None
-    monkeypatch.setenv("TMS_BAYES_JAX_CACHE", str(tmp_path / "c"))
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/of/theirs")
-    assert _devices.compilation_cache() is None
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
-    before = {
-        k: jax.config.values[k]
-        for k in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    }
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs", "jax_compilation_cache_max_size")
+    before = {k: jax.config.values[k] for k in names}
+    environ = dict(os.environ)
     try:
+        monkeypatch.setenv("TMS_BAYES_JAX_CACHE", "off")
+        assert _devices.compilation_cache() is None and not jax.config.jax_compilation_cache_dir
+        monkeypatch.setenv("TMS_BAYES_JAX_CACHE", str(tmp_path / "c"))
         assert _devices.compilation_cache() == str(tmp_path / "c")
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "c")
         assert jax.config.jax_persistent_cache_min_compile_time_secs == _devices.CACHE_MIN_COMPILE_S
+        assert jax.config.jax_compilation_cache_max_size == _devices.CACHE_MAX_BYTES
+        assert {k: v for k, v in os.environ.items() if k != "TMS_BAYES_JAX_CACHE"} == {
+            k: v for k, v in environ.items() if k != "TMS_BAYES_JAX_CACHE"
+        }  # nothing for child processes to inherit
         assert _devices.compilation_cache() == str(tmp_path / "c")  # its own choice, recognised
-        monkeypatch.setattr(_devices, "_chosen", {})
-        jax.config.update("jax_compilation_cache_dir", "/their/own")
+        monkeypatch.setenv("TMS_BAYES_JAX_CACHE", "off")  # turned off again in the same process
+        assert _devices.compilation_cache() is None and not jax.config.jax_compilation_cache_dir
+        monkeypatch.setenv("TMS_BAYES_JAX_CACHE", str(tmp_path / "c"))
+        jax.config.update("jax_compilation_cache_dir", "/their/own")  # the user's own cache: left alone
         assert _devices.compilation_cache() is None and jax.config.jax_compilation_cache_dir == "/their/own"
     finally:
         for k, v in before.items():

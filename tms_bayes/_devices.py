@@ -1,7 +1,7 @@
 """``tms_bayes.configure``: host devices for JAX, set before JAX starts (see :mod:`tms_bayes._jax`), and
 JAX's persistent compilation cache.
 
-This module does not import JAX, so calling :func:`configure` cannot start a backend itself.
+Calling :func:`configure` cannot start a JAX backend itself (it imports JAX for its options only).
 
 **The compilation cache.**  XLA's compilation of a sweep's NUTS programs takes seconds (3 of the 5 that
 compiling a TMS sweep costs on a 2-core CPU); JAX can keep compiled programs on disk, keyed by the
@@ -10,8 +10,11 @@ instead.  :func:`configure` turns that on in ``$TMS_BAYES_JAX_CACHE`` (default
 ``${XDG_CACHE_HOME:-~/.cache}/tms-bayes/jax``; ``off`` turns it off), for programs that took at least
 :data:`CACHE_MIN_COMPILE_S` to compile, kept to :data:`CACHE_MAX_BYTES` (least recently used dropped).
 A cache the user configured for JAX (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is.
-A loaded program is the same executable, so results are bitwise those of a fresh compilation
-(``tests/test_sweep.py``); tracing and lowering still run in every process."""
+On CPU a loaded program is the same executable, so results are bitwise those of a fresh compilation
+(``tests/test_sweep.py``; on a GPU, XLA's autotuning can make two fresh compilations differ anyway);
+tracing and lowering still run in every process.  JAX writes an entry non-atomically: a process killed
+outright (SIGKILL) while writing one can leave it truncated, which later processes report as a warning
+and compile around; deleting the directory clears it."""
 
 import os
 import sys
@@ -29,6 +32,7 @@ def _backends_started() -> bool:
 
 def configure(devices: int | None = None, *, strict: bool = True) -> int:
     """Ask XLA for ``devices`` host (CPU) devices, default one per core; returns the count in effect.
+    Also turns on the persistent compilation cache (:func:`compilation_cache`: up to 1 GiB on disk).
 
     Call before JAX is used.  If JAX's backends have already started, the count cannot change: with
     ``strict`` a request that differs from what is running raises ``ValueError``; otherwise the count
@@ -61,32 +65,25 @@ _chosen: dict = {}  # the directory this process set (so that a second call reco
 
 def compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache (module docstring); returns its directory, or None
-    when it is off (``TMS_BAYES_JAX_CACHE=off``) or the user's own cache is in effect."""
-    choice = os.environ.get(_CACHE_ENV, "").strip()
-    if choice.lower() in ("off", "0", "false", "no", "none"):
-        return None
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") not in (None, "", _chosen.get("dir")):
-        return None
-    if "jax" in sys.modules:
-        import jax
+    when it is off (``TMS_BAYES_JAX_CACHE=off``) or the user's own cache is in effect.  Set through
+    ``jax.config`` (importing JAX starts no backend), never the environment: child processes choose
+    for themselves (the CLI, cluster workers and the main job's SMC process call :func:`configure`)."""
+    import jax
 
-        if jax.config.jax_compilation_cache_dir not in (None, "", _chosen.get("dir")):
-            return None
+    choice = os.environ.get(_CACHE_ENV, "").strip()
+    current = jax.config.jax_compilation_cache_dir
+    if current and current != _chosen.get("dir"):
+        return None  # the user's own (JAX_COMPILATION_CACHE_DIR, or jax.config)
+    if choice.lower() in ("off", "0", "false", "no", "none"):
+        if current:  # turned off after this process had turned it on
+            jax.config.update("jax_compilation_cache_dir", None)
+            _chosen.clear()
+        return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.abspath(os.path.expanduser(choice or os.path.join(base, "tms-bayes", "jax")))
-    settings = {
-        "jax_compilation_cache_dir": path,
-        "jax_persistent_cache_min_compile_time_secs": CACHE_MIN_COMPILE_S,
-        "jax_compilation_cache_max_size": CACHE_MAX_BYTES,
-    }
-    if "jax" in sys.modules:  # imported: its options are read already
-        import jax
-
-        for name, value in settings.items():
-            jax.config.update(name, value)
-    else:  # read from the environment when JAX is imported
-        for name, value in settings.items():
-            os.environ[name.upper()] = str(value)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     _chosen["dir"] = path
     return path
 

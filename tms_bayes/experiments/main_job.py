@@ -99,11 +99,13 @@ def main(job: MainJob, out=None, *, progress: bool = True) -> int:
 def _smc_job(job: MainJob, out, results) -> None:
     """The SMC sweep in its own process (spawned: JAX does not survive a fork); puts ("ok", seconds) or
     ("error", type name, message) on ``results``."""
+    from .._devices import compilation_cache
     from ..analysis.smc_report import per_dataset_theory
     from .smc import run
 
     t0 = time.perf_counter()
     try:
+        compilation_cache()  # the parent's choice (TMS_BAYES_JAX_CACHE) for this new process too
         sweep = run(
             job.sweep,
             job.smc,

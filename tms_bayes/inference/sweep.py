@@ -387,8 +387,9 @@ class Sweep:
 
     def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
         """Run every pending job in this process.  Each job's run file is written by a writer thread
-        while the next job samples, so sampling never waits for the disk; a job is committed (file
-        written, job recorded, claim released) before the one after it is handed to the writer, and an
+        while the next job samples, so sampling waits for the disk only when a write outlasts a job; a
+        job is committed (file written, job recorded, claim released) before the one after it is handed
+        to the writer, a failed write stops the run before another job starts sampling, and an
         interruption waits for the write in progress, so it still loses at most the job in flight.
         (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
         from concurrent.futures import ThreadPoolExecutor
@@ -400,12 +401,24 @@ class Sweep:
             return self
         runner = self.runner(devices)
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
-        writing = None  # the commit of the job sampled last (a future of the writer thread)
+        writing = None  # (name, future): the commit of the job sampled last, in the writer thread
+        held = None  # a job this run claimed and has not yet handed to the writer
+
+        def settle():  # wait for the last commit; a failed write is raised here, in this thread
+            nonlocal writing
+            name, future = writing
+            writing = None
+            future.result()
+            self.statuses[name] = "done"
+            overall.update(1)
+
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-writer") as writer:
                 for n, s in todo:
                     name = self.name(n, s)
                     overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
+                    if writing is not None and writing[1].done():
+                        settle()  # a write that failed stops the run before another job samples
                     taken = self.rundir.take(name)
                     if taken:
                         self.statuses[name] = taken
@@ -413,21 +426,21 @@ class Sweep:
                             log(f"{name} is being run by another process; skipped here")
                         overall.update(1)
                         continue
-                    try:
-                        idata = self._sample(n, s, runner, progress)
-                        if writing is not None:
-                            last, writing = writing, None
-                            last.result()  # the last job is committed (its failure is raised here)
-                            overall.update(1)
-                    except BaseException:
-                        self.rundir.release(name)
-                        raise
-                    writing = writer.submit(self._commit, name, idata)
-                    self.statuses[name] = "done"
+                    held = name
+                    idata = self._sample(n, s, runner, progress)
+                    if writing is not None:
+                        settle()
+                    writing = (name, writer.submit(self._commit, name, idata))
+                    held = None
                 if writing is not None:
-                    writing.result()
-                    overall.update(1)
+                    settle()
+        except BaseException:
+            if writing is not None and writing[1].done() and writing[1].exception() is not None:
+                log(f"writing {writing[0]} failed too: {writing[1].exception()!r}")  # not lost behind this
+            raise
         finally:  # leaving the writer's block waited for a write in progress (an interruption too)
+            if held is not None:
+                self.rundir.release(held)
             overall.close()
             self.compilations = runner.compilations
             self.timings = runner.timings

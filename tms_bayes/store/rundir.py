@@ -283,7 +283,8 @@ class RunDir:
             self.completed[key] = list(files)
             self.refresh()
             self.write_manifest()
-        _interrupt.check()  # a safe point: the job is on disk
+        if threading.current_thread() is threading.main_thread():
+            _interrupt.check()  # a safe point: the job is on disk (a writer thread leaves it to claim)
 
     def refresh(self) -> None:
         """Keep the jobs another writer recorded since this directory was opened (several writers)."""
@@ -397,8 +398,13 @@ class RunDir:
         caller releases it, :meth:`release`), else "held" or "finished" (nothing held)."""
         if not self.claim(key, token):  # another writer (process, cluster worker) has it
             return "held"
-        self.refresh()
-        if self.done(key):
+        try:
+            self.refresh()
+            finished = self.done(key)
+        except BaseException:
+            self.release(key)
+            raise
+        if finished:
             self.release(key)
             return "finished"
         return None
