@@ -137,6 +137,7 @@ def test_restricted_smc_agrees_with_laplace_at_large_n(cat6):
     assert abs(float(res.sel(phase="5", n=10000))) <= abs(float(res.sel(phase="5", n=3000))) + 0.2
 
 
+@pytest.mark.slow  # three Laplace solves (~10 s): the default suite is near its 15 minutes
 def test_per_dataset_theory_one_hot_rows_equal_the_dense_form(cat6, monkeypatch):
     """TMS rows have one non-zero entry, so dataset_free_energies computes x G as μ G[f] (O(c) per row);
     a dataset with one dense row beyond every n (so in no D_n) takes the general x @ G path: the free

@@ -366,6 +366,7 @@ def test_compilation_cache_choice(tmp_path, monkeypatch):
             jax.config.update(k, v)
 
 
+@pytest.mark.slow  # two small sweeps (~15 s): the default suite is near its 15 minutes
 def test_a_failed_write_stops_the_sweep_and_loses_nothing_else(tmp_path, monkeypatch):
     """Run files are written by a writer thread while the next job samples: a write that fails is raised
     in the sweep (not swallowed), records nothing, leaves no claim and no partial file, and the re-run
