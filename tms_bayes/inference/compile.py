@@ -147,13 +147,17 @@ class CompiledModel:
         (``posterior`` and ``log_likelihood``).  Returns ({name: (..., *shape)}, ℓ (..., N))."""
         if self._pointwise is None:
             self.pointwise(flat, data)  # raises, naming why
+        return self._batched(self._posterior, flat, data)
+
+    def _batched(self, program, flat, data):
+        """``program`` (a vmapped jit over rows of (B, dim)) on ``flat`` (..., dim), outputs as numpy
+        arrays with the leading axes of ``flat`` restored."""
+        from .._jax import jax
+
         flat = jnp.asarray(flat)
         lead = flat.shape[:-1]
-        points, ell = self._posterior(
-            flat.reshape(-1, self.dim), {k: jnp.asarray(v) for k, v in data.items()}
-        )
-        points = {k: np.asarray(v).reshape(*lead, *np.shape(v)[1:]) for k, v in points.items()}
-        return points, np.asarray(ell).reshape(*lead, -1)
+        out = program(flat.reshape(-1, self.dim), {k: jnp.asarray(v) for k, v in data.items()})
+        return jax.tree.map(lambda v: np.asarray(v).reshape(*lead, *np.shape(v)[1:]), out)
 
     @cached_property
     def _posterior(self):
@@ -166,10 +170,7 @@ class CompiledModel:
 
     def points(self, flat, data) -> dict:
         """:meth:`point` for a batch ``flat`` (..., dim) (jitted once per model): {name: (..., *shape)}."""
-        flat = jnp.asarray(flat)
-        lead = flat.shape[:-1]
-        out = self._points(flat.reshape(-1, self.dim), {k: jnp.asarray(v) for k, v in data.items()})
-        return {k: np.asarray(v).reshape(*lead, *np.shape(v)[1:]) for k, v in out.items()}
+        return self._batched(self._points, flat, data)
 
     def with_data(self, **data) -> dict:
         """A full data dict: the model's own values, overridden by ``data`` (shapes must match)."""

@@ -257,7 +257,6 @@ class _UnitRunner:
     """One SMC run (dataset seed, repeat) of an :class:`SMCSweep`, written to disk as it finishes."""
 
     def __init__(self, sweep: SMCSweep, model, cm):
-
         self.sweep, self.model, self.cm = sweep, model, cm
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items() if k != "obs"}
