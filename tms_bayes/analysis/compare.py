@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ..store.atomic import write_figure, write_text
+from ..store.netcdf import open_dataset
 from . import plots
 from .report import _has_tabulate
 
@@ -37,7 +38,7 @@ def read_run(run_dir) -> tuple[pd.DataFrame, xr.Dataset]:
             f"{run_dir} has no {' or '.join(missing)} under smc/report; "
             "run tms-bayes run (estimator smc or both) there first"
         )
-    with xr.open_dataset(report / "agreement.nc", engine="h5netcdf") as ds:
+    with open_dataset(report / "agreement.nc") as ds:
         agreement = ds.load()
     return pd.read_csv(report / "crossovers.csv"), agreement
 

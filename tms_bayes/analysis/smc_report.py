@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from ..store.atomic import write_figure, write_netcdf, write_text
+from ..store.netcdf import open_dataarray
 from ..theory import critical_points, phase_free_energies, theoretical_occupancy
 from ..theory import crossovers as theory_crossovers
 from ..theory.free_energy import TRUSTED_FROM
@@ -131,7 +132,7 @@ def per_dataset_theory(smc, seeds=None, *, progress: bool = False) -> xr.DataArr
         key = {"n": list(map(int, st.n)), "data_seed": st.seed_offset + s, "c": st.c, "r": st.r, **scale}
         cached = None
         if path.exists():
-            with xr.open_dataarray(path, engine="h5netcdf") as da:
+            with open_dataarray(path) as da:
                 if json.loads(da.attrs.get("key", "{}")) == key:
                     cached = da.load()
         if cached is None:

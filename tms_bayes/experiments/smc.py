@@ -21,6 +21,7 @@ from .._options import setting
 from ..inference.executor import ExecutorOptions
 from ..inference.smc import SMCSettings
 from ..inference.sweep import SweepSettings
+from ..store.netcdf import open_dataset
 from . import Command
 from .occupancy import OccupancyOptions
 
@@ -93,7 +94,7 @@ def chains_occupancy(run_dir, grid) -> xr.Dataset:
     path = Path(run_dir) / "occupancy.nc"
     if not path.exists():
         raise ValueError(f"{run_dir} has no occupancy.nc; run tms-bayes run (or occupancy) there first")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
+    with open_dataset(path) as ds:
         chains = ds.load()
     if list(chains.n.values) != list(grid):
         raise ValueError(f"{run_dir} covers n = {list(chains.n.values)}, not this grid {list(grid)}")

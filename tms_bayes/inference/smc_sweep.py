@@ -36,6 +36,7 @@ import pandas as pd
 from .. import _validate
 from .smc import SMC_LEGACY, SMCSettings, mask_path, particles_idata, prior_particles, run_smc, smc_attrs
 from ..store.atomic import write_netcdf, write_text
+from ..store.netcdf import open_dataset
 from ..store.rundir import RunDir, make_attrs
 from .sweep import LEGACY, SweepSettings, build_model, dataset
 
@@ -187,8 +188,6 @@ class SMCSweep:
         """Rebuild ``evidence.csv`` (rep 0) and ``evidence_repeats.csv`` (r ≥ 1) from the attrs of every
         finished run file: derived tables, so a kill between a run and its rows, or a deleted table,
         loses nothing (columns n, seed, [rep], log_evidence, F_n, F_n_loss, ess, wall_time_s)."""
-        import xarray as xr
-
         for repeats, keys in (
             (False, [(s, 0) for s in self.completed]),
             (True, [(0, r) for r in self.repeats_completed]),
@@ -198,9 +197,7 @@ class SMCSweep:
                 if (s, r) not in self._evidence:  # each finished run's files are read once per process
                     self._evidence[s, r] = []
                     for i, n in enumerate(self.sweep_settings.n):
-                        with xr.open_dataset(
-                            self.rundir.path(self._key(s, r), i), group="posterior", engine="h5netcdf"
-                        ) as ds:
+                        with open_dataset(self.rundir.path(self._key(s, r), i), group="posterior") as ds:
                             a = ds.attrs
                             self._evidence[s, r].append(
                                 {"n": n, "seed": s, **({"rep": r} if r else {}),

@@ -39,6 +39,7 @@ from .. import _validate
 from .._options import CHAIN_METHODS, GAUGES, MASS_MATRICES, setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
+from ..store.netcdf import read_inference_data
 from ..store.rundir import RunDir, make_attrs, run_mismatch, with_legacy
 
 __all__ = ["SweepSettings", "Sweep", "run_sweep", "load_run", "load_sweep", "run_model", "MODELS", "BACKENDS"]
@@ -535,7 +536,7 @@ def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> 
     (its attrs, e.g. {"n": 100, "data_seed": 0}) and ``settings``, a file holding another run — swapped,
     copied from another directory — is refused, named (:func:`~tms_bayes.store.rundir.run_mismatch`)."""
     try:
-        idata = az.from_netcdf(path, engine="h5netcdf")
+        idata = read_inference_data(path)
     except Exception as exc:  # truncated, not HDF5, not InferenceData
         raise ValueError(
             f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "

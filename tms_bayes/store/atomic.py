@@ -95,15 +95,11 @@ def write_text(path, text: str) -> Path:
 
 
 def write_netcdf(path, data) -> Path:
-    """Write an xarray Dataset/DataArray or ArviZ InferenceData atomically (h5netcdf engine)."""
+    """Write an xarray Dataset/DataArray or ArviZ InferenceData atomically (with the engine of every
+    result file, :data:`tms_bayes.store.netcdf.ENGINE`)."""
+    from .netcdf import ENGINE
 
-    def _w(tmp):
-        if hasattr(data, "to_netcdf") and type(data).__name__ == "InferenceData":
-            data.to_netcdf(tmp, engine="h5netcdf")
-        else:
-            data.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
-
-    return atomic_write(path, _w)
+    return atomic_write(path, lambda tmp: data.to_netcdf(tmp, engine=ENGINE))
 
 
 def write_figure(path, fig, *, dpi: int = 130) -> Path:

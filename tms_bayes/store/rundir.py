@@ -130,10 +130,10 @@ def file_problem(path: Path, job: dict, settings: dict, group: str | None = "pos
     unreadable (truncated, not HDF5, no ``group``; None: the root) or holding another run's attrs
     (:func:`run_mismatch`).  A reader's own trouble (permission, memory) is raised, never blamed on
     the file."""
-    import xarray as xr
+    from .netcdf import open_dataset
 
     try:
-        with xr.open_dataset(path, group=group, engine="h5netcdf") as ds:
+        with open_dataset(path, group=group) as ds:
             return run_mismatch(dict(ds.attrs), job, settings)
     except (PermissionError, MemoryError):
         raise  # the file may be fine: never set aside for a problem of the reader
