@@ -104,7 +104,9 @@ def _check_pymc_workflow_on_saved_run(idata):
     assert resid.var() == pytest.approx(0.5, rel=0.1)
 
 
-def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("devices", [1, 2])
+def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch, devices):
+    """One job at a time (devices=1) and two at once (devices=2: two sampling threads on the CPU)."""
     settings = SweepSettings(**TINY)
     out = tmp_path / "sw"
     import tms_bayes.inference.sweep as sw
@@ -112,26 +114,31 @@ def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = sw._JaxRunner.run_job
 
-    def interrupted(self, n, seed, data, progress=True):
+    def interrupted(self, n, seed, data, progress=True, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return original(self, n, seed, data, progress)
+        return original(self, n, seed, data, progress, **kwargs)
 
     monkeypatch.setattr(sw._JaxRunner, "run_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(settings, out, progress=False, log=lambda *_: None)
+        run_sweep(settings, out, progress=False, log=lambda *_: None, devices=devices)
     monkeypatch.setattr(sw._JaxRunner, "run_job", original)
     first = load_sweep(out)
-    # the first job, handed to the writer thread before the second sampled, was written and recorded all
-    # the same; the second's claim was given back
-    assert list(first.completed) == ["n000060_seed000"]
-    assert first.pending() == [(120, 0)]
+    if devices == 1:
+        # the first job, handed to the writer thread before the second sampled, was written and recorded
+        # all the same; the second's claim was given back
+        assert list(first.completed) == ["n000060_seed000"]
+        assert first.pending() == [(120, 0)]
+    else:
+        # both sampled at once: the other job was stopped at its next chunk and discarded, unless it had
+        # finished (and was written) first — never half-recorded
+        assert len(first.completed) <= 1 and len(first.pending()) == 2 - len(first.completed)
     assert not list((out / "locks").glob("*.lock"))
-    mtime = (out / "runs" / "n000060_seed000.nc").stat().st_mtime
-    again = run_sweep(settings, out, progress=False, log=lambda *_: None)
+    kept = {name: (out / path).stat().st_mtime for name, path in first.completed.items()}
+    again = run_sweep(settings, out, progress=False, log=lambda *_: None, devices=devices)
     assert len(again.completed) == 2
-    assert (out / "runs" / "n000060_seed000.nc").stat().st_mtime == mtime  # finished work untouched
+    assert {name: (out / again.completed[name]).stat().st_mtime for name in kept} == kept  # finished work untouched
     done = run_sweep(settings, out, progress=False, log=lambda *_: None)
     assert done.compilations == 0
     # the interrupted-then-resumed sweep is identical to one run without interruption
@@ -223,12 +230,21 @@ import tms_bayes
 tms_bayes.configure(2)
 import numpy as np
 from tms_bayes.inference.sweep import SweepSettings, run_sweep, load_run
-st = SweepSettings(n=(40,), seeds=1, chains=2, tune=30, draws=20)
+from tms_bayes.inference.sweep import Sweep
+st = SweepSettings(n=(40, 80), seeds=1, chains=2, tune=30, draws=20)
 out = {}
-for devices in (None, 1):
-    sweep = run_sweep(st, sys.argv[1] + f"/d{devices}", progress=False, log=lambda *_: None, devices=devices)
-    idata = load_run(sweep.out / "runs" / "n000040_seed000.nc")
-    out[str(devices)] = {"shards": int(idata.posterior.attrs["device_shards"]), "W": idata.posterior.W.values.tolist()}
+quiet = lambda *_: None
+def record(sweep):
+    runs = [sweep.load(n, 0).posterior for n in st.n]
+    return {k: [int(r.attrs[k]) for r in runs] for k in ("device_shards", "parallel_jobs")} | {"W": [r.W.values.tolist() for r in runs]}
+for devices in (None, 1):  # both jobs at once (one per device), one at a time
+    out[str(devices)] = record(run_sweep(st, sys.argv[1] + f"/d{devices}", progress=False, log=quiet, devices=devices))
+sharded = Sweep(st, sys.argv[1] + "/sharded")  # a cluster worker's way: one job at a time, chains sharded
+sharded.prepare(quiet)
+runner = sharded.runner()
+for n in st.n:
+    sharded.run_job(n, 0, runner)
+out["sharded"] = record(sharded)
 try:
     tms_bayes.configure(3)
 except ValueError as exc:
@@ -239,9 +255,10 @@ print(json.dumps(out))
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_chains_shard_over_cores_and_give_the_same_draws(tmp_path):
-    """tms_bayes.configure() before JAX starts gives one XLA device per core; the sweep then shards
-    chains (device_shards == 2 on a 2-core machine, as on CI) and the draws are bitwise those of the
-    unsharded run; configuring after JAX started is a clear error."""
+    """tms_bayes.configure() before JAX starts gives one XLA device per core; the sweep then samples as
+    many jobs at once (parallel_jobs == 2 on a 2-core machine, as on CI), a cluster worker's runner shards
+    each job's chains over them (device_shards == 2), and the draws are bitwise those of one job at a
+    time, unsharded; configuring after JAX started is a clear error."""
     import json
     import subprocess
     import sys
@@ -249,8 +266,10 @@ def test_chains_shard_over_cores_and_give_the_same_draws(tmp_path):
     res = subprocess.run([sys.executable, "-c", _SHARD_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["None"]["shards"] == 2 and out["1"]["shards"] == 1
-    assert out["None"]["W"] == out["1"]["W"]
+    assert out["None"]["parallel_jobs"] == [2, 2] and out["None"]["device_shards"] == [1, 1]
+    assert out["1"]["parallel_jobs"] == [1, 1] and out["1"]["device_shards"] == [1, 1]
+    assert out["sharded"]["parallel_jobs"] == [1, 1] and out["sharded"]["device_shards"] == [2, 2]
+    assert out["None"]["W"] == out["1"]["W"] == out["sharded"]["W"]
     assert "already running with 2 CPU device" in out["late"]
 
 
@@ -367,10 +386,11 @@ def test_compilation_cache_choice(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # two small sweeps (~15 s): the default suite is near its 15 minutes
-def test_a_failed_write_stops_the_sweep_and_loses_nothing_else(tmp_path, monkeypatch):
-    """Run files are written by a writer thread while the next job samples: a write that fails is raised
-    in the sweep (not swallowed), records nothing, leaves no claim and no partial file, and the re-run
-    finishes every job."""
+@pytest.mark.parametrize("devices", [1, 2])
+def test_a_failed_write_stops_the_sweep_and_loses_nothing_else(tmp_path, monkeypatch, devices):
+    """Run files are written by a writer thread while the next jobs sample (one at a time, or two at
+    once): a write that fails is raised in the sweep (not swallowed), records nothing, leaves no claim
+    and no partial file, and the re-run finishes every job."""
     import tms_bayes.inference.sweep as sw
 
     out = tmp_path / "sw"
@@ -381,7 +401,7 @@ def test_a_failed_write_stops_the_sweep_and_loses_nothing_else(tmp_path, monkeyp
 
     monkeypatch.setattr(sw, "write_netcdf", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        run_sweep(SweepSettings(**TINY), out, progress=False, log=lambda *_: None)
+        run_sweep(SweepSettings(**TINY), out, progress=False, log=lambda *_: None, devices=devices)
     monkeypatch.setattr(sw, "write_netcdf", real)
     first = load_sweep(out)
     assert first.completed == {} and not list((out / "locks").glob("*.lock")) and not list(out.rglob("*.nc"))

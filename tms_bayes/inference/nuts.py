@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import math
+import threading
 import time
 
 import blackjax
@@ -42,7 +43,7 @@ from .._options import CHAIN_METHODS, MASS_MATRICES
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
-__all__ = ["NutsSettings", "Draws", "make_sampler", "ChainSampler"]
+__all__ = ["NutsSettings", "Draws", "make_sampler", "ChainSampler", "Cancelled"]
 
 #: ChEES: initial step size and Adam's learning rate for log trajectory length (the paper's 0.025)
 CHEES_STEP_SIZE, CHEES_LEARNING_RATE = 0.1, 0.025
@@ -225,9 +226,14 @@ def stack_data(data: dict, chains: int) -> dict:
     return {k: jnp.broadcast_to(jnp.asarray(v), (chains, *jnp.shape(v))) for k, v in data.items()}
 
 
+class Cancelled(Exception):
+    """:meth:`ChainSampler.run` stopped at a chunk boundary because its ``cancel`` event was set."""
+
+
 class ChainSampler:
     """Warmup and sampling of ``chains`` chains of ``cm``, compiled (ahead of time) on the first
-    :meth:`run` and reused by every later one: a sweep compiles exactly two programs.
+    :meth:`run` and reused by every later one: a sweep compiles exactly two programs.  :meth:`run` may
+    be called from several threads at once (the programs are compiled once, by the first).
 
     ``compilations`` counts the programs compiled; ``compile_s`` the seconds spent compiling."""
 
@@ -241,6 +247,7 @@ class ChainSampler:
             raise ValueError("chain_method='chees' adapts across chains: it needs chains >= 2 (use many)")
         self.warmup, self.sample = make_sampler(cm, settings, chains=self.chains)
         self._compiled = None
+        self._compiling = threading.Lock()
         self.compilations = 0
         self.compile_s = 0.0
 
@@ -253,23 +260,33 @@ class ChainSampler:
         self.compilations += 2
         self.compile_s += time.perf_counter() - t0
 
-    def run(self, key, init, data, bar=None) -> tuple[dict, np.ndarray, float]:
+    def run(self, key, init, data, bar=None, cancel=None) -> tuple[dict, np.ndarray, float]:
         """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
         chain axis, see :func:`stack_data`).  Returns (draws: {Draws field: (chain, draw, ...)},
-        adapted step sizes (chain,), sampling seconds); ``bar`` (tqdm) advances per chunk."""
+        adapted step sizes (chain,), sampling seconds); ``bar`` (tqdm) advances per chunk.  ``cancel``
+        (a ``threading.Event``), when set, stops the run before its next compiled call (warmup, or a
+        chunk of draws) with :class:`Cancelled`."""
         st = self.settings
         self.cm.check_data(data)
         n_chunks = math.ceil(st.draws / st.chunk)
         keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
-        if self._compiled is None:
-            self._compile(keys[0], init, data)
+        with self._compiling:
+            if self._compiled is None:
+                self._compile(keys[0], init, data)
         warm, samp = self._compiled
+
+        def go_on():
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("sampling cancelled")
+
         t0 = time.perf_counter()
+        go_on()
         state, params = warm(keys[0], init, data)
         if bar is not None:
             bar.update(st.tune)
         chunks = []
         for i in range(n_chunks):
+            go_on()
             state, draws = samp(keys[2 + i], state, params, data)
             chunks.append(jax.device_get(draws))
             if bar is not None:

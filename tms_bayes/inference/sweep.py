@@ -387,23 +387,37 @@ class Sweep:
         return todo
 
     def run(self, progress: bool = True, log=print, devices: int | None = None) -> "Sweep":
-        """Run every pending job in this process.  Each job's run file is written by a writer thread
-        while the next job samples, so sampling waits for the disk only when a write outlasts a job; a
-        job is committed (file written, job recorded, claim released) before the one after it is handed
-        to the writer, a failed write stops the run before another job starts sampling, and an
-        interruption waits for the write in progress, so it still loses at most the job in flight.
-        (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
-        from concurrent.futures import ThreadPoolExecutor
+        """Run every pending job in this process.  ``devices``: see :func:`run_sweep`.
+
+        On the CPU backend the runner samples as many jobs at once as it has devices (cores, see
+        ``tms_bayes.configure``), each job's chains on one device — JAX releases the GIL while a
+        compiled program runs, so the jobs sample in parallel threads through the one compiled
+        program, and a job that finishes early frees its core for the next job instead of waiting for
+        the slowest chain of a sharded batch.  On an accelerator one job samples at a time, its chains
+        sharded.  A job's draws depend only on the job, never on which thread, device or batch ran it.
+
+        Each finished job's run file is written by a writer thread while the next jobs sample.  Order
+        and safety: a job is committed (file written, job recorded, claim released) before the next one
+        is handed to the writer; a failed write stops the run before another job starts sampling; an
+        interruption (SIGINT/SIGTERM in the main thread) stops the sampling threads at their next chunk
+        of draws, discards and releases the jobs they held, and waits for the write in progress — so it
+        loses at most the jobs in flight, one per sampling thread.  (On a Dask cluster:
+        :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
+        import threading
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         from tqdm.auto import tqdm
 
         todo = self.prepare(log)
         if not todo:
             return self
-        runner = self.runner(devices)
+        runner = self.runner(devices, concurrent=True)
+        parallel = max(1, min(runner.parallel_jobs, len(todo)))
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
-        writing = None  # (name, future): the commit of the job sampled last, in the writer thread
-        held = None  # a job this run claimed and has not yet handed to the writer
+        cancel = threading.Event()  # tells the sampling threads to stop at their next chunk
+        sampling = {}  # future -> (job name, progress-bar slot): claimed jobs being sampled
+        slots = list(range(parallel, 0, -1))  # free progress-bar rows below the sweep's own
+        writing = None  # (name, future): the commit of the job handed to the writer last
 
         def settle():  # wait for the last commit; a failed write is raised here, in this thread
             nonlocal writing
@@ -413,43 +427,74 @@ class Sweep:
             self.statuses[name] = "done"
             overall.update(1)
 
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-writer") as writer:
-                for n, s in todo:
-                    name = self.name(n, s)
-                    overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
-                    if writing is not None and writing[1].done():
-                        settle()  # a write that failed stops the run before another job samples
-                    taken = self.rundir.take(name)
-                    if taken:
-                        self.statuses[name] = taken
-                        if taken == "held":
-                            log(f"{name} is being run by another process; skipped here")
-                        overall.update(1)
-                        continue
-                    held = name
-                    idata = self._sample(n, s, runner, progress)
+        def hand_over(done):  # finished samples go to the writer, one commit at a time
+            nonlocal writing
+            for future in done:
+                name, slot = sampling.pop(future)
+                slots.append(slot)
+                try:  # the claim is the writer's to release once the commit is submitted
+                    idata = future.result()
                     if writing is not None:
                         settle()
                     writing = (name, writer.submit(self._commit, name, idata))
-                    held = None
-                if writing is not None:
-                    settle()
+                except BaseException:
+                    self.rundir.release(name)
+                    raise
+
+        try:
+            with (
+                ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-writer") as writer,
+                ThreadPoolExecutor(parallel, thread_name_prefix="tms-bayes-sampler") as sampler,
+            ):
+                try:
+                    for n, s in todo:
+                        if len(sampling) == parallel:
+                            hand_over(wait(sampling, return_when=FIRST_COMPLETED).done)
+                        if writing is not None and writing[1].done():
+                            settle()  # a write that failed stops the run before another job samples
+                        name = self.name(n, s)
+                        taken = self.rundir.take(name)
+                        if taken:
+                            self.statuses[name] = taken
+                            if taken == "held":
+                                log(f"{name} is being run by another process; skipped here")
+                            overall.update(1)
+                            continue
+                        overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
+                        try:
+                            data, slot = self._dataset(s), slots.pop()
+                            job = sampler.submit(self._sample, n, s, runner, progress, data, slot, cancel)
+                        except BaseException:
+                            self.rundir.release(name)
+                            raise
+                        sampling[job] = (name, slot)
+                    while sampling:
+                        hand_over(wait(sampling, return_when=FIRST_COMPLETED).done)
+                    if writing is not None:
+                        settle()
+                except BaseException:
+                    cancel.set()  # the sampling threads stop at their next chunk; leaving waits for them
+                    raise
         except BaseException:
             if writing is not None and writing[1].done() and writing[1].exception() is not None:
                 log(f"writing {writing[0]} failed too: {writing[1].exception()!r}")  # not lost behind this
             raise
-        finally:  # leaving the writer's block waited for a write in progress (an interruption too)
-            if held is not None:
-                self.rundir.release(held)
+        finally:  # leaving the executors' block waited for the sampling threads and the write in progress
+            for name, _ in sampling.values():  # sampled (or stopped) but never handed to the writer
+                self.rundir.release(name)
             overall.close()
             self.compilations = runner.compilations
             self.timings = runner.timings
         return self
 
-    def runner(self, devices: int | None = None):
-        """The compiled sampler of this sweep's settings (compiled on its first job, then reused)."""
-        return _JaxRunner(self, devices) if self.settings.backend == "jax" else _PymcRunner(self)
+    def runner(self, devices: int | None = None, *, concurrent: bool = False):
+        """The compiled sampler of this sweep's settings (compiled on its first job, then reused).
+        ``concurrent``: for a caller that samples ``runner.parallel_jobs`` jobs at once (:meth:`run`);
+        otherwise (a cluster worker's :meth:`run_job`) one job at a time, its chains sharded over
+        ``devices`` (see :func:`run_sweep`)."""
+        if self.settings.backend == "jax":
+            return _JaxRunner(self, devices, concurrent=concurrent)
+        return _PymcRunner(self)
 
     def run_job(self, n: int, s: int, runner, *, progress: bool = False, token: str | None = None) -> str:
         """Run job (n, seed s) with ``runner`` (:meth:`runner`) unless another writer has it: claim it
@@ -468,11 +513,22 @@ class Sweep:
         self._commit(name, idata)
         return "done"
 
-    def _sample(self, n: int, s: int, runner, progress: bool) -> az.InferenceData:
+    def _dataset(self, s: int) -> dict:
+        """The dataset of seed index ``s`` (the last one asked for is kept: jobs run seed by seed)."""
         if s not in self._datasets:
             self._datasets = {s: dataset(self.settings, s)}
+        return self._datasets[s]
+
+    def _sample(
+        self, n: int, s: int, runner, progress: bool, data=None, position: int = 1, cancel=None
+    ) -> az.InferenceData:
+        """Sample job (n, s) with ``runner`` (on ``data``, the seed's dataset, when given); ``position``:
+        its progress bar's row; ``cancel`` (a ``threading.Event``): stop at the next chunk of draws."""
+        data = self._dataset(s) if data is None else data
         t0 = time.perf_counter()
-        idata = runner.run_job(n, self.settings.data_seed(s), self._datasets[s], progress=progress)
+        idata = runner.run_job(
+            n, self.settings.data_seed(s), data, progress=progress, position=position, cancel=cancel
+        )
         idata.posterior.attrs["wall_time_s"] = time.perf_counter() - t0
         return idata
 
@@ -519,9 +575,10 @@ def run_sweep(
     settings: SweepSettings, out, *, progress: bool = True, log=print, devices: int | None = None
 ) -> Sweep:
     """Run (or resume) the sweep ``settings`` into ``out``; returns the :class:`Sweep`.  ``devices``
-    (JAX backend): how many devices to shard each job's chains over (None: as many as divide the
-    chains, up to ``jax.device_count()``; see ``tms_bayes.configure``).  A run-time choice, not a
-    setting: sharded and unsharded chains give the same draws."""
+    (JAX backend; None: ``jax.device_count()``, see ``tms_bayes.configure``): on the CPU backend how
+    many jobs sample at once (one core each), on an accelerator how many devices each job's chains are
+    sharded over (as many as divide the chains).  A run-time choice, not a setting: the draws are the
+    same (attrs ``parallel_jobs``, ``device_shards``)."""
     return Sweep(settings, out).run(progress=progress, log=log, devices=devices)
 
 
@@ -604,9 +661,13 @@ def _observed(data: dict, n: int) -> dict:
 
 class _JaxRunner:
     """Compiles warmup and sampling once (AOT, :class:`~tms_bayes.inference.nuts.ChainSampler`) and
-    runs every job through them."""
+    runs every job through them.  ``parallel_jobs``: how many jobs a ``concurrent`` caller
+    (:meth:`Sweep.run`) samples at once — on the CPU backend ``devices`` (default
+    ``jax.device_count()``, which ``tms_bayes.configure`` sets to the number of cores), each job's
+    chains unsharded on the first device (XLA runs one compiled program from several threads at once);
+    otherwise one, its chains sharded over ``devices``."""
 
-    def __init__(self, sweep: Sweep, devices: int | None = None):
+    def __init__(self, sweep: Sweep, devices: int | None = None, concurrent: bool = False):
         from .._jax import jax
         from .compile import compile_model
         from .nuts import ChainSampler, NutsSettings
@@ -614,6 +675,9 @@ class _JaxRunner:
         self.jax = jax
         self.sweep = sweep
         st = sweep.settings
+        jobs_at_once = concurrent and jax.default_backend() == "cpu"  # each job on device 0, unsharded
+        self.parallel_jobs = (devices or jax.device_count()) if jobs_at_once else 1
+        self.devices = 1 if jobs_at_once else devices
         nuts = NutsSettings(
             tune=st.tune,
             draws=st.draws,
@@ -621,10 +685,9 @@ class _JaxRunner:
             target_accept=st.target_accept,
             max_tree_depth=st.max_tree_depth,
             chain_method=st.chain_method,
-            devices=devices,
+            devices=self.devices,
             mass_matrix=st.mass_matrix,
         )
-        self.devices = devices
         t0 = time.perf_counter()
         model = build_model(st, dataset(st, 0), st.n_max)
         self.model = model
@@ -649,7 +712,10 @@ class _JaxRunner:
         )
         return job, stack_data(job, st.chains)
 
-    def run_job(self, n, data_seed, data, progress=True):
+    def run_job(self, n, data_seed, data, progress=True, position=1, cancel=None):
+        """Job (n, dataset ``data_seed``) as InferenceData; ``position``: its progress bar's row;
+        ``cancel``: a ``threading.Event`` that stops it at its next chunk of draws
+        (:class:`~tms_bayes.inference.nuts.Cancelled`)."""
         from tqdm.auto import tqdm
 
         from .nuts import shard_count
@@ -666,10 +732,12 @@ class _JaxRunner:
             unit="step",
             leave=False,
             disable=not progress,
-            position=1,
+            position=position,
         )
-        draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
-        bar.close()
+        try:
+            draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar, cancel=cancel)
+        finally:
+            bar.close()
         self.timings["compile_s"] = self.sampler.compile_s
         # W, b (and a gauge's coordinates), L_n; ℓ_k of every row, the first n kept
         posterior, ell = self.cm.posterior(draws["position"], job_data)
@@ -689,6 +757,7 @@ class _JaxRunner:
                 sampling_time_s=elapsed,
                 max_tree_depth=st.max_tree_depth,
                 device_shards=shard_count(st.chains, self.devices),
+                parallel_jobs=self.parallel_jobs,
                 jax_backend=jax.default_backend(),
             ),
         )
@@ -699,10 +768,11 @@ class _PymcRunner:
 
     def __init__(self, sweep: Sweep):
         self.sweep = sweep
+        self.parallel_jobs = 1
         self.compilations = 0
         self.timings = {}
 
-    def run_job(self, n, data_seed, data, progress=True):
+    def run_job(self, n, data_seed, data, progress=True, position=1, cancel=None):
         import pymc as pm
 
         st = self.sweep.settings

@@ -53,7 +53,7 @@ __all__ = [
 FORMAT = 2
 
 #: attrs that differ between two runs with identical settings and seeds: wall times, timestamps, the
-#: machine, the number of device shards (the draws do not depend on it).  "Identical runs" means arrays
+#: machine, the number of device shards and of jobs sampled at once (the draws depend on neither).  "Identical runs" means arrays
 #: bitwise equal and every other attr equal (``tests/conftest.py::assert_identical_runs``).
 VOLATILE_ATTRS = frozenset(
     {
@@ -62,6 +62,7 @@ VOLATILE_ATTRS = frozenset(
         "wall_time_s",
         "sampling_time_s",
         "device_shards",
+        "parallel_jobs",
         "jax_backend",
         "host",
         "arviz_version",
