@@ -1,7 +1,7 @@
 """The same posterior sweep with our engine and the strongest peers, side by side in one process:
 
-1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), chains sharded over
-   the cores (``tms_bayes.configure()``), in each parameterisation × mass matrix (``--variants``);
+1. tms-bayes: the compile-once blackjax NUTS engine (``tms_bayes.inference.sweep``), one job per core
+   at once (``tms_bayes.configure()``), in each parameterisation × mass matrix (``--variants``);
 2. nutpie (``compile_pymc_model(model, backend="numba")`` once, then ``.with_data(X=…, mask=…, beta=…)``
    per job: it also compiles once per sweep);
 3. a loop of ``pm.sample(nuts_sampler="numpyro")`` (PyMC's JAX path: one new JAX program per job);
@@ -60,7 +60,7 @@ else:
 
 import tms_bayes  # noqa: E402
 
-tms_bayes.configure()  # one XLA device per core before JAX starts, as the CLI does: chains shard across cores
+tms_bayes.configure()  # one XLA device per core before JAX starts, as the CLI does: a job per core at once
 
 from tms_bayes.cli import parse_grid  # noqa: E402
 from tms_bayes.inference.sweep import SweepSettings, build_model, dataset, prior_start, run_sweep  # noqa: E402

@@ -23,7 +23,8 @@ __all__ = ["__version__", "configure", "open_sweep", "no_ceilings"]
 
 
 def configure(devices: int | None = None, *, strict: bool = True) -> int:
-    """One XLA host device per core (or ``devices``), so that NUTS chains shard across cores; call it
+    """One XLA host device per core (or ``devices``), so that a NUTS sweep samples one job per core at
+    once (a cluster worker shards each job's chains over them instead); call it
     before the first JAX computation, e.g. in a notebook's first cell.  x64 is always on (required).
     Also keeps XLA's compiled programs on disk (``~/.cache/tms-bayes/jax``, at most 1 GiB;
     ``TMS_BAYES_JAX_CACHE=off`` or a directory), so a later process compiles a sweep's sampler only

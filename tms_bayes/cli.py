@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
             previous[sig] = signal.signal(sig, _interrupt.handler)
         from ._devices import configure
 
-        # one XLA device per core before any JAX backend starts: chains shard across cores
+        # one XLA device per core before any JAX backend starts: a sweep samples a job per core at once
         configure(strict=False)
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")

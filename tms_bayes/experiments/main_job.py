@@ -68,7 +68,7 @@ def main(job: MainJob, out=None, *, progress: bool = True) -> int:
     try:
         if job.estimator in ("chains", "both"):
             t0 = time.perf_counter()
-            # beside the SMC process each sampler keeps one core; alone, chains shard over every core
+            # beside the SMC process the NUTS sweep keeps one core; alone, it samples a job per core at once
             posterior_sweep.main(
                 posterior_sweep.SweepJob(sweep=job.sweep),
                 out,
