@@ -53,8 +53,9 @@ __all__ = [
 FORMAT = 2
 
 #: attrs that differ between two runs with identical settings and seeds: wall times, timestamps, the
-#: machine, the number of device shards and of jobs sampled at once (the draws depend on neither).  "Identical runs" means arrays
-#: bitwise equal and every other attr equal (``tests/conftest.py::assert_identical_runs``).
+#: machine, the number of device shards and of jobs sampled at once (the draws depend on neither).
+#: "Identical runs" means arrays bitwise equal and every other attr equal
+#: (``tests/conftest.py::assert_identical_runs``).
 VOLATILE_ATTRS = frozenset(
     {
         "created",
