@@ -115,3 +115,22 @@ def test_run_files_written_before_data_seed_was_recorded_are_matched_by_seed_and
     assert run_mismatch(old, {"n": 60, "data_seed": 3}, {"draws": 30, "seeds": 4}) == ""
     assert run_mismatch(old, {"n": 60, "data_seed": 1}, {"draws": 30}) == "data_seed: 3 there, 1 expected"
     assert run_mismatch(old, {"n": 60, "data_seed": 3}, {"draws": 40}) == "setting_draws: 30 there, 40 expected"
+
+
+def test_release_gives_up_only_this_processs_claim(tmp_path):
+    """A job released twice (a run stopped while handing it to its writer thread, which releases it too)
+    must not free a claim that another process has taken in between: that writer would lose its job."""
+    import json
+    import os
+    import socket
+
+    from tms_bayes.store.rundir import RunDir
+
+    rd = RunDir(tmp_path / "r", "sweep", {"n": [1, 2]}, "a sweep").start()
+    lock = tmp_path / "r" / "locks" / "job1.lock"
+    assert rd.take("job1") is None and lock.exists()
+    rd.release("job1")
+    assert not lock.exists()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "time": 0}))  # a live writer
+    rd.release("job1")
+    assert lock.exists() and rd.take("job1") == "held"

@@ -104,20 +104,30 @@ def _check_pymc_workflow_on_saved_run(idata):
     assert resid.var() == pytest.approx(0.5, rel=0.1)
 
 
-@pytest.mark.parametrize("devices", [1, 2])
-def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch, devices):
-    """One job at a time (devices=1) and two at once (devices=2: two sampling threads on the CPU)."""
+@pytest.mark.parametrize("devices,how", [(1, "job"), (2, "job"), (2, "main thread")])
+def test_resume_after_interruption_skips_finished_jobs(tmp_path, monkeypatch, devices, how):
+    """One job at a time (devices=1) and two at once (devices=2: two sampling threads on the CPU, which
+    must overlap), interrupted inside the second job or in the main thread while both sample."""
+    import _thread
+    import threading
+
     settings = SweepSettings(**TINY)
     out = tmp_path / "sw"
     import tms_bayes.inference.sweep as sw
 
-    calls = {"n": 0}
+    calls, count = {"n": 0}, threading.Lock()
+    together = threading.Barrier(devices, timeout=120)  # two at once: both jobs must be sampling
     original = sw._JaxRunner.run_job
 
     def interrupted(self, n, seed, data, progress=True, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
+        with count:
+            calls["n"] += 1
+            second = calls["n"] == 2
+        together.wait()
+        if second and how == "job":
             raise KeyboardInterrupt
+        if second:
+            _thread.interrupt_main()  # as a SIGINT: raised in the main thread, which waits for the jobs
         return original(self, n, seed, data, progress, **kwargs)
 
     monkeypatch.setattr(sw._JaxRunner, "run_job", interrupted)

@@ -6,7 +6,7 @@ temporary files are removed) to the CLI (exit 130 / 143).  Where the raise is sw
 ignores exceptions raised inside garbage-collector callbacks, such as JAX's, and some compiled
 libraries catch them — the recorded signal is raised again by :func:`check`, which the run directory
 calls between jobs (``RunDir.claim``, and ``RunDir.record`` when it runs on the main thread — a sweep's
-writer thread leaves it to the next claim): the process then stops after the job in flight, never
+writer thread leaves it to the next claim): the process then stops after the jobs in flight, never
 later."""
 
 from __future__ import annotations

@@ -6,12 +6,13 @@
 directly so that the flag is always set first.
 
 **Devices.**  On CPU, XLA runs one program on one core.  ``tms_bayes.configure`` splits the host into one
-device per core (``--xla_force_host_platform_device_count``) so that the NUTS engine can shard chains
-across cores (:mod:`tms_bayes.inference.nuts`).  It only works before JAX starts its backends (the first
-computation or ``jax.devices()``), so the ``tms-bayes`` command line calls it first thing
-(:mod:`tms_bayes._devices`), and a notebook calls ``tms_bayes.configure()`` in its first cell.  Nothing
-else in tms-bayes touches the user's ``XLA_FLAGS``: without ``tms_bayes.configure``, chains run on one
-device.
+device per core (``--xla_force_host_platform_device_count``): a NUTS sweep then samples one job per core
+at once (:meth:`tms_bayes.inference.sweep.Sweep.run`), and the engines that shard chains or particles
+across devices (:mod:`tms_bayes.inference.nuts`, the SMC stages) use every core.  It only works before
+JAX starts its backends (the first computation or ``jax.devices()``), so the ``tms-bayes`` command line
+calls it first thing (:mod:`tms_bayes._devices`), and a notebook calls ``tms_bayes.configure()`` in its
+first cell.  Nothing else in tms-bayes touches the user's ``XLA_FLAGS``: without
+``tms_bayes.configure``, everything runs on one device (a sweep samples one job at a time).
 """
 
 import jax

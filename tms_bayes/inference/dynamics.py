@@ -34,6 +34,7 @@ from ..models.data import tms_inputs
 from ..theory.potential import TMSParams, empirical_loss_jax, pack, potential_jax, unpack
 from .llc import llc_standard_error, sgld_trace
 from ..store.atomic import write_netcdf
+from ..store.netcdf import open_dataset
 from ..store.rundir import RunDir
 
 __all__ = [
@@ -387,7 +388,7 @@ class DynamicsRun:
             )
         parts = []
         for key in self.batches:
-            with xr.open_dataset(self.rundir.path(key)) as f:
+            with open_dataset(self.rundir.path(key)) as f:
                 parts.append(f.load())
         ds = xr.concat(parts, dim="run")
         ds.attrs = _attrs(self.settings)  # not the first part's runs_from/runs_to
@@ -451,5 +452,5 @@ def load_dynamics(path) -> xr.Dataset:
         p = p / "dynamics.nc"
     if not p.exists():
         raise ValueError(f"no dynamics results at {path} (expected dynamics.nc)")
-    with xr.open_dataset(p) as f:
+    with open_dataset(p) as f:
         return f.load()

@@ -270,15 +270,16 @@ class ChainSampler:
         self.cm.check_data(data)
         n_chunks = math.ceil(st.draws / st.chunk)
         keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
-        with self._compiling:
-            if self._compiled is None:
-                self._compile(keys[0], init, data)
-        warm, samp = self._compiled
 
         def go_on():
             if cancel is not None and cancel.is_set():
                 raise Cancelled("sampling cancelled")
 
+        go_on()
+        with self._compiling:
+            if self._compiled is None:
+                self._compile(keys[0], init, data)
+        warm, samp = self._compiled
         t0 = time.perf_counter()
         go_on()
         state, params = warm(keys[0], init, data)

@@ -20,13 +20,15 @@ On disk (``out/``):
   of them after every run, so it can never miss a job.
 
 Re-running the same sweep into the same directory skips finished jobs; a sweep with different
-settings is refused.  An interruption loses at most the job in flight.
+settings is refused.  An interruption loses at most the jobs in flight (one per sampling thread,
+:meth:`Sweep.run`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -401,10 +403,11 @@ class Sweep:
         is handed to the writer; a failed write stops the run before another job starts sampling; an
         interruption (SIGINT/SIGTERM in the main thread) stops the sampling threads at their next chunk
         of draws, discards and releases the jobs they held, and waits for the write in progress — so it
-        loses at most the jobs in flight, one per sampling thread.  (On a Dask cluster:
-        :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
+        loses at most the jobs in flight, one per sampling thread.  With one job at a time (one device,
+        an accelerator, the PyMC backend) the job samples in this thread, where a signal interrupts it.
+        (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
         import threading
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         from tqdm.auto import tqdm
 
@@ -415,6 +418,7 @@ class Sweep:
         parallel = max(1, min(runner.parallel_jobs, len(todo)))
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
         cancel = threading.Event()  # tells the sampling threads to stop at their next chunk
+        claimed = set()  # jobs this run claimed that are not yet the writer's (released if the run stops)
         sampling = {}  # future -> (job name, progress-bar slot): claimed jobs being sampled
         slots = list(range(parallel, 0, -1))  # free progress-bar rows below the sweep's own
         writing = None  # (name, future): the commit of the job handed to the writer last
@@ -422,24 +426,36 @@ class Sweep:
         def settle():  # wait for the last commit; a failed write is raised here, in this thread
             nonlocal writing
             name, future = writing
+            try:
+                future.result()
+            except BaseException:
+                if future.done():
+                    writing = None  # its failure is what propagates
+                raise
             writing = None
-            future.result()
             self.statuses[name] = "done"
             overall.update(1)
 
         def hand_over(done):  # finished samples go to the writer, one commit at a time
             nonlocal writing
             for future in done:
-                name, slot = sampling.pop(future)
+                name, slot = sampling[future]
+                idata = future.result()  # a failed job stops the run (its claim: ``claimed``)
+                if writing is not None:
+                    settle()
+                writing = (name, writer.submit(self._commit, name, idata))
+                claimed.discard(name)  # the writer's to release now
+                del sampling[future]
                 slots.append(slot)
-                try:  # the claim is the writer's to release once the commit is submitted
-                    idata = future.result()
-                    if writing is not None:
-                        settle()
-                    writing = (name, writer.submit(self._commit, name, idata))
-                except BaseException:
-                    self.rundir.release(name)
-                    raise
+
+        def start(n, s, name):
+            data, slot = self._dataset(s), slots.pop()
+            if parallel == 1:  # in this thread, as before: a signal interrupts PyMC's sampler too
+                future = Future()
+                future.set_result(self._sample(n, s, runner, progress, data, slot, cancel))
+            else:
+                future = sampler.submit(self._sample, n, s, runner, progress, data, slot, cancel)
+            sampling[future] = (name, slot)
 
         try:
             with (
@@ -448,11 +464,13 @@ class Sweep:
             ):
                 try:
                     for n, s in todo:
+                        hand_over([f for f in sampling if f.done()])  # a failed job stops the run early
                         if len(sampling) == parallel:
                             hand_over(wait(sampling, return_when=FIRST_COMPLETED).done)
                         if writing is not None and writing[1].done():
                             settle()  # a write that failed stops the run before another job samples
                         name = self.name(n, s)
+                        overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
                         taken = self.rundir.take(name)
                         if taken:
                             self.statuses[name] = taken
@@ -460,27 +478,24 @@ class Sweep:
                                 log(f"{name} is being run by another process; skipped here")
                             overall.update(1)
                             continue
-                        overall.set_postfix_str(f"n={n} seed={self.settings.data_seed(s)}")
-                        try:
-                            data, slot = self._dataset(s), slots.pop()
-                            job = sampler.submit(self._sample, n, s, runner, progress, data, slot, cancel)
-                        except BaseException:
-                            self.rundir.release(name)
-                            raise
-                        sampling[job] = (name, slot)
+                        claimed.add(name)
+                        start(n, s, name)
                     while sampling:
                         hand_over(wait(sampling, return_when=FIRST_COMPLETED).done)
                     if writing is not None:
                         settle()
-                except BaseException:
+                finally:
                     cancel.set()  # the sampling threads stop at their next chunk; leaving waits for them
-                    raise
         except BaseException:
-            if writing is not None and writing[1].done() and writing[1].exception() is not None:
-                log(f"writing {writing[0]} failed too: {writing[1].exception()!r}")  # not lost behind this
+            if writing is not None and writing[1].done():  # the commit in progress when the run stopped
+                failed = writing[1].exception()
+                if failed is not None:  # not lost behind the exception that propagates
+                    log(f"writing {writing[0]} failed too: {failed!r}")
+                else:
+                    self.statuses[writing[0]] = "done"
             raise
         finally:  # leaving the executors' block waited for the sampling threads and the write in progress
-            for name, _ in sampling.values():  # sampled (or stopped) but never handed to the writer
+            for name in claimed:  # claimed, sampled or stopped, but never handed to the writer
                 self.rundir.release(name)
             overall.close()
             self.compilations = runner.compilations
@@ -594,6 +609,8 @@ def load_run(path, *, job: dict | None = None, settings: dict | None = None) -> 
     copied from another directory — is refused, named (:func:`~tms_bayes.store.rundir.run_mismatch`)."""
     try:
         idata = read_inference_data(path)
+    except (PermissionError, MemoryError):
+        raise  # the file may be fine: a problem of the reader
     except Exception as exc:  # truncated, not HDF5, not InferenceData
         raise ValueError(
             f"{path} is not a readable run file ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
@@ -675,6 +692,8 @@ class _JaxRunner:
         self.jax = jax
         self.sweep = sweep
         st = sweep.settings
+        if devices is not None:
+            _validate.integer("devices", devices, minimum=1)
         jobs_at_once = concurrent and jax.default_backend() == "cpu"  # each job on device 0, unsharded
         self.parallel_jobs = (devices or jax.device_count()) if jobs_at_once else 1
         self.devices = 1 if jobs_at_once else devices
@@ -695,6 +714,7 @@ class _JaxRunner:
         self.dims = dict(model.named_vars_to_dims)
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
         self.sampler = ChainSampler(self.cm, nuts, st.chains)
+        self.cm._posterior  # one jitted program for every sampling thread (created here, not raced for)
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
 
     @property
@@ -819,6 +839,10 @@ def _rowwise(ll) -> np.ndarray:
     return ll.sum([d for d in ll.dims if d not in ("chain", "draw", "obs")]).values
 
 
+#: ``warnings.catch_warnings`` swaps the process's filters: sampling threads enter it one at a time
+_WARNINGS = threading.Lock()
+
+
 def _to_idata(posterior, stats, observed, dims, coords, log_likelihood, attrs) -> az.InferenceData:
     """One job's InferenceData; ``log_likelihood`` {observed name: (chain, draw, n)} is stored in float32."""
     obs_dims = {k: list(dims[k]) for k in observed}
@@ -827,7 +851,7 @@ def _to_idata(posterior, stats, observed, dims, coords, log_likelihood, attrs) -
     var_dims = {k: list(v) for k, v in dims.items() if k in posterior and v}
     ll_dims = {k: ["obs"] for k in log_likelihood}
     log_likelihood = {k: np.asarray(v, dtype=np.float32) for k, v in log_likelihood.items()}
-    with warnings.catch_warnings():
+    with _WARNINGS, warnings.catch_warnings():  # the filters are process-wide: one thread at a time
         warnings.simplefilter("ignore")
         idata = az.from_dict(
             posterior=posterior,

@@ -30,7 +30,8 @@ def open_dataarray(path, **kwargs) -> xr.DataArray:
 
 def read_inference_data(path) -> az.InferenceData:
     """Every group of an ArviZ InferenceData file, read into memory (the file is closed again): the
-    groups ``InferenceData.to_netcdf`` wrote, each equal (``identical``) to what ``az.from_netcdf``
-    returns, through xarray (its lock) in one opening of the file."""
+    groups ``InferenceData.to_netcdf`` wrote, each equal (``identical``) to the group ``az.from_netcdf``
+    returns (attrs of the file's root group, which tms-bayes never writes, are not kept), through
+    xarray (its lock) in one opening of the file."""
     with xr.open_datatree(path, engine=ENGINE) as tree:
         return az.InferenceData(**{name: tree[name].to_dataset().load() for name in tree.children})

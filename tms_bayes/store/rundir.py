@@ -159,7 +159,7 @@ class RunDir:
         self.completed: dict[str, list[str]] = {}
         self.extra: dict = {}
         # the manifest's bookkeeping (completed, its file) may be touched from a writer thread too
-        # (``Sweep.run`` writes each job's files while the next job samples)
+        # (``Sweep.run`` writes each job's files while the next jobs sample)
         self._books = threading.RLock()
         path = self.manifest_path
         if path.exists():
@@ -429,8 +429,20 @@ class RunDir:
             path.unlink(missing_ok=True)
 
     def release(self, key: str) -> None:
-        """Give up the claim on ``key`` (after its files are committed, or when it failed)."""
-        (self.out / "locks" / f"{key}.lock").unlink(missing_ok=True)
+        """Give up this process's claim on ``key`` (after its files are committed, or when it failed).
+        A lock that another process holds is left alone: releasing twice (a run stopped while handing
+        the job to its writer thread, which releases it too) never frees a claim taken since."""
+        path = self.out / "locks" / f"{key}.lock"
+        try:
+            owner = json.loads(_read_text(path) or "null")
+        except ValueError:
+            owner = None  # unreadable: not another writer's that we could recognise
+        if isinstance(owner, dict) and (owner.get("host"), owner.get("pid")) != (
+            socket.gethostname(),
+            os.getpid(),
+        ):
+            return
+        path.unlink(missing_ok=True)
 
     def path(self, key: str, index: int = 0) -> Path:
         """The ``index``-th file of the finished job ``key``."""
