@@ -406,7 +406,6 @@ class Sweep:
         loses at most the jobs in flight, one per sampling thread.  With one job at a time (one device,
         an accelerator, the PyMC backend) the job samples in this thread, where a signal interrupts it.
         (On a Dask cluster: :func:`tms_bayes.inference.executor.run_on_dask`; the files are the same.)"""
-        import threading
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         from tqdm.auto import tqdm
