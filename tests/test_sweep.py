@@ -243,8 +243,7 @@ import json, sys
 import tms_bayes
 tms_bayes.configure(2)
 import numpy as np
-from tms_bayes.inference.sweep import SweepSettings, run_sweep, load_run
-from tms_bayes.inference.sweep import Sweep
+from tms_bayes.inference.sweep import Sweep, SweepSettings, run_sweep
 st = SweepSettings(n=(40, 80), seeds=1, chains=2, tune=30, draws=20)
 out = {}
 quiet = lambda *_: None

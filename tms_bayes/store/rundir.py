@@ -433,14 +433,8 @@ class RunDir:
         A lock that another process holds is left alone: releasing twice (a run stopped while handing
         the job to its writer thread, which releases it too) never frees a claim taken since."""
         path = self.out / "locks" / f"{key}.lock"
-        try:
-            owner = json.loads(_read_text(path) or "null")
-        except ValueError:
-            owner = None  # unreadable: not another writer's that we could recognise
-        if isinstance(owner, dict) and (owner.get("host"), owner.get("pid")) != (
-            socket.gethostname(),
-            os.getpid(),
-        ):
+        owner = _lock_owner(path)  # None: gone, or unreadable — not another writer's we could recognise
+        if owner is not None and (owner.get("host"), owner.get("pid")) != (socket.gethostname(), os.getpid()):
             return
         path.unlink(missing_ok=True)
 
@@ -504,11 +498,19 @@ def _token(lock: Path) -> str | None:
         return None
 
 
-def _stale(lock: Path) -> bool:
-    """Whether ``lock`` was left by a process of this host that no longer runs."""
+def _lock_owner(lock: Path) -> dict | None:
+    """The record a lock file holds ({host, pid, time, token}); None when it is gone or unreadable."""
     try:
         body = json.loads(lock.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _stale(lock: Path) -> bool:
+    """Whether ``lock`` was left by a process of this host that no longer runs."""
+    body = _lock_owner(lock)
+    if body is None:
         return True  # unreadable: written by a process killed mid-write
     if body.get("host") != socket.gethostname():
         return False  # cannot tell: another machine's writer may be alive
