@@ -32,7 +32,7 @@ def test_chees_recovers_the_exact_posterior_of_a_conjugate_regression():
     chains = 32
     sampler = ChainSampler(cm, NutsSettings(tune=300, draws=300, chain_method="chees"), chains)
     init = jnp.asarray(rng.normal(size=(chains, cm.dim)))
-    draws, _, _ = sampler.run(jax.random.key(1), init, stack_data(as_jax(cm.data), chains))
+    draws, _ = sampler.run(jax.random.key(1), init, stack_data(as_jax(cm.data), chains))
     w = draws["position"]  # (chain, draw, 3)
     n_steps = draws["n_steps"]
     assert np.all(n_steps == n_steps[:1])  # every chain takes the same number of leapfrog steps

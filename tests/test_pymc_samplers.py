@@ -50,7 +50,7 @@ def test_our_engine_recovers_the_exact_posterior(regression):
     model, exact, sd = regression
     cm = compile_model(model)
     sampler = ChainSampler(cm, NutsSettings(tune=400, draws=600), 2)
-    draws, _, _ = sampler.run(jax.random.key(11), jnp.zeros((2, cm.dim)), stack_data(cm.data, 2))
+    draws, _ = sampler.run(jax.random.key(11), jnp.zeros((2, cm.dim)), stack_data(cm.data, 2))
     _posterior_mean_check(np.asarray(cm.unravel(draws["position"])["w"]), exact, sd)
 
 

@@ -138,7 +138,7 @@ def test_one_dimensional_free_energy_matches_quadrature_and_mass_goes_where_chai
     sampler = ChainSampler(cm, NutsSettings(tune=200, draws=100, chunk=100), chains)
     data = stack_data({"n": jnp.asarray(1000.0)}, chains)
     init = jnp.asarray(prior_particles(m, cm, chains, seed=99))
-    draws, _, _ = sampler.run(jax.random.key(0), init, data)
+    draws, _ = sampler.run(jax.random.key(0), init, data)
     w = -2 + 4 / (1 + np.exp(-draws["position"][..., 0]))
     per_chain = (w > split).mean(axis=1)
     assert np.all((per_chain == 0) | (per_chain == 1))  # no chain crosses the barrier

@@ -12,7 +12,7 @@ import pytest
 from tms_bayes._jax import jax, jnp
 from tms_bayes.analysis.diagnostics import invariant_quantities, summarize_run
 from tms_bayes.inference.compile import compile_model
-from tms_bayes.inference.nuts import NutsSettings, make_sampler, stack_data
+from tms_bayes.inference.nuts import ChainSampler, NutsSettings, stack_data
 from tms_bayes.inference.sweep import Sweep, SweepSettings, build_model, dataset, load_sweep, run_sweep
 
 TINY = dict(model="tms", n=(60, 120), seeds=1, chains=2, tune=40, draws=30)
@@ -36,28 +36,25 @@ def test_nuts_recovers_conjugate_gaussian_posterior_for_several_n(chain_method):
     rng = np.random.default_rng(0)
     y = rng.normal(1.5, 1.0, size=200)
     cm = compile_model(conjugate_model(y, np.ones(200), 1.0))
-    settings = NutsSettings(tune=300, draws=400, chunk=400, chain_method=chain_method)
-    warmup, sample = make_sampler(cm, settings)
+    settings = NutsSettings(tune=300, draws=400, chunk=350, chain_method=chain_method)
     chains = 4
+    sampler = ChainSampler(cm, settings, chains)
     for n, beta in [(20, 1.0), (200, 0.3)]:
         data = cm.with_data(mask=(np.arange(200) < n).astype(float), beta=beta)
-        stacked = stack_data(data, chains)
-        keys = jax.random.split(jax.random.key(n), 2 * chains).reshape(2, chains)
-        state, params = warmup(keys[0], jnp.zeros((chains, 1)), stacked)
-        _, draws = sample(keys[1], state, params, stacked)
-        x = np.asarray(draws.position)[..., 0]
+        draws, _ = sampler.run(jax.random.key(n), jnp.zeros((chains, 1)), stack_data(data, chains))
+        x = draws["position"][..., 0]
         v = 1.0 / (1.0 + beta * n)
         m = v * beta * y[:n].sum()
         ess = chains * settings.draws / 3  # conservative: NUTS on a Gaussian gives ESS ≳ draws/3
         assert x.mean() == pytest.approx(m, abs=5 * math.sqrt(v / ess))
         assert x.var() == pytest.approx(v, rel=5 * math.sqrt(2 / ess))
-    assert warmup._cache_size() == 1 and sample._cache_size() == 1  # one compilation for every n and β
+    assert sampler.compilations == 1  # one program for every n and β
 
 
 def test_sweep_compiles_once_and_writes_inferencedata(tmp_path):
     settings = SweepSettings(**{**TINY, "n": (40, 80, 120)})
     sweep = run_sweep(settings, tmp_path / "sw", progress=False, log=lambda *_: None)
-    assert sweep.compilations == 2  # warmup + sampling, for all three n
+    assert sweep.compilations == 1  # warmup and sampling in one program, for all three n
     assert len(sweep.completed) == 3
     idata = sweep.load(80, 0)
     assert set(idata.groups()) == {"posterior", "sample_stats", "log_likelihood", "observed_data"}

@@ -466,27 +466,19 @@ def _nuts_losses(cm, nll_fn, data, w0, key, *, chains, draws, tune, target_accep
     """n·L_n at every kept NUTS draw of the localised posterior, (chain, draw), chains started at w*.
     Returns (nll, sample stats, burn-in 0, mean acceptance, divergent share, gradient evaluations,
     positions (chain, draw, dim))."""
-    from .nuts import NutsSettings, make_sampler, stack_data
+    from .nuts import ChainSampler, NutsSettings, stack_data
 
     settings = NutsSettings(tune=tune, draws=draws, chunk=draws, target_accept=target_accept)
-    warmup, sample = make_sampler(cm, settings, chains=chains)
-    stacked = stack_data(cm.data, chains)
-    k1, k2 = jax.random.split(key)
-    state, params = warmup(jax.random.split(k1, chains), jnp.broadcast_to(w0, (chains, cm.dim)), stacked)
-    _, out = sample(jax.random.split(k2, chains), state, params, stacked)
-    nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(out.position)  # (chain, draw)
-    stats = {
-        "diverging": np.asarray(out.diverging),
-        "tree_depth": np.asarray(out.tree_depth),
-        "acceptance_rate": np.asarray(out.acceptance_rate),
-        "energy": np.asarray(out.energy),
-        "n_steps": np.asarray(out.n_steps),
-    }
+    sampler = ChainSampler(cm, settings, chains)
+    init = jnp.broadcast_to(w0, (chains, cm.dim))
+    out, _ = sampler.run(key, init, stack_data(cm.data, chains))
+    nll = jax.vmap(jax.vmap(lambda w: nll_fn(w, data)))(out["position"])  # (chain, draw)
+    stats = {k: out[k] for k in ("diverging", "tree_depth", "acceptance_rate", "energy", "n_steps")}
     accept = float(np.mean(stats["acceptance_rate"]))
     divergent = float(np.mean(stats["diverging"]))
     # leapfrog steps: counted while sampling, and estimated at the same rate for the adaptation
     grad_evals = int(stats["n_steps"].sum() * (1 + tune / draws))
-    return nll, stats, 0, accept, divergent, grad_evals, out.position
+    return nll, stats, 0, accept, divergent, grad_evals, out["position"]
 
 
 def _sgld_losses(

@@ -1,13 +1,15 @@
 """Compile-once NUTS on the JAX backend (blackjax) for a batch of chains with per-chain data.
 
-One call of :func:`make_sampler` builds two jitted programs for a :class:`CompiledModel`:
-
-- ``warmup(keys, init, data) -> (state, params)``: Stan-style window adaptation (step size by dual
-  averaging, diagonal or dense inverse mass matrix: ``mass_matrix``), **per chain**;
-- ``sample(keys, state, params, data) -> (state, draws)``: ``chunk`` NUTS transitions per chain.
-
-Data (padded to a fixed number of rows, with a mask) and β are arguments with a leading chain
-axis, so every n and every seed of a sweep reuses the same two compiled programs.
+:func:`make_program` builds one jitted program for a :class:`CompiledModel` that runs a chunk of
+transitions of every chain: Stan-style window adaptation (step size by dual averaging, diagonal or
+dense inverse mass matrix: ``mass_matrix``), **per chain**, then NUTS with the adapted parameters —
+warmup and sampling in one program (they share the NUTS transition, which is most of what XLA compiles;
+one compilation instead of two saves ≈ 1.2 s of a cold sweep's ≈ 4.2 s of compiling on a 2-core CPU).
+What each transition of a chunk does (adapt, keep, nothing) is an argument (:func:`plan`), as are
+the data (padded to a fixed number of rows, with a mask) and β, with a leading chain axis, so every
+n, every seed and every chunk of a sweep reuse the same compiled program.  The draws are bitwise those
+of blackjax's ``window_adaptation(...).run`` followed by ``blackjax.nuts`` transitions with the same
+keys (``tests/test_nuts.py``).
 
 Chains are mapped either with ``jax.vmap`` ("vectorized": fast batched gradients, but chains advance
 in lockstep, so a transition costs the deepest tree of the batch) or ``jax.lax.map``
@@ -43,7 +45,7 @@ from .._options import CHAIN_METHODS, MASS_MATRICES
 from .._jax import jax, jnp
 from .compile import CompiledModel
 
-__all__ = ["NutsSettings", "Draws", "make_sampler", "ChainSampler", "Cancelled"]
+__all__ = ["NutsSettings", "Draws", "make_program", "plan", "window_adaptation", "ChainSampler", "Cancelled"]
 
 #: ChEES: initial step size and Adam's learning rate for log trajectory length (the paper's 0.025)
 CHEES_STEP_SIZE, CHEES_LEARNING_RATE = 0.1, 0.025
@@ -84,58 +86,146 @@ class Draws(NamedTuple):
     tree_depth: jax.Array
     diverging: jax.Array
     acceptance_rate: jax.Array
+    step_size: jax.Array  # the step size of the transition
 
 
-def make_sampler(
-    cm: CompiledModel, settings: NutsSettings, chains: int | None = None
-) -> tuple[Callable, Callable]:
-    """Return jitted (warmup, sample) functions for ``cm`` (module docstring); with ``chains`` given,
-    the chains are sharded across devices."""
+class Carry(NamedTuple):
+    """What one chain carries from one transition to the next: the NUTS state and the window
+    adaptation's state (:func:`window_adaptation`)."""
 
-    def logdensity_for(data):
-        return cm.logdensity(data)
+    state: blackjax.mcmc.hmc.HMCState
+    adaptation: tuple
 
-    def warmup_one(key, init, data):
-        warm = blackjax.window_adaptation(
-            blackjax.nuts,
-            logdensity_for(data),
-            target_acceptance_rate=settings.target_accept,
-            is_mass_matrix_diagonal=settings.mass_matrix == "diag",
-            adaptation_info_fn=get_filter_adapt_info_fn(),
-            max_num_doublings=settings.max_tree_depth,
-        )
-        (state, params), _ = warm.run(key, init, num_steps=settings.tune)
-        return state, {"step_size": params["step_size"], "inverse_mass_matrix": params["inverse_mass_matrix"]}
 
-    def sample_one(key, state, params, data):
-        kernel = blackjax.nuts(logdensity_for(data), max_num_doublings=settings.max_tree_depth, **params)
+#: a transition's role in :func:`plan`: padding (no transition), warmup (adapting), a kept draw
+PAD, WARMUP, SAMPLE = 0, 1, 2
 
-        def step(state, k):
-            state, info = kernel.step(k, state)
-            return state, Draws(
-                state.position,
-                state.logdensity,
+
+def window_adaptation(target_accept: float, diagonal: bool):
+    """Stan's warmup (Stan reference manual, "HMC algorithm parameters"; blackjax's
+    ``window_adaptation``, whose building blocks these are) as three pure functions of a per-chain state
+    (dual-averaging state, mass-matrix state, current step size, current inverse mass matrix):
+
+    - ``init(dim)``: step size 1, inverse mass matrix I;
+    - ``update(state, stage, window_end, position, acceptance)``: every warmup transition adapts the log
+      step size by dual averaging towards the target acceptance; in a slow window (``stage`` 1) the
+      position also enters Welford's running covariance, and at the end of each slow window the inverse
+      mass matrix becomes its regularised estimate (n Σ̂ + 5·10⁻³ I)/(n + 5) and dual averaging restarts
+      from the window's averaged step size;
+    - ``step_size(state)``: the step size for sampling, exp of the averaged log step size.
+
+    The windows (``stage``, ``window_end`` per warmup transition) are blackjax's ``build_schedule``."""
+    from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
+
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(diagonal)
+    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+
+    def init(dim):
+        mm = mm_init(dim)
+        return da_init(1.0), mm, jnp.asarray(1.0), mm.inverse_mass_matrix
+
+    def fast(position, acceptance, state):
+        da, mm, _, imm = state
+        da = da_update(da, acceptance)
+        return da, mm, jnp.exp(da.log_step_size), imm
+
+    def slow(position, acceptance, state):
+        da, mm, _, _ = state
+        mm, da = mm_update(mm, position), da_update(da, acceptance)
+        return da, mm, jnp.exp(da.log_step_size), mm.inverse_mass_matrix
+
+    def window_end(state):
+        da, mm, _, _ = state
+        mm = mm_final(mm)
+        da = da_init(da_final(da))
+        return da, mm, jnp.exp(da.log_step_size), mm.inverse_mass_matrix
+
+    def update(state, stage, end, position, acceptance):
+        state = jax.lax.switch(stage, (fast, slow), position, acceptance, state)
+        return jax.lax.cond(end, window_end, lambda s: s, state)
+
+    def step_size(state):
+        return jnp.exp(state[0].log_step_size_avg)
+
+    return init, update, step_size
+
+
+def plan(settings: NutsSettings) -> dict[str, np.ndarray]:
+    """The transitions of a run, in calls of ``chunk``: {"mode", "stage", "end"}, each (calls, chunk) —
+    ``tune`` warmup transitions (mode :data:`WARMUP`, with the window schedule's stage and window end)
+    then ``draws`` kept ones (:data:`SAMPLE`), the last call padded (:data:`PAD`)."""
+    from blackjax.adaptation.window_adaptation import build_schedule
+
+    total = settings.tune + settings.draws
+    calls = math.ceil(total / settings.chunk)
+    size = calls * settings.chunk
+    mode = np.full(size, PAD, dtype=np.int32)
+    mode[: settings.tune], mode[settings.tune : total] = WARMUP, SAMPLE
+    schedule = np.zeros((size, 2), dtype=np.int32)
+    schedule[: settings.tune] = np.asarray(build_schedule(settings.tune))
+    return {
+        "mode": mode.reshape(calls, -1),
+        "stage": schedule[:, 0].reshape(calls, -1),
+        "end": schedule[:, 1].astype(bool).reshape(calls, -1),
+    }
+
+
+def make_program(cm: CompiledModel, settings: NutsSettings, chains: int | None = None) -> Callable:
+    """The jitted NUTS program for ``cm`` (module docstring):
+    ``advance(keys, carry, position, data, plan, fresh) -> (carry, draws)`` runs one call of
+    :func:`plan` — warmup transitions, kept ones or both — for every chain: ``keys`` (chain, chunk) one
+    key per transition, ``carry`` (:class:`Carry`, leading chain axis) where the last call left off,
+    or, when ``fresh``, ignored for a new start at ``position`` (chain, dim); ``data`` with a leading
+    chain axis; ``plan`` one row of :func:`plan` (shared by the chains).  With ``chains`` given, the
+    chains are sharded across devices.  A warmup transition runs NUTS with the adaptation's current
+    step size and inverse mass matrix, then adapts them (:func:`window_adaptation`); a kept one runs
+    with the adapted ones, frozen — the transitions of blackjax's ``window_adaptation(...).run`` followed
+    by ``blackjax.nuts(...)`` steps, in one program instead of two."""
+    kernel = blackjax.nuts.build_kernel()
+    adapt_init, adapt_update, sampling_step_size = window_adaptation(
+        settings.target_accept, settings.mass_matrix == "diag"
+    )
+
+    def advance_one(keys, carry, position, data, plan, fresh):
+        logdensity = cm.logdensity(data)
+
+        def start(_):
+            return Carry(blackjax.nuts.init(position, logdensity), adapt_init(position.shape[-1]))
+
+        carry = jax.lax.cond(fresh, start, lambda c: c, carry)
+
+        def step(carry, xs):
+            key, mode, stage, end = xs
+            state, adaptation = carry
+            warm = mode == WARMUP
+            step_size = jnp.where(warm, adaptation[2], sampling_step_size(adaptation))
+            new, info = kernel(
+                key, state, logdensity, step_size, adaptation[3], max_num_doublings=settings.max_tree_depth
+            )
+            adapted = adapt_update(adaptation, stage, end, new.position, info.acceptance_rate)
+            carry = Carry(_where(mode != PAD, new, state), _where(warm, adapted, adaptation))
+            draws = Draws(
+                new.position,
+                new.logdensity,
                 info.energy,
                 info.num_integration_steps,
                 info.num_trajectory_expansions,
                 info.is_divergent,
                 info.acceptance_rate,
+                step_size,
             )
+            return carry, draws
 
-        return jax.lax.scan(step, state, jax.random.split(key, settings.chunk))
+        return jax.lax.scan(step, carry, (keys, plan["mode"], plan["stage"], plan["end"]))
 
-    if settings.chain_method == "chees":
-        return _chees_programs(cm, settings, chains)
     if settings.chain_method == "vectorized":
-        warmup = jax.vmap(warmup_one)
-        sample = jax.vmap(sample_one)
+        advance = jax.vmap(advance_one, in_axes=(0, 0, 0, 0, None, None))
     else:
-        warmup = lambda keys, init, data: jax.lax.map(  # noqa: E731
-            lambda a: warmup_one(*a), (keys, init, data)
-        )
-        sample = lambda keys, state, params, data: jax.lax.map(
-            lambda a: sample_one(*a), (keys, state, params, data)
-        )  # noqa: E731
+
+        def advance(keys, carry, position, data, plan, fresh):
+            return jax.lax.map(lambda a: advance_one(*a, plan, fresh), (keys, carry, position, data))
+
     if chains is not None:
         shards = shard_count(chains, settings.devices)
         if shards > 1:
@@ -145,10 +235,20 @@ def make_sampler(
                 axis_types=(jax.sharding.AxisType.Auto,),
                 devices=jax.devices()[:shards],
             )
-            spec = jax.sharding.PartitionSpec("chain")
-            warmup = jax.shard_map(warmup, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-            sample = jax.shard_map(sample, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return jax.jit(warmup), jax.jit(sample)
+            spec, shared = jax.sharding.PartitionSpec("chain"), jax.sharding.PartitionSpec()
+            advance = jax.shard_map(
+                advance,
+                mesh=mesh,
+                in_specs=(spec, spec, spec, spec, shared, shared),
+                out_specs=spec,
+                check_vma=False,
+            )
+    return jax.jit(advance)
+
+
+def _where(condition, new, old):
+    """``new`` where ``condition`` holds, else ``old``, leaf by leaf of two pytrees of one structure."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 
 
 def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | None):
@@ -206,6 +306,7 @@ def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | Non
                 zeros,  # no NUTS tree: depth 0
                 info.is_divergent,
                 info.acceptance_rate,
+                jnp.broadcast_to(p["step_size"], zeros.shape),
             )
 
         state, draws = jax.lax.scan(step, state, jax.random.split(key_steps, settings.chunk))
@@ -232,8 +333,9 @@ class Cancelled(Exception):
 
 class ChainSampler:
     """Warmup and sampling of ``chains`` chains of ``cm``, compiled (ahead of time) on the first
-    :meth:`run` and reused by every later one: a sweep compiles exactly two programs.  :meth:`run` may
-    be called from several threads at once (the programs are compiled once, by the first).
+    :meth:`run` and reused by every later one: a sweep compiles one program (:func:`make_program`;
+    two for the "chees" chain method).  :meth:`run` may be called from several threads at once (the
+    program is compiled once, by the first).
 
     ``compilations`` counts the programs compiled; ``compile_s`` the seconds spent compiling."""
 
@@ -245,7 +347,11 @@ class ChainSampler:
             raise ValueError("chain_method='chees' adapts a diagonal mass matrix: use mass_matrix='diag'")
         if settings.chain_method == "chees" and self.chains < 2:
             raise ValueError("chain_method='chees' adapts across chains: it needs chains >= 2 (use many)")
-        self.warmup, self.sample = make_sampler(cm, settings, chains=self.chains)
+        if settings.chain_method == "chees":
+            self.warmup, self.sample = _chees_programs(cm, settings, self.chains)
+        else:
+            self.advance = make_program(cm, settings, chains=self.chains)
+            self.plan = plan(settings)
         self._compiled = None
         self._compiling = threading.Lock()
         self.compilations = 0
@@ -253,23 +359,60 @@ class ChainSampler:
 
     def _compile(self, keys, init, data):
         t0 = time.perf_counter()
-        warm = self.warmup.lower(keys, init, data).compile()
-        state, params = jax.eval_shape(self.warmup, keys, init, data)
-        samp = self.sample.lower(keys, state, params, data).compile()
-        self._compiled = (warm, samp)
-        self.compilations += 2
+        if self.settings.chain_method == "chees":
+            warm = self.warmup.lower(keys[0], init, data).compile()
+            state, params = jax.eval_shape(self.warmup, keys[0], init, data)
+            self._compiled = (warm, self.sample.lower(keys[0], state, params, data).compile())
+            self.compilations += 2
+        else:
+            blank = jax.tree.map(
+                lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(self._start, init, data)
+            )
+            row = {k: v[0] for k, v in self.plan.items()}
+            program = self.advance.lower(keys[:, 0], blank, init, data, row, np.bool_(True)).compile()
+            self._compiled = (program, blank)
+            self.compilations += 1
         self.compile_s += time.perf_counter() - t0
 
-    def run(self, key, init, data, bar=None, cancel=None) -> tuple[dict, np.ndarray, float]:
-        """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
-        chain axis, see :func:`stack_data`).  Returns (draws: {Draws field: (chain, draw, ...)},
-        adapted step sizes (chain,), sampling seconds); ``bar`` (tqdm) advances per chunk.  ``cancel``
-        (a ``threading.Event``), when set, stops the run before its next compiled call (warmup, or a
-        chunk of draws) with :class:`Cancelled`."""
+    def _start(self, init, data):
+        """The carry's structure (:class:`Carry`, leading chain axis), for :func:`jax.eval_shape`."""
+        init_adaptation, _, _ = window_adaptation(
+            self.settings.target_accept, self.settings.mass_matrix == "diag"
+        )
+
+        def one(position, data):
+            state = blackjax.nuts.init(position, self.cm.logdensity(data))
+            return Carry(state, init_adaptation(position.shape[-1]))
+
+        return jax.vmap(one)(init, data)
+
+    def _keys(self, key) -> jax.Array:
+        """One key per transition and chain, (chain, calls × chunk) for :func:`plan`'s calls: the
+        warmup's from one key per chain, the kept draws' from one key per chain and ``chunk``."""
         st = self.settings
-        self.cm.check_data(data)
         n_chunks = math.ceil(st.draws / st.chunk)
         keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
+        if st.chain_method == "chees":
+            return keys
+        split = jax.vmap(jax.random.split, in_axes=(0, None))
+        steps = jnp.concatenate(
+            [split(keys[0], st.tune), *(split(keys[2 + i], st.chunk) for i in range(n_chunks))], axis=1
+        )
+        size = self.plan["mode"].size
+        steps = steps[:, : st.tune + st.draws]
+        if steps.shape[1] < size:  # padding transitions (nothing is kept from them) reuse the last key
+            steps = jnp.concatenate([steps, jnp.repeat(steps[:, -1:], size - steps.shape[1], axis=1)], axis=1)
+        return steps.reshape(self.chains, -1, st.chunk)
+
+    def run(self, key, init, data, bar=None, cancel=None) -> tuple[dict, float]:
+        """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
+        chain axis, see :func:`stack_data`).  Returns (draws: {:class:`Draws` field: (chain, draw, ...)},
+        sampling seconds); ``bar`` (tqdm) advances per chunk of
+        transitions.  ``cancel`` (a ``threading.Event``), when set, stops the run before its next
+        compiled call (a chunk of transitions) with :class:`Cancelled`."""
+        st = self.settings
+        self.cm.check_data(data)
+        keys = self._keys(key)
 
         def go_on():
             if cancel is not None and cancel.is_set():
@@ -278,29 +421,47 @@ class ChainSampler:
         go_on()
         with self._compiling:
             if self._compiled is None:
-                self._compile(keys[0], init, data)
-        warm, samp = self._compiled
+                self._compile(keys, init, data)
         t0 = time.perf_counter()
+        if st.chain_method == "chees":
+            chunks = self._run_chees(keys, init, data, bar, go_on)
+        else:
+            program, carry = self._compiled
+            chunks = []
+            for i in range(self.plan["mode"].shape[0]):
+                go_on()
+                row = {k: v[i] for k, v in self.plan.items()}
+                carry, draws = program(keys[:, i], carry, init, data, row, np.bool_(i == 0))
+                kept = row["mode"] == SAMPLE
+                if kept.any():
+                    chunks.append(jax.tree.map(lambda x: x[:, kept], jax.device_get(draws)))
+                if bar is not None:
+                    bar.update(int(np.sum(row["mode"] != PAD)))
+        elapsed = time.perf_counter() - t0
+        draws = {
+            f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in Draws._fields
+        }
+        return draws, elapsed
+
+    def _run_chees(self, keys, init, data, bar, go_on) -> list:
+        """ChEES's warmup program, then its sampling program per chunk of draws."""
+        st = self.settings
+        warm, samp = self._compiled
         go_on()
         state, params = warm(keys[0], init, data)
         if bar is not None:
             bar.update(st.tune)
         chunks = []
-        for i in range(n_chunks):
+        for i in range(math.ceil(st.draws / st.chunk)):
             go_on()
             state, draws = samp(keys[2 + i], state, params, data)
             chunks.append(jax.device_get(draws))
             if bar is not None:
                 bar.update(min(st.chunk, st.draws - i * st.chunk))
-        elapsed = time.perf_counter() - t0
-        draws = {
-            f: np.concatenate([getattr(c, f) for c in chunks], axis=1)[:, : st.draws] for f in Draws._fields
-        }
-        return draws, np.asarray(params["step_size"]), elapsed
+        return chunks
 
-    def stats(self, draws: dict, step_size: np.ndarray) -> dict:
+    def stats(self, draws: dict) -> dict:
         """ArviZ ``sample_stats`` from :meth:`run`'s draws (position excluded)."""
-        shape = draws["logdensity"].shape
         return {
             "lp": draws["logdensity"],
             "energy": draws["energy"],
@@ -308,6 +469,6 @@ class ChainSampler:
             "tree_depth": draws["tree_depth"],
             "diverging": draws["diverging"].astype(bool),
             "acceptance_rate": draws["acceptance_rate"],
-            "step_size": np.broadcast_to(step_size[:, None], shape),
+            "step_size": draws["step_size"],
             "reached_max_treedepth": draws["tree_depth"] >= self.settings.max_tree_depth,
         }

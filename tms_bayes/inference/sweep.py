@@ -335,7 +335,7 @@ class Sweep:
                 f"n…_seed000… hold dataset seeds {settings.seed_offset}…); convert it into a new "
                 f"directory with: tms-bayes merge {self.out} --out NEW_DIR"
             )
-        self.compilations = 0  # JAX programs compiled by this Sweep (2 for a whole jax sweep)
+        self.compilations = 0  # JAX programs compiled by this Sweep (1 for a whole jax sweep)
         self.timings: dict[str, float] = {}
         self._datasets: dict[int, dict] = {}  # the dataset of the seed being run (one kept)
         self.statuses: dict[str, str] = {}  # what this run did with each job ("done", "held", "finished")
@@ -754,7 +754,7 @@ class _JaxRunner:
             position=position,
         )
         try:
-            draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar, cancel=cancel)
+            draws, elapsed = self.sampler.run(key, init, stacked, bar, cancel=cancel)
         finally:
             bar.close()
         self.timings["compile_s"] = self.sampler.compile_s
@@ -762,7 +762,7 @@ class _JaxRunner:
         posterior, ell = self.cm.posterior(draws["position"], job_data)
         return _to_idata(
             posterior,
-            self.sampler.stats(draws, step_size),
+            self.sampler.stats(draws),
             _observed(data, n),
             self.dims,
             self.coords,

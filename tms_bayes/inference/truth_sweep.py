@@ -8,7 +8,7 @@ Protocol (SPEC 5): at each value, ``trials`` independent trials; a trial is one 
 fresh dataset (x ~ U([−1, 1]²), y = f(x; w⁰) + N(0, 1)), started from uniform(−2, 2) on every
 coordinate, on the tempered posterior with β = 1/log n.  The trials of one value run as the chains
 of one job — each chain with its own dataset, which the compile-once engine allows because data are
-per-chain arguments — so the whole sweep uses the two programs compiled for the first value.
+per-chain arguments — so the whole sweep uses the one program compiled for the first value.
 
 On disk (``out/``): ``manifest.json`` (settings, finished values; rewritten atomically after each),
 ``runs/v{index}.nc`` (one InferenceData per value: the trials are independent posteriors on their own
@@ -358,7 +358,7 @@ class _TrialRunner:
             disable=not progress,
             position=1,
         )
-        draws, step_size, elapsed = self.sampler.run(key, init, stacked, bar)
+        draws, elapsed = self.sampler.run(key, init, stacked, bar)
         bar.close()
         pos = draws["position"]
         posterior = {k: np.asarray(v) for k, v in self.cm.unravel(pos).items()}
@@ -385,7 +385,7 @@ class _TrialRunner:
             }
         )
         dims = {k: ["trial", *self.dims.get(k, ())] for k in posterior}
-        stats = self.sampler.stats(draws, step_size)
+        stats = self.sampler.stats(draws)
         idata = az.from_dict(
             posterior={k: _on_trial_dim(v) for k, v in posterior.items()},
             sample_stats={k: _on_trial_dim(v) for k, v in stats.items()},

@@ -85,7 +85,7 @@ def sample_tempered(
         disable=not progress,
     )
     t0 = time.perf_counter()
-    draws_, step_size, _ = sampler.run(
+    draws_, _ = sampler.run(
         jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar
     )
     bar.close()
@@ -95,7 +95,7 @@ def sample_tempered(
         warnings.simplefilter("ignore")
         idata = az.from_dict(
             posterior=posterior,
-            sample_stats=sampler.stats(draws_, step_size),
+            sample_stats=sampler.stats(draws_),
             log_likelihood={cm.observed_name: ell},
             dims={cm.observed_name: ["obs"]},
         )

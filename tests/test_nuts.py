@@ -1,0 +1,88 @@
+"""The one-program NUTS engine (warmup and sampling in one compiled program) against blackjax's own
+window adaptation followed by blackjax NUTS transitions, key for key."""
+
+import math
+
+import blackjax
+import numpy as np
+import pymc as pm
+import pytest
+from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+from tms_bayes._jax import jax, jnp
+from tms_bayes.inference.compile import compile_model
+from tms_bayes.inference.nuts import PAD, SAMPLE, WARMUP, ChainSampler, NutsSettings, plan, stack_data
+
+COV = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 0.5]])
+
+
+def correlated_model():
+    """A correlated 3-d Gaussian (so that a dense mass matrix differs from a diagonal one) with a data
+    container, as the samplers expect."""
+    with pm.Model() as m:
+        shift = pm.Data("shift", np.array([0.5, -1.0, 2.0]))
+        pm.MvNormal("x", mu=shift, cov=COV)
+    return m
+
+
+def reference(cm, settings, key, init, data):
+    """blackjax's ``window_adaptation(nuts).run`` per chain, then ``blackjax.nuts`` steps, with the keys
+    ChainSampler derives from ``key`` (one for each chain's warmup, one per chain and chunk of draws)."""
+    chains = init.shape[0]
+    n_chunks = math.ceil(settings.draws / settings.chunk)
+    keys = jax.random.split(key, chains * (2 + n_chunks)).reshape(-1, chains)
+    logdensity = cm.logdensity(data)
+    out = []
+    for c in range(chains):
+        warm = blackjax.window_adaptation(
+            blackjax.nuts,
+            logdensity,
+            is_mass_matrix_diagonal=settings.mass_matrix == "diag",
+            target_acceptance_rate=settings.target_accept,
+            adaptation_info_fn=get_filter_adapt_info_fn(),
+            max_num_doublings=settings.max_tree_depth,
+        )
+        (state, params), _ = warm.run(keys[0, c], init[c], num_steps=settings.tune)
+        kernel = blackjax.nuts(
+            logdensity,
+            step_size=params["step_size"],
+            inverse_mass_matrix=params["inverse_mass_matrix"],
+            max_num_doublings=settings.max_tree_depth,
+        )
+        step = jax.jit(kernel.step)
+        positions = []
+        for i in range(n_chunks):
+            for k in jax.random.split(keys[2 + i, c], settings.chunk):
+                state, _ = step(k, state)
+                positions.append(np.asarray(state.position))
+        out.append(np.stack(positions[: settings.draws]))
+    return np.stack(out), params["step_size"]
+
+
+@pytest.mark.parametrize("mass_matrix", ["diag", "dense"])
+def test_one_program_reproduces_blackjax_window_adaptation_then_nuts(mass_matrix):
+    """tune 60 + draws 25 in chunks of 20: the windows of Stan's schedule (fast, slow windows ending in a
+    new mass matrix, fast), a call that ends the warmup and starts the draws, and a padded last call.
+    Equal to rounding (1e-9 relative): a wrong adaptation step, step size or key would move every
+    draw by O(1)."""
+    cm = compile_model(correlated_model())
+    settings = NutsSettings(tune=60, draws=25, chunk=20, mass_matrix=mass_matrix)
+    chains = 2
+    init = jnp.asarray(np.random.default_rng(3).normal(size=(chains, 3)) * 2.0)
+    data = cm.with_data()
+    draws, _ = ChainSampler(cm, settings, chains).run(jax.random.key(5), init, stack_data(data, chains))
+    expected, step_size = reference(cm, settings, jax.random.key(5), init, data)
+    np.testing.assert_allclose(draws["position"], expected, rtol=1e-9, atol=1e-12)
+    assert draws["step_size"][-1, -1] == pytest.approx(float(step_size), rel=1e-12)
+    assert np.all(draws["step_size"] == draws["step_size"][:, :1])  # frozen while sampling
+
+
+def test_plan_runs_the_warmup_then_the_draws_in_calls_of_chunk():
+    p = plan(NutsSettings(tune=60, draws=25, chunk=20))
+    assert p["mode"].shape == (5, 20)
+    mode = p["mode"].ravel()
+    assert (mode[:60] == WARMUP).all() and (mode[60:85] == SAMPLE).all() and (mode[85:] == PAD).all()
+    # Stan's windows for 60 warmup transitions (blackjax's build_schedule): fast 9, slow 45, fast 6
+    stage, end = p["stage"].ravel()[:60], p["end"].ravel()[:60]
+    assert stage.tolist() == [0] * 9 + [1] * 45 + [0] * 6
+    assert np.nonzero(end)[0].tolist() == [53]
