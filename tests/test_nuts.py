@@ -3,13 +3,14 @@ window adaptation followed by blackjax NUTS transitions, key for key."""
 
 import math
 
-import blackjax
 import numpy as np
 import pymc as pm
 import pytest
-from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-from tms_bayes._jax import jax, jnp
+from tms_bayes._jax import jax, jnp  # before blackjax: x64 on first (see tms_bayes._jax)
+
+import blackjax  # noqa: E402
+from blackjax.adaptation.base import get_filter_adapt_info_fn  # noqa: E402
 from tms_bayes.inference.compile import compile_model
 from tms_bayes.inference.nuts import PAD, SAMPLE, WARMUP, ChainSampler, NutsSettings, plan, stack_data
 
@@ -86,3 +87,17 @@ def test_plan_runs_the_warmup_then_the_draws_in_calls_of_chunk():
     stage, end = p["stage"].ravel()[:60], p["end"].ravel()[:60]
     assert stage.tolist() == [0] * 9 + [1] * 45 + [0] * 6
     assert np.nonzero(end)[0].tolist() == [53]
+
+
+def test_host_key_splitting_is_jax_random_split_bit_for_bit():
+    from tms_bayes.inference import threefry
+
+    for seed in (0, 5, 2**31 - 1, 2**32 + 7):
+        key = jax.random.key(seed)
+        data = np.asarray(jax.random.key_data(key))
+        for n in (1, 3, 24, 200):
+            expected = np.asarray(jax.random.key_data(jax.random.split(key, n)))
+            np.testing.assert_array_equal(threefry.split(data, n), expected)
+    keys = jax.random.split(jax.random.key(9), 6)  # a batch of keys: split each
+    expected = np.asarray(jax.random.key_data(jax.vmap(lambda k: jax.random.split(k, 50))(keys)))
+    np.testing.assert_array_equal(threefry.split(np.asarray(jax.random.key_data(keys)), 50), expected)

@@ -36,9 +36,13 @@ def test_pm_sample_backend_recovers_the_exact_posterior(regression, sampler):
     if sampler == "nutpie":
         pytest.importorskip("nutpie")
     model, exact, sd = regression
+    kwargs = {"cores": 1} if sampler == "pymc" else {}
+    if sampler == "blackjax":  # PyMC pmaps blackjax chains: one device per chain, unless JAX started before
+        # pymc.sampling.jax raised the CPU device count (test order): vectorized chains need no devices
+        kwargs["nuts_sampler_kwargs"] = {"chain_method": "vectorized"}
     with model:
         idata = pm.sample(draws=600, tune=400, chains=2, nuts_sampler=sampler, random_seed=11, progressbar=False,
-                          compute_convergence_checks=False, **({"cores": 1} if sampler == "pymc" else {}))
+                          compute_convergence_checks=False, **kwargs)
     _posterior_mean_check(idata.posterior.w.values, exact, sd)
 
 

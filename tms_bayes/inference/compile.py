@@ -17,6 +17,7 @@ included), not a re-implementation.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
@@ -224,6 +225,7 @@ def compile_expression(model: pm.Model, expr, cm: CompiledModel | None = None) -
 
 def compile_model(model: pm.Model) -> CompiledModel:
     """Convert ``model`` (see module docstring) into a :class:`CompiledModel`."""
+    probe = _probe_blas()  # while the graphs are built
     value_vars = list(model.value_vars)
     shared = _shared_data(model)
     symbolic = {
@@ -241,6 +243,7 @@ def compile_model(model: pm.Model) -> CompiledModel:
         outputs.append(ell.sum(axis=tuple(range(1, ell.ndim))) if ell.ndim > 1 else ell)
     replaced = clone_replace(outputs, replace=symbolic)
     inputs = [*value_vars, *symbolic.values()]
+    probe.join()
     logp_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[0]])
     loss_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[1]]) if has_loss else None
     pointwise_fn = get_jaxified_graph(inputs=inputs, outputs=[replaced[-1]]) if observed is not None else None
@@ -274,6 +277,19 @@ def compile_model(model: pm.Model) -> CompiledModel:
         else functools.partial(_sufficient, model, form, value_vars, symbolic),
         _check_data=None if form is None else form["check_data"],
     )
+
+
+def _probe_blas() -> threading.Thread:
+    """Resolve PyTensor's BLAS link flags in a thread and return it (join before converting a graph).
+
+    The first graph rewrite of a process reads ``pytensor.config.blas__ldflags``, whose default PyTensor
+    finds by compiling test programs with the C compiler: ≈ 0.35 s on a 2-core CPU, spent waiting for
+    subprocesses, so the graphs can be built meanwhile.  Later calls find the flags resolved."""
+    from pytensor import config
+
+    probe = threading.Thread(target=lambda: config.blas__ldflags, name="tms-bayes-blas-probe", daemon=True)
+    probe.start()
+    return probe
 
 
 def _sufficient(model: pm.Model, form: dict, value_vars: list, symbolic: dict):

@@ -35,6 +35,7 @@ from typing import Callable, NamedTuple
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import blackjax
 import numpy as np
@@ -171,29 +172,31 @@ def plan(settings: NutsSettings) -> dict[str, np.ndarray]:
     }
 
 
-def make_program(cm: CompiledModel, settings: NutsSettings, chains: int | None = None) -> Callable:
-    """The jitted NUTS program for ``cm`` (module docstring):
-    ``advance(keys, carry, position, data, plan, fresh) -> (carry, draws)`` runs one call of
-    :func:`plan` — warmup transitions, kept ones or both — for every chain: ``keys`` (chain, chunk) one
-    key per transition, ``carry`` (:class:`Carry`, leading chain axis) where the last call left off,
-    or, when ``fresh``, ignored for a new start at ``position`` (chain, dim); ``data`` with a leading
-    chain axis; ``plan`` one row of :func:`plan` (shared by the chains).  With ``chains`` given, the
-    chains are sharded across devices.  A warmup transition runs NUTS with the adaptation's current
-    step size and inverse mass matrix, then adapts them (:func:`window_adaptation`); a kept one runs
-    with the adapted ones, frozen — the transitions of blackjax's ``window_adaptation(...).run`` followed
-    by ``blackjax.nuts(...)`` steps, in one program instead of two."""
+def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -> Callable:
+    """The jitted NUTS program for ``chains`` chains of ``cm`` and keys of the PRNG ``impl`` (module
+    docstring): ``advance(keys, call, carry, position, data, plan) -> (carry, draws)`` runs call ``call``
+    of :func:`plan` — warmup transitions, kept ones or both — for every chain.  ``keys`` (chain, chunk,
+    ...): the key data of its transitions (:func:`transition_keys`); ``carry`` (:class:`Carry`, leading
+    chain axis): where the last call left off — ignored by call 0, which starts at ``position`` (chain,
+    dim); ``data``: with a leading chain axis; ``plan``: row ``call`` of :func:`plan`, shared by the
+    chains.  The chains are sharded across devices (``settings.devices``).  A warmup transition runs
+    NUTS with the adaptation's current step size and inverse mass matrix, then adapts them
+    (:func:`window_adaptation`); a kept one runs with the adapted ones, frozen — the transitions of
+    blackjax's ``window_adaptation(...).run`` followed by ``blackjax.nuts(...)`` steps, in one program
+    instead of two."""
     kernel = blackjax.nuts.build_kernel()
     adapt_init, adapt_update, sampling_step_size = window_adaptation(
         settings.target_accept, settings.mass_matrix == "diag"
     )
 
-    def advance_one(keys, carry, position, data, plan, fresh):
+    def advance_one(keys, call, carry, position, data, plan):
         logdensity = cm.logdensity(data)
+        keys = jax.random.wrap_key_data(keys, impl=impl)
 
         def start(_):
             return Carry(blackjax.nuts.init(position, logdensity), adapt_init(position.shape[-1]))
 
-        carry = jax.lax.cond(fresh, start, lambda c: c, carry)
+        carry = jax.lax.cond(call == 0, start, lambda c: c, carry)
 
         def step(carry, xs):
             key, mode, stage, end = xs
@@ -220,29 +223,25 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int | None =
         return jax.lax.scan(step, carry, (keys, plan["mode"], plan["stage"], plan["end"]))
 
     if settings.chain_method == "vectorized":
-        advance = jax.vmap(advance_one, in_axes=(0, 0, 0, 0, None, None))
+        advance = jax.vmap(advance_one, in_axes=(0, None, 0, 0, 0, None))
     else:
 
-        def advance(keys, carry, position, data, plan, fresh):
-            return jax.lax.map(lambda a: advance_one(*a, plan, fresh), (keys, carry, position, data))
+        def advance(keys, call, carry, position, data, plan):
+            return jax.lax.map(lambda a: advance_one(a[0], call, *a[1:], plan), (keys, carry, position, data))
 
-    if chains is not None:
-        shards = shard_count(chains, settings.devices)
-        if shards > 1:
-            mesh = jax.make_mesh(
-                (shards,),
-                ("chain",),
-                axis_types=(jax.sharding.AxisType.Auto,),
-                devices=jax.devices()[:shards],
-            )
-            spec, shared = jax.sharding.PartitionSpec("chain"), jax.sharding.PartitionSpec()
-            advance = jax.shard_map(
-                advance,
-                mesh=mesh,
-                in_specs=(spec, spec, spec, spec, shared, shared),
-                out_specs=spec,
-                check_vma=False,
-            )
+    shards = shard_count(chains, settings.devices)
+    if shards > 1:
+        mesh = jax.make_mesh(
+            (shards,), ("chain",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:shards]
+        )
+        spec, shared = jax.sharding.PartitionSpec("chain"), jax.sharding.PartitionSpec()
+        advance = jax.shard_map(
+            advance,
+            mesh=mesh,
+            in_specs=(spec, shared, spec, spec, spec, shared),
+            out_specs=spec,
+            check_vma=False,
+        )
     return jax.jit(advance)
 
 
@@ -251,9 +250,37 @@ def _where(condition, new, old):
     return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 
 
+def transition_keys(key, chains: int, settings: NutsSettings) -> np.ndarray:
+    """The key data of every chain's transitions, (chain, calls × chunk, *key shape) for :func:`plan`:
+    ``key`` split into one key per chain for the warmup, split again into one per warmup transition, and
+    one per chain and chunk of draws, split into one per kept transition (padding reuses the last key).
+    Computed on the host (:mod:`~tms_bayes.inference.threefry` for JAX's default PRNG)."""
+    from . import threefry
+
+    impl = jax.random.key_impl(key)
+    if str(impl) == "threefry2x32" and jax.config.jax_threefry_partitionable:
+        split = threefry.split
+    else:  # another PRNG: JAX's own split, one device call per shape
+
+        def split(data, n):
+            keys = jax.random.wrap_key_data(np.reshape(data, (-1, data.shape[-1])), impl=impl)
+            out = jax.vmap(lambda k: jax.random.split(k, n))(keys)
+            return np.asarray(jax.random.key_data(out)).reshape(*data.shape[:-1], n, data.shape[-1])
+
+    tune, draws, chunk = settings.tune, settings.draws, settings.chunk
+    n_chunks = math.ceil(draws / chunk)
+    mine = split(np.asarray(jax.random.key_data(key)), chains * (2 + n_chunks))
+    mine = mine.reshape(2 + n_chunks, chains, -1)
+    kept = np.swapaxes(split(mine[2:], chunk), 0, 1).reshape(chains, n_chunks * chunk, -1)
+    steps = np.concatenate([split(mine[0], tune), kept], axis=1)[:, : tune + draws]
+    size = math.ceil((tune + draws) / chunk) * chunk
+    return np.concatenate([steps, np.repeat(steps[:, -1:], size - steps.shape[1], axis=1)], axis=1)
+
+
 def _chees_programs(cm: CompiledModel, settings: NutsSettings, chains: int | None):
-    """(warmup, sample) for the "chees" chain method (module docstring), with :func:`make_sampler`'s
-    signatures: the adapted parameters come back with a leading chain axis like the per-chain ones."""
+    """Jitted ``warmup(keys, init, data) -> (state, params)`` and ``sample(keys, state, params, data) ->
+    (state, draws)`` for the "chees" chain method (module docstring), ``keys`` one per chain; the
+    adapted parameters come back with a leading chain axis."""
     import optax
 
     def shared(data):  # every chain of a call samples the same data
@@ -350,88 +377,85 @@ class ChainSampler:
         if settings.chain_method == "chees":
             self.warmup, self.sample = _chees_programs(cm, settings, self.chains)
         else:
-            self.advance = make_program(cm, settings, chains=self.chains)
             self.plan = plan(settings)
         self._compiled = None
         self._compiling = threading.Lock()
         self.compilations = 0
         self.compile_s = 0.0
 
-    def _compile(self, keys, init, data):
+    def compile(self, key, init, data, meanwhile: Callable | None = None) -> None:
+        """Compile the program(s) for arguments like ``run``'s, unless done already (:meth:`run` calls
+        this).  ``meanwhile``: work for a helper thread while XLA compiles (which releases the GIL), e.g.
+        compiling the program that turns draws into a posterior."""
+        with self._compiling:
+            if self._compiled is None:
+                self._compile(key, init, data, meanwhile)
+
+    def _compile(self, key, init, data, meanwhile):
         t0 = time.perf_counter()
         if self.settings.chain_method == "chees":
+            keys = self._chees_keys(key)
             warm = self.warmup.lower(keys[0], init, data).compile()
             state, params = jax.eval_shape(self.warmup, keys[0], init, data)
             self._compiled = (warm, self.sample.lower(keys[0], state, params, data).compile())
             self.compilations += 2
         else:
-            blank = jax.tree.map(
-                lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(self._start, init, data)
-            )
-            row = {k: v[0] for k, v in self.plan.items()}
-            program = self.advance.lower(keys[:, 0], blank, init, data, row, np.bool_(True)).compile()
+            blank, row = self._blank(init), {k: v[0] for k, v in self.plan.items()}
+            self._impl = jax.random.key_impl(key)
+            self.advance = make_program(self.cm, self.settings, self.chains, self._impl)
+            keys = transition_keys(key, self.chains, self.settings)[:, : self.settings.chunk]
+            lowered = self.advance.lower(keys, np.int32(0), blank, init, data, row)
+            with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-meanwhile") as helper:
+                done = helper.submit(meanwhile) if meanwhile is not None else None
+                program = lowered.compile()
+                if done is not None:
+                    done.result()
             self._compiled = (program, blank)
             self.compilations += 1
         self.compile_s += time.perf_counter() - t0
 
-    def _start(self, init, data):
-        """The carry's structure (:class:`Carry`, leading chain axis), for :func:`jax.eval_shape`."""
+    def _blank(self, init) -> Carry:
+        """Zeros in the shape of the program's carry (leading chain axis), for its first call."""
         init_adaptation, _, _ = window_adaptation(
             self.settings.target_accept, self.settings.mass_matrix == "diag"
         )
 
-        def one(position, data):
-            state = blackjax.nuts.init(position, self.cm.logdensity(data))
-            return Carry(state, init_adaptation(position.shape[-1]))
+        def one(position):  # the state's structure only: any log density of the position's dtype
+            return Carry(blackjax.nuts.init(position, jnp.sum), init_adaptation(position.shape[-1]))
 
-        return jax.vmap(one)(init, data)
-
-    def _keys(self, key) -> jax.Array:
-        """One key per transition and chain, (chain, calls × chunk) for :func:`plan`'s calls: the
-        warmup's from one key per chain, the kept draws' from one key per chain and ``chunk``."""
-        st = self.settings
-        n_chunks = math.ceil(st.draws / st.chunk)
-        keys = jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
-        if st.chain_method == "chees":
-            return keys
-        split = jax.vmap(jax.random.split, in_axes=(0, None))
-        steps = jnp.concatenate(
-            [split(keys[0], st.tune), *(split(keys[2 + i], st.chunk) for i in range(n_chunks))], axis=1
-        )
-        size = self.plan["mode"].size
-        steps = steps[:, : st.tune + st.draws]
-        if steps.shape[1] < size:  # padding transitions (nothing is kept from them) reuse the last key
-            steps = jnp.concatenate([steps, jnp.repeat(steps[:, -1:], size - steps.shape[1], axis=1)], axis=1)
-        return steps.reshape(self.chains, -1, st.chunk)
+        return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(jax.vmap(one), init))
 
     def run(self, key, init, data, bar=None, cancel=None) -> tuple[dict, float]:
         """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
         chain axis, see :func:`stack_data`).  Returns (draws: {:class:`Draws` field: (chain, draw, ...)},
-        sampling seconds); ``bar`` (tqdm) advances per chunk of
-        transitions.  ``cancel`` (a ``threading.Event``), when set, stops the run before its next
-        compiled call (a chunk of transitions) with :class:`Cancelled`."""
+        sampling seconds); ``bar`` (tqdm) advances per chunk of transitions.  ``cancel`` (a
+        ``threading.Event``), when set, stops the run before its next compiled call (a chunk of
+        transitions) with :class:`Cancelled`."""
         st = self.settings
         self.cm.check_data(data)
-        keys = self._keys(key)
 
         def go_on():
             if cancel is not None and cancel.is_set():
                 raise Cancelled("sampling cancelled")
 
         go_on()
-        with self._compiling:
-            if self._compiled is None:
-                self._compile(keys, init, data)
+        self.compile(key, init, data)
         t0 = time.perf_counter()
         if st.chain_method == "chees":
-            chunks = self._run_chees(keys, init, data, bar, go_on)
+            chunks = self._run_chees(key, init, data, bar, go_on)
         else:
             program, carry = self._compiled
+            if jax.random.key_impl(key) != self._impl:
+                raise ValueError(
+                    f"this sampler was compiled for {self._impl} keys, got a {jax.random.key_impl(key)} key"
+                )
+            keys = transition_keys(key, self.chains, st)
+            keys = keys.reshape(self.chains, -1, st.chunk, keys.shape[-1])
             chunks = []
             for i in range(self.plan["mode"].shape[0]):
                 go_on()
                 row = {k: v[i] for k, v in self.plan.items()}
-                carry, draws = program(keys[:, i], carry, init, data, row, np.bool_(i == 0))
+                carry, draws = program(keys[:, i], np.int32(i), carry, init, data, row)
                 kept = row["mode"] == SAMPLE
                 if kept.any():
                     chunks.append(jax.tree.map(lambda x: x[:, kept], jax.device_get(draws)))
@@ -443,9 +467,15 @@ class ChainSampler:
         }
         return draws, elapsed
 
-    def _run_chees(self, keys, init, data, bar, go_on) -> list:
+    def _chees_keys(self, key):
+        """ChEES's keys: (2 + chunks of draws, chain), row 0 the warmup's, row 2 + i chunk i's."""
+        n_chunks = math.ceil(self.settings.draws / self.settings.chunk)
+        return jax.random.split(key, self.chains * (2 + n_chunks)).reshape(-1, self.chains)
+
+    def _run_chees(self, key, init, data, bar, go_on) -> list:
         """ChEES's warmup program, then its sampling program per chunk of draws."""
         st = self.settings
+        keys = self._chees_keys(key)
         warm, samp = self._compiled
         go_on()
         state, params = warm(keys[0], init, data)

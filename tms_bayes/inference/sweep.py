@@ -41,6 +41,7 @@ from .. import _validate
 from .._options import CHAIN_METHODS, GAUGES, MASS_MATRICES, setting
 from .._parse import log_beta_factor, parse_beta, parse_sizes
 from ..store.atomic import write_netcdf
+from ..store import netcdf
 from ..store.netcdf import read_inference_data
 from ..store.rundir import RunDir, make_attrs, run_mismatch, with_legacy
 
@@ -414,6 +415,7 @@ class Sweep:
         if not todo:
             return self
         runner = self.runner(devices, concurrent=True)
+        runner.while_compiling.append(netcdf.warm_up)  # the first run file costs more: set it up meanwhile
         parallel = max(1, min(runner.parallel_jobs, len(todo)))
         overall = tqdm(total=len(todo), desc="sweep", unit="job", disable=not progress, position=0)
         cancel = threading.Event()  # tells the sampling threads to stop at their next chunk
@@ -714,6 +716,7 @@ class _JaxRunner:
         self.coords = {k: np.asarray(v) for k, v in model.coords.items()}
         self.sampler = ChainSampler(self.cm, nuts, st.chains)
         self.cm._posterior  # one jitted program for every sampling thread (created here, not raced for)
+        self.while_compiling = []  # callables run beside the sampler's compilation (Sweep.run: netCDF)
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
 
     @property
@@ -754,6 +757,16 @@ class _JaxRunner:
             position=position,
         )
         try:
+            # the first job compiles the sampler; while XLA compiles it: the posterior program, and
+            # whatever the caller asked for (while_compiling)
+            shape = (st.chains, st.draws, self.cm.dim)
+
+            def meanwhile():
+                self.cm.posterior(np.zeros(shape), job_data)
+                for task in self.while_compiling:
+                    task()
+
+            self.sampler.compile(key, init, stacked, meanwhile)
             draws, elapsed = self.sampler.run(key, init, stacked, bar, cancel=cancel)
         finally:
             bar.close()
@@ -788,6 +801,7 @@ class _PymcRunner:
     def __init__(self, sweep: Sweep):
         self.sweep = sweep
         self.parallel_jobs = 1
+        self.while_compiling = []  # nothing compiles beside PyMC's own sampling: never run
         self.compilations = 0
         self.timings = {}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import arviz as az
 import xarray as xr
 
-__all__ = ["ENGINE", "open_dataset", "open_dataarray", "read_inference_data"]
+__all__ = ["ENGINE", "open_dataset", "open_dataarray", "read_inference_data", "warm_up"]
 
 ENGINE = "netcdf4"
 
@@ -35,3 +35,19 @@ def read_inference_data(path) -> az.InferenceData:
     xarray (its lock) in one opening of the file."""
     with xr.open_datatree(path, engine=ENGINE) as tree:
         return az.InferenceData(**{name: tree[name].to_dataset().load() for name in tree.children})
+
+
+def warm_up() -> None:
+    """Write and read back a one-variable file in a temporary directory.  A process's first result file
+    costs ≈ 0.2–0.4 s more than the next (the netCDF-C library's set-up, and xarray importing
+    ``dask.distributed`` where it is installed, to choose its write lock); a sweep calls this while XLA
+    compiles its sampler, when a core is otherwise idle, instead of paying it after its first job."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="tms-bayes-warm-up-") as tmp:
+        path = Path(tmp) / "warm-up.nc"
+        xr.Dataset({"x": ("i", np.zeros(1))}).to_netcdf(path, engine=ENGINE)
+        open_dataset(path).load().close()
