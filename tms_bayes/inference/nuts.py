@@ -59,7 +59,7 @@ class NutsSettings:
 
     tune: int = 300
     draws: int = 300
-    chunk: int = 50  # transitions per compiled sampling call (progress granularity)
+    chunk: int = 50  # transitions per compiled call, warm-up and draws alike (progress granularity)
     target_accept: float = 0.8
     max_tree_depth: int = 10
     chain_method: str = "sequential"
@@ -395,23 +395,24 @@ class ChainSampler:
         t0 = time.perf_counter()
         if self.settings.chain_method == "chees":
             keys = self._chees_keys(key)
-            warm = self.warmup.lower(keys[0], init, data).compile()
             state, params = jax.eval_shape(self.warmup, keys[0], init, data)
-            self._compiled = (warm, self.sample.lower(keys[0], state, params, data).compile())
-            self.compilations += 2
+            lowered = [
+                self.warmup.lower(keys[0], init, data),
+                self.sample.lower(keys[0], state, params, data),
+            ]
         else:
-            blank, row = self._blank(init), {k: v[0] for k, v in self.plan.items()}
             self._impl = jax.random.key_impl(key)
             self.advance = make_program(self.cm, self.settings, self.chains, self._impl)
             keys = transition_keys(key, self.chains, self.settings)[:, : self.settings.chunk]
-            lowered = self.advance.lower(keys, np.int32(0), blank, init, data, row)
-            with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-meanwhile") as helper:
-                done = helper.submit(meanwhile) if meanwhile is not None else None
-                program = lowered.compile()
-                if done is not None:
-                    done.result()
-            self._compiled = (program, blank)
-            self.compilations += 1
+            blank, row = self._blank(init), {k: v[0] for k, v in self.plan.items()}
+            lowered = [self.advance.lower(keys, np.int32(0), blank, init, data, row)]
+        with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-meanwhile") as helper:
+            done = helper.submit(meanwhile) if meanwhile is not None else None
+            programs = [low.compile() for low in lowered]  # XLA, without the GIL
+            if done is not None:
+                done.result()
+        self._compiled = tuple(programs) if self.settings.chain_method == "chees" else (programs[0], blank)
+        self.compilations += len(programs)
         self.compile_s += time.perf_counter() - t0
 
     def _blank(self, init) -> Carry:
