@@ -92,6 +92,7 @@ def test_plan_runs_the_warmup_then_the_draws_in_calls_of_chunk():
 def test_host_key_splitting_is_jax_random_split_bit_for_bit():
     from tms_bayes.inference import threefry
 
+    assert jax.config.jax_threefry_partitionable  # JAX's default, which tms_bayes leaves alone
     for seed in (0, 5, 2**31 - 1, 2**32 + 7):
         key = jax.random.key(seed)
         data = np.asarray(jax.random.key_data(key))
@@ -101,3 +102,38 @@ def test_host_key_splitting_is_jax_random_split_bit_for_bit():
     keys = jax.random.split(jax.random.key(9), 6)  # a batch of keys: split each
     expected = np.asarray(jax.random.key_data(jax.vmap(lambda k: jax.random.split(k, 50))(keys)))
     np.testing.assert_array_equal(threefry.split(np.asarray(jax.random.key_data(keys)), 50), expected)
+
+
+def test_plan_without_slow_windows_and_with_one_padded_call():
+    p = plan(NutsSettings(tune=10, draws=5, chunk=40))  # tune < 20: step size only; chunk > tune + draws
+    assert p["mode"].shape == (1, 40)
+    assert p["mode"][0].tolist() == [WARMUP] * 10 + [SAMPLE] * 5 + [PAD] * 25
+    assert not p["stage"].any() and not p["end"].any()
+
+
+def test_transition_keys_follow_the_same_scheme_for_another_prng():
+    """rbg keys (JAX's split, not the NumPy threefry) and threefry keys: row c of transition t is
+    split(split(key, chains·(2 + chunks))[row, c], …)[t], warm-up from row 0, chunk i of draws from row 2 + i."""
+    from tms_bayes.inference.nuts import transition_keys
+
+    settings, chains = NutsSettings(tune=7, draws=4, chunk=3), 2  # 11 transitions in 4 calls: 1 padding
+    for key in (jax.random.key(4), jax.random.key(4, impl="rbg")):
+        got = transition_keys(key, chains, settings)
+        assert got.shape[:2] == (chains, 12)
+        rows = jax.random.split(key, chains * (2 + 2)).reshape(-1, chains)
+        for c in range(chains):
+            expected = [*jax.random.split(rows[0, c], 7), *jax.random.split(rows[2, c], 3), *jax.random.split(rows[3, c], 3)]
+            expected = np.asarray(jax.random.key_data(jnp.stack(expected[:11])))
+            np.testing.assert_array_equal(got[c, :11], expected)
+            np.testing.assert_array_equal(got[c, 11], expected[-1])  # padding reuses the last key
+
+
+def test_a_run_takes_one_key_of_the_compiled_kind():
+    cm = compile_model(correlated_model())
+    sampler = ChainSampler(cm, NutsSettings(tune=5, draws=5, chunk=10), 2)
+    data, init = stack_data(cm.with_data(), 2), jnp.zeros((2, 3))
+    with pytest.raises(ValueError, match="one PRNG key"):
+        sampler.run(jax.random.split(jax.random.key(0), 2), init, data)
+    sampler.run(jax.random.key(0), init, data)
+    with pytest.raises(ValueError, match="compiled for"):
+        sampler.run(jax.random.key(0, impl="rbg"), init, data)

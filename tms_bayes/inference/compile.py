@@ -287,7 +287,13 @@ def _probe_blas() -> threading.Thread:
     subprocesses, so the graphs can be built meanwhile.  Later calls find the flags resolved."""
     from pytensor import config
 
-    probe = threading.Thread(target=lambda: config.blas__ldflags, name="tms-bayes-blas-probe", daemon=True)
+    def resolve():
+        try:
+            config.blas__ldflags
+        except Exception:  # noqa: BLE001  (the conversion resolves them again, and raises there)
+            pass
+
+    probe = threading.Thread(target=resolve, name="tms-bayes-blas-probe", daemon=True)
     probe.start()
     return probe
 

@@ -468,7 +468,8 @@ def _nuts_losses(cm, nll_fn, data, w0, key, *, chains, draws, tune, target_accep
     positions (chain, draw, dim))."""
     from .nuts import ChainSampler, NutsSettings, stack_data
 
-    settings = NutsSettings(tune=tune, draws=draws, chunk=draws, target_accept=target_accept)
+    # one compiled call: warm-up and draws together
+    settings = NutsSettings(tune=tune, draws=draws, chunk=tune + draws, target_accept=target_accept)
     sampler = ChainSampler(cm, settings, chains)
     init = jnp.broadcast_to(w0, (chains, cm.dim))
     out, _ = sampler.run(key, init, stack_data(cm.data, chains))

@@ -7,9 +7,10 @@ warmup and sampling in one program (they share the NUTS transition, which is mos
 one compilation instead of two saves ≈ 1.2 s of a cold sweep's ≈ 4.2 s of compiling on a 2-core CPU).
 What each transition of a chunk does (adapt, keep, nothing) is an argument (:func:`plan`), as are
 the data (padded to a fixed number of rows, with a mask) and β, with a leading chain axis, so every
-n, every seed and every chunk of a sweep reuse the same compiled program.  The draws are bitwise those
-of blackjax's ``window_adaptation(...).run`` followed by ``blackjax.nuts`` transitions with the same
-keys (``tests/test_nuts.py``).
+n, every seed and every chunk of a sweep reuse the same compiled program.  The draws are those of
+blackjax's ``window_adaptation(...).run`` followed by ``blackjax.nuts`` transitions with the same keys
+(``tests/test_nuts.py``: to 1e-9; on the 2-core CPU of the benchmarks the default, sequential chains with
+a diagonal mass matrix, gave every draw of two TMS jobs bit for bit as the two programs before did).
 
 Chains are mapped either with ``jax.vmap`` ("vectorized": fast batched gradients, but chains advance
 in lockstep, so a transition costs the deepest tree of the batch) or ``jax.lax.map``
@@ -35,7 +36,6 @@ from typing import Callable, NamedTuple
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import blackjax
 import numpy as np
@@ -198,8 +198,7 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
 
         carry = jax.lax.cond(call == 0, start, lambda c: c, carry)
 
-        def step(carry, xs):
-            key, mode, stage, end = xs
+        def transition(carry, key, mode, stage, end):
             state, adaptation = carry
             warm = mode == WARMUP
             step_size = jnp.where(warm, adaptation[2], sampling_step_size(adaptation))
@@ -207,7 +206,6 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
                 key, state, logdensity, step_size, adaptation[3], max_num_doublings=settings.max_tree_depth
             )
             adapted = adapt_update(adaptation, stage, end, new.position, info.acceptance_rate)
-            carry = Carry(_where(mode != PAD, new, state), _where(warm, adapted, adaptation))
             draws = Draws(
                 new.position,
                 new.logdensity,
@@ -218,7 +216,15 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
                 info.acceptance_rate,
                 step_size,
             )
-            return carry, draws
+            return Carry(new, _where(warm, adapted, adaptation)), draws
+
+        def pad(carry, *args):  # no transition: the carry as it is, zeros for the draw (never kept)
+            shapes = jax.eval_shape(transition, carry, *args)[1]
+            return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        def step(carry, xs):
+            key, mode, stage, end = xs
+            return jax.lax.cond(mode == PAD, pad, transition, carry, key, mode, stage, end)
 
         return jax.lax.scan(step, carry, (keys, plan["mode"], plan["stage"], plan["end"]))
 
@@ -383,15 +389,16 @@ class ChainSampler:
         self.compilations = 0
         self.compile_s = 0.0
 
-    def compile(self, key, init, data, meanwhile: Callable | None = None) -> None:
-        """Compile the program(s) for arguments like ``run``'s, unless done already (:meth:`run` calls
-        this).  ``meanwhile``: work for a helper thread while XLA compiles (which releases the GIL), e.g.
-        compiling the program that turns draws into a posterior."""
+    def compile(self, key, init, data, before_xla: Callable | None = None) -> None:
+        """Compile the program(s) for arguments like :meth:`run`'s, unless done already (:meth:`run`
+        calls this).  ``before_xla``: called (in this thread, with nothing) once the programs are traced
+        and lowered, just before XLA compiles them — XLA releases the GIL, so work started then in
+        another thread has a core to itself (a sweep compiles its posterior program then)."""
         with self._compiling:
             if self._compiled is None:
-                self._compile(key, init, data, meanwhile)
+                self._compile(key, init, data, before_xla)
 
-    def _compile(self, key, init, data, meanwhile):
+    def _compile(self, key, init, data, before_xla):
         t0 = time.perf_counter()
         if self.settings.chain_method == "chees":
             keys = self._chees_keys(key)
@@ -402,15 +409,13 @@ class ChainSampler:
             ]
         else:
             self._impl = jax.random.key_impl(key)
-            self.advance = make_program(self.cm, self.settings, self.chains, self._impl)
+            advance = make_program(self.cm, self.settings, self.chains, self._impl)
             keys = transition_keys(key, self.chains, self.settings)[:, : self.settings.chunk]
             blank, row = self._blank(init), {k: v[0] for k, v in self.plan.items()}
-            lowered = [self.advance.lower(keys, np.int32(0), blank, init, data, row)]
-        with ThreadPoolExecutor(1, thread_name_prefix="tms-bayes-meanwhile") as helper:
-            done = helper.submit(meanwhile) if meanwhile is not None else None
-            programs = [low.compile() for low in lowered]  # XLA, without the GIL
-            if done is not None:
-                done.result()
+            lowered = [advance.lower(keys, np.int32(0), blank, init, data, row)]
+        if before_xla is not None:
+            before_xla()
+        programs = [low.compile() for low in lowered]  # XLA, without the GIL
         self._compiled = tuple(programs) if self.settings.chain_method == "chees" else (programs[0], blank)
         self.compilations += len(programs)
         self.compile_s += time.perf_counter() - t0
@@ -426,21 +431,24 @@ class ChainSampler:
 
         return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(jax.vmap(one), init))
 
-    def run(self, key, init, data, bar=None, cancel=None) -> tuple[dict, float]:
+    def run(self, key, init, data, bar=None, cancel=None, before_xla=None) -> tuple[dict, float]:
         """Warm up and sample every chain from ``init`` (chains, dim) on per-chain ``data`` (leading
-        chain axis, see :func:`stack_data`).  Returns (draws: {:class:`Draws` field: (chain, draw, ...)},
-        sampling seconds); ``bar`` (tqdm) advances per chunk of transitions.  ``cancel`` (a
-        ``threading.Event``), when set, stops the run before its next compiled call (a chunk of
-        transitions) with :class:`Cancelled`."""
+        chain axis, see :func:`stack_data`), with the transitions' keys drawn from ``key`` (one key).
+        Returns (draws: {:class:`Draws` field: (chain, draw, ...)}, sampling seconds); ``bar`` (tqdm)
+        advances per chunk of transitions.  ``cancel`` (a ``threading.Event``), when set, stops the run
+        before its next compiled call (a chunk of transitions) with :class:`Cancelled`.
+        ``before_xla``: see :meth:`compile` (used only by the run that compiles)."""
         st = self.settings
         self.cm.check_data(data)
+        if jnp.ndim(key) != 0:
+            raise ValueError(f"key must be one PRNG key (jax.random.key(seed)), got shape {jnp.shape(key)}")
 
         def go_on():
             if cancel is not None and cancel.is_set():
                 raise Cancelled("sampling cancelled")
 
         go_on()
-        self.compile(key, init, data)
+        self.compile(key, init, data, before_xla)
         t0 = time.perf_counter()
         if st.chain_method == "chees":
             chunks = self._run_chees(key, init, data, bar, go_on)
@@ -460,6 +468,8 @@ class ChainSampler:
                 kept = row["mode"] == SAMPLE
                 if kept.any():
                     chunks.append(jax.tree.map(lambda x: x[:, kept], jax.device_get(draws)))
+                else:  # warm-up only: wait for it, so that progress and cancel follow the chunks
+                    jax.block_until_ready(carry)
                 if bar is not None:
                     bar.update(int(np.sum(row["mode"] != PAD)))
         elapsed = time.perf_counter() - t0

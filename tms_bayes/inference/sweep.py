@@ -336,7 +336,7 @@ class Sweep:
                 f"n…_seed000… hold dataset seeds {settings.seed_offset}…); convert it into a new "
                 f"directory with: tms-bayes merge {self.out} --out NEW_DIR"
             )
-        self.compilations = 0  # JAX programs compiled by this Sweep (1 for a whole jax sweep)
+        self.compilations = 0  # JAX programs compiled by this Sweep (1 for a whole jax sweep; 2 with ChEES)
         self.timings: dict[str, float] = {}
         self._datasets: dict[int, dict] = {}  # the dataset of the seed being run (one kept)
         self.statuses: dict[str, str] = {}  # what this run did with each job ("done", "held", "finished")
@@ -717,11 +717,36 @@ class _JaxRunner:
         self.sampler = ChainSampler(self.cm, nuts, st.chains)
         self.cm._posterior  # one jitted program for every sampling thread (created here, not raced for)
         self.while_compiling = []  # callables run beside the sampler's compilation (Sweep.run: netCDF)
+        self._posterior_ready = threading.Event()
+        self._posterior_ready.set()  # until a compilation starts the posterior program beside it
         self.timings = {"graph_s": time.perf_counter() - t0, "compile_s": 0.0}
 
     @property
     def compilations(self) -> int:
         return self.sampler.compilations
+
+    def _beside_xla(self, shape, job_data) -> None:
+        """Called as XLA starts compiling the sampler (it releases the GIL): a helper thread compiles
+        the posterior program (what a job needs after sampling), then runs ``while_compiling`` (the
+        caller's set-up, e.g. of the netCDF writer).  Best effort: a failure is warned about, not
+        raised — the work is done again, or fails properly, where it is needed."""
+
+        def best_effort(task, what):
+            try:
+                task()
+            except Exception as exc:  # noqa: BLE001  (a speed-up only)
+                warnings.warn(f"{what} beside the compilation failed ({exc!r}); carrying on", RuntimeWarning)
+
+        def work():
+            try:
+                best_effort(lambda: self.cm.posterior(np.zeros(shape), job_data), "compiling the posterior")
+            finally:
+                self._posterior_ready.set()
+            for task in self.while_compiling:
+                best_effort(task, getattr(task, "__qualname__", repr(task)))
+
+        self._posterior_ready.clear()
+        threading.Thread(target=work, name="tms-bayes-beside-xla", daemon=True).start()
 
     def _job_data(self, n, data):
         from .nuts import stack_data
@@ -757,20 +782,14 @@ class _JaxRunner:
             position=position,
         )
         try:
-            # the first job compiles the sampler; while XLA compiles it: the posterior program, and
-            # whatever the caller asked for (while_compiling)
             shape = (st.chains, st.draws, self.cm.dim)
-
-            def meanwhile():
-                self.cm.posterior(np.zeros(shape), job_data)
-                for task in self.while_compiling:
-                    task()
-
-            self.sampler.compile(key, init, stacked, meanwhile)
-            draws, elapsed = self.sampler.run(key, init, stacked, bar, cancel=cancel)
+            draws, elapsed = self.sampler.run(
+                key, init, stacked, bar, cancel=cancel, before_xla=lambda: self._beside_xla(shape, job_data)
+            )
         finally:
             bar.close()
         self.timings["compile_s"] = self.sampler.compile_s
+        self._posterior_ready.wait()  # compiled beside the sampler (by the job that compiled it)
         # W, b (and a gauge's coordinates), L_n; ℓ_k of every row, the first n kept
         posterior, ell = self.cm.posterior(draws["position"], job_data)
         return _to_idata(

@@ -1,14 +1,14 @@
 """JAX's key splitting (threefry2x32, the default PRNG) in NumPy, for keys a sampler needs by the
 thousand before its compiled program starts.
 
-Splitting on the host through JAX costs a compiled device call per shape (≈ 0.7 s of one-time
-compilation for the keys of a NUTS run), and splitting inside the sampler's program adds ≈ 0.3 s to its
-XLA compilation; here the same keys cost microseconds.  The hash is Threefry-2x32 with 20 rounds
-(Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as 1, 2, 3"; rotation constants
-13 15 26 6 / 17 29 16 24, key-schedule parity 0x1BD11BDA), and ``split(key, n)`` hashes the counters
-0 … n − 1 (high word 0) under the key, as ``jax.random.split`` does with ``jax_threefry_partitionable``
-on (JAX's default since 0.5).  ``tests/test_nuts.py`` checks the keys bit for bit against
-``jax.random.split``.
+Splitting on the host through JAX costs a compiled device call per shape and operation (≈ 0.4–0.7 s of
+one-time compilation per process for the keys of a NUTS run), and splitting inside the sampler's program
+adds ≈ 0.3 s to its XLA compilation; here the same keys cost microseconds.  The hash is Threefry-2x32
+with 20 rounds (Salmon, Moraes, Dror & Shaw 2011, "Parallel random numbers: as easy as 1, 2, 3";
+rotation constants 13 15 26 6 / 17 29 16 24, key-schedule parity 0x1BD11BDA), and ``split(key, n)``
+hashes the counters 0 … n − 1 (high word 0) under the key, as ``jax.random.split`` does with
+``jax_threefry_partitionable`` on (JAX's default since 0.5).  ``tests/test_nuts.py`` checks the keys
+bit for bit against ``jax.random.split``.
 """
 
 from __future__ import annotations

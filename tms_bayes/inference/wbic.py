@@ -85,9 +85,7 @@ def sample_tempered(
         disable=not progress,
     )
     t0 = time.perf_counter()
-    draws_, _ = sampler.run(
-        jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar
-    )
+    draws_, _ = sampler.run(jax.random.key(int(rng.integers(2**31))), init, stack_data(data, chains), bar)
     bar.close()
     posterior, ell = cm.posterior(draws_["position"], data)
     ell = ell[..., keep]

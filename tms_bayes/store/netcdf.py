@@ -50,4 +50,5 @@ def warm_up() -> None:
     with tempfile.TemporaryDirectory(prefix="tms-bayes-warm-up-") as tmp:
         path = Path(tmp) / "warm-up.nc"
         xr.Dataset({"x": ("i", np.zeros(1))}).to_netcdf(path, engine=ENGINE)
-        open_dataset(path).load().close()
+        with open_dataset(path) as ds:
+            ds.load()
