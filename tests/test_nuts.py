@@ -62,12 +62,13 @@ def reference(cm, settings, key, init, data):
 
 @pytest.mark.parametrize("mass_matrix", ["diag", "dense"])
 def test_one_program_reproduces_blackjax_window_adaptation_then_nuts(mass_matrix):
-    """tune 60 + draws 25 in chunks of 20: the windows of Stan's schedule (fast, slow windows ending in a
-    new mass matrix, fast), a call that ends the warmup and starts the draws, and a padded last call.
+    """tune 60 + draws 26 in chunks of at most 20 (5 calls of 18): the windows of Stan's schedule (fast,
+    slow windows ending in a new mass matrix, fast), a call that ends the warmup and starts the draws,
+    and a last call with 4 padding transitions.
     Equal to rounding (1e-9 relative): a wrong adaptation step, step size or key would move every
     draw by O(1)."""
     cm = compile_model(correlated_model())
-    settings = NutsSettings(tune=60, draws=25, chunk=20, mass_matrix=mass_matrix)
+    settings = NutsSettings(tune=60, draws=26, chunk=20, mass_matrix=mass_matrix)
     chains = 2
     init = jnp.asarray(np.random.default_rng(3).normal(size=(chains, 3)) * 2.0)
     data = cm.with_data()
@@ -78,11 +79,11 @@ def test_one_program_reproduces_blackjax_window_adaptation_then_nuts(mass_matrix
     assert np.all(draws["step_size"] == draws["step_size"][:, :1])  # frozen while sampling
 
 
-def test_plan_runs_the_warmup_then_the_draws_in_calls_of_chunk():
-    p = plan(NutsSettings(tune=60, draws=25, chunk=20))
-    assert p["mode"].shape == (5, 20)
+def test_plan_runs_the_warmup_then_the_draws_in_even_calls_of_at_most_chunk():
+    p = plan(NutsSettings(tune=60, draws=26, chunk=20))  # 86 transitions: 5 calls of 18, 4 padding
+    assert p["mode"].shape == (5, 18)
     mode = p["mode"].ravel()
-    assert (mode[:60] == WARMUP).all() and (mode[60:85] == SAMPLE).all() and (mode[85:] == PAD).all()
+    assert (mode[:60] == WARMUP).all() and (mode[60:86] == SAMPLE).all() and (mode[86:] == PAD).all()
     # Stan's windows for 60 warmup transitions (blackjax's build_schedule): fast 9, slow 45, fast 6
     stage, end = p["stage"].ravel()[:60], p["end"].ravel()[:60]
     assert stage.tolist() == [0] * 9 + [1] * 45 + [0] * 6
@@ -104,10 +105,10 @@ def test_host_key_splitting_is_jax_random_split_bit_for_bit():
     np.testing.assert_array_equal(threefry.split(np.asarray(jax.random.key_data(keys)), 50), expected)
 
 
-def test_plan_without_slow_windows_and_with_one_padded_call():
+def test_plan_without_slow_windows_in_one_call():
     p = plan(NutsSettings(tune=10, draws=5, chunk=40))  # tune < 20: step size only; chunk > tune + draws
-    assert p["mode"].shape == (1, 40)
-    assert p["mode"][0].tolist() == [WARMUP] * 10 + [SAMPLE] * 5 + [PAD] * 25
+    assert p["mode"].shape == (1, 15)
+    assert p["mode"][0].tolist() == [WARMUP] * 10 + [SAMPLE] * 5
     assert not p["stage"].any() and not p["end"].any()
 
 

@@ -59,7 +59,7 @@ class NutsSettings:
 
     tune: int = 300
     draws: int = 300
-    chunk: int = 50  # transitions per compiled call, warm-up and draws alike (progress granularity)
+    chunk: int = 50  # at most this many transitions per compiled call (progress granularity; :func:`calls`)
     target_accept: float = 0.8
     max_tree_depth: int = 10
     chain_method: str = "sequential"
@@ -152,23 +152,32 @@ def window_adaptation(target_accept: float, diagonal: bool):
     return init, update, step_size
 
 
+def calls(settings: NutsSettings) -> tuple[int, int]:
+    """(calls, transitions per call) of a run: the fewest calls of at most ``chunk`` transitions that
+    hold ``tune + draws``, evened out, so that fewer than ``calls`` transitions are padding."""
+    total = settings.tune + settings.draws
+    n = math.ceil(total / settings.chunk)
+    return n, math.ceil(total / n)
+
+
 def plan(settings: NutsSettings) -> dict[str, np.ndarray]:
-    """The transitions of a run, in calls of ``chunk``: {"mode", "stage", "end"}, each (calls, chunk) —
+    """The transitions of a run, in :func:`calls`: {"mode", "stage", "end"}, each (calls, per call) —
     ``tune`` warmup transitions (mode :data:`WARMUP`, with the window schedule's stage and window end)
-    then ``draws`` kept ones (:data:`SAMPLE`), the last call padded (:data:`PAD`)."""
+    then ``draws`` kept ones (:data:`SAMPLE`), then padding (:data:`PAD`: the transition runs, its
+    result is dropped) to fill the last call."""
     from blackjax.adaptation.window_adaptation import build_schedule
 
     total = settings.tune + settings.draws
-    calls = math.ceil(total / settings.chunk)
-    size = calls * settings.chunk
+    n, per_call = calls(settings)
+    size = n * per_call
     mode = np.full(size, PAD, dtype=np.int32)
     mode[: settings.tune], mode[settings.tune : total] = WARMUP, SAMPLE
     schedule = np.zeros((size, 2), dtype=np.int32)
     schedule[: settings.tune] = np.asarray(build_schedule(settings.tune))
     return {
-        "mode": mode.reshape(calls, -1),
-        "stage": schedule[:, 0].reshape(calls, -1),
-        "end": schedule[:, 1].astype(bool).reshape(calls, -1),
+        "mode": mode.reshape(n, -1),
+        "stage": schedule[:, 0].reshape(n, -1),
+        "end": schedule[:, 1].astype(bool).reshape(n, -1),
     }
 
 
@@ -198,7 +207,8 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
 
         carry = jax.lax.cond(call == 0, start, lambda c: c, carry)
 
-        def transition(carry, key, mode, stage, end):
+        def step(carry, xs):
+            key, mode, stage, end = xs
             state, adaptation = carry
             warm = mode == WARMUP
             step_size = jnp.where(warm, adaptation[2], sampling_step_size(adaptation))
@@ -206,6 +216,7 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
                 key, state, logdensity, step_size, adaptation[3], max_num_doublings=settings.max_tree_depth
             )
             adapted = adapt_update(adaptation, stage, end, new.position, info.acceptance_rate)
+            carry = Carry(_where(mode != PAD, new, state), _where(warm, adapted, adaptation))
             draws = Draws(
                 new.position,
                 new.logdensity,
@@ -216,15 +227,7 @@ def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -
                 info.acceptance_rate,
                 step_size,
             )
-            return Carry(new, _where(warm, adapted, adaptation)), draws
-
-        def pad(carry, *args):  # no transition: the carry as it is, zeros for the draw (never kept)
-            shapes = jax.eval_shape(transition, carry, *args)[1]
-            return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-        def step(carry, xs):
-            key, mode, stage, end = xs
-            return jax.lax.cond(mode == PAD, pad, transition, carry, key, mode, stage, end)
+            return carry, draws
 
         return jax.lax.scan(step, carry, (keys, plan["mode"], plan["stage"], plan["end"]))
 
@@ -257,7 +260,7 @@ def _where(condition, new, old):
 
 
 def transition_keys(key, chains: int, settings: NutsSettings) -> np.ndarray:
-    """The key data of every chain's transitions, (chain, calls × chunk, *key shape) for :func:`plan`:
+    """The key data of every chain's transitions, (chain, calls × per call, *key shape) for :func:`plan`:
     ``key`` split into one key per chain for the warmup, split again into one per warmup transition, and
     one per chain and chunk of draws, split into one per kept transition (padding reuses the last key).
     Computed on the host (:mod:`~tms_bayes.inference.threefry` for JAX's default PRNG)."""
@@ -279,7 +282,7 @@ def transition_keys(key, chains: int, settings: NutsSettings) -> np.ndarray:
     mine = mine.reshape(2 + n_chunks, chains, -1)
     kept = np.swapaxes(split(mine[2:], chunk), 0, 1).reshape(chains, n_chunks * chunk, -1)
     steps = np.concatenate([split(mine[0], tune), kept], axis=1)[:, : tune + draws]
-    size = math.ceil((tune + draws) / chunk) * chunk
+    size = math.prod(calls(settings))
     return np.concatenate([steps, np.repeat(steps[:, -1:], size - steps.shape[1], axis=1)], axis=1)
 
 
@@ -410,7 +413,7 @@ class ChainSampler:
         else:
             self._impl = jax.random.key_impl(key)
             advance = make_program(self.cm, self.settings, self.chains, self._impl)
-            keys = transition_keys(key, self.chains, self.settings)[:, : self.settings.chunk]
+            keys = transition_keys(key, self.chains, self.settings)[:, : calls(self.settings)[1]]
             blank, row = self._blank(init), {k: v[0] for k, v in self.plan.items()}
             lowered = [advance.lower(keys, np.int32(0), blank, init, data, row)]
         if before_xla is not None:
@@ -459,7 +462,7 @@ class ChainSampler:
                     f"this sampler was compiled for {self._impl} keys, got a {jax.random.key_impl(key)} key"
                 )
             keys = transition_keys(key, self.chains, st)
-            keys = keys.reshape(self.chains, -1, st.chunk, keys.shape[-1])
+            keys = keys.reshape(self.chains, *calls(st), keys.shape[-1])
             chunks = []
             for i in range(self.plan["mode"].shape[0]):
                 go_on()
