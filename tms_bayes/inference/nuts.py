@@ -98,7 +98,7 @@ class Carry(NamedTuple):
     adaptation: tuple
 
 
-#: a transition's role in :func:`plan`: padding (no transition), warmup (adapting), a kept draw
+#: a transition's role in :func:`plan`: padding (run, its result dropped), warmup (adapting), a kept draw
 PAD, WARMUP, SAMPLE = 0, 1, 2
 
 
@@ -184,7 +184,7 @@ def plan(settings: NutsSettings) -> dict[str, np.ndarray]:
 def make_program(cm: CompiledModel, settings: NutsSettings, chains: int, impl) -> Callable:
     """The jitted NUTS program for ``chains`` chains of ``cm`` and keys of the PRNG ``impl`` (module
     docstring): ``advance(keys, call, carry, position, data, plan) -> (carry, draws)`` runs call ``call``
-    of :func:`plan` — warmup transitions, kept ones or both — for every chain.  ``keys`` (chain, chunk,
+    of :func:`plan` — warmup transitions, kept ones or both — for every chain.  ``keys`` (chain, per call,
     ...): the key data of its transitions (:func:`transition_keys`); ``carry`` (:class:`Carry`, leading
     chain axis): where the last call left off — ignored by call 0, which starts at ``position`` (chain,
     dim); ``data``: with a leading chain axis; ``plan``: row ``call`` of :func:`plan`, shared by the
